@@ -1,0 +1,6 @@
+"""Datasets and benchmarks: everything is read from local files, nothing is downloaded."""
+
+from exssnet.data.benchmarks import BenchmarkSpec, benchmark_names, build_benchmark, register_benchmark
+from exssnet.data.tasks import Benchmark, Split, TaskData
+
+__all__ = ["Benchmark", "BenchmarkSpec", "Split", "TaskData", "benchmark_names", "build_benchmark", "register_benchmark"]

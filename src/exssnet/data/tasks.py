@@ -1,0 +1,139 @@
+"""The data contract every benchmark returns: tasks of in-memory tensors with per-task labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence, Union
+
+import torch
+
+from exssnet.errors import ExssnetError
+
+Inputs = Union[torch.Tensor, tuple[torch.Tensor, ...]]
+BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def num_examples(x: Inputs) -> int:
+    return (x[0] if isinstance(x, tuple) else x).shape[0]
+
+
+def take(x: Inputs, index: torch.Tensor) -> Inputs:
+    """Rows `index` of a tensor or of every tensor of a tuple."""
+    return tuple(t[index] for t in x) if isinstance(x, tuple) else x[index]
+
+
+def to_device(x: Inputs, device: torch.device | str) -> Inputs:
+    return tuple(t.to(device) for t in x) if isinstance(x, tuple) else x.to(device)
+
+
+@dataclass
+class Split:
+    """Inputs and labels (0..C-1 within the task) of one split."""
+
+    x: Inputs
+    y: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if num_examples(self.x) != self.y.shape[0]:
+            raise ExssnetError(f"split has {num_examples(self.x)} inputs but {self.y.shape[0]} labels")
+
+    def __len__(self) -> int:
+        return self.y.shape[0]
+
+    def batches(
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[Inputs, torch.Tensor]]:
+        """Mini-batches in order, or in a seeded random order."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for start in range(0, n, batch_size):
+            index = order[start : start + batch_size]
+            yield take(self.x, index), self.y[index]
+
+
+@dataclass
+class TaskData:
+    """One task: class names in label order and train / val / test splits."""
+
+    name: str
+    classes: list[str]
+    train: Split
+    val: Split
+    test: Split
+    augment: BatchTransform | None = None  # applied to training batches only
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+@dataclass
+class Benchmark:
+    """A sequence of tasks sharing one input shape."""
+
+    name: str
+    tasks: list[TaskData]
+    input_shape: tuple[int, ...]
+    info: dict = field(default_factory=dict)
+
+    @property
+    def max_classes(self) -> int:
+        return max(task.num_classes for task in self.tasks)
+
+
+def carve_validation(split: Split, fraction: float, generator: torch.Generator) -> tuple[Split, Split]:
+    """Split training data into (train, val) with `fraction` of it, at random, as validation."""
+    if not 0.0 <= fraction < 1.0:
+        raise ExssnetError(f"val_fraction must be in [0, 1), got {fraction}")
+    n = len(split)
+    order = torch.randperm(n, generator=generator)
+    n_val = int(round(n * fraction))
+    val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
+    return Split(take(split.x, train_idx), split.y[train_idx]), Split(take(split.x, val_idx), split.y[val_idx])
+
+
+def class_incremental_tasks(
+    train: Split,
+    test: Split,
+    class_names: Sequence[str],
+    class_order: Sequence[int],
+    classes_per_task: int,
+    val_fraction: float,
+    generator: torch.Generator,
+    prefix: str = "task",
+    augment: BatchTransform | None = None,
+) -> list[TaskData]:
+    """Cut a labelled dataset into tasks of `classes_per_task` classes taken in `class_order`.
+
+    Labels are remapped per task to 0..C_t-1 by position in the task's class list.
+    """
+    if classes_per_task < 1 or len(class_order) < classes_per_task:
+        raise ExssnetError(
+            f"cannot make tasks of {classes_per_task} classes from {len(class_order)} classes"
+        )
+    tasks = []
+    for t in range(len(class_order) // classes_per_task):
+        chosen = list(class_order[t * classes_per_task : (t + 1) * classes_per_task])
+        task_train = _select_classes(train, chosen)
+        task_train, task_val = carve_validation(task_train, val_fraction, generator)
+        tasks.append(
+            TaskData(
+                name=f"{prefix}{t}",
+                classes=[str(class_names[c]) for c in chosen],
+                train=task_train,
+                val=task_val,
+                test=_select_classes(test, chosen),
+                augment=augment,
+            )
+        )
+    return tasks
+
+
+def _select_classes(split: Split, chosen: list[int]) -> Split:
+    """Examples of the `chosen` original labels, relabelled 0..len(chosen)-1."""
+    labels = torch.as_tensor(chosen, dtype=split.y.dtype)
+    keep = torch.isin(split.y, labels)
+    index = keep.nonzero().flatten()
+    remap = torch.full((int(split.y.max()) + 1,), -1, dtype=torch.long)
+    remap[labels] = torch.arange(len(chosen))
+    return Split(take(split.x, index), remap[split.y[index]])

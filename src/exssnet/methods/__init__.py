@@ -1,0 +1,6 @@
+"""Continual-learning methods by name (each module registers itself on import)."""
+
+from exssnet.methods import supermask_methods  # noqa: F401  (registers supsup, ssnet, exssnet)
+from exssnet.methods.base import ContinualMethod, build_method, method_names, register_method
+
+__all__ = ["ContinualMethod", "build_method", "method_names", "register_method"]

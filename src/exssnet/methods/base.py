@@ -1,0 +1,70 @@
+"""The interface every continual-learning method implements, and the method registry."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Callable
+
+import torch
+
+from exssnet.config import RunConfig
+from exssnet.data.tasks import Benchmark, Inputs, TaskData
+from exssnet.errors import ExssnetError
+from exssnet.training.loops import EpochCallback
+
+
+class ContinualMethod(ABC):
+    """Learns tasks one at a time and answers task-given logits for any learned task."""
+
+    name: str = ""
+
+    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
+        self.config = config
+        self.benchmark = benchmark
+        self.device = torch.device(config.device)
+        self.num_learned = 0
+
+    @abstractmethod
+    def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
+        """Train on `task` (id `task_id`, learned in order); return per-task info for results.json."""
+
+    @abstractmethod
+    def logits(self, x: Inputs, task_id: int) -> torch.Tensor:
+        """Logits over `task_id`'s classes for a batch already on the device."""
+
+    @abstractmethod
+    def eval_mode(self) -> None:
+        """Put every module in eval mode (before evaluation)."""
+
+    def summary(self) -> dict:
+        """Method-level facts for results.json (e.g. sparse overlap)."""
+        return {}
+
+    def check_task(self, task_id: int) -> int:
+        if not isinstance(task_id, int) or not 0 <= task_id < self.num_learned:
+            raise ExssnetError(f"task id {task_id!r} is out of range: {self.num_learned} task(s) learned")
+        return task_id
+
+
+MethodFactory = Callable[[RunConfig, Benchmark], ContinualMethod]
+_METHODS: dict[str, MethodFactory] = {}
+
+
+def register_method(name: str) -> Callable[[MethodFactory], MethodFactory]:
+    def decorate(factory: MethodFactory) -> MethodFactory:
+        if name in _METHODS:
+            raise ValueError(f"method {name!r} is registered twice")
+        _METHODS[name] = factory
+        return factory
+
+    return decorate
+
+
+def method_names() -> list[str]:
+    return sorted(_METHODS)
+
+
+def build_method(config: RunConfig, benchmark: Benchmark) -> ContinualMethod:
+    if config.method not in _METHODS:
+        raise ExssnetError(f"unknown method {config.method!r}; known methods: {', '.join(method_names())}")
+    return _METHODS[config.method](config, benchmark)

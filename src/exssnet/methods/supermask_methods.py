@@ -1,0 +1,93 @@
+"""SupSup, SSNeT and ExSSNeT: one class, three weight-phase rules.
+
+- supsup:  mask phase only; the shared weights never change.
+- ssnet:   mask phase, then train every weight inside the task's mask (may forget).
+- exssnet: mask phase, then train only free weights (mask AND NOT earlier masks): no forgetting.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from exssnet.config import RunConfig
+from exssnet.data.tasks import Benchmark, Inputs, TaskData
+from exssnet.methods.base import ContinualMethod, register_method
+from exssnet.metrics import sparse_overlap
+from exssnet.models import build_model
+from exssnet.supermask import SupermaskNet, to_supermask
+from exssnet.training.loops import EpochCallback, train_phase
+
+WEIGHT_RULES = {"supsup": None, "ssnet": "all", "exssnet": "exclusive"}
+
+
+def task_generator(seed: int, task_id: int, phase: int) -> torch.Generator:
+    """A generator that depends only on (seed, task, phase), so any task can be replayed alone."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + task_id * 101 + phase)
+
+
+class SupermaskMethod(ContinualMethod):
+    """A supermask network learning each task as mask phase + optional weight phase."""
+
+    def __init__(self, config: RunConfig, benchmark: Benchmark, weight_rule: str | None) -> None:
+        super().__init__(config, benchmark)
+        self.weight_rule = weight_rule
+        dense = build_model(config.model, benchmark.input_shape, benchmark.max_classes)
+        self.net: SupermaskNet = to_supermask(dense, config.density, keep_scores=config.keep_scores).to(self.device)
+
+    def initial_scores(self, task_id: int, task: TaskData) -> tuple[dict[str, torch.Tensor] | None, dict]:
+        """Scores to start `task` from (None: fresh random) and info about the choice."""
+        return None, {}
+
+    def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
+        cfg = self.config
+        init, info = self.initial_scores(task_id, task)
+        self.net.add_task(task.num_classes, initial_scores=init)
+        logits_fn = self.net_logits_fn(task.num_classes)
+        for weight in self.net.weight_parameters():
+            weight.requires_grad_(False)
+        mask_history = train_phase(
+            "mask", self.net, logits_fn, self.net.score_parameters(task_id), task, cfg.mask_epochs, cfg.mask_lr,
+            cfg.batch_size, task_generator(cfg.seed, task_id, 0), cfg.eval_batch_size, progress, on_epoch,
+        )
+        info["mask_phase"] = mask_history.to_dict()
+        if self.weight_rule is not None:
+            self.net.start_weight_phase(exclusive=self.weight_rule == "exclusive")
+            for weight in self.net.weight_parameters():
+                weight.requires_grad_(True)
+            weight_history = train_phase(
+                "weights", self.net, logits_fn, self.net.weight_parameters(), task, cfg.weight_epochs, cfg.weight_lr,
+                cfg.batch_size, task_generator(cfg.seed, task_id, 1), cfg.eval_batch_size, progress, on_epoch,
+            )
+            for weight in self.net.weight_parameters():
+                weight.requires_grad_(False)
+            info["weight_phase"] = weight_history.to_dict()
+        self.net.finish_task()
+        self.num_learned += 1
+        return info
+
+    def net_logits_fn(self, num_classes: int):
+        def logits_fn(x: Inputs) -> torch.Tensor:
+            return self.net(*(x if isinstance(x, tuple) else (x,)))[:, :num_classes]
+
+        return logits_fn
+
+    def logits(self, x: Inputs, task_id: int) -> torch.Tensor:
+        return self.net.logits(x, self.check_task(task_id))
+
+    def eval_mode(self) -> None:
+        self.net.eval()
+
+    def summary(self) -> dict:
+        masks = [self.net.task_masks(t) for t in range(self.net.num_tasks)]
+        return {"sparse_overlap": sparse_overlap(masks)}
+
+
+def _factory(rule: str | None):
+    def build(config: RunConfig, benchmark: Benchmark) -> SupermaskMethod:
+        return SupermaskMethod(config, benchmark, rule)
+
+    return build
+
+
+for _name, _rule in WEIGHT_RULES.items():
+    register_method(_name)(_factory(_rule))

@@ -1,0 +1,22 @@
+"""Plain-text summary of a results dict: the accuracy matrix and the headline metrics."""
+
+from __future__ import annotations
+
+
+def format_summary(results: dict) -> str:
+    acc = results["acc_matrix"]
+    n = len(acc)
+    lines = [
+        f"{results['method']} on {results['benchmark']} (model {results['model']}, density {results['density']}, seed {results['seed']})",
+        "accuracy matrix (row: after learning task i; column: task j), percent:",
+        "        " + " ".join(f"{'T' + str(j):>7}" for j in range(n)),
+    ]
+    for i, row in enumerate(acc):
+        cells = " ".join(f"{v:7.2f}" if v is not None else f"{'':>7}" for v in row)
+        lines.append(f"after {i:<2}{cells}")
+    lines.append(f"average accuracy: {results['avg_acc']:.2f}")
+    lines.append(f"forgetting:       {results['forgetting']:.2f}")
+    if results.get("sparse_overlap") is not None:
+        lines.append("sparse overlap:   " + " ".join(f"{v:.3f}" for v in results["sparse_overlap"]))
+    lines.append("task time (s):    " + " ".join(f"{s:.1f}" for s in results["task_time_s"]))
+    return "\n".join(lines)

@@ -1,0 +1,218 @@
+"""Turn any torch model into a supermask model and drive its per-task phases.
+
+`to_supermask(model, density)` replaces every Linear/Conv1d/Conv2d with a masked layer (shared
+signed-constant weight, no bias) and every BatchNorm1d/2d with a per-task non-affine BatchNorm,
+the way PEFT injects adapters. `SupermaskNet` is the one place that knows the phase order:
+
+    add_task -> mask phase -> [weight phase] -> finish_task   (then the next add_task)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from exssnet.errors import ExssnetError, check_density
+from exssnet.layers.batchnorm import MultitaskBatchNorm
+from exssnet.layers.masked import MaskedConv1d, MaskedConv2d, MaskedLayer, MaskedLinear
+
+PHASE_MASK, PHASE_WEIGHTS, PHASE_DONE = "mask", "weights", "done"
+
+
+@dataclass
+class TaskState:
+    """Bookkeeping for one task: its class count and where it is in the phase order."""
+
+    num_classes: int
+    phase: str = PHASE_MASK
+
+
+def _replacement(module: nn.Module, density: float) -> nn.Module | None:
+    """The supermask version of `module`, or None if it is kept as is."""
+    if isinstance(module, (MaskedLayer, MultitaskBatchNorm)):
+        return None
+    if isinstance(module, nn.Linear):
+        return MaskedLinear(module.in_features, module.out_features, density=density)
+    conv_types = ((nn.Conv2d, MaskedConv2d), (nn.Conv1d, MaskedConv1d))
+    for torch_type, masked_type in conv_types:
+        if isinstance(module, torch_type):
+            return masked_type(
+                module.in_channels, module.out_channels, module.kernel_size, stride=module.stride,
+                padding=module.padding, dilation=module.dilation, groups=module.groups,
+                padding_mode=module.padding_mode, density=density,
+            )
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        dims = 2 if isinstance(module, nn.BatchNorm2d) else 1
+        return MultitaskBatchNorm(module.num_features, dims=dims, eps=module.eps, momentum=module.momentum)
+    return None
+
+
+def inject_supermask_layers(model: nn.Module, density: float) -> nn.Module:
+    """Replace Linear/Conv/BatchNorm modules of `model` in place; returns `model`."""
+    for name, child in list(model.named_children()):
+        replacement = _replacement(child, density)
+        if replacement is None:
+            inject_supermask_layers(child, density)
+        else:
+            setattr(model, name, replacement)
+    return model
+
+
+class SupermaskNet(nn.Module):
+    """A model whose masked layers hold one subnetwork per task over shared weights."""
+
+    def __init__(self, model: nn.Module, density: float, keep_scores: bool = True) -> None:
+        super().__init__()
+        self.density = check_density(density)
+        self.model = model
+        self.keep_scores = keep_scores
+        self.tasks: list[TaskState] = []
+        self.active_task = -1
+        self._grad_masks: dict[str, torch.Tensor] = {}  # weight-phase gradient masks per layer
+        if not self.masked_layers():
+            raise ExssnetError("the model has no Linear or Conv layer to mask")
+
+    # ----- structure ----------------------------------------------------------------
+    def masked_layers(self) -> list[MaskedLayer]:
+        return [m for m in self.model.modules() if isinstance(m, MaskedLayer)]
+
+    def named_masked_layers(self) -> Iterator[tuple[str, MaskedLayer]]:
+        for name, module in self.model.named_modules():
+            if isinstance(module, MaskedLayer):
+                yield name, module
+
+    def norm_layers(self) -> list[MultitaskBatchNorm]:
+        return [m for m in self.model.modules() if isinstance(m, MultitaskBatchNorm)]
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def device(self) -> torch.device:
+        return self.masked_layers()[0].weight.device
+
+    def check_task(self, task: int) -> int:
+        """Return `task` if it names an existing task, else raise a clear error."""
+        if not isinstance(task, int) or isinstance(task, bool) or not 0 <= task < self.num_tasks:
+            raise ExssnetError(f"task id {task!r} is out of range: this model has {self.num_tasks} task(s) (ids 0..{self.num_tasks - 1})")
+        return task
+
+    # ----- phase order --------------------------------------------------------------
+    def add_task(
+        self, num_classes: int, initial_scores: dict[str, torch.Tensor] | None = None
+    ) -> int:
+        """Start a new task in its mask phase; optional initial scores per masked layer name."""
+        if self.tasks and self.tasks[-1].phase != PHASE_DONE:
+            raise ExssnetError(f"task {self.num_tasks - 1} is not finished; call finish_task() before adding another")
+        task = self.num_tasks
+        for name, layer in self.named_masked_layers():
+            layer.add_task(task, None if initial_scores is None else initial_scores[name])
+        for norm in self.norm_layers():
+            norm.add_task(task)
+        self.model.to(self.device)
+        self.tasks.append(TaskState(num_classes=num_classes))
+        self.set_task(task)
+        return task
+
+    def start_weight_phase(self, exclusive: bool) -> None:
+        """Freeze the current task's mask and let its weights train.
+
+        exclusive=True (ExSSNeT): only free weights (mask AND NOT earlier tasks' masks) get gradient.
+        exclusive=False (SSNeT): every weight in the mask gets gradient.
+        """
+        task = self._current(PHASE_MASK)
+        for name, layer in self.named_masked_layers():
+            mask, free = layer.commit(task)
+            self._grad_masks[name] = free if exclusive else mask
+            if not self.keep_scores:
+                layer.drop_scores(task)
+        self.tasks[task].phase = PHASE_WEIGHTS
+        self.set_task(task)
+
+    def finish_task(self) -> None:
+        """End the current task: its mask is frozen (committed if still in the mask phase)."""
+        task = self.num_tasks - 1
+        if task < 0 or self.tasks[task].phase == PHASE_DONE:
+            raise ExssnetError("there is no unfinished task to finish")
+        if self.tasks[task].phase == PHASE_MASK:
+            for layer in self.masked_layers():
+                layer.commit(task)
+                if not self.keep_scores:
+                    layer.drop_scores(task)
+        self.tasks[task].phase = PHASE_DONE
+        self._grad_masks = {}
+        self.set_task(task)
+
+    def _current(self, phase: str) -> int:
+        task = self.num_tasks - 1
+        if task < 0 or self.tasks[task].phase != phase:
+            state = "no task" if task < 0 else f"task {task} is in phase {self.tasks[task].phase!r}"
+            raise ExssnetError(f"expected the current task in phase {phase!r}, but {state}")
+        return task
+
+    def set_task(self, task: int) -> None:
+        """Make `task` the subnetwork (mask and BatchNorm) the forward pass uses."""
+        self.check_task(task)
+        phase = self.tasks[task].phase
+        for name, layer in self.named_masked_layers():
+            if phase == PHASE_MASK:
+                layer.use_scores(task)
+            else:
+                layer.use_mask(task, self._grad_masks.get(name) if phase == PHASE_WEIGHTS else None)
+        for norm in self.norm_layers():
+            norm.set_task(task)
+        self.active_task = task
+
+    # ----- parameters per phase ---------------------------------------------------
+    def score_parameters(self, task: int) -> list[nn.Parameter]:
+        return [layer.scores[str(task)] for layer in self.masked_layers()]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return [layer.weight for layer in self.masked_layers()]
+
+    def task_scores(self, task: int) -> dict[str, torch.Tensor] | None:
+        """Float scores of `task` per layer name, or None if they were not kept."""
+        out = {}
+        for name, layer in self.named_masked_layers():
+            if str(task) not in layer.scores:
+                return None
+            out[name] = layer.scores[str(task)].detach()
+        return out
+
+    def task_masks(self, task: int) -> dict[str, torch.Tensor]:
+        """Boolean mask of a committed task per layer name."""
+        self.check_task(task)
+        return {name: layer.mask_of(task) for name, layer in self.named_masked_layers()}
+
+    def num_maskable(self) -> int:
+        return sum(layer.weight.numel() for layer in self.masked_layers())
+
+    # ----- forward -----------------------------------------------------------------
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(*inputs)
+
+    def logits(self, inputs: torch.Tensor | tuple[torch.Tensor, ...], task: int) -> torch.Tensor:
+        """Logits of `task`'s classes (the head is sliced to the task's class count)."""
+        self.set_task(self.check_task(task))
+        args = inputs if isinstance(inputs, tuple) else (inputs,)
+        return self(*args)[:, : self.tasks[task].num_classes]
+
+    @torch.no_grad()
+    def predict(self, inputs: torch.Tensor | tuple[torch.Tensor, ...], task: int) -> torch.Tensor:
+        """Class predictions (0..C_t-1) of `task`'s subnetwork in eval mode."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self.logits(inputs, task).argmax(dim=1)
+        finally:
+            self.train(was_training)
+
+
+def to_supermask(model: nn.Module, density: float, keep_scores: bool = True) -> SupermaskNet:
+    """Wrap any torch model as a supermask model (modules are replaced in place)."""
+    density = check_density(density)
+    return SupermaskNet(inject_supermask_layers(model, density), density, keep_scores=keep_scores)

@@ -1,0 +1,102 @@
+"""The two loops every method shares: train one phase with a fresh Adam + cosine schedule, and evaluate."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from exssnet.data.tasks import Inputs, Split, TaskData
+from exssnet.errors import ExssnetError
+
+LogitsFn = Callable[[Inputs], torch.Tensor]
+EpochCallback = Callable[[dict], None]
+
+
+@dataclass
+class PhaseHistory:
+    """Per-epoch mean training loss and validation accuracy (percent) of one phase."""
+
+    name: str
+    loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"loss": self.loss, "val_acc": self.val_acc, "seconds": self.seconds}
+
+
+@torch.no_grad()
+def accuracy(logits_fn: LogitsFn, split: Split, batch_size: int) -> float:
+    """Percent of `split` that `logits_fn` classifies correctly (caller sets eval mode)."""
+    if len(split) == 0:
+        raise ExssnetError("cannot evaluate on an empty split")
+    correct = 0
+    for x, y in split.batches(batch_size):
+        correct += int((logits_fn(x).argmax(dim=1) == y).sum())
+    return 100.0 * correct / len(split)
+
+
+def train_phase(
+    name: str,
+    module: torch.nn.Module,
+    logits_fn: LogitsFn,
+    params: Iterable[torch.nn.Parameter],
+    task: TaskData,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    generator: torch.Generator,
+    eval_batch_size: int = 1024,
+    progress: bool = True,
+    on_epoch: EpochCallback | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor, Inputs], torch.Tensor] | None = None,
+) -> PhaseHistory:
+    """Train `params` for `epochs` with a fresh Adam (weight decay 0) and a per-step cosine schedule.
+
+    `module` is put in train mode for steps and eval mode for the per-epoch validation.
+    A NaN or infinite loss stops the run with a clear error.
+    """
+    history = PhaseHistory(name)
+    params = [p for p in params]
+    if epochs == 0 or not params:
+        return history
+    start = time.perf_counter()
+    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=0.0)
+    steps = epochs * math.ceil(len(task.train) / batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    bar = tqdm(range(epochs), desc=f"  {task.name} {name}", leave=False, disable=not progress, unit="ep")
+    for epoch in bar:
+        module.train()
+        total, count = 0.0, 0
+        for x, y in task.train.batches(batch_size, shuffle=True, generator=generator):
+            if task.augment is not None:
+                x = task.augment(x, generator)
+            logits = logits_fn(x)
+            loss = F.cross_entropy(logits, y) if loss_fn is None else loss_fn(logits, y, x)
+            if not torch.isfinite(loss):
+                raise ExssnetError(
+                    f"loss became {loss.item()} in {task.name} {name} phase, epoch {epoch + 1}; "
+                    "lower the learning rate or check the input data"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += float(loss.detach()) * y.shape[0]
+            count += y.shape[0]
+        history.loss.append(total / max(count, 1))
+        module.eval()
+        if len(task.val):
+            history.val_acc.append(accuracy(logits_fn, task.val, eval_batch_size))
+        bar.set_postfix(loss=f"{history.loss[-1]:.4f}", val=f"{history.val_acc[-1]:.2f}" if history.val_acc else "-")
+        if on_epoch is not None:
+            on_epoch({"phase": name, "epoch": epoch + 1, "loss": history.loss[-1],
+                      "val_acc": history.val_acc[-1] if history.val_acc else None})
+    history.seconds = time.perf_counter() - start
+    return history

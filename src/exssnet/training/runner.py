@@ -1,0 +1,141 @@
+"""Run a method over a benchmark's tasks, fill the accuracy matrix and write results.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from exssnet import __version__
+from exssnet.config import RunConfig
+from exssnet.data import BenchmarkSpec, build_benchmark
+from exssnet.data.tasks import Benchmark, Split, TaskData, to_device
+from exssnet.errors import ExssnetError
+from exssnet.methods import build_method
+from exssnet.methods.base import ContinualMethod
+from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
+from exssnet.training.loops import EpochCallback, accuracy
+
+RESULTS_FILE = "results.json"
+
+
+def configure_torch(config: RunConfig) -> None:
+    """Seed, threads, determinism and a usable device, or a clear error."""
+    if config.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ExssnetError(f"device {config.device!r} requested but CUDA is not available on this machine")
+    try:
+        torch.device(config.device)
+    except RuntimeError:
+        raise ExssnetError(f"unknown device {config.device!r}; use cpu, cuda or cuda:N") from None
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    if config.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.manual_seed(config.seed)
+
+
+def load_benchmark(config: RunConfig) -> Benchmark:
+    spec = BenchmarkSpec(
+        seed=config.seed, num_tasks=config.num_tasks, classes_per_task=config.classes_per_task,
+        val_fraction=config.val_fraction, data_dir=config.data_dir, class_order=config.class_order,
+    )
+    return build_benchmark(config.benchmark, spec)
+
+
+def task_to_device(task: TaskData, device: torch.device) -> TaskData:
+    def move(split: Split) -> Split:
+        return Split(to_device(split.x, device), split.y.to(device))
+
+    return replace(task, train=move(task.train), val=move(task.val), test=move(task.test))
+
+
+def evaluate_seen(method: ContinualMethod, tasks: list[TaskData], upto: int, batch_size: int) -> list[float]:
+    """Test accuracy (percent) on tasks 0..upto with each task's own id."""
+    method.eval_mode()
+    return [
+        accuracy(lambda x, j=j: method.logits(x, j), tasks[j].test, batch_size) for j in range(upto + 1)
+    ]
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON to a temp file in the same folder, then rename over `path`."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def prepare_out_dir(out: Path | None, overwrite: bool) -> None:
+    """Create the output folder; refuse to replace earlier results unless told to."""
+    if out is None:
+        return
+    if (out / RESULTS_FILE).exists() and not overwrite:
+        raise ExssnetError(f"{out / RESULTS_FILE} already exists; pass --overwrite to replace it or choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExssnetError(f"cannot create output folder {out}: {exc}") from None
+
+
+def run_experiment(
+    config: RunConfig,
+    out: Path | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    on_epoch: EpochCallback | None = None,
+    log: Callable[[str], None] = tqdm.write,
+) -> dict:
+    """Learn every task of the benchmark in order; returns (and writes to `out`) the results dict."""
+    prepare_out_dir(out, overwrite)
+    configure_torch(config)
+    started = time.perf_counter()
+    benchmark = load_benchmark(config)
+    method = build_method(config, benchmark)
+    device = torch.device(config.device)
+    tasks = [task_to_device(task, device) for task in benchmark.tasks]
+    n = len(tasks)
+    acc: list[list[float | None]] = [[None] * n for _ in range(n)]
+    task_records = []
+    bar = tqdm(range(n), desc=f"{config.method} on {benchmark.name}", unit="task", disable=not progress)
+    for t in bar:
+        torch.manual_seed(config.seed * 7919 + t)
+        task_start = time.perf_counter()
+        info = method.learn_task(t, tasks[t], progress, on_epoch)
+        wall = time.perf_counter() - task_start
+        acc[t][: t + 1] = evaluate_seen(method, tasks, t, config.eval_batch_size)
+        task_records.append({"name": tasks[t].name, "classes": tasks[t].classes, "wall_time_s": wall, **info})
+        seen = sum(acc[t][: t + 1]) / (t + 1)  # type: ignore[arg-type]
+        bar.set_postfix(avg_acc=f"{seen:.2f}")
+        if progress:
+            log(f"task {t} {tasks[t].classes}: acc on task {acc[t][t]:.2f}, avg over {t + 1} seen {seen:.2f} ({wall:.1f}s)")
+    results = {
+        "method": config.method,
+        "benchmark": benchmark.name,
+        "model": config.model,
+        "density": config.density,
+        "seed": config.seed,
+        "acc_matrix": acc,
+        "avg_acc": average_accuracy(acc),
+        "forgetting": forgetting(acc),
+        "avg_acc_curve": average_accuracy_curve(acc),
+        "sparse_overlap": None,
+        **method.summary(),
+        "task_names": [task.name for task in tasks],
+        "task_time_s": [record["wall_time_s"] for record in task_records],
+        "total_time_s": time.perf_counter() - started,
+        "tasks": task_records,
+        "benchmark_info": benchmark.info,
+        "config": config.to_dict(),
+        "environment": {"exssnet": __version__, "torch": torch.__version__, "python": platform.python_version(),
+                        "device": str(device)},
+    }
+    if out is not None:
+        write_json_atomic(out / RESULTS_FILE, results)
+    return results

@@ -1,0 +1,79 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from exssnet.layers import MaskedConv1d, MaskedConv2d, MaskedLinear, pack_mask, topk_mask, unpack_mask
+from exssnet.layers.topk import straight_through_mask
+
+
+@pytest.mark.parametrize("density", [0.01, 0.05, 0.1, 0.333, 0.5, 1.0])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda d: MaskedLinear(37, 11, density=d),
+        lambda d: MaskedConv2d(3, 5, 3, padding=1, density=d),
+        lambda d: MaskedConv1d(4, 6, 5, density=d),
+    ],
+)
+def test_topk_keeps_ceil_density_times_numel(layer, density):
+    layer = layer(density)
+    layer.add_task(0)
+    layer.use_scores(0)
+    kept = int((layer.effective_weight() != 0).sum())
+    assert kept == max(1, math.ceil(density * layer.weight.numel()))
+
+
+def test_topk_mask_selects_largest_magnitudes():
+    scores = torch.tensor([[0.1, -5.0, 0.3], [4.0, -0.2, 0.0]])
+    mask = topk_mask(scores, 2 / 6)
+    assert mask.tolist() == [[False, True, False], [True, False, False]]
+
+
+def test_straight_through_gradient_reaches_every_score():
+    scores = torch.randn(20, 10, requires_grad=True)
+    upstream = torch.randn(20, 10)
+    (straight_through_mask(scores, 0.1) * upstream).sum().backward()
+    # d|s|/ds = sign(s): the mask's gradient passes through unchanged to every score, kept or not
+    assert torch.allclose(scores.grad, upstream * scores.detach().sign())
+
+
+def test_mask_phase_gradient_flows_to_scores_not_weights():
+    layer = MaskedLinear(8, 4, density=0.5)
+    layer.add_task(0)
+    layer.use_scores(0)
+    layer.weight.requires_grad_(False)
+    layer(torch.randn(3, 8)).sum().backward()
+    assert layer.scores["0"].grad is not None and layer.scores["0"].grad.abs().sum() > 0
+    assert layer.weight.grad is None
+
+
+def test_weights_are_signed_kaiming_constants():
+    layer = MaskedConv2d(3, 8, 3, density=0.5)
+    expected = math.sqrt(2.0 / (3 * 3 * 3))
+    assert torch.allclose(layer.weight.abs(), torch.full_like(layer.weight, expected))
+    assert 0.3 < (layer.weight > 0).float().mean() < 0.7
+    assert layer.bias is None
+
+
+@pytest.mark.parametrize("shape", [(1,), (7,), (8,), (9, 13), (3, 4, 5, 5)])
+def test_pack_unpack_round_trip_uses_one_bit_per_entry(shape):
+    mask = torch.rand(shape) > 0.5
+    packed = pack_mask(mask)
+    assert packed.dtype == torch.uint8 and packed.numel() == math.ceil(mask.numel() / 8)
+    assert torch.equal(unpack_mask(packed, mask.shape), mask)
+
+
+def test_unpack_rejects_wrong_size():
+    with pytest.raises(ValueError):
+        unpack_mask(torch.zeros(3, dtype=torch.uint8), (100,))
+
+
+def test_masked_layers_match_dense_ops_with_masked_weight():
+    conv = MaskedConv2d(2, 3, 3, stride=2, padding=1, density=0.3)
+    conv.add_task(0)
+    conv.use_scores(0)
+    x = torch.randn(2, 2, 9, 9)
+    w = conv.effective_weight().detach()
+    assert torch.allclose(conv(x), nn.functional.conv2d(x, w, stride=2, padding=1))

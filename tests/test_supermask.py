@@ -1,0 +1,96 @@
+import pytest
+import torch
+from torch import nn
+
+from exssnet import ExssnetError, to_supermask
+from exssnet.layers import MaskedConv1d, MaskedConv2d, MaskedLinear, MultitaskBatchNorm
+from exssnet.models import build_model
+
+
+def small_cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Flatten(), nn.Linear(4 * 6 * 6, 10), nn.BatchNorm1d(10), nn.ReLU(), nn.Linear(10, 3),
+    )
+
+
+def test_injection_replaces_linear_conv_and_batchnorm():
+    net = to_supermask(small_cnn(), density=0.2)
+    kinds = [type(m) for m in net.model]
+    assert kinds[0] is MaskedConv2d and kinds[1] is MultitaskBatchNorm
+    assert kinds[4] is MaskedLinear and kinds[7] is MaskedLinear
+    assert all(layer.bias is None for layer in net.masked_layers())
+
+
+def test_conv1d_is_injected():
+    net = to_supermask(nn.Sequential(nn.Conv1d(3, 4, 3), nn.BatchNorm1d(4)), density=0.5)
+    assert isinstance(net.model[0], MaskedConv1d)
+    assert net.model[1].dims == 1
+
+
+def test_tasks_are_added_one_at_a_time_and_switchable():
+    net = to_supermask(small_cnn(), density=0.2)
+    x = torch.randn(5, 1, 6, 6)
+    outputs = []
+    for _ in range(3):
+        t = net.add_task(num_classes=3)
+        net.finish_task()
+        net.eval()
+        outputs.append(net.logits(x, t))
+    assert net.num_tasks == 3
+    for t in range(3):
+        net.set_task(t)
+        assert torch.equal(net(x), outputs[t])
+    assert not torch.equal(outputs[0], outputs[1])
+
+
+def test_finished_task_keeps_packed_mask_and_optionally_drops_scores():
+    net = to_supermask(small_cnn(), density=0.2, keep_scores=False)
+    net.add_task(3)
+    net.finish_task()
+    layer = net.masked_layers()[0]
+    assert "0" not in layer.scores
+    assert layer.packed_mask_0.dtype == torch.uint8
+    assert layer.packed_mask_0.numel() == -(-layer.weight.numel() // 8)
+    assert net.task_scores(0) is None
+
+
+@pytest.mark.parametrize("bad", [-1, 1, 5, 1.0, "0", True])
+def test_out_of_range_task_id_is_a_clear_error(bad):
+    net = to_supermask(small_cnn(), density=0.2)
+    net.add_task(3)
+    net.finish_task()
+    with pytest.raises(ExssnetError, match="out of range"):
+        net.predict(torch.randn(2, 1, 6, 6), bad)
+
+
+@pytest.mark.parametrize("density", [0, -0.1, 1.5, float("nan"), "x"])
+def test_density_outside_unit_interval_is_refused(density):
+    with pytest.raises(ExssnetError, match="density"):
+        to_supermask(small_cnn(), density=density)
+
+
+def test_phase_order_is_enforced():
+    net = to_supermask(small_cnn(), density=0.2)
+    with pytest.raises(ExssnetError):
+        net.finish_task()
+    net.add_task(3)
+    with pytest.raises(ExssnetError, match="not finished"):
+        net.add_task(3)
+    net.start_weight_phase(exclusive=True)
+    with pytest.raises(ExssnetError, match="phase"):
+        net.start_weight_phase(exclusive=True)
+    net.finish_task()
+
+
+def test_lenet_shape():
+    net = to_supermask(build_model("lenet", (1, 28, 28), 2), density=0.1)
+    sizes = [tuple(layer.weight.shape) for layer in net.masked_layers()]
+    assert sizes == [(300, 784), (100, 300), (2, 100)]
+    net.add_task(2)
+    assert net(torch.randn(4, 1, 28, 28)).shape == (4, 2)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ExssnetError, match="unknown model"):
+        build_model("nope", (1, 28, 28), 2)
