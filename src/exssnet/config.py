@@ -14,31 +14,35 @@ import yaml
 from exssnet.errors import ExssnetError, check_density
 
 
+def setting(default: Any, help: str) -> Any:
+    """A config field with its CLI help text (every field becomes a `--flag` of `exssnet run`)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class RunConfig:
     """Everything a continual-learning run needs; every field can be set in YAML or on the CLI."""
 
-    benchmark: str = "split-mnist"
-    method: str = "exssnet"
-    model: str = "lenet"
-    density: float = 0.1
-    seed: int = 0
-    device: str = "cpu"
-    num_tasks: int | None = None
-    classes_per_task: int = 2
-    class_order: str = "seeded"
-    val_fraction: float = 0.1
-    data_dir: str | None = None
-    batch_size: int = 128
-    eval_batch_size: int = 1024
-    mask_epochs: int = 5
-    weight_epochs: int = 5
-    mask_lr: float = 0.01
-    weight_lr: float = 0.0005
-    keep_scores: bool = True
-    deterministic: bool = True
-    threads: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # method-specific settings
+    benchmark: str = setting("split-mnist", "benchmark name, e.g. split-mnist, split-fashion-mnist, split-digits")
+    method: str = setting("exssnet", "supsup, ssnet or exssnet")
+    model: str = setting("lenet", "model name, e.g. lenet")
+    density: float = setting(0.1, "fraction of weights each task's mask keeps, in (0, 1]")
+    seed: int = setting(0, "random seed (class order, initialisation, data order)")
+    device: str = setting("cpu", "cpu, cuda or cuda:N")
+    num_tasks: int | None = setting(None, "use only the first N tasks")
+    classes_per_task: int = setting(2, "classes per task")
+    class_order: str = setting("seeded", "'seeded' permutation or 'sequential'")
+    val_fraction: float = setting(0.1, "fraction of each task's training data held out for validation")
+    data_dir: str | None = setting(None, "folder with the dataset files (standard formats)")
+    batch_size: int = setting(128, "training batch size")
+    eval_batch_size: int = setting(1024, "evaluation batch size")
+    mask_epochs: int = setting(5, "epochs of the mask (scores) phase per task")
+    weight_epochs: int = setting(5, "epochs of the weight phase per task (ssnet, exssnet)")
+    mask_lr: float = setting(0.01, "Adam learning rate of the mask phase")
+    weight_lr: float = setting(0.0005, "Adam learning rate of the weight phase")
+    keep_scores: bool = setting(True, "keep finished tasks' float scores (else only their binary masks)")
+    deterministic: bool = setting(True, "use deterministic algorithms (bit-identical reruns on CPU)")
+    threads: int | None = setting(None, "torch CPU threads")
 
     def __post_init__(self) -> None:
         _check_types(self)

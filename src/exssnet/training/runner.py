@@ -8,7 +8,7 @@ import platform
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -21,7 +21,8 @@ from exssnet.errors import ExssnetError
 from exssnet.methods import build_method
 from exssnet.methods.base import ContinualMethod
 from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
-from exssnet.training.loops import EpochCallback, accuracy
+from exssnet.training.hooks import RunHook
+from exssnet.training.loops import accuracy
 
 RESULTS_FILE = "results.json"
 
@@ -89,7 +90,7 @@ def run_experiment(
     out: Path | None = None,
     progress: bool = True,
     overwrite: bool = False,
-    on_epoch: EpochCallback | None = None,
+    hooks: Sequence[RunHook] = (),
     log: Callable[[str], None] = tqdm.write,
 ) -> dict:
     """Learn every task of the benchmark in order; returns (and writes to `out`) the results dict."""
@@ -103,14 +104,18 @@ def run_experiment(
     n = len(tasks)
     acc: list[list[float | None]] = [[None] * n for _ in range(n)]
     task_records = []
+    for hook in hooks:
+        hook.on_run_start(config.to_dict(), [task.name for task in tasks])
     bar = tqdm(range(n), desc=f"{config.method} on {benchmark.name}", unit="task", disable=not progress)
     for t in bar:
         torch.manual_seed(config.seed * 7919 + t)
         task_start = time.perf_counter()
-        info = method.learn_task(t, tasks[t], progress, on_epoch)
+        info = method.learn_task(t, tasks[t], progress, lambda epoch, t=t: [h.on_epoch(t, epoch) for h in hooks])
         wall = time.perf_counter() - task_start
         acc[t][: t + 1] = evaluate_seen(method, tasks, t, config.eval_batch_size)
         task_records.append({"name": tasks[t].name, "classes": tasks[t].classes, "wall_time_s": wall, **info})
+        for hook in hooks:
+            hook.on_task_end(t, method, acc[t][: t + 1], task_records[-1])  # type: ignore[arg-type]
         seen = sum(acc[t][: t + 1]) / (t + 1)  # type: ignore[arg-type]
         bar.set_postfix(avg_acc=f"{seen:.2f}")
         if progress:
@@ -138,4 +143,6 @@ def run_experiment(
     }
     if out is not None:
         write_json_atomic(out / RESULTS_FILE, results)
+    for hook in hooks:
+        hook.on_run_end(results)
     return results

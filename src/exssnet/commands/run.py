@@ -1,0 +1,57 @@
+"""`exssnet run`: learn a sequence of tasks and write results.json."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any
+
+from exssnet.config import RunConfig, load_yaml
+
+NAME = "run"
+HELP = "learn a sequence of tasks and write results.json"
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One `--flag` per RunConfig field; booleans get `--flag/--no-flag`. Unset flags stay None."""
+    hints = typing.get_type_hints(RunConfig)
+    for f in dataclasses.fields(RunConfig):
+        flag = "--" + f.name.replace("_", "-")
+        text = f.metadata.get("help", "")
+        kinds = [t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None)]
+        if kinds[0] is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            parser.add_argument(flag, dest=f.name, type=kinds[0], default=None, metavar=f.name.upper(), help=text)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Defaults, then the YAML file, then flags given on the command line."""
+    values: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    for f in dataclasses.fields(RunConfig):
+        given = getattr(args, f.name, None)
+        if given is not None:
+            values[f.name] = given
+    return RunConfig.from_dict(values)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML file of config keys (flags given here override it)")
+    add_config_flags(parser)
+    parser.add_argument("--out", type=Path, help="output folder for results.json")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing results.json in --out")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def execute(args: argparse.Namespace) -> int:
+    from exssnet.summary import format_summary
+    from exssnet.training.runner import RESULTS_FILE, run_experiment
+
+    config = config_from_args(args)
+    results = run_experiment(config, out=args.out, progress=not args.quiet, overwrite=args.overwrite)
+    print(format_summary(results))
+    if args.out is not None:
+        print(f"results written to {args.out / RESULTS_FILE}")
+    return 0
