@@ -17,6 +17,7 @@ from exssnet.data.readers import (
 )
 from exssnet.data.tasks import Benchmark, Split, class_incremental_tasks
 from exssnet.errors import ExssnetError
+from exssnet.registry import Registry
 
 FASHION_CLASSES = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"]
 
@@ -34,27 +35,13 @@ class BenchmarkSpec:
 
 
 BenchmarkBuilder = Callable[[BenchmarkSpec], Benchmark]
-_BENCHMARKS: dict[str, BenchmarkBuilder] = {}
-
-
-def register_benchmark(name: str) -> Callable[[BenchmarkBuilder], BenchmarkBuilder]:
-    def decorate(builder: BenchmarkBuilder) -> BenchmarkBuilder:
-        if name in _BENCHMARKS:
-            raise ValueError(f"benchmark {name!r} is registered twice")
-        _BENCHMARKS[name] = builder
-        return builder
-
-    return decorate
-
-
-def benchmark_names() -> list[str]:
-    return sorted(_BENCHMARKS)
+BENCHMARKS: Registry[BenchmarkBuilder] = Registry("benchmark")
+register_benchmark = BENCHMARKS.register
+benchmark_names = BENCHMARKS.names
 
 
 def build_benchmark(name: str, spec: BenchmarkSpec) -> Benchmark:
-    if name not in _BENCHMARKS:
-        raise ExssnetError(f"unknown benchmark {name!r}; known benchmarks: {', '.join(benchmark_names())}")
-    return _BENCHMARKS[name](spec)
+    return BENCHMARKS.get(name)(spec)
 
 
 def class_order(num_classes: int, spec: BenchmarkSpec) -> list[int]:

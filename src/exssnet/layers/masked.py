@@ -137,27 +137,28 @@ class MaskedLinear(MaskedLayer, nn.Linear):
         return F.linear(x, self.effective_weight())
 
 
-class MaskedConv1d(MaskedLayer, nn.Conv1d):
+class _MaskedConv(MaskedLayer):
+    """Shared body of the masked convolutions; `_torch_conv` is the torch class it extends."""
+
+    _torch_conv: type[nn.Module]
+
+    def __init__(self, *args, density: float, **kwargs) -> None:
+        kwargs["bias"] = False
+        self._torch_conv.__init__(self, *args, **kwargs)
+        signed_kaiming_constant_(self.weight)
+        self._init_supermask(density)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.effective_weight(), None)  # type: ignore[attr-defined]
+
+
+class MaskedConv1d(_MaskedConv, nn.Conv1d):
     """`nn.Conv1d` without bias whose weight is masked per task."""
 
-    def __init__(self, *args, density: float, **kwargs) -> None:
-        kwargs["bias"] = False
-        nn.Conv1d.__init__(self, *args, **kwargs)
-        signed_kaiming_constant_(self.weight)
-        self._init_supermask(density)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.effective_weight(), None)
+    _torch_conv = nn.Conv1d
 
 
-class MaskedConv2d(MaskedLayer, nn.Conv2d):
+class MaskedConv2d(_MaskedConv, nn.Conv2d):
     """`nn.Conv2d` without bias whose weight is masked per task."""
 
-    def __init__(self, *args, density: float, **kwargs) -> None:
-        kwargs["bias"] = False
-        nn.Conv2d.__init__(self, *args, **kwargs)
-        signed_kaiming_constant_(self.weight)
-        self._init_supermask(density)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.effective_weight(), None)
+    _torch_conv = nn.Conv2d

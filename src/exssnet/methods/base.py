@@ -10,6 +10,7 @@ import torch
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.errors import ExssnetError
+from exssnet.registry import Registry
 from exssnet.training.loops import EpochCallback
 
 
@@ -47,24 +48,10 @@ class ContinualMethod(ABC):
 
 
 MethodFactory = Callable[[RunConfig, Benchmark], ContinualMethod]
-_METHODS: dict[str, MethodFactory] = {}
-
-
-def register_method(name: str) -> Callable[[MethodFactory], MethodFactory]:
-    def decorate(factory: MethodFactory) -> MethodFactory:
-        if name in _METHODS:
-            raise ValueError(f"method {name!r} is registered twice")
-        _METHODS[name] = factory
-        return factory
-
-    return decorate
-
-
-def method_names() -> list[str]:
-    return sorted(_METHODS)
+METHODS: Registry[MethodFactory] = Registry("method")
+register_method = METHODS.register
+method_names = METHODS.names
 
 
 def build_method(config: RunConfig, benchmark: Benchmark) -> ContinualMethod:
-    if config.method not in _METHODS:
-        raise ExssnetError(f"unknown method {config.method!r}; known methods: {', '.join(method_names())}")
-    return _METHODS[config.method](config, benchmark)
+    return METHODS.get(config.method)(config, benchmark)
