@@ -77,3 +77,19 @@ def test_masked_layers_match_dense_ops_with_masked_weight():
     x = torch.randn(2, 2, 9, 9)
     w = conv.effective_weight().detach()
     assert torch.allclose(conv(x), nn.functional.conv2d(x, w, stride=2, padding=1))
+
+
+def test_frozen_masked_weight_cache_follows_weight_updates_and_task_switches():
+    layer = MaskedLinear(6, 4, density=0.5)
+    for t in range(2):
+        layer.add_task(t)
+        layer.commit(t)
+    x = torch.randn(3, 6)
+    layer.use_mask(0)
+    with torch.no_grad():
+        before = layer(x)
+        layer.weight.mul_(2.0)  # an optimizer step changes the weight in place
+        assert torch.allclose(layer(x), 2 * before)
+        layer.use_mask(1)
+        expected = nn.functional.linear(x, layer.weight * layer.mask_of(1))
+        assert torch.equal(layer(x), expected)

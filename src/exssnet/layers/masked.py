@@ -55,6 +55,7 @@ class MaskedLayer(nn.Module):
         self._grad_mask: torch.Tensor | None = None  # where the weight may receive gradient
         self._alphas: torch.Tensor | None = None
         self._stacked_masks: torch.Tensor | None = None
+        self._frozen_weight: tuple[tuple, torch.Tensor] | None = None  # (key, weight * mask) for no-grad use
 
     # ----- task lifecycle -------------------------------------------------------------
     def add_task(self, task: int, initial_scores: torch.Tensor | None = None) -> None:
@@ -119,7 +120,17 @@ class MaskedLayer(nn.Module):
             raise RuntimeError("no task is active on this layer: call SupermaskNet.set_task first")
         if self._grad_mask is not None and self.weight.requires_grad:
             return masked_weight_with_grad_mask(self.weight, self._mask, self._grad_mask)
-        return self.weight * self._mask
+        if self.weight.requires_grad and torch.is_grad_enabled():
+            return self.weight * self._mask
+        return self._cached_masked_weight()
+
+    def _cached_masked_weight(self) -> torch.Tensor:
+        """`weight * mask`, recomputed only when the task, the mask or the weight's storage/version changes."""
+        assert self._mask is not None
+        key = (self.task, id(self._mask), self.weight.data_ptr(), self.weight._version, self.weight.dtype)
+        if self._frozen_weight is None or self._frozen_weight[0] != key:
+            self._frozen_weight = (key, self.weight.detach() * self._mask)
+        return self._frozen_weight[1]
 
     def extra_repr(self) -> str:  # pragma: no cover - cosmetic
         return f"{super().extra_repr()}, density={self.density}, tasks={self.num_committed}"
