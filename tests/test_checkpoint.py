@@ -144,3 +144,35 @@ def test_damaged_checkpoint_is_one_clear_error(saved, damage):
 def test_missing_folder(tmp_path):
     with pytest.raises(ExssnetError, match="does not exist"):
         from_pretrained(tmp_path / "nope")
+
+
+def test_conv_model_round_trip(tmp_path):
+    from torch import nn
+
+    from exssnet.models import model_names, register_model
+
+    if "test-conv" not in model_names():
+        @register_model("test-conv")
+        def _conv(input_shape, num_classes):
+            return nn.Sequential(nn.Conv2d(input_shape[0], 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                                 nn.Conv2d(4, 4, 3, stride=2), nn.BatchNorm2d(4), nn.ReLU(),
+                                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))
+
+    torch.manual_seed(1)
+    net = to_supermask(build_model("test-conv", (3, 9, 9), 4), 0.3)
+    x = torch.randn(6, 3, 9, 9)
+    for classes in (4, 2):
+        t = net.add_task(classes)
+        net.train()
+        net.logits(x, t)
+        net.finish_task()
+    loaded = from_pretrained(save_pretrained(net, tmp_path / "c", "test-conv", (3, 9, 9)))
+    net.eval()
+    for t in range(2):
+        assert torch.equal(net.logits(x, t), loaded.logits(x, t))
+
+
+def test_wrapping_twice_keeps_per_task_state():
+    net = trained_net(tasks=(2,))
+    again = to_supermask(net.model, 0.2)
+    assert len(again.norm_layers()) == 2 and len(again.norm_layers()[0].norms) == 1

@@ -178,3 +178,16 @@ def test_evaluate_reproduces_the_run(reference, tmp_path, capsys):
     fashion.mkdir()
     assert "inputs of shape [1, 28, 28]" in _error(["evaluate", str(out), "--benchmark", "split-fashion-mnist",
                                                     "--data-dir", str(make_idx_dir(fashion))], capsys)
+
+
+def test_resume_after_overwrite_of_a_finished_run(tmp_path):
+    out = tmp_path / "run"
+    quick = {**SLOW, "mask_epochs": 1, "weight_epochs": 1}
+    run_experiment(RunConfig(**quick), out=out, progress=False)
+    other = RunConfig(**{**quick, "density": 0.3})
+    with pytest.raises(RuntimeError):
+        run_experiment(other, out=out, progress=False, overwrite=True, hooks=[Crash(at=1)])
+    assert results_of(out)["density"] == 0.2  # the old results stay until the new run ends
+    resumed = run_experiment(other, out=out, progress=False, resume=True)
+    assert results_of(out)["density"] == 0.3
+    assert comparable(resumed) == comparable(run_experiment(other, progress=False))

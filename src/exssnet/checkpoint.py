@@ -120,7 +120,7 @@ def state_tensors(net: SupermaskNet, save_scores: bool) -> dict[str, torch.Tenso
         for t, bn in enumerate(norm.norms):
             for stat in BN_STATS:
                 tensors[f"bn.{name}.{t}.{stat}"] = getattr(bn, stat).detach()
-    return {key: value.cpu().contiguous().clone() for key, value in tensors.items()}
+    return {key: value.cpu().contiguous() for key, value in tensors.items()}
 
 
 def named_norms(net: SupermaskNet):

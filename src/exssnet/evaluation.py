@@ -43,7 +43,7 @@ def check_benchmark(saved: dict[str, Any], benchmark: Benchmark) -> None:
     if list(benchmark.input_shape) != saved["input_shape"]:
         raise ExssnetError(f"benchmark {benchmark.name} has inputs of shape {list(benchmark.input_shape)}, "
                            f"the checkpoint's model takes {saved['input_shape']}")
-    learned = saved["metadata"].get("task_classes")
+    learned = saved["metadata"].get("class_names")
     for t, num_classes in enumerate(saved["task_classes"]):
         task = benchmark.tasks[t]
         if task.num_classes != num_classes or (isinstance(learned, list) and t < len(learned) and task.classes != learned[t]):

@@ -108,11 +108,21 @@ def prepare_resume(out: Path | None, config: RunConfig, resume: bool, overwrite:
             raise ExssnetError(f"{out} holds an unfinished run; continue it with --resume, "
                                "pass --overwrite to start over, or choose another --out")
         return None
-    if (out / "results.json").exists():
-        raise ExssnetError(f"the run in {out} is already complete ({out / 'results.json'} exists)")
     state = read_run_state(out)
+    if is_complete(out, state):
+        raise ExssnetError(f"the run in {out} is already complete ({out / 'results.json'} exists)")
     check_same_config(out, state.config, config)
     return state
+
+
+def is_complete(out: Path, state: RunState) -> bool:
+    """True when out/results.json is this run's (not an older run's that --overwrite is replacing)."""
+    try:
+        results = json.loads((out / "results.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return (isinstance(results, dict) and results.get("config") == state.config
+            and len(results.get("acc_matrix") or []) == state.completed)
 
 
 def restore(method: Any, out: Path, state: RunState | None, acc: list[list[float | None]], records: list[dict]) -> int:
@@ -153,7 +163,7 @@ class CheckpointHook(RunHook):
         folder.mkdir(parents=True, exist_ok=True)
         records = [*self.state.task_records, record]
         metadata = {"run_config": self.state.config, "task_names": self.task_names[: task + 1],
-                    "task_classes": [r["classes"] for r in records]}
+                    "class_names": [r["classes"] for r in records]}
         method.save_checkpoint(folder / name, metadata)
         self.state = RunState(self.state.config, [*self.state.acc_rows, list(acc_row)], records, name)
         write_json_atomic(self.out / RUN_STATE_FILE, self.state.to_dict())

@@ -112,7 +112,7 @@ def run_experiment(
     run in `out` from its last finished task (see exssnet.training.resume).
     """
     state = prepare_resume(out, config, resume, overwrite)
-    prepare_out_dir(out, overwrite)
+    prepare_out_dir(out, overwrite or state is not None)  # a resumed run replaces an older run's results
     configure_torch(config)
     started = time.perf_counter()
     benchmark = load_benchmark(config)
