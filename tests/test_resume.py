@@ -191,3 +191,14 @@ def test_resume_after_overwrite_of_a_finished_run(tmp_path):
     resumed = run_experiment(other, out=out, progress=False, resume=True)
     assert results_of(out)["density"] == 0.3
     assert comparable(resumed) == comparable(run_experiment(other, progress=False))
+
+
+@pytest.mark.parametrize("method", ["ssnet"])
+def test_resume_without_kept_scores_is_identical(tmp_path, method):
+    config = RunConfig(**{**SLOW, "method": method, "mask_epochs": 1, "weight_epochs": 1, "keep_scores": False})
+    with pytest.raises(RuntimeError):
+        run_experiment(config, out=tmp_path, progress=False, hooks=[Crash(at=1)])
+    saved = json.loads((tmp_path / "checkpoints" / "task-000" / "config.json").read_text())
+    assert saved["has_scores"] is False
+    resumed = run_experiment(config, out=tmp_path, progress=False, resume=True)
+    assert comparable(resumed) == comparable(run_experiment(config, progress=False))

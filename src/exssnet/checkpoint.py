@@ -134,7 +134,8 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     """The validated `config.json` of a checkpoint folder."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise ExssnetError(f"checkpoint folder {directory} does not exist")
+        reason = "is not a folder" if directory.exists() else "does not exist"
+        raise ExssnetError(f"checkpoint folder {directory} {reason}")
     path = directory / CONFIG_FILE
     try:
         config = json.loads(path.read_text())

@@ -7,9 +7,9 @@
 
 from __future__ import annotations
 
-import torch
-
 from pathlib import Path
+
+import torch
 
 from exssnet.checkpoint import load_compatible, save_pretrained
 from exssnet.config import RunConfig
