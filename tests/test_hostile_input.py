@@ -123,3 +123,16 @@ def test_empty_task_is_refused_before_training(tmp_path, capsys):
                           "sequential", "--mask-epochs", "1", "--quiet", "--out", str(out)], capsys)
     assert "task 4 (task4, classes ['8', '9']) has no train examples" in err
     assert not (out / "run_state.json").exists()  # refused before any training
+
+
+def test_evaluate_checkpoint_without_run_metadata(finished_run, tmp_path, capsys):
+    import shutil
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(finished_run / "checkpoints" / "task-001", ckpt)
+    config = json.loads((ckpt / "config.json").read_text())
+    (ckpt / "config.json").write_text(json.dumps({**config, "metadata": {}}))
+    assert "pass --benchmark" in one_error_line(["evaluate", str(ckpt)], capsys)
+    assert main(["evaluate", str(ckpt), "--benchmark", "split-digits", "--seed", "0"]) == 0
+    accs = [float(line.rsplit(":", 1)[1]) for line in capsys.readouterr().out.splitlines() if "task" in line[:8]]
+    assert accs == [round(a, 2) for a in json.loads((finished_run / "results.json").read_text())["acc_matrix"][-1]]

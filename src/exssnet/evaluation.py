@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,6 @@ from exssnet.errors import ExssnetError
 from exssnet.training.loops import accuracy
 from exssnet.training.resume import CHECKPOINTS_DIR, RUN_STATE_FILE, read_run_state
 from exssnet.training.runner import configure_torch, load_benchmark, task_to_device
-
 
 def resolve_checkpoint(path: Path) -> Path:
     """A checkpoint folder, or the newest checkpoint of a run folder (one with run_state.json)."""
@@ -29,7 +29,9 @@ def resolve_checkpoint(path: Path) -> Path:
 def benchmark_config(saved: dict[str, Any], overrides: dict[str, Any]) -> RunConfig:
     """The run config stored in the checkpoint (if any) with `overrides` (e.g. --benchmark, --seed) on top."""
     run_config = saved["metadata"].get("run_config")
-    values = dict(run_config) if isinstance(run_config, dict) else {}
+    run_config = run_config if isinstance(run_config, dict) else {}
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    values = {k: v for k, v in run_config.items() if k in known}  # keys of other versions are ignored
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["num_tasks"] = len(saved["task_classes"]) or None
     values["model"], values["density"] = saved["model_name"], saved["density"]
