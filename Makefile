@@ -30,6 +30,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/step_ratio.py
+	$(BIN)/python benchmarks/checkpoint_size.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -82,7 +82,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ExssnetError(f"config file {path} is not valid YAML: {exc}") from None
+        where = getattr(exc, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
+        raise ExssnetError(f"config file {path} is not valid YAML: {getattr(exc, 'problem', None) or exc}{at}") from None
     if not isinstance(values, dict):
         raise ExssnetError(f"config file {path} must hold a mapping of keys to values")
     return {str(k).replace("-", "_"): v for k, v in values.items()}

@@ -53,6 +53,8 @@ def _replacement(module: nn.Module, density: float) -> nn.Module | None:
 def inject_supermask_layers(model: nn.Module, density: float) -> nn.Module:
     """Replace Linear/Conv/BatchNorm modules of `model` in place; returns `model`."""
     for name, child in list(model.named_children()):
+        if isinstance(child, (MaskedLayer, MultitaskBatchNorm)):
+            continue  # already a supermask layer: its inner BatchNorms are per-task state
         replacement = _replacement(child, density)
         if replacement is None:
             inject_supermask_layers(child, density)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import typing
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from exssnet.config import RunConfig, load_yaml
 
 NAME = "run"
 HELP = "learn a sequence of tasks and write results.json"
+EXIT_INTERRUPTED = 130
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -27,14 +29,19 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=f.name, type=kinds[0], default=None, metavar=f.name.upper(), help=text)
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """Defaults, then the YAML file, then flags given on the command line."""
+def given_values(args: argparse.Namespace) -> dict[str, Any]:
+    """Config keys from the YAML file, then flags given on the command line (defaults not included)."""
     values: dict[str, Any] = load_yaml(args.config) if args.config else {}
     for f in dataclasses.fields(RunConfig):
         given = getattr(args, f.name, None)
         if given is not None:
             values[f.name] = given
-    return RunConfig.from_dict(values)
+    return values
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Defaults, then the YAML file, then flags given on the command line."""
+    return RunConfig.from_dict(given_values(args))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,14 +50,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="output folder for results.json")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing results.json in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the killed run in --out from its last finished task (its saved config is used)")
+    parser.add_argument("--no-checkpoints", dest="checkpoints", action="store_false",
+                        help="do not write a checkpoint into --out after every task")
 
 
 def execute(args: argparse.Namespace) -> int:
     from exssnet.summary import format_summary
+    from exssnet.training.resume import interrupted_message, resume_config
     from exssnet.training.runner import RESULTS_FILE, run_experiment
 
-    config = config_from_args(args)
-    results = run_experiment(config, out=args.out, progress=not args.quiet, overwrite=args.overwrite)
+    if args.resume and args.out is not None:
+        config = resume_config(args.out, given_values(args))
+    else:
+        config = config_from_args(args)
+    try:
+        results = run_experiment(config, out=args.out, progress=not args.quiet, overwrite=args.overwrite,
+                                 resume=args.resume, checkpoints=args.checkpoints)
+    except KeyboardInterrupt:
+        print(f"exssnet: {interrupted_message(args.out)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(format_summary(results))
     if args.out is not None:
         print(f"results written to {args.out / RESULTS_FILE}")

@@ -134,6 +134,7 @@ def _select_classes(split: Split, chosen: list[int]) -> Split:
     labels = torch.as_tensor(chosen, dtype=split.y.dtype)
     keep = torch.isin(split.y, labels)
     index = keep.nonzero().flatten()
-    remap = torch.full((int(split.y.max()) + 1,), -1, dtype=torch.long)
+    size = max([int(split.y.max()) if len(split) else -1, *chosen]) + 1  # a chosen class may be absent
+    remap = torch.full((size,), -1, dtype=torch.long)
     remap[labels] = torch.arange(len(chosen))
     return Split(take(split.x, index), remap[split.y[index]])

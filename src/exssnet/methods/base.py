@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -40,6 +41,16 @@ class ContinualMethod(ABC):
     def summary(self) -> dict:
         """Method-level facts for results.json (e.g. sparse overlap)."""
         return {}
+
+    resumable: bool = False  # True when save_checkpoint/load_checkpoint are implemented
+
+    def save_checkpoint(self, directory: Path, metadata: dict) -> None:
+        """Write everything needed to continue after the learned tasks into the new folder `directory`."""
+        raise ExssnetError(f"checkpoints and --resume are not supported for method {self.config.method!r} yet")
+
+    def load_checkpoint(self, directory: Path) -> None:
+        """Restore the state `save_checkpoint` wrote (the learned tasks become learned again)."""
+        raise ExssnetError(f"checkpoints and --resume are not supported for method {self.config.method!r} yet")
 
     def check_task(self, task_id: int) -> int:
         if not isinstance(task_id, int) or not 0 <= task_id < self.num_learned:

@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
+from exssnet.checkpoint import load_compatible, save_pretrained
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.methods.base import ContinualMethod, register_method
@@ -76,6 +79,16 @@ class SupermaskMethod(ContinualMethod):
 
     def eval_mode(self) -> None:
         self.net.eval()
+
+    resumable = True
+
+    def save_checkpoint(self, directory: Path, metadata: dict) -> None:
+        save_pretrained(self.net, directory, self.config.model, self.benchmark.input_shape,
+                        save_scores=self.net.keep_scores, metadata=metadata)
+
+    def load_checkpoint(self, directory: Path) -> None:
+        self.net = load_compatible(directory, self.config, self.benchmark).to(self.device)
+        self.num_learned = self.net.num_tasks
 
     def summary(self) -> dict:
         masks = [self.net.task_masks(t) for t in range(self.net.num_tasks)]

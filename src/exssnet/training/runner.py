@@ -23,6 +23,7 @@ from exssnet.methods.base import ContinualMethod
 from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
 from exssnet.training.hooks import RunHook
 from exssnet.training.loops import accuracy
+from exssnet.training.resume import CheckpointHook, prepare_resume, restore
 
 RESULTS_FILE = "results.json"
 
@@ -66,6 +67,16 @@ def evaluate_seen(method: ContinualMethod, tasks: list[TaskData], upto: int, bat
     ]
 
 
+def check_nonempty(tasks: list[TaskData]) -> list[TaskData]:
+    """Refuse, before anything is trained, a task without training or test examples."""
+    for t, task in enumerate(tasks):
+        for split in ("train", "test"):
+            if len(getattr(task, split)) == 0:
+                raise ExssnetError(f"task {t} ({task.name}, classes {task.classes}) has no {split} examples; "
+                                   "check the data folder and the class split")
+    return tasks
+
+
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write JSON to a temp file in the same folder, then rename over `path`."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -92,21 +103,31 @@ def run_experiment(
     overwrite: bool = False,
     hooks: Sequence[RunHook] = (),
     log: Callable[[str], None] = tqdm.write,
+    resume: bool = False,
+    checkpoints: bool = True,
 ) -> dict:
-    """Learn every task of the benchmark in order; returns (and writes to `out`) the results dict."""
-    prepare_out_dir(out, overwrite)
+    """Learn every task of the benchmark in order; returns (and writes to `out`) the results dict.
+
+    With `out`, a checkpoint is written after every task (`checkpoints`); `resume` continues the
+    run in `out` from its last finished task (see exssnet.training.resume).
+    """
+    state = prepare_resume(out, config, resume, overwrite)
+    prepare_out_dir(out, overwrite or state is not None)  # a resumed run replaces an older run's results
     configure_torch(config)
     started = time.perf_counter()
     benchmark = load_benchmark(config)
     method = build_method(config, benchmark)
     device = torch.device(config.device)
-    tasks = [task_to_device(task, device) for task in benchmark.tasks]
+    tasks = [task_to_device(task, device) for task in check_nonempty(benchmark.tasks)]
     n = len(tasks)
     acc: list[list[float | None]] = [[None] * n for _ in range(n)]
-    task_records = []
+    task_records: list[dict] = []
+    first = restore(method, out, state, acc, task_records) if out is not None else 0
+    if out is not None and checkpoints:
+        hooks = [*hooks, CheckpointHook(out, config, state)]
     for hook in hooks:
         hook.on_run_start(config.to_dict(), [task.name for task in tasks])
-    bar = tqdm(range(n), desc=f"{config.method} on {benchmark.name}", unit="task", disable=not progress)
+    bar = tqdm(range(first, n), desc=f"{config.method} on {benchmark.name}", unit="task", disable=not progress)
     for t in bar:
         torch.manual_seed(config.seed * 7919 + t)
         task_start = time.perf_counter()

@@ -1,0 +1,281 @@
+"""Save and load a supermask model as a folder: `config.json` + `model.safetensors` (never a pickle).
+
+    save_pretrained(net, "ckpt", model_name="lenet", input_shape=(1, 28, 28))
+    net = from_pretrained("ckpt")          # a SupermaskNet with every finished task
+    net.predict(x, task=2)
+
+The tensors file holds the shared weights once, every finished task's mask bit-packed
+(`mask.<layer>.<t>`, 1 bit per weight), every task's BatchNorm statistics
+(`bn.<norm>.<t>.running_mean|running_var|num_batches_tracked`) and, only when asked for,
+the float scores (`scores.<layer>.<t>`, needed by KKT). Loading validates every key, shape,
+dtype, packed size and mask density, and turns any problem into one `ExssnetError`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from exssnet import __version__
+from exssnet.errors import ExssnetError
+from exssnet.layers.topk import kept_count, pack_mask, unpack_mask
+from exssnet.models import build_model
+from exssnet.supermask import PHASE_DONE, SupermaskNet, to_supermask
+
+if TYPE_CHECKING:
+    from exssnet.config import RunConfig
+    from exssnet.data.tasks import Benchmark
+
+CONFIG_FILE = "config.json"
+TENSORS_FILE = "model.safetensors"
+FORMAT = "exssnet-supermask"
+FORMAT_VERSION = 1
+BN_STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def save_pretrained(
+    net: SupermaskNet,
+    directory: str | Path,
+    model_name: str,
+    input_shape: tuple[int, ...],
+    save_scores: bool = False,
+    metadata: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write `net`'s finished tasks to `directory` atomically (a temp folder, then a rename).
+
+    `model_name` and `input_shape` are what `exssnet.models.build_model` needs to rebuild the dense
+    architecture; `metadata` is any JSON-able dict kept in the config (e.g. class names per task).
+    An existing checkpoint is replaced only with `overwrite=True`.
+    """
+    directory = Path(directory)
+    if net.tasks and net.tasks[-1].phase != PHASE_DONE:
+        raise ExssnetError(f"task {net.num_tasks - 1} is not finished; only finished tasks can be saved")
+    if directory.exists() and not overwrite:
+        raise ExssnetError(f"{directory} already exists; pass overwrite=True (--overwrite) or choose another folder")
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "exssnet_version": __version__,
+        "model_name": model_name,
+        "input_shape": [int(d) for d in input_shape],
+        "num_classes": head_classes(net),
+        "density": net.density,
+        "keep_scores": net.keep_scores,
+        "has_scores": bool(save_scores),
+        "task_classes": [task.num_classes for task in net.tasks],
+        "metadata": metadata or {},
+    }
+    tensors = state_tensors(net, save_scores)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        save_file(tensors, str(tmp / TENSORS_FILE), metadata={"format": FORMAT})
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+        replace_dir(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def replace_dir(source: Path, target: Path) -> None:
+    """Move folder `source` to `target`; an old `target` is removed only after the move succeeded."""
+    if not target.exists():
+        os.replace(source, target)
+        return
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.replace(target, old)
+    os.replace(source, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def head_classes(net: SupermaskNet) -> int:
+    """Output width of the model (the shared head every task slices)."""
+    return int(list(net.named_masked_layers())[-1][1].weight.shape[0])
+
+
+def state_tensors(net: SupermaskNet, save_scores: bool) -> dict[str, torch.Tensor]:
+    """Every tensor a checkpoint stores, by key, on the CPU and contiguous."""
+    tensors: dict[str, torch.Tensor] = {}
+    for name, layer in net.named_masked_layers():
+        tensors[f"weight.{name}"] = layer.weight.detach()
+        for t in range(net.num_tasks):
+            tensors[f"mask.{name}.{t}"] = getattr(layer, f"packed_mask_{t}")
+            if save_scores:
+                scores = layer.scores[str(t)] if str(t) in layer.scores else None
+                if scores is None:
+                    raise ExssnetError(f"task {t}'s scores were not kept (keep_scores=False); save without scores")
+                tensors[f"scores.{name}.{t}"] = scores.detach()
+    for name, norm in named_norms(net):
+        for t, bn in enumerate(norm.norms):
+            for stat in BN_STATS:
+                tensors[f"bn.{name}.{t}.{stat}"] = getattr(bn, stat).detach()
+    return {key: value.cpu().contiguous() for key, value in tensors.items()}
+
+
+def named_norms(net: SupermaskNet):
+    from exssnet.layers.batchnorm import MultitaskBatchNorm
+
+    return [(name, m) for name, m in net.model.named_modules() if isinstance(m, MultitaskBatchNorm)]
+
+
+# ----- loading ---------------------------------------------------------------------------
+def read_config(directory: str | Path) -> dict[str, Any]:
+    """The validated `config.json` of a checkpoint folder."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        reason = "is not a folder" if directory.exists() else "does not exist"
+        raise ExssnetError(f"checkpoint folder {directory} {reason}")
+    path = directory / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ExssnetError(f"{directory} is not an exssnet checkpoint: {CONFIG_FILE} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ExssnetError(f"checkpoint config {path} is corrupted: {exc}") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ExssnetError(f"{path} is not an exssnet checkpoint config (format must be {FORMAT!r})")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ExssnetError(f"{path}: checkpoint format version {config.get('format_version')!r} is not supported (expected {FORMAT_VERSION})")
+    expected = {"model_name": str, "input_shape": list, "num_classes": int, "density": (int, float),
+                "keep_scores": bool, "has_scores": bool, "task_classes": list, "metadata": dict}
+    for key, kind in expected.items():
+        if key not in config:
+            raise ExssnetError(f"{path}: key {key!r} is missing")
+        if not isinstance(config[key], kind) or (kind is not bool and isinstance(config[key], bool)):
+            raise ExssnetError(f"{path}: key {key!r} has the wrong type ({type(config[key]).__name__})")
+    for key in ("input_shape", "task_classes"):
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in config[key]):
+            raise ExssnetError(f"{path}: {key} must be a list of positive integers, got {config[key]!r}")
+    if config["has_scores"] and not config["keep_scores"]:
+        raise ExssnetError(f"{path}: has_scores needs keep_scores")
+    if any(c > config["num_classes"] for c in config["task_classes"]):
+        raise ExssnetError(f"{path}: a task has more classes than the head ({config['num_classes']})")
+    return config
+
+
+def read_tensors(directory: Path) -> dict[str, torch.Tensor]:
+    """All tensors of the safetensors file; a truncated or garbage file becomes an ExssnetError."""
+    path = directory / TENSORS_FILE
+    if not path.is_file():
+        raise ExssnetError(f"checkpoint {directory} is incomplete: {TENSORS_FILE} is missing")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ExssnetError(f"checkpoint tensors {path} are corrupted or truncated: {exc}") from None
+
+
+def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> SupermaskNet:
+    """Rebuild a `SupermaskNet` (in eval mode) with every finished task of the checkpoint in `directory`."""
+    directory = Path(directory)
+    config = read_config(directory)
+    tensors = read_tensors(directory)
+    try:
+        dense = build_model(config["model_name"], tuple(config["input_shape"]), config["num_classes"])
+        net = to_supermask(dense, config["density"], keep_scores=config["keep_scores"])
+    except (ExssnetError, ValueError, RuntimeError, TypeError) as exc:
+        raise ExssnetError(f"checkpoint {directory}: cannot rebuild model {config['model_name']!r}: {exc}") from None
+    for num_classes in config["task_classes"]:
+        net.add_task(num_classes)
+        net.finish_task()
+    if head_classes(net) != config["num_classes"]:
+        raise ExssnetError(f"checkpoint {directory}: model {config['model_name']!r} does not end in a {config['num_classes']}-way head")
+    expected = state_tensors(net, config["has_scores"])
+    check_tensors(directory, tensors, expected, config["density"])
+    load_tensors(net, tensors, config["has_scores"])
+    return net.to(device).eval()
+
+
+def check_tensors(directory: Path, found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], density: float) -> None:
+    """Same keys, shapes and dtypes as the rebuilt model; masks have exactly the density's kept count."""
+    missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or extra:
+        parts = [f"missing {_few(missing)}" if missing else "", f"unexpected {_few(extra)}" if extra else ""]
+        raise ExssnetError(
+            f"checkpoint {directory} does not match its architecture/config: " + "; ".join(p for p in parts if p)
+        )
+    for key, want in expected.items():
+        got = found[key]
+        if got.shape != want.shape or got.dtype != want.dtype:
+            raise ExssnetError(
+                f"checkpoint {directory}: tensor {key} is {got.dtype} {tuple(got.shape)}, "
+                f"the architecture needs {want.dtype} {tuple(want.shape)}"
+            )
+        if got.is_floating_point() and not torch.isfinite(got).all():
+            raise ExssnetError(f"checkpoint {directory}: tensor {key} holds NaN or infinite values")
+    for key, packed in found.items():
+        if key.startswith("mask."):
+            _check_mask(directory, key, packed, expected[f"weight.{key.split('.', 1)[1].rsplit('.', 1)[0]}"].shape, density)
+
+
+def _check_mask(directory: Path, key: str, packed: torch.Tensor, shape: torch.Size, density: float) -> None:
+    numel = math.prod(shape)
+    mask = unpack_mask(packed, shape)
+    if not torch.equal(pack_mask(mask), packed):
+        raise ExssnetError(f"checkpoint {directory}: packed mask {key} has non-zero padding bits (corrupted)")
+    kept, want = int(mask.sum()), kept_count(numel, density)
+    if kept != want:
+        raise ExssnetError(
+            f"checkpoint {directory}: mask {key} keeps {kept} of {numel} weights, but density {density} keeps {want} "
+            "(the checkpoint was made with another density or is corrupted)"
+        )
+
+
+def _few(keys: list[str], limit: int = 4) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+@torch.no_grad()
+def load_tensors(net: SupermaskNet, tensors: dict[str, torch.Tensor], has_scores: bool) -> None:
+    """Copy checked tensors into a net rebuilt with the same tasks; the union mask is recomputed."""
+    for name, layer in net.named_masked_layers():
+        layer.weight.copy_(tensors[f"weight.{name}"])
+        layer.union.zero_()
+        for t in range(net.num_tasks):
+            packed = tensors[f"mask.{name}.{t}"]
+            getattr(layer, f"packed_mask_{t}").copy_(packed)
+            layer.union |= unpack_mask(packed, layer.weight.shape)
+            key = f"scores.{name}.{t}"
+            if has_scores:
+                layer.scores[str(t)].copy_(tensors[key])
+            else:
+                layer.drop_scores(t)
+    for name, norm in named_norms(net):
+        for t, bn in enumerate(norm.norms):
+            for stat in BN_STATS:
+                getattr(bn, stat).copy_(tensors[f"bn.{name}.{t}.{stat}"])
+    if net.num_tasks:
+        net.set_task(net.num_tasks - 1)
+
+
+def checkpoint_bytes(directory: str | Path) -> int:
+    """Bytes on disk of a checkpoint folder (both files)."""
+    return sum(p.stat().st_size for p in Path(directory).iterdir() if p.is_file())
+
+
+def load_compatible(directory: str | Path, config: "RunConfig", benchmark: "Benchmark") -> SupermaskNet:
+    """`from_pretrained`, refusing a checkpoint made for another model, density or benchmark shape."""
+    saved = read_config(directory)
+    wanted = {"model_name": config.model, "density": config.density, "keep_scores": config.keep_scores,
+              "input_shape": list(benchmark.input_shape), "num_classes": benchmark.max_classes}
+    for key, value in wanted.items():
+        if saved[key] != value:
+            raise ExssnetError(f"checkpoint {directory} was made with {key}={saved[key]!r}, this run needs {value!r}")
+    learned = saved["task_classes"]
+    if len(learned) > len(benchmark.tasks):
+        raise ExssnetError(f"checkpoint {directory} has {len(learned)} tasks, the benchmark only {len(benchmark.tasks)}")
+    for t, num_classes in enumerate(learned):
+        if benchmark.tasks[t].num_classes != num_classes:
+            raise ExssnetError(f"checkpoint {directory}: task {t} has {num_classes} classes, the benchmark's {benchmark.tasks[t].num_classes}")
+    return from_pretrained(directory)

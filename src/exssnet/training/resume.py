@@ -1,0 +1,202 @@
+"""Checkpoint after every task and resume a run that was killed, from its last finished task.
+
+A run folder `--out DIR` holds, while the run goes on:
+
+    DIR/run_state.json            config, accuracy rows and task records of the finished tasks
+    DIR/checkpoints/task-<t>/     the method's state after task t (only the newest is kept)
+
+Both are written atomically (temp file/folder, then a rename), and run_state.json only ever
+names a complete checkpoint folder, so a SIGKILL at any moment leaves a resumable run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exssnet.config import RunConfig
+from exssnet.errors import ExssnetError
+from exssnet.training.hooks import RunHook
+
+RUN_STATE_FILE = "run_state.json"
+CHECKPOINTS_DIR = "checkpoints"
+STATE_VERSION = 1
+# config keys that do not change results and may differ on resume
+RESUME_FREE_KEYS = frozenset({"threads"})
+# results.json fields that hold wall-clock times (the only fields two identical runs may differ in)
+TIMING_KEYS = frozenset({"wall_time_s", "seconds", "task_time_s", "total_time_s"})
+
+
+@dataclass
+class RunState:
+    """What a run folder says about its finished tasks."""
+
+    config: dict[str, Any]
+    acc_rows: list[list[float]]
+    task_records: list[dict]
+    checkpoint: str | None  # folder name under DIR/checkpoints
+
+    @property
+    def completed(self) -> int:
+        return len(self.acc_rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": STATE_VERSION, "config": self.config, "acc_rows": self.acc_rows,
+                "task_records": self.task_records, "checkpoint": self.checkpoint}
+
+
+def read_run_state(out: Path) -> RunState:
+    """The validated run state of `out`, or a clear error when there is nothing to resume."""
+    path = out / RUN_STATE_FILE
+    if not path.is_file():
+        raise ExssnetError(f"nothing to resume in {out}: {RUN_STATE_FILE} not found (no task of a run there has finished)")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ExssnetError(f"{path} is corrupted: {exc}") from None
+    ok = (isinstance(data, dict) and data.get("version") == STATE_VERSION and isinstance(data.get("config"), dict)
+          and isinstance(data.get("acc_rows"), list) and isinstance(data.get("task_records"), list)
+          and len(data["acc_rows"]) == len(data["task_records"])
+          and all(isinstance(row, list) and len(row) == i + 1 for i, row in enumerate(data["acc_rows"]))
+          and (data.get("checkpoint") is None or isinstance(data["checkpoint"], str)))
+    if not ok:
+        raise ExssnetError(f"{path} is not a valid exssnet run state (corrupted or from another version)")
+    state = RunState(data["config"], data["acc_rows"], data["task_records"], data["checkpoint"])
+    if state.completed and state.checkpoint is None:
+        raise ExssnetError(f"{path} names no checkpoint for its {state.completed} finished task(s)")
+    if state.checkpoint is not None and not (out / CHECKPOINTS_DIR / state.checkpoint).is_dir():
+        raise ExssnetError(f"{path} names checkpoint {state.checkpoint!r}, which is missing from {out / CHECKPOINTS_DIR}")
+    return state
+
+
+def config_differences(saved: dict[str, Any], config: RunConfig) -> list[str]:
+    """`key: saved -> now` for every result-relevant key that differs."""
+    now = config.to_dict()
+    keys = sorted((set(saved) | set(now)) - RESUME_FREE_KEYS)
+    return [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in keys if saved.get(k) != now.get(k)]
+
+
+def resume_config(out: Path, given: dict[str, Any]) -> RunConfig:
+    """The saved config of `out` with `given` keys on top; refuses keys whose value would change."""
+    saved = read_run_state(out).config
+    try:
+        config = RunConfig.from_dict({**saved, **given})
+    except ExssnetError as exc:
+        raise ExssnetError(f"cannot resume {out}: {exc}") from None
+    check_same_config(out, saved, config)
+    return config
+
+
+def check_same_config(out: Path, saved: dict[str, Any], config: RunConfig) -> None:
+    diffs = config_differences(saved, config)
+    if diffs:
+        raise ExssnetError(f"cannot resume {out} with a different config ({'; '.join(diffs)}); "
+                           "start a new run in another --out folder instead")
+
+
+def prepare_resume(out: Path | None, config: RunConfig, resume: bool, overwrite: bool) -> RunState | None:
+    """Check the run folder before anything is written; returns the state to resume from (or None)."""
+    if out is None:
+        if resume:
+            raise ExssnetError("--resume needs the --out folder of the run to continue")
+        return None
+    if not resume:
+        if (out / RUN_STATE_FILE).exists() and not (out / "results.json").exists() and not overwrite:
+            raise ExssnetError(f"{out} holds an unfinished run; continue it with --resume, "
+                               "pass --overwrite to start over, or choose another --out")
+        return None
+    state = read_run_state(out)
+    if is_complete(out, state):
+        raise ExssnetError(f"the run in {out} is already complete ({out / 'results.json'} exists)")
+    check_same_config(out, state.config, config)
+    return state
+
+
+def is_complete(out: Path, state: RunState) -> bool:
+    """True when out/results.json is this run's (not an older run's that --overwrite is replacing)."""
+    try:
+        results = json.loads((out / "results.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return (isinstance(results, dict) and results.get("config") == state.config
+            and len(results.get("acc_matrix") or []) == state.completed)
+
+
+def restore(method: Any, out: Path, state: RunState | None, acc: list[list[float | None]], records: list[dict]) -> int:
+    """Load the method's checkpoint and fill the finished rows; returns the first task to learn."""
+    if state is None or state.completed == 0:
+        return 0
+    if not method.resumable:
+        raise ExssnetError(f"--resume is not supported for method {method.config.method!r} yet")
+    if state.completed > len(acc):
+        raise ExssnetError(f"{out / RUN_STATE_FILE} has {state.completed} finished tasks, the benchmark only {len(acc)}")
+    method.load_checkpoint(out / CHECKPOINTS_DIR / str(state.checkpoint))
+    if method.num_learned != state.completed:
+        raise ExssnetError(f"checkpoint {state.checkpoint!r} holds {method.num_learned} task(s), "
+                           f"{RUN_STATE_FILE} says {state.completed}")
+    for t, row in enumerate(state.acc_rows):
+        acc[t][: t + 1] = row
+    records.extend(state.task_records)
+    return state.completed
+
+
+class CheckpointHook(RunHook):
+    """After every task: the method's checkpoint, then run_state.json naming it, then old ones removed."""
+
+    def __init__(self, out: Path, config: RunConfig, state: RunState | None = None) -> None:
+        self.out = out
+        self.state = state or RunState(config.to_dict(), [], [], None)
+        self.task_names: list[str] = []
+
+    def on_run_start(self, config: dict, task_names: list[str]) -> None:
+        self.task_names = task_names
+
+    def on_task_end(self, task: int, method: Any, acc_row: list[float], record: dict) -> None:
+        if not method.resumable:
+            return
+        folder = self.out / CHECKPOINTS_DIR
+        name = f"task-{task:03d}"
+        shutil.rmtree(folder / name, ignore_errors=True)  # a leftover of a kill before run_state named it
+        folder.mkdir(parents=True, exist_ok=True)
+        records = [*self.state.task_records, record]
+        metadata = {"run_config": self.state.config, "task_names": self.task_names[: task + 1],
+                    "class_names": [r["classes"] for r in records]}
+        method.save_checkpoint(folder / name, metadata)
+        self.state = RunState(self.state.config, [*self.state.acc_rows, list(acc_row)], records, name)
+        write_json_atomic(self.out / RUN_STATE_FILE, self.state.to_dict())
+        for old in folder.iterdir():
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    from exssnet.training.runner import write_json_atomic as write
+
+    write(path, data)
+
+
+def comparable(results: dict) -> dict:
+    """`results` without wall-clock fields: two runs with the same seed and config give equal dicts."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in TIMING_KEYS}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(results)
+
+
+def interrupted_message(out: Path | None) -> str:
+    """What to tell a user who pressed Ctrl-C: what is saved and how to continue."""
+    if out is None or not (out / RUN_STATE_FILE).is_file():
+        return "interrupted before any task finished; nothing was saved"
+    try:
+        done = read_run_state(out).completed
+    except ExssnetError:
+        return "interrupted"
+    return f"interrupted; {done} finished task(s) are saved in {out}; continue with: exssnet run --out {out} --resume"
