@@ -11,10 +11,10 @@ import sys
 from types import ModuleType
 from typing import Sequence
 
-from exssnet.commands import run
+from exssnet.commands import report, run, sweep
 from exssnet.errors import ExssnetError
 
-SUBCOMMANDS: list[ModuleType] = [run]
+SUBCOMMANDS: list[ModuleType] = [run, sweep, report]
 EXIT_BAD_INPUT = 2
 
 

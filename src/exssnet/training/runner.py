@@ -22,6 +22,7 @@ from exssnet.methods import build_method
 from exssnet.methods.base import ContinualMethod
 from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
 from exssnet.training.hooks import RunHook
+from exssnet.training.log_hooks import logging_hooks
 from exssnet.training.loops import accuracy
 
 RESULTS_FILE = "results.json"
@@ -95,6 +96,7 @@ def run_experiment(
 ) -> dict:
     """Learn every task of the benchmark in order; returns (and writes to `out`) the results dict."""
     prepare_out_dir(out, overwrite)
+    hooks = [*logging_hooks(config, out), *hooks]
     configure_torch(config)
     started = time.perf_counter()
     benchmark = load_benchmark(config)
