@@ -45,8 +45,8 @@ def test_report_of_a_real_run(real_run, tmp_path, capsys):
         assert image.format == "PNG" and image.size == FIG_PIXELS == (640, 480)
         assert len(image.convert("RGB").getcolors(maxcolors=1 << 20)) > 50  # a drawn figure, not a blank canvas
     summary = list(csv.reader((tmp_path / "summary.csv").open()))
-    assert summary[1][:6] == ["split-digits", "lenet", "5", "exssnet", "no", "0.2"]
-    assert summary[1][7] == f"{results['avg_acc']:.2f}"
+    assert summary[1][:7] == ["split-digits", "lenet", "5", "exssnet", "no", "0.2", ""]
+    assert summary[1][8] == f"{results['avg_acc']:.2f}"
 
 
 def test_epoch_log_matches_the_run(real_run):
@@ -89,12 +89,15 @@ def test_groups_average_over_seeds(tmp_path):
     assert exs.avg_acc.format() == "92.00 ± 2.83"
 
 
-def test_report_warns_when_grouped_runs_differ(tmp_path):
-    _fake_results(tmp_path / "a", "exssnet", 0.1, 0, 90.0, mask_epochs=5)
-    _fake_results(tmp_path / "b", "exssnet", 0.1, 1, 94.0, mask_epochs=9)
+def test_runs_that_differ_in_more_than_the_seed_are_kept_apart(tmp_path):
+    _fake_results(tmp_path / "a", "exssnet", 0.1, 0, 90.0, kkt=True, kkt_k=5)
+    _fake_results(tmp_path / "b", "exssnet", 0.1, 1, 94.0, kkt=True, kkt_k=5, threads=1)
+    _fake_results(tmp_path / "c", "exssnet", 0.1, 0, 80.0, kkt=True, kkt_k=20)
+    groups = group_runs(load_runs([tmp_path]))
+    assert [(g.label, g.seeds) for g in groups] == [("exssnet+kkt d=0.1 kkt_k=20", [0]),
+                                                    ("exssnet+kkt d=0.1 kkt_k=5", [0, 1])]
     page = build_report([tmp_path], tmp_path / "rep").read_text()
-    assert "runs differ in mask_epochs" in page
-    assert "92.00 ± 2.83" in page
+    assert "92.00 ± 2.83" in page and "kkt_k=20" in page
 
 
 @pytest.mark.parametrize(

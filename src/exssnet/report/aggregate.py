@@ -56,11 +56,12 @@ class Group:
 
     key: GroupKey
     runs: list[Run] = field(default_factory=list)
+    extra: tuple[tuple[str, str], ...] = ()  # other config keys that tell this group from its siblings
 
     @property
     def label(self) -> str:
         kkt = "+kkt" if self.key.kkt else ""
-        return f"{self.key.method}{kkt} d={self.key.density:g}"
+        return " ".join([f"{self.key.method}{kkt} d={self.key.density:g}", *(f"{k}={v}" for k, v in self.extra)])
 
     @property
     def seeds(self) -> list[int]:
@@ -111,29 +112,41 @@ class Group:
         times = [run.results["total_time_s"] for run in self.runs if "total_time_s" in run.results]
         return Stat.of(times) if len(times) == len(self.runs) else None
 
-    @property
-    def varying_keys(self) -> list[str]:
-        """Config keys (other than seed and machine settings) whose values differ between the runs."""
-        keys = set().union(*(run.config for run in self.runs)) - INCIDENTAL_KEYS
-        return sorted(k for k in keys if len({repr(run.config.get(k)) for run in self.runs}) > 1)
+
+def varying_keys(runs: list[Run]) -> list[str]:
+    """Config keys (other than seed and machine settings) whose values differ between `runs`."""
+    keys = set().union(*(run.config for run in runs)) - INCIDENTAL_KEYS
+    return sorted(k for k in keys if len({repr(run.config.get(k)) for run in runs}) > 1)
+
+
+def _split(group: Group) -> list[Group]:
+    """Split a group whose runs differ in more than the seed into one group per distinct setting."""
+    keys = varying_keys(group.runs)
+    if not keys:
+        return [group]
+    parts: dict[tuple[tuple[str, str], ...], Group] = {}
+    for run in group.runs:
+        extra = tuple((k, str(run.config.get(k))) for k in keys)
+        parts.setdefault(extra, Group(group.key, extra=extra)).runs.append(run)
+    return list(parts.values())
 
 
 def group_runs(runs: Iterable[Run]) -> list[Group]:
-    """Groups sorted by benchmark, model, task count, method, KKT and density."""
+    """One group per experiment (runs that differ only by seed), sorted by benchmark, model, method, KKT, density."""
     groups: dict[GroupKey, Group] = {}
     for run in runs:
         key = group_key(run)
         groups.setdefault(key, Group(key)).runs.append(run)
-    order = lambda g: (g.key.benchmark, g.key.model, g.key.num_tasks, g.key.method, g.key.kkt, g.key.density)  # noqa: E731
-    return sorted(groups.values(), key=order)
+    order = lambda g: (g.key.benchmark, g.key.model, g.key.num_tasks, g.key.method, g.key.kkt, g.key.density, g.extra)  # noqa: E731
+    return sorted((part for group in groups.values() for part in _split(group)), key=order)
 
 
-def series_by_method(groups: list[Group]) -> dict[tuple[str, str, int, str, bool], list[Group]]:
-    """Groups of one (benchmark, model, task count, method, KKT) across densities, sorted by density."""
-    series: dict[tuple[str, str, int, str, bool], list[Group]] = {}
+def series_by_method(groups: list[Group]) -> dict[str, list[Group]]:
+    """Groups of one setting (method, KKT, other distinguishing keys) across densities, sorted by density."""
+    series: dict[str, list[Group]] = {}
     for group in groups:
-        k = group.key
-        series.setdefault((k.benchmark, k.model, k.num_tasks, k.method, k.kkt), []).append(group)
+        name = " ".join([group.key.method + ("+kkt" if group.key.kkt else ""), *(f"{k}={v}" for k, v in group.extra)])
+        series.setdefault(name, []).append(group)
     for members in series.values():
         members.sort(key=lambda g: g.key.density)
     return series

@@ -39,7 +39,7 @@ def setting_section(name: str, groups: list[Group], out: Path) -> Section:
     if with_overlap:
         section.figures.append((f"Per-task sparse overlap, {name}",
                                 figures.overlap_per_task(with_overlap, name, out / f"sparse_overlap_{stem}.png")))
-    series = {_series_name(k): v for k, v in series_by_method(groups).items()}
+    series = series_by_method(groups)
     if any(len(v) > 1 for v in series.values()):
         section.figures.append((f"Average accuracy vs mask density (paper Fig. 2/5), {name}",
                                 figures.accuracy_vs_density(series, name, out / f"acc_vs_density_{stem}.png")))
@@ -51,10 +51,6 @@ def setting_section(name: str, groups: list[Group], out: Path) -> Section:
         png = out / f"acc_matrix_{stem}_{slug(group.label)}.png"
         section.figures.append((caption, figures.accuracy_heatmap(group, f"{name}: {group.label}", png)))
     return section
-
-
-def _series_name(key: tuple[str, str, int, str, bool]) -> str:
-    return key[3] + ("+kkt" if key[4] else "")
 
 
 def write_summary_csv(groups: list[Group], path: Path) -> Path:

@@ -27,6 +27,18 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+def _finish_plot(fig: Figure, ax, title: str, xlabel: str, ylabel: str, path: Path, integer_x: bool = False) -> Path:
+    """Labels, grid and legend shared by the line plots, then save."""
+    if integer_x:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def accuracy_heatmap(group: Group, title: str, path: Path) -> Path:
     """Mean accuracy matrix: row i = after learning task i, column j = task j (blank above the diagonal)."""
     fig, ax = _figure()
@@ -57,13 +69,7 @@ def accuracy_curves(groups: list[Group], title: str, path: Path) -> Path:
         x = list(range(1, len(mean) + 1))
         ax.plot(x, mean, marker="o", markersize=3, label=f"{group.label} (n={len(group.runs)})")
         ax.fill_between(x, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.2)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("tasks learned")
-    ax.set_ylabel("average accuracy of seen tasks (%)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    return _finish_plot(fig, ax, title, "tasks learned", "average accuracy of seen tasks (%)", path, integer_x=True)
 
 
 def overlap_per_task(groups: list[Group], title: str, path: Path) -> Path:
@@ -73,14 +79,8 @@ def overlap_per_task(groups: list[Group], title: str, path: Path) -> Path:
         overlap = group.overlap_per_task
         if overlap is not None:
             ax.plot(range(len(overlap)), overlap, marker="o", markersize=3, label=group.label)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("task")
-    ax.set_ylabel("sparse overlap with earlier masks")
     ax.set_ylim(0.0, 1.0)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    return _finish_plot(fig, ax, title, "task", "sparse overlap with earlier masks", path, integer_x=True)
 
 
 def accuracy_vs_density(series: dict[str, list[Group]], title: str, path: Path) -> Path:
@@ -90,12 +90,7 @@ def accuracy_vs_density(series: dict[str, list[Group]], title: str, path: Path) 
         stats = [g.avg_acc for g in groups]
         ax.errorbar([g.key.density for g in groups], [s.mean for s in stats], yerr=[s.std for s in stats],
                     marker="o", capsize=3, label=name)
-    ax.set_xlabel("mask density (fraction of weights kept)")
-    ax.set_ylabel("average accuracy (%)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _finish_plot(fig, ax, title, "mask density (fraction of weights kept)", "average accuracy (%)", path)
 
 
 def accuracy_vs_overlap(series: dict[str, list[Group]], title: str, path: Path) -> Path:
@@ -110,9 +105,4 @@ def accuracy_vs_overlap(series: dict[str, list[Group]], title: str, path: Path) 
                     marker="o", linestyle="none", capsize=3, label=name)
         for overlap, acc, density in points:
             ax.annotate(f"{density:g}", (overlap.mean, acc.mean), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set_xlabel("mean sparse overlap (tasks after the first)")
-    ax.set_ylabel("average accuracy (%)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _finish_plot(fig, ax, title, "mean sparse overlap (tasks after the first)", "average accuracy (%)", path)

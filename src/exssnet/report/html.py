@@ -15,10 +15,9 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #bbb; padding: 0.3em 0.6em; text-align: right; }
 th { background: #eee; } td.text { text-align: left; }
 figure { display: inline-block; margin: 0.5em; } figcaption { font-size: 0.85em; max-width: 640px; }
-.warning { color: #a40; }
 """
 
-COLUMNS = ["benchmark", "model", "tasks", "method", "KKT", "density", "seeds", "avg acc (%)", "forgetting",
+COLUMNS = ["benchmark", "model", "tasks", "method", "KKT", "density", "other settings", "seeds", "avg acc (%)", "forgetting",
            "sparse overlap", "time (s)"]
 
 
@@ -42,7 +41,7 @@ def table_rows(groups: list[Group]) -> list[list[str]]:
     """The comparison table as text cells, one row per group."""
     return [
         [g.key.benchmark, g.key.model, str(g.key.num_tasks), g.key.method, "yes" if g.key.kkt else "no",
-         f"{g.key.density:g}", ",".join(str(s) for s in g.seeds), _stat(g.avg_acc), _stat(g.forgetting),
+         f"{g.key.density:g}", " ".join(f"{k}={v}" for k, v in g.extra), ",".join(str(s) for s in g.seeds), _stat(g.avg_acc), _stat(g.forgetting),
          _stat(g.overlap, 3), _stat(g.total_time, 1)]
         for g in groups
     ]
@@ -66,12 +65,8 @@ def render_page(title: str, groups: list[Group], sections: list[Section]) -> str
         "<h2>Comparison of methods</h2>",
         "<p>Mean ± sample standard deviation over seeds. Average accuracy and forgetting as in the paper; "
         "sparse overlap is the mean over tasks after the first.</p>",
-        _table(COLUMNS, table_rows(groups), text_columns=5),
+        _table(COLUMNS, table_rows(groups), text_columns=7),
     ]
-    for group in groups:
-        if group.varying_keys:
-            parts.append(f'<p class="warning">{escape(group.label)} on {escape(group.key.benchmark)}: runs differ in '
-                         f"{escape(', '.join(group.varying_keys))}; they are averaged together.</p>")
     for section in sections:
         parts.append(f"<h2>{escape(section.title)}</h2>")
         for caption, png in section.figures:
