@@ -103,7 +103,9 @@ def test_runs_that_differ_in_more_than_the_seed_are_kept_apart(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [(None, "does not exist"), ("", "no results.json found"), ("{not json", "is not valid JSON"),
-     ('{"method": "x"}', "missing benchmark")],
+     ('{"method": "x"}', "missing benchmark"),
+     ('{"method": "m", "benchmark": "b", "density": 0.1, "seed": 0, "avg_acc": 1, "forgetting": 0, '
+      '"acc_matrix": [[1, null], [null, 2]]}', "must be numbers")],
 )
 def test_bad_report_input_is_a_clear_error(tmp_path, capsys, content, message):
     target = tmp_path / "in"

@@ -14,6 +14,7 @@ from exssnet.report.aggregate import Group
 FIG_INCHES = (6.4, 4.8)
 DPI = 100
 FIG_PIXELS = (round(FIG_INCHES[0] * DPI), round(FIG_INCHES[1] * DPI))
+LINE_STYLES = ["-", "--", ":", "-."]  # lines that coincide stay distinguishable
 
 
 def _figure() -> tuple[Figure, object]:
@@ -64,10 +65,11 @@ def accuracy_heatmap(group: Group, title: str, path: Path) -> Path:
 def accuracy_curves(groups: list[Group], title: str, path: Path) -> Path:
     """Average accuracy of the tasks seen so far vs number of tasks learned (paper Fig. 6), mean ± std band."""
     fig, ax = _figure()
-    for group in groups:
+    for i, group in enumerate(groups):
         mean, std = group.curve
         x = list(range(1, len(mean) + 1))
-        ax.plot(x, mean, marker="o", markersize=3, label=f"{group.label} (n={len(group.runs)})")
+        ax.plot(x, mean, marker="o", markersize=3, label=f"{group.label} (n={len(group.runs)})",
+                linestyle=LINE_STYLES[i % len(LINE_STYLES)])
         ax.fill_between(x, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.2)
     return _finish_plot(fig, ax, title, "tasks learned", "average accuracy of seen tasks (%)", path, integer_x=True)
 
@@ -75,10 +77,11 @@ def accuracy_curves(groups: list[Group], title: str, path: Path) -> Path:
 def overlap_per_task(groups: list[Group], title: str, path: Path) -> Path:
     """Sparse overlap of each task's mask with the union of earlier masks."""
     fig, ax = _figure()
-    for group in groups:
+    for i, group in enumerate(groups):
         overlap = group.overlap_per_task
         if overlap is not None:
-            ax.plot(range(len(overlap)), overlap, marker="o", markersize=3, label=group.label)
+            ax.plot(range(len(overlap)), overlap, marker="o", markersize=3, label=group.label,
+                    linestyle=LINE_STYLES[i % len(LINE_STYLES)])
     ax.set_ylim(0.0, 1.0)
     return _finish_plot(fig, ax, title, "task", "sparse overlap with earlier masks", path, integer_x=True)
 

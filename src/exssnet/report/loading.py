@@ -69,6 +69,10 @@ def read_run(path: Path) -> Run:
     acc = results["acc_matrix"]
     if not isinstance(acc, list) or not acc or any(not isinstance(row, list) or len(row) != len(acc) for row in acc):
         raise ExssnetError(f"{path}: acc_matrix must be a square list of rows")
+    learned = [row[j] for i, row in enumerate(acc) for j in range(i + 1)]
+    numbers = [results["avg_acc"], results["forgetting"], results["density"], *learned]
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in numbers):
+        raise ExssnetError(f"{path}: acc_matrix (on and below the diagonal), avg_acc, forgetting and density must be numbers")
     return Run(path, results)
 
 
