@@ -26,7 +26,9 @@ def real_run(tmp_path_factory):
 def test_report_of_a_real_run(real_run, tmp_path, capsys):
     results = json.loads((real_run / "results.json").read_text())
     assert main(["report", str(real_run), "--out", str(tmp_path)]) == 0
-    assert "report written to" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "report written to" in printed
+    assert re.search(rf"split-digits\s+lenet\s+5\s+exssnet\s+no\s+0.2\s+0\s+{results['avg_acc']:.2f}", printed)
     page = (tmp_path / "report.html").read_text()
     assert "<table>" in page and "Comparison of methods" in page
     row = re.search(r"<tr><td class=\"text\">split-digits</td>.*?</tr>", page)

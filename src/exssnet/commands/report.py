@@ -23,6 +23,6 @@ def execute(args: argparse.Namespace) -> int:
     from exssnet.report import build_report
 
     out = args.out or default_out(Path(args.paths[0]))
-    page = build_report(args.paths, out, title=args.title)
+    page = build_report(args.paths, out, title=args.title, echo=print)
     print(f"report written to {page}")
     return 0

@@ -42,5 +42,6 @@ def execute(args: argparse.Namespace) -> int:
     done = run_sweep(base, cells, args.out, progress=not args.quiet)
     print(f"sweep of {len(cells)} runs in {args.out}: {len(done['ran'])} run, {len(done['skipped'])} already done")
     if not args.no_report:
-        print(f"report written to {build_report([args.out], args.out / 'report', title=f'sweep {args.out.name}')}")
+        page = build_report([args.out], args.out / "report", title=f"sweep {args.out.name}", echo=print)
+        print(f"report written to {page}")
     return 0

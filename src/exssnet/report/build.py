@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from exssnet.errors import ExssnetError
 from exssnet.report import figures
 from exssnet.report.aggregate import Group, group_runs, series_by_method
-from exssnet.report.html import COLUMNS, Section, render_page, table_rows
+from exssnet.report.html import COLUMNS, Section, render_page, table_rows, text_table
 from exssnet.report.loading import load_runs
 
 REPORT_FILE = "report.html"
@@ -61,9 +61,15 @@ def write_summary_csv(groups: list[Group], path: Path) -> Path:
     return path
 
 
-def build_report(paths: Iterable[str | Path], out: Path, title: str = "exssnet report") -> Path:
-    """Read every results.json under `paths`, write figures, summary.csv and report.html into `out`."""
+def build_report(paths: Iterable[str | Path], out: Path, title: str = "exssnet report",
+                 echo: Callable[[str], None] | None = None) -> Path:
+    """Read every results.json under `paths`, write figures, summary.csv and report.html into `out`.
+
+    `echo`, when given, receives the comparison table as plain text.
+    """
     groups = group_runs(load_runs(paths))
+    if echo is not None:
+        echo(text_table(groups))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

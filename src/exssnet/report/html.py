@@ -47,6 +47,13 @@ def table_rows(groups: list[Group]) -> list[list[str]]:
     ]
 
 
+def text_table(groups: list[Group]) -> str:
+    """The comparison table as aligned plain text (for the terminal)."""
+    rows = [COLUMNS, *table_rows(groups)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
 def _table(header: list[str], rows: list[list[str]], text_columns: int) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join(
