@@ -1,5 +1,6 @@
 """Checkpoint after every task, resume after a crash / SIGKILL / Ctrl-C, and bit-identical reruns."""
 
+import csv
 import json
 import os
 import signal
@@ -69,6 +70,12 @@ def test_resume_after_crash_in_process_is_identical(tmp_path, reference):
     resumed = run_experiment(RunConfig(**SLOW), out=out, progress=False, resume=True)
     assert comparable(resumed) == comparable(reference)
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["task-002"]
+    # the per-epoch CSV keeps task 0's rows and holds the re-learned tasks once
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    logged = [(int(r["task"]), r["phase"], float(r["loss"])) for r in rows]
+    expected = [(t, phase, loss) for t, record in enumerate(reference["tasks"])
+                for phase in ("mask", "weights") for loss in record[f"{'mask' if phase == 'mask' else 'weight'}_phase"]["loss"]]
+    assert logged == expected
     with pytest.raises(ExssnetError, match="already complete"):
         run_experiment(RunConfig(**SLOW), out=out, progress=False, resume=True)
 

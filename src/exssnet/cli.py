@@ -11,10 +11,10 @@ import sys
 from types import ModuleType
 from typing import Sequence
 
-from exssnet.commands import evaluate, run
+from exssnet.commands import evaluate, report, run, sweep
 from exssnet.errors import ExssnetError
 
-SUBCOMMANDS: list[ModuleType] = [run, evaluate]
+SUBCOMMANDS: list[ModuleType] = [run, evaluate, sweep, report]
 EXIT_BAD_INPUT = 2
 
 

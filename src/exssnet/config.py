@@ -43,6 +43,8 @@ class RunConfig:
     keep_scores: bool = setting(True, "keep finished tasks' float scores (else only their binary masks)")
     deterministic: bool = setting(True, "use deterministic algorithms (bit-identical reruns on CPU)")
     threads: int | None = setting(None, "torch CPU threads")
+    log_csv: bool = setting(True, "write per-epoch loss and validation accuracy to metrics.csv in the output folder")
+    tensorboard: bool = setting(False, "write TensorBoard scalars to tensorboard/ in the output folder")
 
     def __post_init__(self) -> None:
         _check_types(self)

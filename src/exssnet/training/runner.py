@@ -22,6 +22,7 @@ from exssnet.methods import build_method
 from exssnet.methods.base import ContinualMethod
 from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
 from exssnet.training.hooks import RunHook
+from exssnet.training.log_hooks import logging_hooks
 from exssnet.training.loops import accuracy
 from exssnet.training.resume import CheckpointHook, prepare_resume, restore
 
@@ -113,6 +114,7 @@ def run_experiment(
     """
     state = prepare_resume(out, config, resume, overwrite)
     prepare_out_dir(out, overwrite or state is not None)  # a resumed run replaces an older run's results
+    hooks = [*logging_hooks(config, out, state.completed if state else 0), *hooks]
     configure_torch(config)
     started = time.perf_counter()
     benchmark = load_benchmark(config)

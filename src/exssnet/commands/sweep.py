@@ -1,0 +1,47 @@
+"""`exssnet sweep`: a resumable grid of runs (methods x densities x seeds), then a report of the folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable
+
+from exssnet.commands.run import add_config_flags, config_from_args
+
+NAME = "sweep"
+HELP = "run a grid of methods x densities x seeds (skipping finished cells) and report on it"
+
+
+def comma_list(kind: Callable) -> Callable[[str], list]:
+    def parse(text: str) -> list:
+        try:
+            return [kind(item) for item in text.split(",") if item.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}, got {text!r}") from None
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML file of base config keys (flags given here override it)")
+    parser.add_argument("--methods", type=comma_list(str), help="comma-separated methods (default: the config's method)")
+    parser.add_argument("--densities", type=comma_list(float), help="comma-separated densities (default: the config's)")
+    parser.add_argument("--seeds", type=comma_list(int), help="comma-separated seeds (default: the config's seed)")
+    parser.add_argument("--out", type=Path, required=True, help="sweep folder; one subfolder per cell")
+    parser.add_argument("--no-report", action="store_true", help="skip the report after the grid")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(parser.add_argument_group("base config (every RunConfig key)"))
+
+
+def execute(args: argparse.Namespace) -> int:
+    from exssnet.report import build_report
+    from exssnet.sweep import make_grid, run_sweep
+
+    base = config_from_args(args)
+    cells = make_grid(args.methods or [base.method], args.densities or [base.density], args.seeds or [base.seed])
+    done = run_sweep(base, cells, args.out, progress=not args.quiet)
+    print(f"sweep of {len(cells)} runs in {args.out}: {len(done['ran'])} run, {len(done['skipped'])} already done")
+    if not args.no_report:
+        page = build_report([args.out], args.out / "report", title=f"sweep {args.out.name}", echo=print)
+        print(f"report written to {page}")
+    return 0

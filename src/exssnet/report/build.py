@@ -1,0 +1,84 @@
+"""Assemble a report folder: figures, summary.csv and report.html from results.json files."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Callable, Iterable
+
+from exssnet.errors import ExssnetError
+from exssnet.report import figures
+from exssnet.report.aggregate import Group, group_runs, series_by_method
+from exssnet.report.html import COLUMNS, Section, render_page, table_rows, text_table
+from exssnet.report.loading import load_runs
+
+REPORT_FILE = "report.html"
+SUMMARY_FILE = "summary.csv"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
+
+
+def settings(groups: list[Group]) -> dict[tuple[str, str, int], list[Group]]:
+    """Groups that share a benchmark, model and task count (comparable on one plot)."""
+    found: dict[tuple[str, str, int], list[Group]] = {}
+    for group in groups:
+        found.setdefault((group.key.benchmark, group.key.model, group.key.num_tasks), []).append(group)
+    return found
+
+
+def setting_section(name: str, groups: list[Group], out: Path) -> Section:
+    """Every figure that has something to show for one setting."""
+    section = Section(name)
+    stem = slug(name)
+    section.figures.append((f"Average accuracy of seen tasks vs tasks learned (paper Fig. 6), {name}",
+                            figures.accuracy_curves(groups, name, out / f"avg_acc_curve_{stem}.png")))
+    with_overlap = [g for g in groups if g.has_overlap]
+    if with_overlap:
+        section.figures.append((f"Per-task sparse overlap, {name}",
+                                figures.overlap_per_task(with_overlap, name, out / f"sparse_overlap_{stem}.png")))
+    series = series_by_method(groups)
+    if any(len(v) > 1 for v in series.values()):
+        section.figures.append((f"Average accuracy vs mask density (paper Fig. 2/5), {name}",
+                                figures.accuracy_vs_density(series, name, out / f"acc_vs_density_{stem}.png")))
+    if len(with_overlap) > 1:
+        section.figures.append((f"Average accuracy vs sparse overlap, labels are densities (paper Fig. 3), {name}",
+                                figures.accuracy_vs_overlap(series, name, out / f"acc_vs_overlap_{stem}.png")))
+    for group in groups:
+        caption = f"Accuracy matrix, {group.label}, mean over seeds {group.seeds}"
+        png = out / f"acc_matrix_{stem}_{slug(group.label)}.png"
+        section.figures.append((caption, figures.accuracy_heatmap(group, f"{name}: {group.label}", png)))
+    return section
+
+
+def write_summary_csv(groups: list[Group], path: Path) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        writer.writerows(table_rows(groups))
+    return path
+
+
+def build_report(paths: Iterable[str | Path], out: Path, title: str = "exssnet report",
+                 echo: Callable[[str], None] | None = None) -> Path:
+    """Read every results.json under `paths`, write figures, summary.csv and report.html into `out`.
+
+    `echo`, when given, receives the comparison table as plain text.
+    """
+    groups = group_runs(load_runs(paths))
+    if echo is not None:
+        echo(text_table(groups))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExssnetError(f"cannot create report folder {out}: {exc}") from None
+    sections = [
+        setting_section(f"{bench}, {model}, {tasks} tasks", members, out)
+        for (bench, model, tasks), members in settings(groups).items()
+    ]
+    write_summary_csv(groups, out / SUMMARY_FILE)
+    page = out / REPORT_FILE
+    page.write_text(render_page(title, groups, sections), encoding="utf-8")
+    return page

@@ -1,0 +1,111 @@
+"""PNG figures drawn with matplotlib's object API (no pyplot state): every figure is FIG_PIXELS in size."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from exssnet.report.aggregate import Group
+
+FIG_INCHES = (6.4, 4.8)
+DPI = 100
+FIG_PIXELS = (round(FIG_INCHES[0] * DPI), round(FIG_INCHES[1] * DPI))
+LINE_STYLES = ["-", "--", ":", "-."]  # lines that coincide stay distinguishable
+
+
+def _figure() -> tuple[Figure, object]:
+    fig = Figure(figsize=FIG_INCHES, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI, format="png")
+    return path
+
+
+def _finish_plot(fig: Figure, ax, title: str, xlabel: str, ylabel: str, path: Path, integer_x: bool = False) -> Path:
+    """Labels, grid and legend shared by the line plots, then save."""
+    if integer_x:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def accuracy_heatmap(group: Group, title: str, path: Path) -> Path:
+    """Mean accuracy matrix: row i = after learning task i, column j = task j (blank above the diagonal)."""
+    fig, ax = _figure()
+    matrix = group.acc_matrix
+    n = len(matrix)
+    values = [[math.nan if v is None else v for v in row] for row in matrix]
+    image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=100.0)
+    fig.colorbar(image, ax=ax, label="test accuracy (%)")
+    if n <= 12:
+        for i, row in enumerate(matrix):
+            for j, v in enumerate(row):
+                if v is not None:
+                    ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8, color="white" if v < 60 else "black")
+    ticks = range(n) if n <= 20 else range(0, n, max(1, n // 10))
+    ax.set_xticks(list(ticks))
+    ax.set_yticks(list(ticks))
+    ax.set_xlabel("evaluated task j")
+    ax.set_ylabel("after learning task i")
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def accuracy_curves(groups: list[Group], title: str, path: Path) -> Path:
+    """Average accuracy of the tasks seen so far vs number of tasks learned (paper Fig. 6), mean ± std band."""
+    fig, ax = _figure()
+    for i, group in enumerate(groups):
+        mean, std = group.curve
+        x = list(range(1, len(mean) + 1))
+        ax.plot(x, mean, marker="o", markersize=3, label=f"{group.label} (n={len(group.runs)})",
+                linestyle=LINE_STYLES[i % len(LINE_STYLES)])
+        ax.fill_between(x, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.2)
+    return _finish_plot(fig, ax, title, "tasks learned", "average accuracy of seen tasks (%)", path, integer_x=True)
+
+
+def overlap_per_task(groups: list[Group], title: str, path: Path) -> Path:
+    """Sparse overlap of each task's mask with the union of earlier masks."""
+    fig, ax = _figure()
+    for i, group in enumerate(groups):
+        overlap = group.overlap_per_task
+        if overlap is not None:
+            ax.plot(range(len(overlap)), overlap, marker="o", markersize=3, label=group.label,
+                    linestyle=LINE_STYLES[i % len(LINE_STYLES)])
+    ax.set_ylim(0.0, 1.0)
+    return _finish_plot(fig, ax, title, "task", "sparse overlap with earlier masks", path, integer_x=True)
+
+
+def accuracy_vs_density(series: dict[str, list[Group]], title: str, path: Path) -> Path:
+    """Average accuracy vs mask density, one line per method, error bars = std over seeds (paper Fig. 2/5)."""
+    fig, ax = _figure()
+    for name, groups in series.items():
+        stats = [g.avg_acc for g in groups]
+        ax.errorbar([g.key.density for g in groups], [s.mean for s in stats], yerr=[s.std for s in stats],
+                    marker="o", capsize=3, label=name)
+    return _finish_plot(fig, ax, title, "mask density (fraction of weights kept)", "average accuracy (%)", path)
+
+
+def accuracy_vs_overlap(series: dict[str, list[Group]], title: str, path: Path) -> Path:
+    """Average accuracy vs mean sparse overlap, one point per (method, density), labelled by density (paper Fig. 3)."""
+    fig, ax = _figure()
+    for name, groups in series.items():
+        points = [(g.overlap, g.avg_acc, g.key.density) for g in groups if g.overlap is not None]
+        if not points:
+            continue
+        ax.errorbar([p[0].mean for p in points], [p[1].mean for p in points],
+                    xerr=[p[0].std for p in points], yerr=[p[1].std for p in points],
+                    marker="o", linestyle="none", capsize=3, label=name)
+        for overlap, acc, density in points:
+            ax.annotate(f"{density:g}", (overlap.mean, acc.mean), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    return _finish_plot(fig, ax, title, "mean sparse overlap (tasks after the first)", "average accuracy (%)", path)

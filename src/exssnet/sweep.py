@@ -1,0 +1,86 @@
+"""A resumable grid of runs (methods x densities x seeds), each in OUT/<method>-d<density>-s<seed>/."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from tqdm.auto import tqdm
+
+from exssnet.config import RunConfig
+from exssnet.errors import ExssnetError
+from exssnet.methods import method_names
+from exssnet.report.aggregate import INCIDENTAL_KEYS
+from exssnet.training.resume import RUN_STATE_FILE
+from exssnet.training.runner import RESULTS_FILE, run_experiment
+
+RunFn = Callable[..., dict]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid."""
+
+    method: str
+    density: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}-d{self.density:g}-s{self.seed}"
+
+
+def make_grid(methods: Sequence[str], densities: Sequence[float], seeds: Sequence[int]) -> list[Cell]:
+    """Every combination, in method, density, seed order; refuses empty axes and unknown methods."""
+    for axis, values in (("methods", methods), ("densities", densities), ("seeds", seeds)):
+        if not values:
+            raise ExssnetError(f"the sweep needs at least one of {axis}")
+    unknown = [m for m in methods if m not in method_names()]
+    if unknown:
+        raise ExssnetError(f"unknown method(s) {', '.join(unknown)}; known methods: {', '.join(method_names())}")
+    cells = [Cell(m, float(d), int(s)) for m in dict.fromkeys(methods) for d in dict.fromkeys(densities)
+             for s in dict.fromkeys(seeds)]
+    return cells
+
+
+def cell_config(base: RunConfig, cell: Cell) -> RunConfig:
+    """The base config with the cell's method, density and seed (validated like any config)."""
+    return RunConfig.from_dict({**base.to_dict(), "method": cell.method, "density": cell.density, "seed": cell.seed})
+
+
+def check_existing(path: Path, config: RunConfig) -> None:
+    """A finished cell may only be skipped if it was run with the same settings."""
+    try:
+        saved = json.loads(path.read_text()).get("config", {})
+    except (OSError, json.JSONDecodeError, AttributeError):
+        raise ExssnetError(f"{path} is unreadable; delete it to rerun that cell") from None
+    wanted = config.to_dict()
+    differ = sorted(k for k in wanted if k not in INCIDENTAL_KEYS and k in saved and saved[k] != wanted[k])
+    if differ:
+        details = ", ".join(f"{k} {saved[k]!r} there vs {wanted[k]!r} now" for k in differ)
+        raise ExssnetError(f"{path} was made with other settings ({details}); use another --out or delete it")
+
+
+def run_sweep(base: RunConfig, cells: Sequence[Cell], out: Path, progress: bool = True,
+              run: RunFn = run_experiment) -> dict[str, list[str]]:
+    """Run every cell whose results.json is missing (resuming cut-short cells); returns cells run and skipped."""
+    configs = [cell_config(base, cell) for cell in cells]
+    if out.exists() and not out.is_dir():
+        raise ExssnetError(f"sweep output {out} exists and is not a folder")
+    done: dict[str, list[str]] = {"ran": [], "skipped": []}
+    bar = tqdm(list(zip(cells, configs)), desc="sweep", unit="run", disable=not progress)
+    for cell, config in bar:
+        bar.set_postfix_str(cell.name)
+        results_path = out / cell.name / RESULTS_FILE
+        if results_path.exists():
+            check_existing(results_path, config)
+            done["skipped"].append(cell.name)
+            continue
+        # a cell cut short (Ctrl-C, crash) continues from its last finished task
+        unfinished = (out / cell.name / RUN_STATE_FILE).exists()
+        results = run(config, out=out / cell.name, progress=False, resume=unfinished)
+        done["ran"].append(cell.name)
+        bar.set_postfix_str(f"{cell.name} avg_acc={results['avg_acc']:.2f}")
+    return done

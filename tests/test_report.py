@@ -1,0 +1,120 @@
+import base64
+import csv
+import io
+import json
+import re
+
+import pytest
+from PIL import Image
+
+from exssnet.cli import main
+from exssnet.report import build_report, group_runs, load_runs
+from exssnet.report.figures import FIG_PIXELS
+
+FAST = ["--benchmark", "split-digits", "--density", "0.2", "--mask-epochs", "2", "--weight-epochs", "2", "--quiet",
+        "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    """A real few-second ExSSNeT run on split digits."""
+    out = tmp_path_factory.mktemp("run")
+    assert main(["run", *FAST, "--method", "exssnet", "--out", str(out)]) == 0
+    return out
+
+
+def test_report_of_a_real_run(real_run, tmp_path, capsys):
+    results = json.loads((real_run / "results.json").read_text())
+    assert main(["report", str(real_run), "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "report written to" in printed
+    assert re.search(rf"split-digits\s+lenet\s+5\s+exssnet\s+no\s+0.2\s+0\s+{results['avg_acc']:.2f}", printed)
+    page = (tmp_path / "report.html").read_text()
+    assert "<table>" in page and "Comparison of methods" in page
+    row = re.search(r"<tr><td class=\"text\">split-digits</td>.*?</tr>", page)
+    assert row and f"<td>{results['avg_acc']:.2f}</td>" in row.group(0) and ">exssnet<" in row.group(0)
+    assert "<script" not in page and "<link" not in page and 'src="http' not in page
+    embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    pngs = sorted(tmp_path.glob("*.png"))
+    assert len(embedded) == len(pngs) >= 3
+    for data in embedded:
+        image = Image.open(io.BytesIO(base64.b64decode(data)))
+        assert image.format == "PNG" and image.size == FIG_PIXELS
+    heatmap = next(tmp_path.glob("acc_matrix_*.png"))
+    with Image.open(heatmap) as image:
+        image.verify()
+    with Image.open(heatmap) as image:
+        assert image.format == "PNG" and image.size == FIG_PIXELS == (640, 480)
+        assert len(image.convert("RGB").getcolors(maxcolors=1 << 20)) > 50  # a drawn figure, not a blank canvas
+    summary = list(csv.reader((tmp_path / "summary.csv").open()))
+    assert summary[1][:7] == ["split-digits", "lenet", "5", "exssnet", "no", "0.2", ""]
+    assert summary[1][8] == f"{results['avg_acc']:.2f}"
+
+
+def test_epoch_log_matches_the_run(real_run):
+    results = json.loads((real_run / "results.json").read_text())
+    rows = list(csv.DictReader((real_run / "metrics.csv").open()))
+    assert list(rows[0]) == ["task", "phase", "epoch", "loss", "val_acc"]
+    assert len(rows) == 5 * (2 + 2)
+    for t, record in enumerate(results["tasks"]):
+        for phase, key in (("mask", "mask_phase"), ("weights", "weight_phase")):
+            logged = [r for r in rows if r["task"] == str(t) and r["phase"] == phase]
+            assert [int(r["epoch"]) for r in logged] == [1, 2]
+            assert [float(r["loss"]) for r in logged] == pytest.approx(record[key]["loss"])
+            assert [float(r["val_acc"]) for r in logged] == pytest.approx(record[key]["val_acc"])
+
+
+def _fake_results(path, method, density, seed, avg, forgetting=0.0, overlap=(0.0, 0.5), **config):
+    path.mkdir(parents=True)
+    acc = [[avg, None], [avg, avg]]
+    data = {"method": method, "benchmark": "toy", "model": "lenet", "density": density, "seed": seed,
+            "acc_matrix": acc, "avg_acc": avg, "forgetting": forgetting, "sparse_overlap": list(overlap),
+            "config": {"method": method, "density": density, "seed": seed, **config}}
+    (path / "results.json").write_text(json.dumps(data))
+
+
+def test_groups_average_over_seeds(tmp_path):
+    _fake_results(tmp_path / "a", "exssnet", 0.1, 0, 90.0, overlap=(0.0, 0.2))
+    _fake_results(tmp_path / "b", "exssnet", 0.1, 1, 94.0, overlap=(0.0, 0.4))
+    _fake_results(tmp_path / "c", "supsup", 0.1, 0, 80.0, forgetting=1.5)
+    _fake_results(tmp_path / "d" / "deep", "exssnet", 0.05, 0, 70.0, kkt=True)
+    groups = group_runs(load_runs([tmp_path]))
+    labels = [g.label for g in groups]
+    assert labels == ["exssnet d=0.1", "exssnet+kkt d=0.05", "supsup d=0.1"]
+    exs = groups[0]
+    assert exs.seeds == [0, 1]
+    assert exs.avg_acc.mean == pytest.approx(92.0) and exs.avg_acc.std == pytest.approx(8 ** 0.5)
+    assert exs.overlap.mean == pytest.approx(0.3)
+    assert exs.curve[0] == pytest.approx([92.0, 92.0])
+    assert exs.acc_matrix == [[92.0, None], [92.0, 92.0]]
+    assert groups[2].forgetting.format() == "1.50"
+    assert exs.avg_acc.format() == "92.00 ± 2.83"
+
+
+def test_runs_that_differ_in_more_than_the_seed_are_kept_apart(tmp_path):
+    _fake_results(tmp_path / "a", "exssnet", 0.1, 0, 90.0, kkt=True, kkt_k=5)
+    _fake_results(tmp_path / "b", "exssnet", 0.1, 1, 94.0, kkt=True, kkt_k=5, threads=1)
+    _fake_results(tmp_path / "c", "exssnet", 0.1, 0, 80.0, kkt=True, kkt_k=20)
+    groups = group_runs(load_runs([tmp_path]))
+    assert [(g.label, g.seeds) for g in groups] == [("exssnet+kkt d=0.1 kkt_k=20", [0]),
+                                                    ("exssnet+kkt d=0.1 kkt_k=5", [0, 1])]
+    page = build_report([tmp_path], tmp_path / "rep").read_text()
+    assert "92.00 ± 2.83" in page and "kkt_k=20" in page
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(None, "does not exist"), ("", "no results.json found"), ("{not json", "is not valid JSON"),
+     ('{"method": "x"}', "missing benchmark"),
+     ('{"method": "m", "benchmark": "b", "density": 0.1, "seed": 0, "avg_acc": 1, "forgetting": 0, '
+      '"acc_matrix": [[1, null], [null, 2]]}', "must be numbers")],
+)
+def test_bad_report_input_is_a_clear_error(tmp_path, capsys, content, message):
+    target = tmp_path / "in"
+    if content is not None:
+        target.mkdir()
+        if content:
+            (target / "results.json").write_text(content)
+    assert main(["report", str(target), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("exssnet: error:") and message in err and "Traceback" not in err

@@ -1,0 +1,63 @@
+import csv
+import json
+
+import pytest
+
+from exssnet.cli import main
+from exssnet.config import RunConfig
+from exssnet.errors import ExssnetError
+from exssnet.sweep import make_grid, run_sweep
+from exssnet.training.runner import run_experiment
+
+BASE = ["--benchmark", "split-digits", "--mask-epochs", "1", "--weight-epochs", "1", "--num-tasks", "3",
+        "--threads", "1", "--quiet"]
+
+
+def test_sweep_runs_grid_and_reports(tmp_path, capsys):
+    args = ["sweep", *BASE, "--methods", "supsup,exssnet", "--densities", "0.1,0.3", "--seeds", "0", "--out", str(tmp_path)]
+    assert main(args) == 0
+    assert "4 run, 0 already done" in capsys.readouterr().out
+    cells = sorted(p.parent.name for p in tmp_path.glob("*/results.json"))
+    assert cells == ["exssnet-d0.1-s0", "exssnet-d0.3-s0", "supsup-d0.1-s0", "supsup-d0.3-s0"]
+    results = json.loads((tmp_path / "exssnet-d0.3-s0" / "results.json").read_text())
+    assert results["method"] == "exssnet" and results["density"] == 0.3 and len(results["acc_matrix"]) == 3
+    report = tmp_path / "report"
+    assert (report / "acc_vs_density_split-digits-lenet-3-tasks.png").is_file()
+    assert (report / "acc_vs_overlap_split-digits-lenet-3-tasks.png").is_file()
+    rows = list(csv.DictReader((report / "summary.csv").open()))
+    assert [(r["method"], r["density"]) for r in rows] == [("exssnet", "0.1"), ("exssnet", "0.3"),
+                                                         ("supsup", "0.1"), ("supsup", "0.3")]
+    # a rerun finds every cell done and runs nothing
+    assert main(args) == 0
+    assert "0 run, 4 already done" in capsys.readouterr().out
+
+
+def test_sweep_resumes_only_missing_cells(tmp_path):
+    base = RunConfig(benchmark="split-digits", mask_epochs=1, weight_epochs=0, num_tasks=2, threads=1)
+    cells = make_grid(["supsup"], [0.2], [0, 1, 2])
+    calls = []
+
+    def counting_run(config, **kwargs):
+        calls.append(config.seed)
+        return run_experiment(config, **kwargs)
+
+    assert run_sweep(base, cells, tmp_path, progress=False, run=counting_run)["ran"] == [c.name for c in cells]
+    (tmp_path / "supsup-d0.2-s1" / "results.json").unlink()
+    calls.clear()
+    done = run_sweep(base, cells, tmp_path, progress=False, run=counting_run)
+    assert calls == [1] and done["skipped"] == ["supsup-d0.2-s0", "supsup-d0.2-s2"]
+    changed = RunConfig(benchmark="split-digits", mask_epochs=3, weight_epochs=0, num_tasks=2, threads=1)
+    with pytest.raises(ExssnetError, match="made with other settings .*mask_epochs 1 there vs 3 now"):
+        run_sweep(changed, cells, tmp_path, progress=False)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [(["--methods", "supsup,packnet"], "unknown method(s) packnet"),
+     (["--densities", "0.1,1.5"], "density must be in (0, 1]")],
+)
+def test_bad_grid_fails_before_running(tmp_path, capsys, extra, message):
+    assert main(["sweep", *BASE, *extra, "--out", str(tmp_path / "sw")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "sw").exists()
