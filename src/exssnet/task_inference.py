@@ -1,0 +1,157 @@
+"""SupSup one-shot task inference: which learned task's subnetwork does an input belong to?
+
+Every masked layer runs with the superposed weight `W * sum_i alpha_i M_i`, alpha_i = 1/T over the
+T candidate tasks (finished tasks only). The gradient of the output entropy w.r.t. alpha says which
+mask, given more weight, makes the network most confident; the inferred task is its argmin.
+
+Two granularities:
+- "batch": the whole batch is assumed to come from one task (as in SupSup); one id for all of it.
+- "example": one id per example, the honest class-incremental setting. The per-example gradients
+  come from one forward/backward: a layer's output is linear in alpha, so example b's gradient is
+  sum over layers of <dH_b/dy_b, op(x_b, W * M_i)> (exact as long as examples do not interact).
+
+BatchNorm during superposition (per-task statistics make it ambiguous), see `MultitaskBatchNorm.superpose`:
+- "mixture": the equal-weight mixture of the candidates' running statistics (per example; default).
+- "batch": the batch's own statistics (only with mode "batch").
+No running statistic, mask or score is changed by inference.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from exssnet.data.tasks import Inputs, num_examples, take
+from exssnet.errors import ExssnetError
+from exssnet.layers import MaskedLayer, MaskedLinear
+from exssnet.supermask import PHASE_DONE, SupermaskNet
+
+INFERENCE_MODES = ("example", "batch")
+BN_RULES = ("mixture", "batch")
+
+
+def learned_tasks(net: SupermaskNet) -> list[int]:
+    """Ids of finished tasks: the only candidates task inference may choose."""
+    return [t for t, state in enumerate(net.tasks) if state.phase == PHASE_DONE]
+
+
+def candidate_tasks(net: SupermaskNet, tasks: list[int] | None) -> list[int]:
+    """`tasks` checked to be finished tasks (all finished tasks when None)."""
+    learned = learned_tasks(net)
+    if tasks is None:
+        tasks = learned
+    unknown = [t for t in tasks if t not in learned]
+    if unknown:
+        raise ExssnetError(f"task inference can only choose finished tasks; not finished or unknown: {unknown}")
+    if not tasks:
+        raise ExssnetError("task inference needs at least one finished task")
+    return list(tasks)
+
+
+def check_settings(mode: str, bn: str) -> None:
+    if mode not in INFERENCE_MODES:
+        raise ExssnetError(f"task inference mode must be one of {', '.join(INFERENCE_MODES)}, got {mode!r}")
+    if bn not in BN_RULES:
+        raise ExssnetError(f"task inference BatchNorm rule must be one of {', '.join(BN_RULES)}, got {bn!r}")
+
+
+@contextmanager
+def superposed(net: SupermaskNet, tasks: list[int], alphas: torch.Tensor, bn: str) -> Iterator[None]:
+    """Run `net` in eval mode with its masks and BatchNorms superposed; restore the active task after."""
+    was_training, active = net.training, net.active_task
+    net.eval()
+    try:
+        for layer in net.masked_layers():
+            layer.superpose(tasks, alphas)
+        for norm in net.norm_layers():
+            norm.superpose(tasks, bn)
+        yield
+    finally:
+        if active >= 0:
+            net.set_task(active)
+        net.train(was_training)
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Per-row entropy of softmax(logits)."""
+    log_p = F.log_softmax(logits, dim=1)
+    return -(log_p.exp() * log_p).sum(dim=1)
+
+
+def _apply_weight(layer: MaskedLayer, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The layer's operation with an explicit weight."""
+    if isinstance(layer, MaskedLinear):
+        return F.linear(x, weight)
+    return layer._conv_forward(x, weight, None)  # type: ignore[attr-defined]
+
+
+def entropy_gradients(
+    net: SupermaskNet, x: Inputs, tasks: list[int] | None = None, mode: str = "example", bn: str = "batch"
+) -> torch.Tensor:
+    """d entropy / d alpha at alpha = 1/T: shape (B, T) for mode "example", (T,) for "batch" (batch mean)."""
+    check_settings(mode, bn)
+    tasks = candidate_tasks(net, tasks)
+    width = max(net.tasks[t].num_classes for t in tasks)
+    alphas = torch.full((len(tasks),), 1.0 / len(tasks), device=net.device, requires_grad=True)
+    calls: list[tuple[MaskedLayer, torch.Tensor, torch.Tensor]] = []
+
+    def record(layer, inputs, output):
+        calls.append((layer, inputs[0].detach(), output))
+
+    handles = [layer.register_forward_hook(record) for layer in net.masked_layers()] if mode == "example" else []
+    try:
+        with torch.enable_grad(), superposed(net, tasks, alphas, bn):
+            h = entropy(net(*(x if isinstance(x, tuple) else (x,)))[:, :width])
+            if mode == "batch":
+                (grad,) = torch.autograd.grad(h.mean(), [alphas])
+                return grad
+            out_grads = torch.autograd.grad(h.sum(), [y for _, _, y in calls])
+    finally:
+        for handle in handles:
+            handle.remove()
+    per_example = torch.zeros(h.shape[0], len(tasks), device=h.device)
+    with torch.no_grad():
+        for (layer, inputs, _), g in zip(calls, out_grads):
+            for i, t in enumerate(tasks):
+                y_t = _apply_weight(layer, inputs, layer.weight * layer.mask_of(t).to(layer.weight.dtype))
+                per_example[:, i] += (g * y_t).flatten(1).sum(dim=1)
+    return per_example
+
+
+def infer_task(
+    net: SupermaskNet, x: Inputs, tasks: list[int] | None = None, mode: str = "example", bn: str = "batch"
+) -> torch.Tensor:
+    """Inferred task id per example (LongTensor of shape (B,)); in mode "batch" all entries are equal."""
+    tasks = candidate_tasks(net, tasks)
+    n = num_examples(x)
+    device = net.device
+    if len(tasks) == 1:
+        check_settings(mode, bn)
+        return torch.full((n,), tasks[0], dtype=torch.long, device=device)
+    grads = entropy_gradients(net, x, tasks, mode, bn)
+    ids = torch.tensor(tasks, dtype=torch.long, device=device)
+    if mode == "batch":
+        return ids[grads.argmin()].expand(n).clone()
+    return ids[grads.argmin(dim=1)]
+
+
+@torch.no_grad()
+def predict_with_inferred_task(
+    net: SupermaskNet, x: Inputs, inferred: torch.Tensor
+) -> torch.Tensor:
+    """Class predictions (within the inferred task) using each example's inferred task's subnetwork."""
+    was_training, active = net.training, net.active_task
+    net.eval()
+    predictions = torch.zeros_like(inferred)
+    try:
+        for t in inferred.unique().tolist():
+            index = (inferred == t).nonzero().flatten()
+            predictions[index] = net.logits(take(x, index), t).argmax(dim=1)
+    finally:
+        if active >= 0:
+            net.set_task(active)
+        net.train(was_training)
+    return predictions
