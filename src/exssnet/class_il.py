@@ -71,8 +71,8 @@ def evaluate_tasks(
     right_task = inferred == true_task
     right_class = right_task & (predicted == labels)
     return [
-        (100.0 * float(right_task[true_task == j].float().mean()), 100.0 * float(right_class[true_task == j].float().mean()))
-        for j in range(len(splits))
+        (100.0 * int(right_task[true_task == j].sum()) / len(split), 100.0 * int(right_class[true_task == j].sum()) / len(split))
+        for j, split in enumerate(splits)
     ]
 
 
