@@ -8,13 +8,14 @@ FAST = ["--benchmark", "split-digits", "--density", "0.2", "--mask-epochs", "2",
         "--num-tasks", "3", "--quiet", "--threads", "1"]
 
 
-@pytest.mark.parametrize("mode", ["example", "batch"])
-def test_class_il_run_writes_inferred_and_task_given_accuracy(tmp_path, mode, capsys):
-    args = ["run", *FAST, "--scenario", "class-il", "--classil-mode", mode, "--classil-every-task", "--out", str(tmp_path)]
+@pytest.mark.parametrize("mode, rule", [("example", "one-shot"), ("batch", "one-shot"), ("example", "min-entropy")])
+def test_class_il_run_writes_inferred_and_task_given_accuracy(tmp_path, mode, rule, capsys):
+    args = ["run", *FAST, "--scenario", "class-il", "--classil-mode", mode, "--classil-rule", rule,
+            "--classil-every-task", "--out", str(tmp_path)]
     assert main(args) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     c = results["class_il"]
-    assert c["mode"] == mode and c["evaluated_after_tasks"] == [0, 1, 2]
+    assert c["mode"] == mode and c["rule"] == rule and c["evaluated_after_tasks"] == [0, 1, 2]
     assert c["task_given_acc"] == results["acc_matrix"][-1]
     assert len(c["task_inference_acc"]) == len(c["inferred_task_acc"]) == 3
     assert [len(row) for row in c["inferred_task_acc_matrix"]] == [1, 2, 3]
@@ -37,6 +38,7 @@ def test_task_il_run_has_no_class_il_entry(tmp_path):
         (["--scenario", "class-incremental"], "scenario must be 'task-il' or 'class-il'"),
         (["--scenario", "class-il", "--classil-mode", "pixel"], "task inference mode"),
         (["--scenario", "class-il", "--classil-bn", "shared"], "BatchNorm rule"),
+        (["--scenario", "class-il", "--classil-rule", "oracle"], "task inference rule"),
         (["--scenario", "class-il", "--classil-batch-size", "0"], "classil_batch_size must be at least 1"),
     ],
 )

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -8,7 +10,7 @@ from exssnet.data.tasks import Split, TaskData, carve_validation
 from exssnet.layers import MultitaskBatchNorm, pack_mask
 from exssnet.layers.topk import superposed_mask
 from exssnet.models import build_model
-from exssnet.task_inference import entropy_gradients, infer_task, learned_tasks, superposed
+from exssnet.task_inference import entropy, entropy_gradients, infer_task, learned_tasks, superposed
 from exssnet.training.loops import train_phase
 
 
@@ -102,6 +104,17 @@ def test_inference_changes_no_statistics_mask_or_mode():
     assert torch.equal(net(x), before)
 
 
+def test_min_entropy_rule_picks_the_least_uncertain_subnetwork():
+    net = net_with_tasks(3, classes=(3, 2, 3))
+    net.eval()
+    x = torch.randn(12, 1, 6, 6) * 2
+    own = torch.stack([entropy(net.logits(x, t)) / math.log(net.tasks[t].num_classes) for t in range(3)], dim=1)
+    assert torch.equal(infer_task(net, x, rule="min-entropy", mode="example"), own.argmin(dim=1))
+    assert infer_task(net, x, rule="min-entropy", mode="batch").tolist() == [int(own.mean(dim=0).argmin())] * 12
+    with pytest.raises(ExssnetError, match="rule"):
+        infer_task(net, x, rule="oracle")
+
+
 def test_head_width_is_the_widest_candidate():
     net = net_with_tasks(2, classes=(2, 3))
     ids = infer_task(net, torch.randn(5, 1, 6, 6), mode="example")
@@ -136,7 +149,9 @@ def test_inference_finds_the_task_of_trained_permuted_digits():
         net.finish_task()
     for j, task in enumerate(tasks):
         for start in range(0, 256, 64):
-            assert infer_task(net, task.test.x[start : start + 64], mode="batch").tolist() == [j] * 64
+            batch = task.test.x[start : start + 64]
+            assert infer_task(net, batch, mode="batch").tolist() == [j] * 64
+            assert infer_task(net, batch, mode="batch", rule="min-entropy").tolist() == [j] * 64
     stream = torch.cat([task.test.x[:128] for task in tasks])
     truth = torch.arange(3).repeat_interleave(128)
     order = torch.randperm(len(truth), generator=torch.Generator().manual_seed(0))

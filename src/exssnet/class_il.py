@@ -29,7 +29,7 @@ def supermask_net_of(method: ContinualMethod) -> SupermaskNet:
 
 
 def infer_and_predict(
-    net: SupermaskNet, x: Inputs, candidates: list[int], mode: str, bn: str, batch_size: int
+    net: SupermaskNet, x: Inputs, candidates: list[int], mode: str, bn: str, batch_size: int, rule: str = "one-shot"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(inferred task, predicted class within it) for every example of `x`, batch by batch."""
     n = num_examples(x)
@@ -39,14 +39,14 @@ def infer_and_predict(
     inferred, predicted = [], []
     for start, stop in zip(starts, starts[1:] + [n]):
         chunk = take(x, torch.arange(start, stop, device=net.device))
-        tasks = infer_task(net, chunk, candidates, mode, bn)
+        tasks = infer_task(net, chunk, candidates, mode, bn, rule)
         inferred.append(tasks)
         predicted.append(predict_with_inferred_task(net, chunk, tasks))
     return torch.cat(inferred), torch.cat(predicted)
 
 
 def evaluate_tasks(
-    net: SupermaskNet, splits: list[Split], mode: str, bn: str, batch_size: int, seed: int = 0
+    net: SupermaskNet, splits: list[Split], mode: str, bn: str, batch_size: int, seed: int = 0, rule: str = "one-shot"
 ) -> list[tuple[float, float]]:
     """(task-inference accuracy, inferred-task accuracy), percent, for each task's split.
 
@@ -56,14 +56,16 @@ def evaluate_tasks(
     """
     candidates = list(range(len(splits)))
     if mode == "batch":
-        outcomes = [infer_and_predict(net, split.x, candidates, mode, bn, batch_size) for split in splits]
+        outcomes = [infer_and_predict(net, split.x, candidates, mode, bn, batch_size, rule) for split in splits]
         inferred = torch.cat([o[0] for o in outcomes])
         predicted = torch.cat([o[1] for o in outcomes])
     else:
         pooled = concat_inputs([split.x for split in splits])
         order = torch.randperm(num_examples(pooled), generator=torch.Generator().manual_seed(seed))
         order = order.to(net.device)
-        shuffled_inferred, shuffled_predicted = infer_and_predict(net, take(pooled, order), candidates, mode, bn, batch_size)
+        shuffled_inferred, shuffled_predicted = infer_and_predict(
+            net, take(pooled, order), candidates, mode, bn, batch_size, rule
+        )
         inferred, predicted = torch.empty_like(shuffled_inferred), torch.empty_like(shuffled_predicted)
         inferred[order], predicted[order] = shuffled_inferred, shuffled_predicted
     true_task = torch.cat([torch.full((len(split),), j, device=inferred.device) for j, split in enumerate(splits)])
@@ -87,7 +89,7 @@ class ClassILEvaluator:
     """Collects class-IL metrics after the last task (and after every task when configured)."""
 
     def __init__(self, config: RunConfig, method: ContinualMethod, tasks: list[TaskData]) -> None:
-        check_settings(config.classil_mode, config.classil_bn)
+        check_settings(config.classil_mode, config.classil_bn, config.classil_rule)
         self.net = supermask_net_of(method)
         self.config, self.tasks = config, tasks
         self.task_inference_rows: list[list[float]] = []
@@ -102,7 +104,9 @@ class ClassILEvaluator:
         start = time.perf_counter()
         cfg = self.config
         splits = [task.test for task in self.tasks[: t + 1]]
-        rows = evaluate_tasks(self.net, splits, cfg.classil_mode, cfg.classil_bn, cfg.classil_batch_size, cfg.seed)
+        rows = evaluate_tasks(
+            self.net, splits, cfg.classil_mode, cfg.classil_bn, cfg.classil_batch_size, cfg.seed, cfg.classil_rule
+        )
         self.task_inference_rows.append([r[0] for r in rows])
         self.inferred_rows.append([r[1] for r in rows])
         self.after.append(t)
@@ -115,6 +119,7 @@ class ClassILEvaluator:
         tia, ia = self.task_inference_rows[-1], self.inferred_rows[-1]
         sizes = [num_examples(task.test.x) for task in self.tasks]
         return {
+            "rule": self.config.classil_rule,
             "mode": self.config.classil_mode,
             "bn": self.config.classil_bn,
             "batch_size": self.config.classil_batch_size,

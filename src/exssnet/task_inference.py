@@ -14,10 +14,15 @@ BatchNorm during superposition (per-task statistics make it ambiguous), see `Mul
 - "mixture": the equal-weight mixture of the candidates' running statistics (per example; default).
 - "batch": the batch's own statistics (only with mode "batch").
 No running statistic, mask or score is changed by inference.
+
+`rule="min-entropy"` is the brute-force reference SupSup compares against: run every candidate's own
+subnetwork (its mask and its BatchNorm statistics, eval mode) and pick the lowest output entropy
+(normalised by log of the task's class count). T forward passes, no superposition, no BN ambiguity.
 """
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -31,6 +36,7 @@ from exssnet.supermask import PHASE_DONE, SupermaskNet
 
 INFERENCE_MODES = ("example", "batch")
 BN_RULES = ("mixture", "batch")
+INFERENCE_RULES = ("one-shot", "min-entropy")
 
 
 def learned_tasks(net: SupermaskNet) -> list[int]:
@@ -51,7 +57,9 @@ def candidate_tasks(net: SupermaskNet, tasks: list[int] | None) -> list[int]:
     return list(tasks)
 
 
-def check_settings(mode: str, bn: str) -> None:
+def check_settings(mode: str, bn: str, rule: str = "one-shot") -> None:
+    if rule not in INFERENCE_RULES:
+        raise ExssnetError(f"task inference rule must be one of {', '.join(INFERENCE_RULES)}, got {rule!r}")
     if mode not in INFERENCE_MODES:
         raise ExssnetError(f"task inference mode must be one of {', '.join(INFERENCE_MODES)}, got {mode!r}")
     if bn not in BN_RULES:
@@ -121,21 +129,49 @@ def entropy_gradients(
     return per_example
 
 
+@torch.no_grad()
+def task_entropies(net: SupermaskNet, x: Inputs, tasks: list[int] | None = None) -> torch.Tensor:
+    """(B, T) output entropy of each candidate's own subnetwork, divided by log(its class count)."""
+    tasks = candidate_tasks(net, tasks)
+    was_training, active = net.training, net.active_task
+    net.eval()
+    try:
+        columns = []
+        for t in tasks:
+            classes = net.tasks[t].num_classes
+            h = entropy(net.logits(x, t))
+            columns.append(h / math.log(classes) if classes > 1 else torch.zeros_like(h))
+    finally:
+        if active >= 0:
+            net.set_task(active)
+        net.train(was_training)
+    return torch.stack(columns, dim=1)
+
+
 def infer_task(
-    net: SupermaskNet, x: Inputs, tasks: list[int] | None = None, mode: str = "example", bn: str = "batch"
+    net: SupermaskNet, x: Inputs, tasks: list[int] | None = None, mode: str = "example", bn: str = "batch",
+    rule: str = "one-shot",
 ) -> torch.Tensor:
-    """Inferred task id per example (LongTensor of shape (B,)); in mode "batch" all entries are equal."""
+    """Inferred task id per example (LongTensor of shape (B,)); in mode "batch" all entries are equal.
+
+    rule "one-shot": argmin of d entropy / d alpha under superposition (SupSup); "min-entropy": argmin
+    of each candidate subnetwork's own (normalised) output entropy.
+    """
+    check_settings(mode, bn, rule)
     tasks = candidate_tasks(net, tasks)
     n = num_examples(x)
     device = net.device
     if len(tasks) == 1:
-        check_settings(mode, bn)
         return torch.full((n,), tasks[0], dtype=torch.long, device=device)
-    grads = entropy_gradients(net, x, tasks, mode, bn)
+    if rule == "one-shot":
+        scores = entropy_gradients(net, x, tasks, mode, bn)
+    else:
+        scores = task_entropies(net, x, tasks)
+        scores = scores.mean(dim=0) if mode == "batch" else scores
     ids = torch.tensor(tasks, dtype=torch.long, device=device)
     if mode == "batch":
-        return ids[grads.argmin()].expand(n).clone()
-    return ids[grads.argmin(dim=1)]
+        return ids[scores.argmin()].expand(n).clone()
+    return ids[scores.argmin(dim=1)]
 
 
 @torch.no_grad()
