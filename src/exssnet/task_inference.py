@@ -67,20 +67,27 @@ def check_settings(mode: str, bn: str, rule: str = "one-shot") -> None:
 
 
 @contextmanager
-def superposed(net: SupermaskNet, tasks: list[int], alphas: torch.Tensor, bn: str) -> Iterator[None]:
-    """Run `net` in eval mode with its masks and BatchNorms superposed; restore the active task after."""
+def evaluating(net: SupermaskNet) -> Iterator[None]:
+    """Eval mode inside; afterwards the active task (its layer modes) and train/eval mode as before."""
     was_training, active = net.training, net.active_task
     net.eval()
     try:
-        for layer in net.masked_layers():
-            layer.superpose(tasks, alphas)
-        for norm in net.norm_layers():
-            norm.superpose(tasks, bn)
         yield
     finally:
         if active >= 0:
             net.set_task(active)
         net.train(was_training)
+
+
+@contextmanager
+def superposed(net: SupermaskNet, tasks: list[int], alphas: torch.Tensor, bn: str) -> Iterator[None]:
+    """Run `net` in eval mode with its masks and BatchNorms superposed; restore the active task after."""
+    with evaluating(net):
+        for layer in net.masked_layers():
+            layer.superpose(tasks, alphas)
+        for norm in net.norm_layers():
+            norm.superpose(tasks, bn)
+        yield
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -116,13 +123,15 @@ def entropy_gradients(
             if mode == "batch":
                 (grad,) = torch.autograd.grad(h.mean(), [alphas])
                 return grad
-            out_grads = torch.autograd.grad(h.sum(), [y for _, _, y in calls])
+            out_grads = torch.autograd.grad(h.sum(), [y for _, _, y in calls], allow_unused=True)
     finally:
         for handle in handles:
             handle.remove()
     per_example = torch.zeros(h.shape[0], len(tasks), device=h.device)
     with torch.no_grad():
         for (layer, inputs, _), g in zip(calls, out_grads):
+            if g is None:  # this layer's output does not reach the logits
+                continue
             for i, t in enumerate(tasks):
                 y_t = _apply_weight(layer, inputs, layer.weight * layer.mask_of(t).to(layer.weight.dtype))
                 per_example[:, i] += (g * y_t).flatten(1).sum(dim=1)
@@ -133,18 +142,12 @@ def entropy_gradients(
 def task_entropies(net: SupermaskNet, x: Inputs, tasks: list[int] | None = None) -> torch.Tensor:
     """(B, T) output entropy of each candidate's own subnetwork, divided by log(its class count)."""
     tasks = candidate_tasks(net, tasks)
-    was_training, active = net.training, net.active_task
-    net.eval()
-    try:
-        columns = []
+    columns = []
+    with evaluating(net):
         for t in tasks:
             classes = net.tasks[t].num_classes
             h = entropy(net.logits(x, t))
             columns.append(h / math.log(classes) if classes > 1 else torch.zeros_like(h))
-    finally:
-        if active >= 0:
-            net.set_task(active)
-        net.train(was_training)
     return torch.stack(columns, dim=1)
 
 
@@ -179,15 +182,9 @@ def predict_with_inferred_task(
     net: SupermaskNet, x: Inputs, inferred: torch.Tensor
 ) -> torch.Tensor:
     """Class predictions (within the inferred task) using each example's inferred task's subnetwork."""
-    was_training, active = net.training, net.active_task
-    net.eval()
     predictions = torch.zeros_like(inferred)
-    try:
+    with evaluating(net):
         for t in inferred.unique().tolist():
             index = (inferred == t).nonzero().flatten()
             predictions[index] = net.logits(take(x, index), t).argmax(dim=1)
-    finally:
-        if active >= 0:
-            net.set_task(active)
-        net.train(was_training)
     return predictions
