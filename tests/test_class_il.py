@@ -8,7 +8,7 @@ FAST = ["--benchmark", "split-digits", "--density", "0.2", "--mask-epochs", "2",
         "--num-tasks", "3", "--quiet", "--threads", "1"]
 
 
-@pytest.mark.parametrize("mode, rule", [("example", "one-shot"), ("batch", "one-shot"), ("example", "min-entropy")])
+@pytest.mark.parametrize("mode, rule", [("example", "one-shot"), ("batch", "binary"), ("example", "min-entropy")])
 def test_class_il_run_writes_inferred_and_task_given_accuracy(tmp_path, mode, rule, capsys):
     args = ["run", *FAST, "--scenario", "class-il", "--classil-mode", mode, "--classil-rule", rule,
             "--classil-every-task", "--out", str(tmp_path)]

@@ -115,6 +115,17 @@ def test_min_entropy_rule_picks_the_least_uncertain_subnetwork():
         infer_task(net, x, rule="oracle")
 
 
+def test_binary_rule_halves_candidates_by_the_gradient():
+    net = net_with_tasks(4)
+    x = torch.randn(16, 1, 6, 6) * 2 + 1
+    first = entropy_gradients(net, x, mode="batch").argsort()[:2].tolist()
+    second = entropy_gradients(net, x, sorted(first), mode="batch")
+    expected = sorted(first)[int(second.argmin())]
+    assert infer_task(net, x, mode="batch", rule="binary").tolist() == [expected] * 16
+    with pytest.raises(ExssnetError, match="per batch"):
+        infer_task(net, x, mode="example", rule="binary")
+
+
 def test_head_width_is_the_widest_candidate():
     net = net_with_tasks(2, classes=(2, 3))
     ids = infer_task(net, torch.randn(5, 1, 6, 6), mode="example")
@@ -152,6 +163,7 @@ def test_inference_finds_the_task_of_trained_permuted_digits():
             batch = task.test.x[start : start + 64]
             assert infer_task(net, batch, mode="batch").tolist() == [j] * 64
             assert infer_task(net, batch, mode="batch", rule="min-entropy").tolist() == [j] * 64
+            assert infer_task(net, batch, mode="batch", rule="binary").tolist() == [j] * 64
     stream = torch.cat([task.test.x[:128] for task in tasks])
     truth = torch.arange(3).repeat_interleave(128)
     order = torch.randperm(len(truth), generator=torch.Generator().manual_seed(0))

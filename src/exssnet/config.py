@@ -44,7 +44,7 @@ class RunConfig:
     deterministic: bool = setting(True, "use deterministic algorithms (bit-identical reruns on CPU)")
     threads: int | None = setting(None, "torch CPU threads")
     scenario: str = setting("task-il", "'task-il' (task id given) or 'class-il' (also infer the task, SupSup one-shot)")
-    classil_rule: str = setting("one-shot", "class-il task inference: SupSup 'one-shot' gradient or brute-force 'min-entropy'")
+    classil_rule: str = setting("one-shot", "class-il task inference: SupSup 'one-shot' gradient, its iterative 'binary' halving, or brute-force 'min-entropy'")
     classil_mode: str = setting("example", "class-il task inference per 'example' (tasks shuffled together) or per 'batch' (one task per batch)")
     classil_bn: str = setting("batch", "BatchNorm while superposing: 'batch' statistics or 'mixture' of tasks' statistics")
     classil_batch_size: int = setting(128, "class-il inference batch (the batch that shares one task in mode 'batch')")

@@ -15,6 +15,9 @@ BatchNorm during superposition (per-task statistics make it ambiguous), see `Mul
 - "batch": the batch's own statistics (only with mode "batch").
 No running statistic, mask or score is changed by inference.
 
+`rule="binary"` is SupSup's iterative variant (per batch): superpose the remaining candidates
+uniformly, keep the half with the lowest gradient, repeat until one is left (ceil(log2 T) rounds).
+
 `rule="min-entropy"` is the brute-force reference SupSup compares against: run every candidate's own
 subnetwork (its mask and its BatchNorm statistics, eval mode) and pick the lowest output entropy
 (normalised by log of the task's class count). T forward passes, no superposition, no BN ambiguity.
@@ -36,7 +39,7 @@ from exssnet.supermask import PHASE_DONE, SupermaskNet
 
 INFERENCE_MODES = ("example", "batch")
 BN_RULES = ("mixture", "batch")
-INFERENCE_RULES = ("one-shot", "min-entropy")
+INFERENCE_RULES = ("one-shot", "binary", "min-entropy")
 
 
 def learned_tasks(net: SupermaskNet) -> list[int]:
@@ -60,6 +63,8 @@ def candidate_tasks(net: SupermaskNet, tasks: list[int] | None) -> list[int]:
 def check_settings(mode: str, bn: str, rule: str = "one-shot") -> None:
     if rule not in INFERENCE_RULES:
         raise ExssnetError(f"task inference rule must be one of {', '.join(INFERENCE_RULES)}, got {rule!r}")
+    if rule == "binary" and mode != "batch":
+        raise ExssnetError("task inference rule 'binary' works per batch: use mode 'batch'")
     if mode not in INFERENCE_MODES:
         raise ExssnetError(f"task inference mode must be one of {', '.join(INFERENCE_MODES)}, got {mode!r}")
     if bn not in BN_RULES:
@@ -157,14 +162,20 @@ def infer_task(
 ) -> torch.Tensor:
     """Inferred task id per example (LongTensor of shape (B,)); in mode "batch" all entries are equal.
 
-    rule "one-shot": argmin of d entropy / d alpha under superposition (SupSup); "min-entropy": argmin
-    of each candidate subnetwork's own (normalised) output entropy.
+    rule "one-shot": argmin of d entropy / d alpha under superposition (SupSup); "binary": SupSup's
+    iterative halving by that gradient (mode "batch"); "min-entropy": argmin of each candidate
+    subnetwork's own (normalised) output entropy.
     """
     check_settings(mode, bn, rule)
     tasks = candidate_tasks(net, tasks)
     n = num_examples(x)
     device = net.device
     if len(tasks) == 1:
+        return torch.full((n,), tasks[0], dtype=torch.long, device=device)
+    if rule == "binary":
+        while len(tasks) > 1:
+            keep = entropy_gradients(net, x, tasks, mode, bn).argsort()[: math.ceil(len(tasks) / 2)]
+            tasks = sorted(tasks[i] for i in keep.tolist())
         return torch.full((n,), tasks[0], dtype=torch.long, device=device)
     if rule == "one-shot":
         scores = entropy_gradients(net, x, tasks, mode, bn)
