@@ -11,14 +11,15 @@ Two granularities:
   sum over layers of <dH_b/dy_b, op(x_b, W * M_i)> (exact as long as examples do not interact).
 
 BatchNorm during superposition (per-task statistics make it ambiguous), see `MultitaskBatchNorm.superpose`:
-- "mixture": the equal-weight mixture of the candidates' running statistics (per example; default).
-- "batch": the batch's own statistics (only with mode "batch").
+- "batch" (default): the batch's own statistics, as constants (no gradient through them, so the
+  per-example gradients stay exact). Evaluate per example on batches that mix tasks.
+- "mixture": the equal-weight mixture of the candidates' running statistics (needs no other example).
 No running statistic, mask or score is changed by inference.
 
 `rule="binary"` is SupSup's iterative variant (per batch): superpose the remaining candidates
 uniformly, keep the half with the lowest gradient, repeat until one is left (ceil(log2 T) rounds).
 
-`rule="min-entropy"` is the brute-force reference SupSup compares against: run every candidate's own
+`rule="min-entropy"` is the brute-force reference: run every candidate's own
 subnetwork (its mask and its BatchNorm statistics, eval mode) and pick the lowest output entropy
 (normalised by log of the task's class count). T forward passes, no superposition, no BN ambiguity.
 """
@@ -61,14 +62,15 @@ def candidate_tasks(net: SupermaskNet, tasks: list[int] | None) -> list[int]:
 
 
 def check_settings(mode: str, bn: str, rule: str = "one-shot") -> None:
-    if rule not in INFERENCE_RULES:
-        raise ExssnetError(f"task inference rule must be one of {', '.join(INFERENCE_RULES)}, got {rule!r}")
-    if rule == "binary" and mode != "batch":
-        raise ExssnetError("task inference rule 'binary' works per batch: use mode 'batch'")
+    """Refuse unknown settings and combinations with a clear message."""
     if mode not in INFERENCE_MODES:
         raise ExssnetError(f"task inference mode must be one of {', '.join(INFERENCE_MODES)}, got {mode!r}")
     if bn not in BN_RULES:
         raise ExssnetError(f"task inference BatchNorm rule must be one of {', '.join(BN_RULES)}, got {bn!r}")
+    if rule not in INFERENCE_RULES:
+        raise ExssnetError(f"task inference rule must be one of {', '.join(INFERENCE_RULES)}, got {rule!r}")
+    if rule == "binary" and mode != "batch":
+        raise ExssnetError("task inference rule 'binary' works per batch: use mode 'batch'")
 
 
 @contextmanager
