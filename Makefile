@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-slow bench clean
+.PHONY: setup run test test-slow bench bench-many-tasks clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/step_ratio.py
 	$(BIN)/python benchmarks/checkpoint_size.py
+
+bench-many-tasks: $(STAMP)
+	$(BIN)/python benchmarks/many_tasks.py --tasks 50 --threads 1
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -45,11 +45,19 @@ class RunConfig:
     threads: int | None = setting(None, "torch CPU threads")
     log_csv: bool = setting(True, "write per-epoch loss and validation accuracy to metrics.csv in the output folder")
     tensorboard: bool = setting(False, "write TensorBoard scalars to tensorboard/ in the output folder")
+    scenario: str = setting("task-il", "'task-il' (task id given) or 'class-il' (also infer the task, SupSup one-shot)")
+    classil_rule: str = setting("one-shot", "class-il task inference: SupSup 'one-shot' gradient, its iterative 'binary' halving, or brute-force 'min-entropy'")
+    classil_mode: str = setting("example", "class-il task inference per 'example' (tasks shuffled together) or per 'batch' (one task per batch)")
+    classil_bn: str = setting("batch", "BatchNorm while superposing: 'batch' statistics or 'mixture' of tasks' statistics")
+    classil_batch_size: int = setting(128, "class-il inference batch (the batch that shares one task in mode 'batch')")
+    classil_every_task: bool = setting(False, "class-il: evaluate after every task, not only after the last")
 
     def __post_init__(self) -> None:
         _check_types(self)
         self.density = check_density(self.density)
-        for name in ("batch_size", "eval_batch_size", "classes_per_task"):
+        if self.scenario not in ("task-il", "class-il"):
+            raise ExssnetError(f"scenario must be 'task-il' or 'class-il', got {self.scenario!r}")
+        for name in ("batch_size", "eval_batch_size", "classes_per_task", "classil_batch_size"):
             if getattr(self, name) < 1:
                 raise ExssnetError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("mask_epochs", "weight_epochs"):

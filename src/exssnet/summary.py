@@ -18,5 +18,10 @@ def format_summary(results: dict) -> str:
     lines.append(f"forgetting:       {results['forgetting']:.2f}")
     if results.get("sparse_overlap") is not None:
         lines.append("sparse overlap:   " + " ".join(f"{v:.3f}" for v in results["sparse_overlap"]))
+    if results.get("class_il"):
+        c = results["class_il"]
+        lines.append(f"class-IL ({c.get('rule', 'one-shot')}, {c['mode']}, BN {c['bn']}): "
+                     f"task-inference accuracy {c['avg_task_inference_acc']:.2f}, "
+                     f"inferred-task accuracy {c['avg_inferred_acc']:.2f} (task given {c['avg_task_given_acc']:.2f})")
     lines.append("task time (s):    " + " ".join(f"{s:.1f}" for s in results["task_time_s"]))
     return "\n".join(lines)

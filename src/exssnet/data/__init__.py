@@ -2,5 +2,6 @@
 
 from exssnet.data.benchmarks import BenchmarkSpec, benchmark_names, build_benchmark, register_benchmark
 from exssnet.data.tasks import Benchmark, Split, TaskData
+from exssnet.data import pairs  # noqa: E402,F401  (registers pairs-mnist-fashion)
 
 __all__ = ["Benchmark", "BenchmarkSpec", "Split", "TaskData", "benchmark_names", "build_benchmark", "register_benchmark"]

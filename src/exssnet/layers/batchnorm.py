@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+SUPERPOSE_RULES = ("mixture", "batch")
 
 _BN_BY_DIMS = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
 
@@ -18,6 +21,7 @@ class MultitaskBatchNorm(nn.Module):
         self.num_features, self.dims, self.eps, self.momentum = num_features, dims, eps, momentum
         self.norms = nn.ModuleList()
         self.task = -1
+        self._superposed: tuple[torch.Tensor, torch.Tensor] | str | None = None
 
     def add_task(self, task: int) -> None:
         """Append fresh statistics for `task` (tasks are added in order)."""
@@ -32,8 +36,35 @@ class MultitaskBatchNorm(nn.Module):
 
     def set_task(self, task: int) -> None:
         self.task = task
+        self._superposed = None
+
+    def superpose(self, tasks: list[int], rule: str = "mixture") -> None:
+        """Normalise with statistics standing for several tasks at once (task inference).
+
+        rule "mixture": the equal-weight mixture of the tasks' running statistics (mean of means;
+        variance of the mixture = mean of (var + mean^2) - mean^2), a per-example rule.
+        rule "batch": the current batch's own statistics, as constants (no gradient flows through them,
+        so examples do not interact through gradients). Neither rule updates any running statistic.
+        """
+        if rule not in SUPERPOSE_RULES:
+            raise ValueError(f"BatchNorm superposition rule must be one of {SUPERPOSE_RULES}, got {rule!r}")
+        self.task = -1
+        if rule == "batch":
+            self._superposed = "batch"
+            return
+        means = torch.stack([self.norms[t].running_mean for t in tasks])
+        variances = torch.stack([self.norms[t].running_var for t in tasks])
+        mean = means.mean(dim=0)
+        self._superposed = (mean, (variances + means**2).mean(dim=0) - mean**2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._superposed == "batch":
+            dims = [d for d in range(x.dim()) if d != 1]
+            mean, var = x.mean(dim=dims).detach(), x.var(dim=dims, unbiased=False).detach()
+            return F.batch_norm(x, mean, var, training=False, eps=self.eps)
+        if self._superposed is not None:
+            mean, var = self._superposed
+            return F.batch_norm(x, mean, var.clamp_min(0.0), training=False, eps=self.eps)
         if not 0 <= self.task < len(self.norms):
             raise RuntimeError("no task is active on this BatchNorm: call SupermaskNet.set_task first")
         return self.norms[self.task](x)

@@ -17,6 +17,7 @@ from exssnet.layers.topk import (
     masked_weight_with_grad_mask,
     pack_mask,
     straight_through_mask,
+    superposed_mask,
     topk_mask,
     unpack_mask,
 )
@@ -54,8 +55,8 @@ class MaskedLayer(nn.Module):
         self._mask: torch.Tensor | None = None  # float 0/1 mask of the active task
         self._grad_mask: torch.Tensor | None = None  # where the weight may receive gradient
         self._alphas: torch.Tensor | None = None
-        self._stacked_masks: torch.Tensor | None = None
         self._frozen_weight: tuple[tuple, torch.Tensor] | None = None  # (key, weight * mask) for no-grad use
+        self._superposed: list[int] = []  # tasks mixed in superpose mode
 
     # ----- task lifecycle -------------------------------------------------------------
     def add_task(self, task: int, initial_scores: torch.Tensor | None = None) -> None:
@@ -95,27 +96,35 @@ class MaskedLayer(nn.Module):
             raise KeyError(f"no scores for task {task}")
         self.mode, self.task = "scores", task
         self._mask = self._grad_mask = None
+        self._alphas, self._superposed = None, []
 
     def use_mask(self, task: int, grad_mask: torch.Tensor | None = None) -> None:
         """Fixed committed mask of `task`; if `grad_mask` is given only it gets weight gradient."""
         self.mode, self.task = "mask", task
         self._mask = self.mask_of(task).to(self.weight.dtype)
         self._grad_mask = None if grad_mask is None else grad_mask.to(self.weight.dtype)
+        self._alphas, self._superposed = None, []
 
     def superpose(self, tasks: list[int], alphas: torch.Tensor) -> None:
-        """Weight `W * sum_i alphas[i] * M_tasks[i]` (SupSup one-shot task inference)."""
+        """Weight `W * sum_i alphas[i] * M_tasks[i]` (SupSup one-shot task inference).
+
+        The masks stay 1-bit packed: memory does not grow with the number of tasks mixed.
+        """
+        for t in tasks:
+            if not 0 <= t < self.num_committed:
+                raise IndexError(f"task {t} has no committed mask (committed: {self.num_committed})")
         self.mode, self.task = "superpose", -1
-        self._stacked_masks = torch.stack([self.mask_of(t).to(self.weight.dtype) for t in tasks])
-        self._alphas = alphas
+        self._mask = self._grad_mask = None
+        self._superposed, self._alphas = list(tasks), alphas
 
     def effective_weight(self) -> torch.Tensor:
         """The weight the forward pass multiplies by, for the current mode."""
         if self.mode == "scores":
             return self.weight * straight_through_mask(self.scores[str(self.task)], self.density)
         if self.mode == "superpose":
-            assert self._alphas is not None and self._stacked_masks is not None
-            mixed = torch.tensordot(self._alphas.to(self.weight.dtype), self._stacked_masks, dims=1)
-            return self.weight * mixed
+            assert self._alphas is not None
+            packed = [getattr(self, f"packed_mask_{t}") for t in self._superposed]
+            return self.weight * superposed_mask(self._alphas, packed, self.weight.shape, self.weight.dtype)
         if self._mask is None:
             raise RuntimeError("no task is active on this layer: call SupermaskNet.set_task first")
         if self._grad_mask is not None and self.weight.requires_grad:

@@ -83,3 +83,35 @@ def unpack_mask(packed: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> to
     shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=packed.device)
     bits = (packed.to(torch.uint8).unsqueeze(1) >> shifts) & 1
     return bits.flatten()[:numel].view(*shape).bool()
+
+
+class _SuperposedMask(torch.autograd.Function):
+    """`sum_i alphas[i] * M_i` from 1-bit packed masks; the backward unpacks one mask at a time.
+
+    Memory stays O(|W|) floats plus the packed bits, whatever the number of masks.
+    """
+
+    @staticmethod
+    def forward(ctx, alphas: torch.Tensor, shape: torch.Size, dtype: torch.dtype, *packed: torch.Tensor):  # type: ignore[override]
+        ctx.shape, ctx.dtype = shape, dtype
+        ctx.save_for_backward(*packed)
+        mixed = torch.zeros(shape, dtype=dtype, device=alphas.device)
+        for alpha, bits in zip(alphas.to(dtype), packed):
+            mixed.add_(unpack_mask(bits, shape).to(dtype) * alpha)
+        return mixed
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
+        grads = [
+            (grad_output * unpack_mask(bits, ctx.shape).to(grad_output.dtype)).sum() for bits in ctx.saved_tensors
+        ]
+        return (torch.stack(grads), None, None, *([None] * len(ctx.saved_tensors)))
+
+
+def superposed_mask(
+    alphas: torch.Tensor, packed: list[torch.Tensor], shape: torch.Size, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Float mask `sum_i alphas[i] * unpack(packed[i])`, differentiable w.r.t. `alphas`."""
+    if alphas.shape != (len(packed),):
+        raise ValueError(f"alphas has shape {tuple(alphas.shape)}, expected ({len(packed)},)")
+    return _SuperposedMask.apply(alphas, torch.Size(shape), dtype, *packed)

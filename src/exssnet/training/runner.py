@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from exssnet import __version__
+from exssnet.class_il import ClassILEvaluator
 from exssnet.config import RunConfig
 from exssnet.data import BenchmarkSpec, build_benchmark
 from exssnet.data.tasks import Benchmark, Split, TaskData, to_device
@@ -127,6 +128,7 @@ def run_experiment(
     first = restore(method, out, state, acc, task_records) if out is not None else 0
     if out is not None and checkpoints:
         hooks = [*hooks, CheckpointHook(out, config, state)]
+    class_il = ClassILEvaluator(config, method, tasks) if config.scenario == "class-il" else None
     for hook in hooks:
         hook.on_run_start(config.to_dict(), [task.name for task in tasks])
     bar = tqdm(range(first, n), desc=f"{config.method} on {benchmark.name}", unit="task", disable=not progress)
@@ -137,6 +139,8 @@ def run_experiment(
         wall = time.perf_counter() - task_start
         acc[t][: t + 1] = evaluate_seen(method, tasks, t, config.eval_batch_size)
         task_records.append({"name": tasks[t].name, "classes": tasks[t].classes, "wall_time_s": wall, **info})
+        if class_il is not None:
+            class_il.after_task(t)
         for hook in hooks:
             hook.on_task_end(t, method, acc[t][: t + 1], task_records[-1])  # type: ignore[arg-type]
         seen = sum(acc[t][: t + 1]) / (t + 1)  # type: ignore[arg-type]
@@ -160,6 +164,7 @@ def run_experiment(
         "total_time_s": time.perf_counter() - started,
         "tasks": task_records,
         "benchmark_info": benchmark.info,
+        **({"class_il": class_il.results(acc[-1])} if class_il is not None else {}),  # type: ignore[arg-type]
         "config": config.to_dict(),
         "environment": {"exssnet": __version__, "torch": torch.__version__, "python": platform.python_version(),
                         "device": str(device)},

@@ -1,0 +1,137 @@
+"""Class-incremental evaluation for the runner: infer the task, then classify with its subnetwork.
+
+For each learned task's test set it measures
+- task-inference accuracy: how often the inferred task is the true one;
+- inferred-task accuracy: how often the inferred task is right AND its subnetwork's class is right
+  (the class-incremental accuracy over all classes seen so far).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from exssnet.config import RunConfig
+from exssnet.data.tasks import Inputs, Split, TaskData, num_examples, take
+from exssnet.errors import ExssnetError
+from exssnet.methods.base import ContinualMethod
+from exssnet.supermask import SupermaskNet
+from exssnet.task_inference import check_settings, infer_task, predict_with_inferred_task
+
+
+def supermask_net_of(method: ContinualMethod) -> SupermaskNet:
+    """The supermask network of a method, or a clear error for methods without one."""
+    net = getattr(method, "net", None)
+    if not isinstance(net, SupermaskNet):
+        raise ExssnetError(f"scenario 'class-il' needs a supermask method (supsup, ssnet, exssnet), not {method.name or type(method).__name__}")
+    return net
+
+
+def infer_and_predict(
+    net: SupermaskNet, x: Inputs, candidates: list[int], mode: str, bn: str, batch_size: int, rule: str = "one-shot"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inferred task, predicted class within it) for every example of `x`, batch by batch."""
+    n = num_examples(x)
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()  # a batch of one has no batch statistics: fold it into the previous batch
+    inferred, predicted = [], []
+    for start, stop in zip(starts, starts[1:] + [n]):
+        chunk = take(x, torch.arange(start, stop, device=net.device))
+        tasks = infer_task(net, chunk, candidates, mode, bn, rule)
+        inferred.append(tasks)
+        predicted.append(predict_with_inferred_task(net, chunk, tasks))
+    return torch.cat(inferred), torch.cat(predicted)
+
+
+def evaluate_tasks(
+    net: SupermaskNet, splits: list[Split], mode: str, bn: str, batch_size: int, seed: int = 0, rule: str = "one-shot"
+) -> list[tuple[float, float]]:
+    """(task-inference accuracy, inferred-task accuracy), percent, for each task's split.
+
+    mode "batch": every batch holds one task's data (the SupSup setting), one id per batch.
+    mode "example": all splits are pooled and shuffled, so a batch mixes tasks and nothing about a
+    batch (not even its BatchNorm statistics) tells which task an example came from.
+    """
+    candidates = list(range(len(splits)))
+    if mode == "batch":
+        outcomes = [infer_and_predict(net, split.x, candidates, mode, bn, batch_size, rule) for split in splits]
+        inferred = torch.cat([o[0] for o in outcomes])
+        predicted = torch.cat([o[1] for o in outcomes])
+    else:
+        pooled = concat_inputs([split.x for split in splits])
+        order = torch.randperm(num_examples(pooled), generator=torch.Generator().manual_seed(seed))
+        order = order.to(net.device)
+        shuffled_inferred, shuffled_predicted = infer_and_predict(
+            net, take(pooled, order), candidates, mode, bn, batch_size, rule
+        )
+        inferred, predicted = torch.empty_like(shuffled_inferred), torch.empty_like(shuffled_predicted)
+        inferred[order], predicted[order] = shuffled_inferred, shuffled_predicted
+    true_task = torch.cat([torch.full((len(split),), j, device=inferred.device) for j, split in enumerate(splits)])
+    labels = torch.cat([split.y for split in splits])
+    right_task = inferred == true_task
+    right_class = right_task & (predicted == labels)
+    return [
+        (100.0 * int(right_task[true_task == j].sum()) / len(split), 100.0 * int(right_class[true_task == j].sum()) / len(split))
+        for j, split in enumerate(splits)
+    ]
+
+
+def concat_inputs(parts: list[Inputs]) -> Inputs:
+    """Concatenate tensors (or tuples of tensors, field by field) along the batch dimension."""
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat([p[i] for p in parts]) for i in range(len(parts[0])))  # type: ignore[index]
+    return torch.cat(parts)  # type: ignore[arg-type]
+
+
+class ClassILEvaluator:
+    """Collects class-IL metrics after the last task (and after every task when configured)."""
+
+    def __init__(self, config: RunConfig, method: ContinualMethod, tasks: list[TaskData]) -> None:
+        check_settings(config.classil_mode, config.classil_bn, config.classil_rule)
+        self.net = supermask_net_of(method)
+        self.config, self.tasks = config, tasks
+        self.task_inference_rows: list[list[float]] = []
+        self.inferred_rows: list[list[float]] = []
+        self.after: list[int] = []
+        self.seconds = 0.0
+
+    def after_task(self, t: int) -> None:
+        """Evaluate every task 0..t with inferred task ids, if this point is one to record."""
+        if not (self.config.classil_every_task or t == len(self.tasks) - 1):
+            return
+        start = time.perf_counter()
+        cfg = self.config
+        splits = [task.test for task in self.tasks[: t + 1]]
+        rows = evaluate_tasks(
+            self.net, splits, cfg.classil_mode, cfg.classil_bn, cfg.classil_batch_size, cfg.seed, cfg.classil_rule
+        )
+        self.task_inference_rows.append([r[0] for r in rows])
+        self.inferred_rows.append([r[1] for r in rows])
+        self.after.append(t)
+        self.seconds += time.perf_counter() - start
+
+    def results(self, task_given_acc: list[float]) -> dict:
+        """The `class_il` entry of results.json (final rows are after the last task)."""
+        if not self.after:
+            raise ExssnetError("class-IL evaluation never ran")
+        tia, ia = self.task_inference_rows[-1], self.inferred_rows[-1]
+        sizes = [num_examples(task.test.x) for task in self.tasks]
+        return {
+            "rule": self.config.classil_rule,
+            "mode": self.config.classil_mode,
+            "bn": self.config.classil_bn,
+            "batch_size": self.config.classil_batch_size,
+            "task_given_acc": task_given_acc,
+            "task_inference_acc": tia,
+            "inferred_task_acc": ia,
+            "avg_task_given_acc": sum(task_given_acc) / len(task_given_acc),
+            "avg_task_inference_acc": sum(tia) / len(tia),
+            "avg_inferred_acc": sum(ia) / len(ia),
+            "pooled_inferred_acc": sum(a * n for a, n in zip(ia, sizes)) / sum(sizes),
+            "evaluated_after_tasks": self.after,
+            "task_inference_acc_matrix": self.task_inference_rows,
+            "inferred_task_acc_matrix": self.inferred_rows,
+            "eval_time_s": self.seconds,
+        }

@@ -1,0 +1,44 @@
+"""What a supermask network holds per finished task, in bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from exssnet.supermask import SupermaskNet
+
+
+def tensor_bytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
+
+
+@dataclass
+class TaskFootprint:
+    """Bytes one task holds: packed mask bits, BatchNorm running statistics, kept float scores."""
+
+    mask: int
+    batchnorm: int
+    scores: int
+
+    @property
+    def total(self) -> int:
+        return self.mask + self.batchnorm + self.scores
+
+
+def task_footprint(net: SupermaskNet, task: int) -> TaskFootprint:
+    """Bytes held for `task` across every masked and BatchNorm layer of `net`."""
+    net.check_task(task)
+    mask = scores = 0
+    for layer in net.masked_layers():
+        packed = getattr(layer, f"packed_mask_{task}", None)
+        mask += 0 if packed is None else tensor_bytes(packed)
+        if str(task) in layer.scores:
+            scores += tensor_bytes(layer.scores[str(task)])
+    batchnorm = sum(tensor_bytes(b) for norm in net.norm_layers() for b in norm.norms[task].buffers())
+    return TaskFootprint(mask, batchnorm, scores)
+
+
+def state_bytes(net: SupermaskNet) -> int:
+    """Bytes of every parameter and buffer of `net` (shared weights, union masks and all tasks)."""
+    return sum(tensor_bytes(t) for t in net.state_dict().values())
