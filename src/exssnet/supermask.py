@@ -74,20 +74,29 @@ class SupermaskNet(nn.Module):
         self.tasks: list[TaskState] = []
         self.active_task = -1
         self._grad_masks: dict[str, torch.Tensor] = {}  # weight-phase gradient masks per layer
+        self._index_layers()
         if not self.masked_layers():
             raise ExssnetError("the model has no Linear or Conv layer to mask")
 
     # ----- structure ----------------------------------------------------------------
-    def masked_layers(self) -> list[MaskedLayer]:
-        return [m for m in self.model.modules() if isinstance(m, MaskedLayer)]
-
-    def named_masked_layers(self) -> Iterator[tuple[str, MaskedLayer]]:
+    def _index_layers(self) -> None:
+        """Find the masked layers and BatchNorms once: walking the modules grows with the task count."""
+        self._named_masked: list[tuple[str, MaskedLayer]] = []
+        self._norms: list[MultitaskBatchNorm] = []
         for name, module in self.model.named_modules():
             if isinstance(module, MaskedLayer):
-                yield name, module
+                self._named_masked.append((name, module))
+            elif isinstance(module, MultitaskBatchNorm):
+                self._norms.append(module)
+
+    def masked_layers(self) -> list[MaskedLayer]:
+        return [layer for _, layer in self._named_masked]
+
+    def named_masked_layers(self) -> Iterator[tuple[str, MaskedLayer]]:
+        return iter(self._named_masked)
 
     def norm_layers(self) -> list[MultitaskBatchNorm]:
-        return [m for m in self.model.modules() if isinstance(m, MultitaskBatchNorm)]
+        return list(self._norms)
 
     @property
     def num_tasks(self) -> int:
