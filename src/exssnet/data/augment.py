@@ -49,11 +49,9 @@ class RandomCropFlip:
         padded[:, :, p : p + height, p : p + width] = x
         dy = torch.randint(0, 2 * p + 1, (batch,), generator=generator).to(x.device)
         dx = torch.randint(0, 2 * p + 1, (batch,), generator=generator).to(x.device)
-        rows = (dy.view(-1, 1) + torch.arange(height, device=x.device)).view(batch, 1, height, 1)
-        cols = (dx.view(-1, 1) + torch.arange(width, device=x.device)).view(batch, 1, 1, width)
-        index_b = torch.arange(batch, device=x.device).view(-1, 1, 1, 1)
-        index_c = torch.arange(channels, device=x.device).view(1, -1, 1, 1)
-        return _flip_rows(padded[index_b, index_c, rows, cols], generator)
+        windows = padded.unfold(2, height, 1).unfold(3, width, 1)  # (B, C, 2p+1, 2p+1, H, W), a view
+        cropped = windows[torch.arange(batch, device=x.device), :, dy, dx]  # (B, C, H, W)
+        return _flip_rows(cropped, generator)
 
     def __repr__(self) -> str:
         return f"RandomCropFlip(padding={self.padding})"
