@@ -27,12 +27,21 @@ _NUMPY_GLOBALS = {
 }
 
 
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """What protocol-2 pickles from Python 3 call (as `_codecs.encode`) to rebuild a bytes object."""
+    if encoding != "latin1":
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
 class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """An unpickler that rebuilds numpy arrays and refuses every other global."""
+    """An unpickler that rebuilds numpy arrays (and bytes) and refuses every other global."""
 
     def find_class(self, module: str, name: str):
         if (module, name) in _NUMPY_GLOBALS:
             return super().find_class(module, name)
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_bytes
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are allowed")
 
 
