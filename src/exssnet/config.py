@@ -57,7 +57,7 @@ class RunConfig:
     ewc_lambda: float = setting(100.0, "ewc, online-ewc: penalty strength")
     ewc_gamma: float = setting(1.0, "online-ewc: decay of the accumulated Fisher, in [0, 1]")
     si_c: float = setting(0.5, "si: penalty strength")
-    si_xi: float = setting(1.0, "si: damping of the importance denominator, > 0")
+    si_xi: float = setting(0.001, "si: damping of the importance denominator, > 0")
     lwf_alpha: float = setting(1.0, "lwf: weight of the distillation loss")
     lwf_temperature: float = setting(2.0, "lwf: distillation temperature, > 0")
     buffer_size: int = setting(500, "er, der, derpp, agem: examples kept in the replay buffer (reservoir)")
