@@ -22,6 +22,7 @@ class DER(ReplayMethod):
 
     name = "der"
     label_replay = False
+    last_logits: torch.Tensor | None = None  # the current batch's logits, stored with it after the step
 
     def logit_mse(self, current: torch.Tensor, stored: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
         """Mean squared difference over each example's own classes (padding excluded)."""
