@@ -197,3 +197,27 @@ def test_cli_run_with_out_writes_results_and_no_checkpoint_then_refuses_resume(t
     for resume in (["run", "--out", str(tmp_path), "--resume"], [*flags, "--resume"]):
         assert main(resume) == 2
         assert "--resume is not supported for method 'er'" in capsys.readouterr().err
+
+
+def test_mixed_batches_use_each_examples_own_head():
+    torch.manual_seed(0)
+    net = MultiHeadNet(torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2)))
+    net.add_head(2)
+    net.add_head(3)
+    x, y, tasks = torch.randn(6, 4), torch.tensor([0, 1, 2, 1, 0, 2]), torch.tensor([0, 0, 1, 1, 1, 1])
+    features = net.features(x)
+    padded = net.padded_logits(features, tasks, width=3)
+    assert torch.allclose(padded[:2, :2], net(x[:2], 0)) and (padded[:2, 2] == 0).all()
+    assert torch.allclose(padded[2:], net(x[2:], 1))
+    manual = (torch.nn.functional.cross_entropy(net(x[:2], 0), y[:2], reduction="sum")
+              + torch.nn.functional.cross_entropy(net(x[2:], 1), y[2:], reduction="sum")) / 6
+    assert torch.allclose(net.mixed_cross_entropy(features, y, tasks), manual)
+
+
+def test_der_buffer_keeps_logits_of_the_own_head():
+    method = method_for("der", buffer_size=30)
+    for t in range(2):
+        method.learn_task(t, method.benchmark.tasks[t], progress=False, on_epoch=None)
+    stored = method.buffer.sample(30)
+    assert len(method.buffer) == 30 and stored.logits.shape == (30, method.benchmark.max_classes)
+    assert set(stored.task_ids.tolist()) == {0, 1}
