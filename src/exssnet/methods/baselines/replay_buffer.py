@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from exssnet.data.tasks import Inputs, num_examples, take
+from exssnet.data.tasks import Inputs, num_examples
 from exssnet.errors import ExssnetError
 
 
