@@ -14,6 +14,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
@@ -68,12 +69,12 @@ class DenseMethod(ContinualMethod):
     # --- the engine-facing interface ---------------------------------------------------------------
     def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
         self.before_task(task_id, task)
-        history = self.fit(task_id, task, self.config.epochs_per_task, on_epoch)
+        history = self.fit(task_id, task, self.config.epochs_per_task, progress, on_epoch)
         self.after_task(task_id, task)
         self.num_learned += 1
         return {"train_phase": history.to_dict()}
 
-    def fit(self, task_id: int, task: TaskData, epochs: int, on_epoch: EpochCallback | None) -> PhaseHistory:
+    def fit(self, task_id: int, task: TaskData, epochs: int, progress: bool, on_epoch: EpochCallback | None) -> PhaseHistory:
         """`epochs` over the task with a fresh Adam and a per-step cosine schedule (as `train_phase`)."""
         cfg = self.config
         history = PhaseHistory("train")
@@ -84,7 +85,8 @@ class DenseMethod(ContinualMethod):
         steps = epochs * math.ceil(len(task.train) / cfg.batch_size)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
         generator = task_generator(cfg.seed, task_id)
-        for epoch in range(epochs):
+        bar = tqdm(range(epochs), desc=f"  {task.name} {cfg.method}", leave=False, disable=not progress, unit="ep")
+        for epoch in bar:
             self.net.train()
             total, count = 0.0, 0
             for x, y in task.train.batches(cfg.batch_size, shuffle=True, generator=generator):
@@ -105,6 +107,7 @@ class DenseMethod(ContinualMethod):
             self.net.eval()
             if len(task.val):
                 history.val_acc.append(self.validation_accuracy(task_id, task))
+            bar.set_postfix(loss=f"{history.loss[-1]:.4f}", val=f"{history.val_acc[-1]:.2f}" if history.val_acc else "-")
             if on_epoch is not None:
                 on_epoch({"phase": "train", "epoch": epoch + 1, "loss": history.loss[-1],
                           "val_acc": history.val_acc[-1] if history.val_acc else None})

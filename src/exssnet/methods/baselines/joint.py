@@ -44,7 +44,7 @@ class Joint(DenseMethod):
                          union_split([each.val for each in tasks], stride, self.device),
                          union_split([each.test for each in tasks], stride, self.device), augment=task.augment)
         self.val_splits = [Split(to_device(each.val.x, self.device), each.val.y.to(self.device)) for each in tasks]
-        history = self.fit(0, union, self.config.epochs_per_task, on_epoch)
+        history = self.fit(0, union, self.config.epochs_per_task, progress, on_epoch)
         return {"train_phase": history.to_dict(), "trained_on_tasks": len(tasks)}
 
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
