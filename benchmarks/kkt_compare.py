@@ -55,19 +55,32 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
+def paired_delta(runs: list[dict], baseline: dict[int, dict], field: str) -> str:
+    """Mean ± std over seeds of (this run - the same seed's run without KKT); '-' without baselines."""
+    deltas = [r[field] - baseline[r["seed"]][field] for r in runs if r["seed"] in baseline]
+    if not deltas:
+        return "-"
+    sign = lambda v: f"{v:+.2f}"  # noqa: E731
+    return sign(deltas[0]) if len(deltas) == 1 else f"{sign(statistics.mean(deltas))} ± {statistics.stdev(deltas):.2f}"
+
+
 def table(rows: dict[str, dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for row in rows.values():
         groups.setdefault((row["benchmark"], row["density"], row["method"], row["variant"]), []).append(row)
-    lines = ["| benchmark | density | method | KKT | seeds | avg acc | val acc after 1st mask epoch (tasks 1-4) "
-             "| KKT share of task time | KKT s/task |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| benchmark | density | method | KKT | seeds | avg acc | Δ avg acc vs off | val acc after 1st mask epoch "
+             "(mean of tasks 1-4) | Δ vs off | KKT share of task time | KKT s/task |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (bench, density, method, variant), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], -kv[0][1], *kv[0][2:])):
         seeds = ",".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))
-        share = "-" if variant == "off" else f"{100 * statistics.mean(r['kkt_share'] for r in runs):.1f}%"
-        per_task = "-" if variant == "off" else f"{statistics.mean(r['kkt_seconds_per_task'] for r in runs):.2f}"
+        base = {r["seed"]: r for r in groups.get((bench, density, method, "off"), [])}
+        off = variant == "off"
+        share = "-" if off else f"{100 * statistics.mean(r['kkt_share'] for r in runs):.1f}%"
+        per_task = "-" if off else f"{statistics.mean(r['kkt_seconds_per_task'] for r in runs):.2f}"
+        acc_delta = "-" if off else paired_delta(runs, base, "avg_acc")
+        val_delta = "-" if off else paired_delta(runs, base, "first_epoch_val")
         lines.append(f"| {bench} | {density} | {method} | {variant} | {seeds} | {mean_std([r['avg_acc'] for r in runs])} "
-                     f"| {mean_std([r['first_epoch_val'] for r in runs])} | {share} | {per_task} |")
+                     f"| {acc_delta} | {mean_std([r['first_epoch_val'] for r in runs])} | {val_delta} | {share} | {per_task} |")
     return "\n".join(lines)
 
 
