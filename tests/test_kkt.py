@@ -72,6 +72,19 @@ def test_penultimate_features_are_the_input_of_the_last_masked_layer():
     assert torch.allclose(torch.nn.functional.linear(features, head.effective_weight()), net(x))
 
 
+def test_penultimate_features_of_a_resnet_are_its_pooled_features():
+    torch.manual_seed(0)
+    net = to_supermask(build_model("resnet18-reduced", (3, 8, 8), 2), density=0.3)
+    net.add_task(2)
+    net.finish_task()
+    x = torch.randn(3, 3, 8, 8)
+    features = penultimate_features(net, x, 0)
+    net.eval()
+    net.set_task(0)
+    with torch.no_grad():
+        assert torch.equal(features, net.model.features(x))
+
+
 # ----- constructed streams -----------------------------------------------------------------
 def gaussian_task(name: str, signal_dim: int, seed: int, flip: bool = False, n: int = 600) -> TaskData:
     """Label = sign of one input coordinate (of 32 Gaussian ones); `flip` swaps the two labels."""
