@@ -204,6 +204,17 @@ def test_bad_kkt_settings_give_one_clear_error(args, message, capsys):
         RunConfig(**{args[0][2:].replace("-", "_"): int(args[1])})
 
 
+def test_kkt_is_refused_by_a_method_that_ignores_it():
+    from exssnet.methods.base import ContinualMethod
+
+    class Plain(ContinualMethod):
+        learn_task = logits = eval_mode = None
+
+    with pytest.raises(ExssnetError, match="--kkt is not supported for method"):
+        Plain(RunConfig(kkt=True), Benchmark("synthetic", [gaussian_task("A", 0, 2)], (DIM,)))
+    Plain(RunConfig(), Benchmark("synthetic", [gaussian_task("A", 0, 2)], (DIM,)))
+
+
 @pytest.mark.parametrize("keep_scores", [True, False])
 def test_resume_with_kkt_is_identical(tmp_path, keep_scores):
     from test_resume import Crash

@@ -33,6 +33,8 @@ def task_generator(seed: int, task_id: int, phase: int) -> torch.Generator:
 class SupermaskMethod(ContinualMethod):
     """A supermask network learning each task as mask phase + optional weight phase."""
 
+    supports_kkt = True
+
     def __init__(self, config: RunConfig, benchmark: Benchmark, weight_rule: str | None) -> None:
         super().__init__(config, benchmark)
         self.weight_rule = weight_rule
