@@ -65,6 +65,11 @@ class RunConfig:
     der_alpha: float = setting(0.3, "der, derpp: weight of the logit-matching loss")
     der_beta: float = setting(0.5, "derpp: weight of the replayed-label loss")
     agem_mem_batch: int = setting(256, "agem: buffer examples in the reference gradient")
+    # KKT (KNN-based knowledge transfer, docs/kkt.md)
+    kkt: bool = setting(False, "KKT: start each task's scores from the earlier task whose features best KNN-classify it")
+    kkt_k: int = setting(10, "KKT: neighbours of the KNN vote")
+    kkt_batches: int = setting(10, "KKT: batches of the new task's training data to embed (2/3 fit, 1/3 scored)")
+    kkt_batch_size: int = setting(64, "KKT: examples per batch")
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -80,6 +85,9 @@ class RunConfig:
         for name in ("mask_lr", "weight_lr"):
             if not getattr(self, name) > 0:
                 raise ExssnetError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("kkt_k", "kkt_batches", "kkt_batch_size"):
+            if getattr(self, name) < 1:
+                raise ExssnetError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.num_tasks is not None and self.num_tasks < 1:
             raise ExssnetError(f"num_tasks must be at least 1, got {self.num_tasks}")
         if not 0.0 <= self.val_fraction < 1.0:

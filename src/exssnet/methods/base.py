@@ -19,8 +19,11 @@ class ContinualMethod(ABC):
     """Learns tasks one at a time and answers task-given logits for any learned task."""
 
     name: str = ""
+    supports_kkt: bool = False  # True when the method honours config.kkt (supermask methods)
 
     def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
+        if config.kkt and not self.supports_kkt:
+            raise ExssnetError(f"--kkt is not supported for method {config.method!r} (only supermask methods)")
         self.config = config
         self.benchmark = benchmark
         self.device = torch.device(config.device)

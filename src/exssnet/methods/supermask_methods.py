@@ -15,12 +15,14 @@ from exssnet.checkpoint import load_compatible, save_pretrained
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.methods.base import ContinualMethod, register_method
+from exssnet.methods.kkt import KKTSettings, kkt_initial_scores
 from exssnet.metrics import sparse_overlap
 from exssnet.models import build_model
 from exssnet.supermask import SupermaskNet, to_supermask
 from exssnet.training.loops import EpochCallback, train_phase
 
 WEIGHT_RULES = {"supsup": None, "ssnet": "all", "exssnet": "exclusive"}
+KKT_PHASE = 2  # task_generator phase of KKT's draws (0: mask phase, 1: weight phase)
 
 
 def task_generator(seed: int, task_id: int, phase: int) -> torch.Generator:
@@ -31,6 +33,8 @@ def task_generator(seed: int, task_id: int, phase: int) -> torch.Generator:
 class SupermaskMethod(ContinualMethod):
     """A supermask network learning each task as mask phase + optional weight phase."""
 
+    supports_kkt = True
+
     def __init__(self, config: RunConfig, benchmark: Benchmark, weight_rule: str | None) -> None:
         super().__init__(config, benchmark)
         self.weight_rule = weight_rule
@@ -38,8 +42,18 @@ class SupermaskMethod(ContinualMethod):
         self.net: SupermaskNet = to_supermask(dense, config.density, keep_scores=config.keep_scores).to(self.device)
 
     def initial_scores(self, task_id: int, task: TaskData) -> tuple[dict[str, torch.Tensor] | None, dict]:
-        """Scores to start `task` from (None: fresh random) and info about the choice."""
-        return None, {}
+        """Scores to start `task` from (None: fresh random) and info about the choice.
+
+        With `kkt` on, KKT picks an earlier task by KNN on its penultimate features (exssnet.methods.kkt)
+        and the info holds its record under "kkt".
+        """
+        cfg = self.config
+        if not cfg.kkt:
+            return None, {}
+        settings = KKTSettings(k=cfg.kkt_k, batches=cfg.kkt_batches, batch_size=cfg.kkt_batch_size)
+        scores, choice = kkt_initial_scores(self.net, task, task_id, settings,
+                                            task_generator(cfg.seed, task_id, KKT_PHASE))
+        return scores, {"kkt": choice.to_dict()}
 
     def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
         cfg = self.config
