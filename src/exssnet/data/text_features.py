@@ -83,10 +83,10 @@ class HuggingFaceEncoder:
             batch = examples[start : start + self.batch_size]
             texts = [text for text, _ in batch]
             pairs = [pair or "" for _, pair in batch] if any(pair is not None for _, pair in batch) else None
-            tokens = self._tokenizer(texts, pairs, truncation=True, max_length=max_length, padding="max_length",
+            tokens = self._tokenizer(texts, pairs, truncation=True, max_length=max_length, padding=True,
                                      return_tensors="pt").to(self.device)
-            out = self._model(**tokens).last_hidden_state
-            chunks.append(out.to("cpu", torch.float16))
+            out = self._model(**tokens).last_hidden_state.to("cpu", torch.float16)  # (B, longest in batch, D)
+            chunks.append(torch.nn.functional.pad(out, (0, 0, 0, max_length - out.shape[1])))
             lengths.append(tokens["attention_mask"].sum(dim=1).to("cpu", torch.int32))
         return _trimmed(TokenFeatures(torch.cat(chunks), torch.cat(lengths)))
 
