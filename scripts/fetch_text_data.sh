@@ -22,7 +22,8 @@ if [ ! -f "$DEST/wordnet/data.noun" ]; then
   if [ -f /usr/share/wordnet/data.noun ]; then
     mkdir -p "$DEST/wordnet" && cp /usr/share/wordnet/data.noun "$DEST/wordnet/"
   else
-    (cd "$WORK" && apt-get download wordnet-base >/dev/null)
+    (cd "$WORK" && apt-get download wordnet-base >/dev/null) || {
+      echo "apt-get download wordnet-base failed: run 'apt-get update' (as root) and retry" >&2; exit 1; }
     dpkg-deb -x "$WORK"/wordnet-base_*.deb "$WORK/wn"
     mkdir -p "$DEST/wordnet" && cp "$WORK/wn/usr/share/wordnet/data.noun" "$DEST/wordnet/"
   fi
