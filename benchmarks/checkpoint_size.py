@@ -19,36 +19,7 @@ from torch import nn
 
 from exssnet import save_pretrained, to_supermask
 from exssnet.checkpoint import checkpoint_bytes
-from exssnet.models import build_model, model_names
-
-
-class BasicBlock(nn.Module):
-    """Two 3x3 conv-BN layers with an identity or 1x1-conv shortcut."""
-
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
-        )
-        self.shortcut = nn.Identity()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.body(x) + self.shortcut(x))
-
-
-def reduced_resnet18(num_classes: int, widths: tuple[int, ...] = (20, 40, 80, 160)) -> nn.Module:
-    """Local stand-in for the registry's `resnet18-reduced` (used when that model is not registered)."""
-    layers: list[nn.Module] = [nn.Conv2d(3, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()]
-    cin = widths[0]
-    for stage, width in enumerate(widths):
-        for block in range(2):
-            layers.append(BasicBlock(cin, width, 2 if stage > 0 and block == 0 else 1))
-            cin = width
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes, bias=False)]
-    return nn.Sequential(*layers)
+from exssnet.models import build_model
 
 
 def measure(name: str, dense: nn.Module, input_shape: tuple[int, ...], tasks: int, density: float,
@@ -76,19 +47,14 @@ def main() -> None:
     parser.add_argument("--density", type=float, default=0.1)
     args = parser.parse_args()
     torch.manual_seed(0)
-    resnet_name = "resnet18-reduced"
-    if resnet_name in model_names():
-        resnet = lambda: build_model(resnet_name, (3, 32, 32), 20)  # noqa: E731
-    else:
-        resnet, resnet_name = lambda: reduced_resnet18(20), "resnet18-reduced(local)"  # noqa: E731
-    models = [("lenet", lambda: build_model("lenet", (1, 28, 28), 2), (1, 28, 28)), (resnet_name, resnet, (3, 32, 32))]
+    models = [("lenet", (1, 28, 28), 2), ("resnet18-reduced", (3, 32, 32), 20)]
     print(f"density {args.density}, {args.tasks} finished tasks; 'per task' = checkpoint growth per finished task")
     print(f"{'model':<24} {'scores':>6} {'masked params':>13} {'shared bytes':>12} {'bytes/task':>11} "
           f"{'bits/param/task':>15} {'mask bits only':>14}")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, build, shape in models:
+        for name, shape, classes in models:
             for scores in (False, True):
-                r = measure(name, build(), shape, args.tasks, args.density, scores, Path(tmp))
+                r = measure(name, build_model(name, shape, classes), shape, args.tasks, args.density, scores, Path(tmp))
                 print(f"{r['model']:<24} {str(r['scores']):>6} {r['masked_params']:>13,} {r['base_bytes']:>12,} "
                       f"{r['per_task_bytes']:>11,.0f} {r['bits_per_param']:>15.4f} {r['mask_bits_per_param']:>14.4f}")
 

@@ -24,7 +24,7 @@ class RunConfig:
     """Everything a continual-learning run needs; every field can be set in YAML or on the CLI."""
 
     benchmark: str = setting("split-mnist", "benchmark name, e.g. split-mnist, split-fashion-mnist, split-digits")
-    method: str = setting("exssnet", "supsup, ssnet or exssnet")
+    method: str = setting("exssnet", "supsup, ssnet, exssnet, or a dense baseline: naive, ewc, online-ewc, si, lwf, agem, er, der, derpp, joint, individual")
     model: str = setting("lenet", "model name, e.g. lenet")
     density: float = setting(0.1, "fraction of weights each task's mask keeps, in (0, 1]")
     seed: int = setting(0, "random seed (class order, initialisation, data order)")
@@ -51,6 +51,20 @@ class RunConfig:
     classil_bn: str = setting("batch", "BatchNorm while superposing: 'batch' statistics or 'mixture' of tasks' statistics")
     classil_batch_size: int = setting(128, "class-il inference batch (the batch that shares one task in mode 'batch')")
     classil_every_task: bool = setting(False, "class-il: evaluate after every task, not only after the last")
+    # dense baselines (docs/baselines.md)
+    baseline_epochs: int | None = setting(None, "baselines: epochs per task (default mask_epochs + weight_epochs)")
+    baseline_lr: float = setting(0.001, "baselines: Adam learning rate")
+    ewc_lambda: float = setting(100.0, "ewc, online-ewc: penalty strength")
+    ewc_gamma: float = setting(1.0, "online-ewc: decay of the accumulated Fisher, in [0, 1]")
+    si_c: float = setting(0.5, "si: penalty strength")
+    si_xi: float = setting(0.001, "si: damping of the importance denominator, > 0")
+    lwf_alpha: float = setting(1.0, "lwf: weight of the distillation loss")
+    lwf_temperature: float = setting(2.0, "lwf: distillation temperature, > 0")
+    buffer_size: int = setting(500, "er, der, derpp, agem: examples kept in the replay buffer (reservoir)")
+    replay_batch_size: int = setting(64, "er, der, derpp: buffer examples replayed per step")
+    der_alpha: float = setting(0.3, "der, derpp: weight of the logit-matching loss")
+    der_beta: float = setting(0.5, "derpp: weight of the replayed-label loss")
+    agem_mem_batch: int = setting(256, "agem: buffer examples in the reference gradient")
     # ----- text benchmarks (text-offline, webnlp, glue); ignored by the others -----
     encoder: str = setting("minilm", "frozen token encoder: 'minilm' (offline default), 'glove-6b-50d', a GloVe .txt file, or a Hugging Face name/folder")
     max_length: int = setting(64, "tokens per text (longer texts are truncated) for the encoder")
@@ -78,7 +92,28 @@ class RunConfig:
             raise ExssnetError(f"num_tasks must be at least 1, got {self.num_tasks}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ExssnetError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        self._check_baseline_settings()
         self._check_text_settings()
+
+    def _check_baseline_settings(self) -> None:
+        if self.baseline_epochs is not None and self.baseline_epochs < 0:
+            raise ExssnetError(f"baseline_epochs must be >= 0, got {self.baseline_epochs}")
+        for name in ("baseline_lr", "si_xi", "lwf_temperature"):
+            if not 0 < getattr(self, name) < float("inf"):
+                raise ExssnetError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
+        for name in ("ewc_lambda", "si_c", "lwf_alpha", "der_alpha", "der_beta"):
+            if not 0 <= getattr(self, name) < float("inf"):
+                raise ExssnetError(f"{name} must be a finite number >= 0 (a loss weight), got {getattr(self, name)}")
+        if not 0.0 <= self.ewc_gamma <= 1.0:
+            raise ExssnetError(f"ewc_gamma must be in [0, 1] (the Fisher decay), got {self.ewc_gamma}")
+        for name in ("buffer_size", "replay_batch_size", "agem_mem_batch"):
+            if getattr(self, name) < 1:
+                raise ExssnetError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    @property
+    def epochs_per_task(self) -> int:
+        """Epochs a dense baseline trains each task: the same total as a supermask method by default."""
+        return self.mask_epochs + self.weight_epochs if self.baseline_epochs is None else self.baseline_epochs
 
     def _check_text_settings(self) -> None:
         if not self.encoder.strip():

@@ -64,5 +64,10 @@ register_method = METHODS.register
 method_names = METHODS.names
 
 
+def method_supports_resume(name: str) -> bool:
+    """False for methods registered as a ContinualMethod class that declares `resumable = False`."""
+    return bool(getattr(METHODS.get(name), "resumable", True))
+
+
 def build_method(config: RunConfig, benchmark: Benchmark) -> ContinualMethod:
     return METHODS.get(config.method)(config, benchmark)

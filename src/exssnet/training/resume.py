@@ -81,6 +81,9 @@ def config_differences(saved: dict[str, Any], config: RunConfig) -> list[str]:
 
 def resume_config(out: Path, given: dict[str, Any]) -> RunConfig:
     """The saved config of `out` with `given` keys on top; refuses keys whose value would change."""
+    method = given.get("method") or method_of_finished_run(out)
+    if method is not None:
+        check_method_resumable(method)
     saved = read_run_state(out).config
     try:
         config = RunConfig.from_dict({**saved, **given})
@@ -97,12 +100,34 @@ def check_same_config(out: Path, saved: dict[str, Any], config: RunConfig) -> No
                            "start a new run in another --out folder instead")
 
 
+def method_of_finished_run(out: Path) -> str | None:
+    """The method named in out/results.json when there is no run state to read it from, else None."""
+    if (out / RUN_STATE_FILE).is_file():
+        return None
+    try:
+        method = json.loads((out / "results.json").read_text()).get("config", {}).get("method")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    return method if isinstance(method, str) else None
+
+
+def check_method_resumable(method: str) -> None:
+    """A clear error for --resume with a method that writes no checkpoints (the dense baselines)."""
+    from exssnet.methods import method_supports_resume
+
+    if not method_supports_resume(method):
+        raise ExssnetError(f"--resume is not supported for method {method!r}: it writes no checkpoints "
+                           "(its runs are short); run it again without --resume")
+
+
 def prepare_resume(out: Path | None, config: RunConfig, resume: bool, overwrite: bool) -> RunState | None:
     """Check the run folder before anything is written; returns the state to resume from (or None)."""
     if out is None:
         if resume:
             raise ExssnetError("--resume needs the --out folder of the run to continue")
         return None
+    if resume:
+        check_method_resumable(config.method)
     if not resume:
         if (out / RUN_STATE_FILE).exists() and not (out / "results.json").exists() and not overwrite:
             raise ExssnetError(f"{out} holds an unfinished run; continue it with --resume, "

@@ -1,0 +1,88 @@
+"""Baselines next to SupSup and ExSSNeT at an equal epoch budget: avg accuracy and forgetting, mean +- std.
+
+Every method trains EPOCHS epochs per task: a dense baseline `baseline_epochs = EPOCHS`; SupSup (mask
+phase only) `mask_epochs = EPOCHS`; ExSSNeT `mask_epochs = weight_epochs = EPOCHS / 2`. Everything else
+is the RunConfig default (LeNet, batch 128, baseline_lr 1e-3, density 0.1). Runs go one at a time, in
+seed order (all methods of seed 0 first), each into OUT/<benchmark>/<method>/seed<k>/results.json;
+finished runs are skipped, so the script can be stopped and started again.
+
+    PYTHONPATH=src python benchmarks/baselines_table.py [--benchmarks split-mnist split-fashion-mnist]
+        [--seeds 0 1 2] [--epochs 2] [--threads 1] [--out runs/baselines] [--table-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from exssnet.config import RunConfig
+from exssnet.methods.baselines import BASELINE_METHODS
+from exssnet.training.runner import run_experiment
+
+METHODS = ("supsup", "exssnet", *BASELINE_METHODS)
+
+
+def method_settings(method: str, epochs: int) -> dict:
+    """The epoch settings that give `method` `epochs` training epochs per task."""
+    if method == "supsup":
+        return {"mask_epochs": epochs, "weight_epochs": 0}
+    if method in ("exssnet", "ssnet"):
+        if epochs % 2:
+            raise SystemExit("--epochs must be even: supermask methods split it into mask + weight phases")
+        return {"mask_epochs": epochs // 2, "weight_epochs": epochs // 2}
+    return {"baseline_epochs": epochs}
+
+
+def run_grid(benchmarks: list[str], seeds: list[int], epochs: int, threads: int, out: Path) -> None:
+    for seed in seeds:
+        for benchmark in benchmarks:
+            for method in METHODS:
+                folder = out / benchmark / method / f"seed{seed}"
+                if (folder / "results.json").exists():
+                    continue
+                config = RunConfig(benchmark=benchmark, method=method, seed=seed, threads=threads,
+                                   log_csv=False, **method_settings(method, epochs))
+                results = run_experiment(config, out=folder, progress=False, checkpoints=False)
+                print(f"{benchmark} {method} seed {seed}: avg acc {results['avg_acc']:.2f}, "
+                      f"forgetting {results['forgetting']:.2f} ({results['total_time_s']:.0f}s)", flush=True)
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {std:.2f}"
+
+
+def table(benchmarks: list[str], out: Path) -> str:
+    """A markdown table: one row per method, avg acc and forgetting per benchmark, with the seed count."""
+    header = "| method | " + " | ".join(f"{b} avg acc | {b} forgetting" for b in benchmarks) + " | seeds |"
+    lines = [header, "|" + "---|" * (2 * len(benchmarks) + 2)]
+    for method in METHODS:
+        cells, seeds = [], set()
+        for benchmark in benchmarks:
+            runs = [json.loads(p.read_text()) for p in sorted((out / benchmark / method).glob("seed*/results.json"))]
+            seeds.add(len(runs))
+            cells += [mean_std([r["avg_acc"] for r in runs]), mean_std([r["forgetting"] for r in runs])]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {'/'.join(str(s) for s in sorted(seeds))} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--benchmarks", nargs="+", default=["split-mnist", "split-fashion-mnist"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=2, help="training epochs per task for every method")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("runs/baselines"))
+    parser.add_argument("--table-only", action="store_true", help="print the table of the finished runs only")
+    args = parser.parse_args()
+    if not args.table_only:
+        run_grid(args.benchmarks, args.seeds, args.epochs, args.threads, args.out)
+    print(table(args.benchmarks, args.out))
+
+
+if __name__ == "__main__":
+    main()

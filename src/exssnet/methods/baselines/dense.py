@@ -1,0 +1,121 @@
+"""The part every dense baseline shares: a multi-head model, the per-task training loop, evaluation.
+
+A method module only overrides the hooks it needs:
+- `training_loss(x, y, task_id)`  cross-entropy on the task's head, plus its regulariser / replay terms;
+- `after_backward(task_id)`       change gradients before the optimizer step (A-GEM projection);
+- `after_step(x, y, task_id)`     bookkeeping after a step (SI path integral, replay buffer insertion);
+- `before_task` / `after_task`    set up / consolidate (EWC Fisher, LwF teacher, ...).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from exssnet.config import RunConfig
+from exssnet.data.tasks import Benchmark, Inputs, TaskData
+from exssnet.errors import ExssnetError
+from exssnet.methods.base import ContinualMethod
+from exssnet.methods.baselines.multihead import MultiHeadNet
+from exssnet.models import build_model
+from exssnet.training.loops import EpochCallback, PhaseHistory, accuracy
+
+
+def task_generator(seed: int, task_id: int) -> torch.Generator:
+    """Data order of one task depends only on (seed, task)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + task_id * 101 + 7)
+
+
+class DenseMethod(ContinualMethod):
+    """A dense model of `config.model` with one head per task, trained task after task with Adam."""
+
+    resumable = False  # baselines write no checkpoints; --resume is refused with a clear error
+
+    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
+        super().__init__(config, benchmark)
+        self.net = self.new_net()
+
+    def new_net(self) -> MultiHeadNet:
+        dense = build_model(self.config.model, self.benchmark.input_shape, self.benchmark.max_classes)
+        return MultiHeadNet(dense).to(self.device)
+
+    # --- hooks -------------------------------------------------------------------------------------
+    def task_logits(self, x: Inputs, task_id: int) -> torch.Tensor:
+        """Logits of task `task_id`'s head (the one place that picks the model for a task)."""
+        return self.net(x, task_id)
+
+    def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
+        return F.cross_entropy(self.task_logits(x, task_id), y)
+
+    def validation_accuracy(self, task_id: int, task: TaskData) -> float:
+        return accuracy(lambda v: self.task_logits(v, task_id), task.val, self.config.eval_batch_size)
+
+    def after_backward(self, task_id: int) -> None:
+        pass
+
+    def after_step(self, x: Inputs, y: torch.Tensor, task_id: int) -> None:
+        pass
+
+    def before_task(self, task_id: int, task: TaskData) -> None:
+        self.net.add_head(task.num_classes)
+
+    def after_task(self, task_id: int, task: TaskData) -> None:
+        pass
+
+    # --- the engine-facing interface ---------------------------------------------------------------
+    def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
+        self.before_task(task_id, task)
+        history = self.fit(task_id, task, self.config.epochs_per_task, progress, on_epoch)
+        self.after_task(task_id, task)
+        self.num_learned += 1
+        return {"train_phase": history.to_dict()}
+
+    def fit(self, task_id: int, task: TaskData, epochs: int, progress: bool, on_epoch: EpochCallback | None) -> PhaseHistory:
+        """`epochs` over the task with a fresh Adam and a per-step cosine schedule (as `train_phase`)."""
+        cfg = self.config
+        history = PhaseHistory("train")
+        if epochs == 0:
+            return history
+        start = time.perf_counter()
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.baseline_lr, weight_decay=0.0)
+        steps = epochs * math.ceil(len(task.train) / cfg.batch_size)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        generator = task_generator(cfg.seed, task_id)
+        bar = tqdm(range(epochs), desc=f"  {task.name} {cfg.method}", leave=False, disable=not progress, unit="ep")
+        for epoch in bar:
+            self.net.train()
+            total, count = 0.0, 0
+            for x, y in task.train.batches(cfg.batch_size, shuffle=True, generator=generator):
+                seen = task.augment(x, generator) if task.augment is not None else x
+                loss = self.training_loss(seen, y, task_id)
+                if not torch.isfinite(loss):
+                    raise ExssnetError(f"loss became {loss.item()} in {task.name} ({cfg.method}), epoch {epoch + 1}; "
+                                       "lower baseline_lr or the penalty weights")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.after_backward(task_id)
+                optimizer.step()
+                schedule.step()
+                self.after_step(x, y, task_id)
+                total += float(loss.detach()) * y.shape[0]
+                count += y.shape[0]
+            history.loss.append(total / max(count, 1))
+            self.net.eval()
+            if len(task.val):
+                history.val_acc.append(self.validation_accuracy(task_id, task))
+            bar.set_postfix(loss=f"{history.loss[-1]:.4f}", val=f"{history.val_acc[-1]:.2f}" if history.val_acc else "-")
+            if on_epoch is not None:
+                on_epoch({"phase": "train", "epoch": epoch + 1, "loss": history.loss[-1],
+                          "val_acc": history.val_acc[-1] if history.val_acc else None})
+        history.seconds = time.perf_counter() - start
+        return history
+
+    def logits(self, x: Inputs, task_id: int) -> torch.Tensor:
+        return self.task_logits(x, self.check_task(task_id))
+
+    def eval_mode(self) -> None:
+        self.net.eval()

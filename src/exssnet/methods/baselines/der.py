@@ -1,0 +1,66 @@
+"""Dark Experience Replay (Buzzega et al. 2020): replay stored logits (DER) and also labels (DER++).
+
+The buffer stores each kept example with the logits its own head gave it during the step it was seen
+(zero-padded to the widest task). Loss: cross-entropy on the current batch
++ der_alpha * mean squared error between current and stored logits of one buffer batch
++ (derpp only) der_beta * cross-entropy on the labels of a second buffer batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from exssnet.data.tasks import Inputs, num_examples
+from exssnet.methods.base import register_method
+from exssnet.methods.baselines.er import ReplayMethod, cat_inputs
+
+
+@register_method("der")
+class DER(ReplayMethod):
+    """Logit matching on replayed examples."""
+
+    name = "der"
+    label_replay = False
+    last_logits: torch.Tensor | None = None  # the current batch's logits, stored with it after the step
+
+    def logit_mse(self, current: torch.Tensor, stored: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        """Mean squared difference over each example's own classes (padding excluded)."""
+        widths = torch.tensor(self.class_counts, device=task_ids.device)[task_ids]
+        valid = torch.arange(current.shape[1], device=current.device)[None, :] < widths[:, None]
+        return ((current - stored) ** 2)[valid].mean()
+
+    def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
+        n = y.shape[0]
+        width = self.benchmark.max_classes
+        if not len(self.buffer):
+            logits = self.net(x, task_id)
+            self.last_logits = F.pad(logits.detach(), (0, width - logits.shape[1]))
+            return F.cross_entropy(logits, y)
+        for_logits = self.buffer.sample(self.config.replay_batch_size)
+        batches = [x, for_logits.x]
+        for_labels = self.buffer.sample(self.config.replay_batch_size) if self.label_replay else None
+        if for_labels is not None:
+            batches.append(for_labels.x)
+        features = self.net.features(cat_inputs(batches))
+        logits = self.net.heads[task_id](features[:n])
+        self.last_logits = F.pad(logits.detach(), (0, width - logits.shape[1]))
+        m = num_examples(for_logits.x)
+        replayed = self.net.padded_logits(features[n : n + m], for_logits.task_ids, width)
+        loss = F.cross_entropy(logits, y) + self.config.der_alpha * self.logit_mse(
+            replayed, for_logits.logits, for_logits.task_ids)
+        if for_labels is not None:
+            loss = loss + self.config.der_beta * self.net.mixed_cross_entropy(
+                features[n + m :], for_labels.y, for_labels.task_ids)
+        return loss
+
+    def after_step(self, x: Inputs, y: torch.Tensor, task_id: int) -> None:
+        self.buffer.add(x, y, self.task_ids_like(y, task_id), logits=self.last_logits)
+
+
+@register_method("derpp")
+class DERpp(DER):
+    """DER plus label replay on a second buffer batch."""
+
+    name = "derpp"
+    label_replay = True

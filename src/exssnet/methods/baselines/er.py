@@ -1,0 +1,59 @@
+"""Experience Replay (reservoir buffer): each step trains on the current batch plus a buffer batch.
+
+The buffer is a reservoir over every training example streamed so far (current task included);
+replayed examples are scored by their own task's head. Inputs are stored before augmentation.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from exssnet.config import RunConfig
+from exssnet.data.tasks import Benchmark, Inputs, TaskData
+from exssnet.methods.base import register_method
+from exssnet.methods.baselines.dense import DenseMethod
+from exssnet.methods.baselines.replay_buffer import ReservoirBuffer
+
+
+def cat_inputs(parts: list[Inputs]) -> Inputs:
+    """Concatenate batches of tensors (or of tuples of tensors) along the batch dimension."""
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(group) for group in zip(*parts))
+    return torch.cat(parts)  # type: ignore[arg-type]
+
+
+class ReplayMethod(DenseMethod):
+    """A dense method with a reservoir buffer that current batches are offered to after each step."""
+
+    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
+        super().__init__(config, benchmark)
+        self.buffer = ReservoirBuffer(config.buffer_size, seed=config.seed * 7 + 1)
+        self.class_counts: list[int] = []
+
+    def before_task(self, task_id: int, task: TaskData) -> None:
+        super().before_task(task_id, task)
+        self.class_counts.append(task.num_classes)
+
+    def task_ids_like(self, y: torch.Tensor, task_id: int) -> torch.Tensor:
+        return torch.full_like(y, task_id, dtype=torch.long)
+
+    def after_step(self, x: Inputs, y: torch.Tensor, task_id: int) -> None:
+        self.buffer.add(x, y, self.task_ids_like(y, task_id))
+
+    def summary(self) -> dict:
+        return {"buffer_task_counts": {str(t): n for t, n in sorted(self.buffer.task_counts().items())}}
+
+
+@register_method("er")
+class ER(ReplayMethod):
+    """Cross-entropy on the current batch concatenated with replay_batch_size buffer examples."""
+
+    name = "er"
+
+    def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
+        task_ids = self.task_ids_like(y, task_id)
+        if len(self.buffer):
+            replay = self.buffer.sample(self.config.replay_batch_size)
+            x, y = cat_inputs([x, replay.x]), torch.cat([y, replay.y])
+            task_ids = torch.cat([task_ids, replay.task_ids])
+        return self.net.mixed_cross_entropy(self.net.features(x), y, task_ids)

@@ -1,0 +1,90 @@
+"""EWC (Kirkpatrick et al. 2017) and online EWC (Schwarz et al. 2018) on the shared trunk.
+
+After each task the diagonal empirical Fisher of the trunk parameters is estimated from per-example
+gradients of the task's log-likelihood (true labels, eval-mode BatchNorm, at most FISHER_EXAMPLES
+training examples). The penalty is lambda/2 * sum F * (theta - anchor)^2:
+- ewc keeps one (Fisher, anchor) pair per finished task;
+- online-ewc keeps one pair: F <- gamma * F + F_new, anchor <- the parameters after the newest task.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from exssnet.config import RunConfig
+from exssnet.data.tasks import Benchmark, Inputs, TaskData, take
+from exssnet.methods.base import register_method
+from exssnet.methods.baselines.dense import DenseMethod
+from exssnet.methods.baselines.multihead import MultiHeadNet
+
+FISHER_EXAMPLES = 1024
+ParamDict = dict[str, torch.Tensor]
+
+
+def diagonal_fisher(net: MultiHeadNet, task_id: int, task: TaskData, max_examples: int = FISHER_EXAMPLES) -> ParamDict:
+    """Mean squared per-example gradient of the log-likelihood w.r.t. each trunk parameter."""
+    params = net.trunk_parameters()
+    fisher = {name: torch.zeros_like(p) for name, p in params.items()}
+    n = min(len(task.train), max_examples)
+    was_training = net.training
+    net.eval()
+    for i in range(n):
+        index = torch.tensor([i], device=task.train.y.device)
+        loss = F.cross_entropy(net(take(task.train.x, index), task_id), task.train.y[index])
+        grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+        for name, grad in zip(params, grads):
+            if grad is not None:
+                fisher[name] += grad.detach() ** 2
+    net.train(was_training)
+    return {name: value / max(n, 1) for name, value in fisher.items()}
+
+
+def quadratic_penalty(params: dict[str, torch.nn.Parameter], importance: ParamDict, anchor: ParamDict) -> torch.Tensor:
+    """sum importance * (theta - anchor)^2 over the named parameters."""
+    total = next(iter(params.values())).new_zeros(())
+    for name, p in params.items():
+        total = total + (importance[name] * (p - anchor[name]) ** 2).sum()
+    return total
+
+
+@register_method("ewc")
+class EWC(DenseMethod):
+    """Elastic weight consolidation with one (Fisher, anchor) pair per finished task."""
+
+    name = "ewc"
+    online = False
+
+    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
+        super().__init__(config, benchmark)
+        self.consolidated: list[tuple[ParamDict, ParamDict]] = []  # (Fisher, anchor) pairs
+
+    def consolidate(self, fisher: ParamDict, anchor: ParamDict) -> None:
+        """Add a finished task's Fisher and anchor (online: fold it into the single decayed pair)."""
+        anchor = {name: value.detach().clone() for name, value in anchor.items()}
+        if self.online and self.consolidated:
+            old, _ = self.consolidated[0]
+            fisher = {name: self.config.ewc_gamma * old[name] + fisher[name] for name in fisher}
+            self.consolidated = []
+        self.consolidated.append((fisher, anchor))
+
+    def penalty(self) -> torch.Tensor:
+        params = self.net.trunk_parameters()
+        total = next(iter(params.values())).new_zeros(())
+        for fisher, anchor in self.consolidated:
+            total = total + quadratic_penalty(params, fisher, anchor)
+        return 0.5 * self.config.ewc_lambda * total
+
+    def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
+        return super().training_loss(x, y, task_id) + self.penalty()
+
+    def after_task(self, task_id: int, task: TaskData) -> None:
+        self.consolidate(diagonal_fisher(self.net, task_id, task), self.net.trunk_parameters())
+
+
+@register_method("online-ewc")
+class OnlineEWC(EWC):
+    """Online EWC: one Fisher decayed by ewc_gamma per task, anchored at the newest parameters."""
+
+    name = "online-ewc"
+    online = True

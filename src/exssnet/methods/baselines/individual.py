@@ -1,0 +1,34 @@
+"""Individual: a fresh model (same architecture, one head) per task; nothing is shared, nothing forgotten."""
+
+from __future__ import annotations
+
+import torch
+
+from exssnet.config import RunConfig
+from exssnet.data.tasks import Benchmark, Inputs, TaskData
+from exssnet.methods.base import register_method
+from exssnet.methods.baselines.dense import DenseMethod
+from exssnet.methods.baselines.multihead import MultiHeadNet
+
+
+@register_method("individual")
+class Individual(DenseMethod):
+    """Task t is learned by model t alone; later tasks never touch it (zero forgetting by construction)."""
+
+    name = "individual"
+
+    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
+        super().__init__(config, benchmark)
+        self.nets: list[MultiHeadNet] = []
+
+    def before_task(self, task_id: int, task: TaskData) -> None:
+        self.net = self.new_net() if self.nets else self.net  # the first task uses the model built in __init__
+        self.net.add_head(task.num_classes)
+        self.nets.append(self.net)
+
+    def task_logits(self, x: Inputs, task_id: int) -> torch.Tensor:
+        return self.nets[task_id](x, 0)
+
+    def eval_mode(self) -> None:
+        for net in self.nets:
+            net.eval()

@@ -1,0 +1,58 @@
+"""Learning without Forgetting (Li & Hoiem 2016), multi-head: distil the old heads on new-task inputs.
+
+Before each task after the first, a frozen copy of the model (eval mode) becomes the teacher. The loss is
+cross-entropy on the new head plus lwf_alpha * T^2 * KL(teacher || student) of every old head's
+softmax at temperature T, on the current batch.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from exssnet.config import RunConfig
+from exssnet.data.tasks import Benchmark, Inputs, TaskData
+from exssnet.methods.base import register_method
+from exssnet.methods.baselines.dense import DenseMethod
+from exssnet.methods.baselines.multihead import MultiHeadNet
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T^2 * KL(softmax(teacher/T) || softmax(student/T)), batch mean."""
+    log_student = F.log_softmax(student / temperature, dim=1)
+    log_teacher = F.log_softmax(teacher / temperature, dim=1)
+    return F.kl_div(log_student, log_teacher, log_target=True, reduction="batchmean") * temperature ** 2
+
+
+@register_method("lwf")
+class LwF(DenseMethod):
+    """Keeps old heads' answers on new data close to what the model answered before the new task."""
+
+    name = "lwf"
+
+    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
+        super().__init__(config, benchmark)
+        self.teacher: MultiHeadNet | None = None
+
+    def before_task(self, task_id: int, task: TaskData) -> None:
+        if task_id > 0:
+            self.teacher = copy.deepcopy(self.net).eval()
+            for p in self.teacher.parameters():
+                p.requires_grad_(False)
+        super().before_task(task_id, task)
+
+    def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
+        features = self.net.features(x)
+        loss = F.cross_entropy(self.net.heads[task_id](features), y)
+        if self.teacher is None or self.config.lwf_alpha == 0:
+            return loss
+        with torch.no_grad():
+            old_features = self.teacher.features(x)
+        for old in range(task_id):
+            with torch.no_grad():
+                target = self.teacher.heads[old](old_features)
+            loss = loss + self.config.lwf_alpha * distillation_loss(
+                self.net.heads[old](features), target, self.config.lwf_temperature)
+        return loss

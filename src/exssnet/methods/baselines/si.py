@@ -1,0 +1,67 @@
+"""Synaptic Intelligence (Zenke et al. 2017) on the shared trunk.
+
+During a task each trunk parameter accumulates the path integral w += -grad * delta (grad of the
+training loss before a step, delta the step's change). At the task's end its importance grows by
+max(w, 0) / ((theta_end - theta_start)^2 + xi) (clamped so the penalty stays a
+valid quadratic); the penalty is c * sum importance * (theta - theta_end)^2.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from exssnet.config import RunConfig
+from exssnet.data.tasks import Benchmark, Inputs, TaskData
+from exssnet.methods.base import register_method
+from exssnet.methods.baselines.dense import DenseMethod
+from exssnet.methods.baselines.ewc import ParamDict, quadratic_penalty
+
+
+def snapshot(params: dict[str, torch.nn.Parameter]) -> ParamDict:
+    return {name: p.detach().clone() for name, p in params.items()}
+
+
+@register_method("si")
+class SI(DenseMethod):
+    """Importance from the loss decrease each parameter caused along its training path."""
+
+    name = "si"
+
+    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
+        super().__init__(config, benchmark)
+        params = self.net.trunk_parameters()
+        self.importance: ParamDict = {name: torch.zeros_like(p) for name, p in params.items()}
+        self.anchor: ParamDict = snapshot(params)
+        self.path: ParamDict = {}
+        self.task_start: ParamDict = {}
+        self.before_step: ParamDict = {}
+        self.grads: ParamDict = {}
+
+    def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
+        loss = super().training_loss(x, y, task_id)
+        if self.num_learned:
+            loss = loss + self.config.si_c * quadratic_penalty(self.net.trunk_parameters(), self.importance, self.anchor)
+        return loss
+
+    def before_task(self, task_id: int, task: TaskData) -> None:
+        super().before_task(task_id, task)
+        params = self.net.trunk_parameters()
+        self.task_start = snapshot(params)
+        self.path = {name: torch.zeros_like(p) for name, p in params.items()}
+
+    def after_backward(self, task_id: int) -> None:
+        params = self.net.trunk_parameters()
+        self.before_step = snapshot(params)
+        self.grads = {name: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
+                      for name, p in params.items()}
+
+    def after_step(self, x: Inputs, y: torch.Tensor, task_id: int) -> None:
+        for name, p in self.net.trunk_parameters().items():
+            self.path[name] -= self.grads[name] * (p.detach() - self.before_step[name])
+
+    def after_task(self, task_id: int, task: TaskData) -> None:
+        params = self.net.trunk_parameters()
+        for name, p in params.items():
+            change = p.detach() - self.task_start[name]
+            self.importance[name] += self.path[name].clamp(min=0) / (change ** 2 + self.config.si_xi)
+        self.anchor = snapshot(params)

@@ -1,0 +1,223 @@
+"""Dense baselines: end-to-end runs, regulariser and buffer invariants, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from exssnet.cli import main
+from exssnet.config import RunConfig
+from exssnet.errors import ExssnetError
+from exssnet.methods import build_method, method_names
+from exssnet.methods.baselines import BASELINE_METHODS
+from exssnet.methods.baselines.agem import project_gradient
+from exssnet.methods.baselines.lwf import distillation_loss
+from exssnet.methods.baselines.multihead import MultiHeadNet
+from exssnet.methods.baselines.replay_buffer import ReservoirBuffer
+from exssnet.training.runner import load_benchmark, run_experiment
+
+TINY = dict(benchmark="split-digits", num_tasks=3, baseline_epochs=1, batch_size=64, seed=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_runs() -> dict[str, dict]:
+    """One 3-task, 1-epoch run per baseline (shared by the tests below)."""
+    torch.set_num_threads(1)
+    return {m: run_experiment(RunConfig(method=m, **TINY), progress=False) for m in BASELINE_METHODS}
+
+
+def method_for(name: str, **overrides):
+    config = RunConfig(method=name, **{**TINY, **overrides})
+    return build_method(config, load_benchmark(config))
+
+
+def test_every_baseline_is_registered():
+    assert set(BASELINE_METHODS) <= set(method_names())
+
+
+@pytest.mark.parametrize("method", BASELINE_METHODS)
+def test_baseline_runs_end_to_end(tiny_runs, method):
+    results = tiny_runs[method]
+    acc = results["acc_matrix"]
+    assert results["method"] == method and len(acc) == 3
+    assert all(acc[i][j] is not None for i in range(3) for j in range(i + 1))
+    assert all(acc[i][j] is None for i in range(3) for j in range(i + 1, 3))
+    assert results["avg_acc"] > 60.0  # far above chance (50%) after one epoch on 2-class tasks
+
+
+@pytest.mark.parametrize("method", ["individual", "joint"])
+def test_individual_and_joint_do_not_forget(tiny_runs, method):
+    acc = tiny_runs[method]["acc_matrix"]
+    assert tiny_runs[method]["forgetting"] == 0.0
+    assert all(acc[i][j] == acc[j][j] for j in range(3) for i in range(j, 3))  # every column is constant
+
+
+def test_naive_changes_old_tasks(tiny_runs):
+    """The contrast that makes the zero-forgetting test meaningful: a shared trunk does move old answers."""
+    acc = tiny_runs["naive"]["acc_matrix"]
+    assert any(acc[i][j] != acc[j][j] for j in range(3) for i in range(j + 1, 3))
+
+
+def test_replay_buffers_hold_every_task(tiny_runs):
+    for method in ("er", "der", "derpp"):
+        counts = tiny_runs[method]["buffer_task_counts"]
+        assert set(counts) == {"0", "1", "2"} and sum(counts.values()) <= RunConfig().buffer_size
+    assert set(tiny_runs["agem"]["buffer_task_counts"]) == {"0", "1", "2"}  # offered at each task's end
+
+
+def test_ewc_penalty_zero_at_anchor_positive_away():
+    method = method_for("ewc", ewc_lambda=10.0)
+    params = method.net.trunk_parameters()
+    method.consolidate({n: torch.ones_like(p) for n, p in params.items()}, params)
+    assert method.penalty().item() == 0.0
+    with torch.no_grad():
+        next(iter(params.values())).add_(0.1)
+    assert method.penalty().item() > 0.0
+
+
+def test_ewc_fisher_is_nonnegative_and_informative():
+    method = method_for("ewc")
+    benchmark = method.benchmark
+    method.learn_task(0, benchmark.tasks[0], progress=False, on_epoch=None)
+    fisher, anchor = method.consolidated[0]
+    assert all((f >= 0).all() for f in fisher.values()) and any(f.sum() > 0 for f in fisher.values())
+
+
+def test_online_ewc_fisher_accumulates_with_decay():
+    method = method_for("online-ewc", ewc_gamma=0.5)
+    params = method.net.trunk_parameters()
+    method.consolidate({n: torch.ones_like(p) for n, p in params.items()}, params)
+    second_anchor = {n: p.detach() + 1.0 for n, p in params.items()}
+    method.consolidate({n: 2 * torch.ones_like(p) for n, p in params.items()}, second_anchor)
+    assert len(method.consolidated) == 1
+    fisher, anchor = method.consolidated[0]
+    assert all(torch.allclose(f, torch.full_like(f, 0.5 * 1 + 2)) for f in fisher.values())
+    assert all(torch.equal(anchor[n], second_anchor[n]) for n in anchor)
+    offline = method_for("ewc")
+    for _ in range(2):
+        offline.consolidate({n: torch.ones_like(p) for n, p in params.items()}, params)
+    assert len(offline.consolidated) == 2
+
+
+def test_si_importance_grows_and_is_nonnegative():
+    method = method_for("si")
+    method.learn_task(0, method.benchmark.tasks[0], progress=False, on_epoch=None)
+    importance = method.importance.values()
+    assert all((w >= 0).all() for w in importance) and any(w.sum() > 0 for w in importance)
+
+
+def test_distillation_is_zero_for_identical_logits():
+    logits = torch.randn(8, 3)
+    assert distillation_loss(logits, logits, 2.0).abs().item() < 1e-6
+    assert distillation_loss(logits, -logits, 2.0).item() > 0
+
+
+def test_reservoir_buffer_never_overflows_and_keeps_every_task():
+    buffer = ReservoirBuffer(capacity=50, seed=0)
+    for task in range(5):
+        for _ in range(8):
+            x, y = torch.randn(25, 4), torch.randint(0, 2, (25,))
+            buffer.add(x, y, torch.full_like(y, task))
+            assert len(buffer) <= 50
+    assert len(buffer) == 50 and buffer.seen == 1000
+    assert set(buffer.task_counts()) == set(range(5))
+    batch = buffer.sample(80)
+    assert batch.x.shape == (50, 4) and batch.logits is None
+
+
+def test_reservoir_buffer_rejects_empty_capacity():
+    with pytest.raises(ExssnetError, match="buffer_size must be at least 1"):
+        ReservoirBuffer(0, seed=0)
+
+
+@pytest.mark.parametrize("grad, reference", [([1.0, 0.0], [-1.0, 1.0]), ([2.0, -3.0, 1.0], [1.0, 1.0, 0.0])])
+def test_agem_projection_removes_conflict(grad, reference):
+    g, r = torch.tensor(grad), torch.tensor(reference)
+    assert torch.dot(g, r) < 0
+    projected = project_gradient(g, r)
+    assert torch.dot(projected, r).item() >= -1e-6
+    assert torch.dot(projected, r).abs().item() < 1e-6  # projected onto the constraint boundary
+
+
+def test_agem_projection_keeps_agreeing_gradient():
+    g, r = torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.0])
+    assert torch.equal(project_gradient(g, r), g)
+    for seed in range(20):
+        gen = torch.Generator().manual_seed(seed)
+        g, r = torch.randn(10, generator=gen), torch.randn(10, generator=gen)
+        assert torch.dot(project_gradient(g, r), r).item() >= -1e-5
+
+
+def test_multihead_replaces_the_last_linear():
+    net = MultiHeadNet(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2)))
+    net.add_head(3)
+    assert net.feature_dim == 6 and net(torch.randn(5, 4), 0).shape == (5, 3)
+
+
+def test_unknown_method_lists_every_method():
+    with pytest.raises(ExssnetError) as info:
+        method_for("bogus")
+    for name in (*BASELINE_METHODS, "supsup", "ssnet", "exssnet"):
+        assert name in str(info.value)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("ewc_lambda", -1.0, "ewc_lambda must be a finite number >= 0"),
+    ("ewc_gamma", 1.5, "ewc_gamma must be in [0, 1]"),
+    ("si_c", float("nan"), "si_c must be a finite number >= 0"),
+    ("si_xi", 0.0, "si_xi must be a finite number > 0"),
+    ("lwf_temperature", -2.0, "lwf_temperature must be a finite number > 0"),
+    ("buffer_size", 0, "buffer_size must be at least 1"),
+    ("replay_batch_size", 0, "replay_batch_size must be at least 1"),
+    ("agem_mem_batch", 0, "agem_mem_batch must be at least 1"),
+    ("der_alpha", -0.1, "der_alpha must be a finite number >= 0"),
+    ("baseline_epochs", -1, "baseline_epochs must be >= 0"),
+    ("baseline_lr", 0.0, "baseline_lr must be a finite number > 0"),
+])
+def test_bad_hyperparameters_are_refused(key, value, message):
+    with pytest.raises(ExssnetError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        RunConfig(method="ewc", **{key: value})
+
+
+def test_baseline_epochs_default_matches_supermask_budget():
+    assert RunConfig(mask_epochs=3, weight_epochs=4).epochs_per_task == 7
+    assert RunConfig(mask_epochs=3, weight_epochs=4, baseline_epochs=2).epochs_per_task == 2
+
+
+def test_cli_run_with_out_writes_results_and_no_checkpoint_then_refuses_resume(tmp_path, capsys):
+    flags = ["run", "--benchmark", "split-digits", "--num-tasks", "2", "--baseline-epochs", "1", "--quiet",
+             "--method", "er", "--buffer-size", "40", "--out", str(tmp_path)]
+    assert main(flags) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["config"]["buffer_size"] == 40 and len(results["acc_matrix"]) == 2
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "run_state.json").exists()
+    capsys.readouterr()
+    for resume in (["run", "--out", str(tmp_path), "--resume"], [*flags, "--resume"]):
+        assert main(resume) == 2
+        assert "--resume is not supported for method 'er'" in capsys.readouterr().err
+
+
+def test_mixed_batches_use_each_examples_own_head():
+    torch.manual_seed(0)
+    net = MultiHeadNet(torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2)))
+    net.add_head(2)
+    net.add_head(3)
+    x, y, tasks = torch.randn(6, 4), torch.tensor([0, 1, 2, 1, 0, 2]), torch.tensor([0, 0, 1, 1, 1, 1])
+    features = net.features(x)
+    padded = net.padded_logits(features, tasks, width=3)
+    assert torch.allclose(padded[:2, :2], net(x[:2], 0)) and (padded[:2, 2] == 0).all()
+    assert torch.allclose(padded[2:], net(x[2:], 1))
+    manual = (torch.nn.functional.cross_entropy(net(x[:2], 0), y[:2], reduction="sum")
+              + torch.nn.functional.cross_entropy(net(x[2:], 1), y[2:], reduction="sum")) / 6
+    assert torch.allclose(net.mixed_cross_entropy(features, y, tasks), manual)
+
+
+def test_der_buffer_keeps_logits_of_the_own_head():
+    method = method_for("der", buffer_size=30)
+    for t in range(2):
+        method.learn_task(t, method.benchmark.tasks[t], progress=False, on_epoch=None)
+    stored = method.buffer.sample(30)
+    assert len(method.buffer) == 30 and stored.logits.shape == (30, method.benchmark.max_classes)
+    assert set(stored.task_ids.tolist()) == {0, 1}
