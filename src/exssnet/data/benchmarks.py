@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -16,6 +16,7 @@ from exssnet.data.readers import (
     read_mnist_pickle,
 )
 from exssnet.data.tasks import Benchmark, Split, class_incremental_tasks
+from exssnet.data.text_options import TextOptions
 from exssnet.errors import ExssnetError
 from exssnet.registry import Registry
 
@@ -32,6 +33,7 @@ class BenchmarkSpec:
     val_fraction: float = 0.1
     data_dir: str | None = None
     class_order: str = "seeded"  # "seeded" permutation or "sequential"
+    text: TextOptions = field(default_factory=TextOptions)  # read by text benchmarks only
 
 
 BenchmarkBuilder = Callable[[BenchmarkSpec], Benchmark]

@@ -18,6 +18,8 @@ from exssnet.class_il import ClassILEvaluator
 from exssnet.config import RunConfig
 from exssnet.data import BenchmarkSpec, build_benchmark
 from exssnet.data.tasks import Benchmark, Split, TaskData, to_device
+from exssnet.data.text_benchmarks import check_model_fits
+from exssnet.data.text_options import TextOptions
 from exssnet.errors import ExssnetError
 from exssnet.methods import build_method
 from exssnet.methods.base import ContinualMethod
@@ -50,7 +52,13 @@ def load_benchmark(config: RunConfig) -> Benchmark:
     spec = BenchmarkSpec(
         seed=config.seed, num_tasks=config.num_tasks, classes_per_task=config.classes_per_task,
         val_fraction=config.val_fraction, data_dir=config.data_dir, class_order=config.class_order,
+        text=TextOptions(
+            encoder=config.encoder, max_length=config.max_length, cache_dir=config.cache_dir,
+            max_train_per_class=config.text_max_train, max_test_per_class=config.text_max_test,
+            order=config.text_order, encode_batch_size=config.encode_batch_size, device=config.device,
+        ),
     )
+    check_model_fits(config.benchmark, config.model)
     return build_benchmark(config.benchmark, spec)
 
 

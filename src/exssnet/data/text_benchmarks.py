@@ -1,0 +1,250 @@
+"""Text benchmarks: the offline stream (VADER, WordNet, SpamAssassin), WebNLP CSVs and GLUE TSVs.
+
+Every task's texts are encoded once by a frozen encoder (cached on disk); a task's inputs are the
+tuple (token features (N, L, D) float16, lengths (N,)), the label is the class within the task.
+Subsampling per class uses a fixed seed, independent of the run seed, so every seed shares the
+same examples and the same cached features; the run seed only changes the validation carve-out.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from exssnet.data.benchmarks import BenchmarkSpec, register_benchmark
+from exssnet.data.tasks import Benchmark, Split, TaskData, carve_validation
+from exssnet.data.text_features import build_encoder, encode_cached
+from exssnet.data.text_options import DEFAULT_TEXT_ROOT, TextOptions
+from exssnet.data.text_readers import (
+    GLUE_FORMATS,
+    VADER_DOMAINS,
+    TextDataset,
+    read_glue_tsv,
+    read_spam_assassin,
+    read_vader,
+    read_webnlp_csv,
+    read_wordnet_nouns,
+)
+from exssnet.errors import ExssnetError
+
+SAMPLE_SEED = 0
+TEXT_BENCHMARKS = ("text-offline", "webnlp", "glue")
+TEXT_MODELS = ("kim-cnn",)
+SETUP_HINT = "run `make setup-text` (scripts/fetch_text_data.sh DIR fetches them into DIR; then pass --data-dir DIR)"
+
+# WebNLP datasets: folder of Zhang et al. (2015) CSVs and class count.
+WEBNLP_DATASETS = {
+    "ag": ("ag_news_csv", 4),
+    "yelp": ("yelp_review_full_csv", 5),
+    "amazon": ("amazon_review_full_csv", 5),
+    "yahoo": ("yahoo_answers_csv", 10),
+    "dbpedia": ("dbpedia_csv", 14),
+}
+# S1-S4: the four WebNLP orders of de Masson d'Autume et al. (2019, MbPA++), recalled, not checked against
+# the ExSSNeT paper. S5-S8: GLUE orders defined by this project (S5 is the order of configs/table1-glue).
+TASK_ORDERS = {
+    "S1": ("webnlp", ["yelp", "ag", "dbpedia", "amazon", "yahoo"]),
+    "S2": ("webnlp", ["dbpedia", "yahoo", "ag", "amazon", "yelp"]),
+    "S3": ("webnlp", ["yelp", "yahoo", "amazon", "dbpedia", "ag"]),
+    "S4": ("webnlp", ["ag", "yelp", "amazon", "yahoo", "dbpedia"]),
+    "S5": ("glue", ["qqp", "qnli", "cola", "mnli", "sst2"]),
+    "S6": ("glue", ["mnli", "qqp", "qnli", "sst2", "cola"]),
+    "S7": ("glue", ["cola", "sst2", "mnli", "qnli", "qqp"]),
+    "S8": ("glue", ["sst2", "mnli", "cola", "qqp", "qnli"]),
+}
+DEFAULT_ORDERS = {"webnlp": "S1", "glue": "S5"}
+
+# The offline stream: (task name, source, which part of it). Sizes per class: OFFLINE_PER_CLASS.
+WORDNET_GROUPS = {
+    "wordnet-things": ["animal", "plant", "food", "artifact", "person"],
+    "wordnet-ideas": ["act", "communication", "cognition", "location", "time"],
+}
+OFFLINE_STREAM = [
+    ("vader-movie", "vader", "movie"),
+    ("wordnet-things", "wordnet", "wordnet-things"),
+    ("vader-amazon", "vader", "amazon"),
+    ("spam", "spam", ""),
+    ("vader-nyt", "vader", "nyt"),
+    ("wordnet-ideas", "wordnet", "wordnet-ideas"),
+    ("vader-tweets", "vader", "tweets"),
+]
+OFFLINE_PER_CLASS = (200, 100)  # (train, test) examples per class, sampled once with SAMPLE_SEED
+
+
+@dataclass
+class TextTask:
+    """One task's raw train and test texts."""
+
+    name: str
+    train: TextDataset
+    test: TextDataset
+
+
+def check_model_fits(benchmark_name: str, model: str) -> None:
+    """Text benchmarks give (features, lengths) inputs that only text models read."""
+    if benchmark_name in TEXT_BENCHMARKS and model not in TEXT_MODELS:
+        raise ExssnetError(f"benchmark {benchmark_name!r} gives frozen-encoder token features; model {model!r} "
+                           f"cannot read them: use --model {TEXT_MODELS[0]}")
+
+
+# ----- sampling -----------------------------------------------------------------------------------
+def _indices_by_class(dataset: TextDataset) -> list[list[int]]:
+    by_class: list[list[int]] = [[] for _ in dataset.classes]
+    for index, label in enumerate(dataset.labels):
+        by_class[label].append(index)
+    return by_class
+
+
+def _subset(dataset: TextDataset, indices: list[int]) -> TextDataset:
+    indices = sorted(indices)
+    return TextDataset([dataset.examples[i] for i in indices], [dataset.labels[i] for i in indices], dataset.classes)
+
+
+def sample_per_class(dataset: TextDataset, per_class: int | None, seed: int = SAMPLE_SEED) -> TextDataset:
+    """At most `per_class` examples of each class, chosen with a fixed seed (None: all)."""
+    if per_class is None:
+        return dataset
+    rng = random.Random(seed)
+    chosen = [i for members in _indices_by_class(dataset) for i in rng.sample(members, min(per_class, len(members)))]
+    return _subset(dataset, chosen)
+
+
+def split_per_class(dataset: TextDataset, train: int, test: int, seed: int = SAMPLE_SEED) -> tuple[TextDataset, TextDataset]:
+    """Disjoint train/test samples per class for sources without a split (test first, then train)."""
+    rng = random.Random(seed)
+    train_idx, test_idx = [], []
+    for members in _indices_by_class(dataset):
+        shuffled = rng.sample(members, len(members))
+        n_test = min(test, len(shuffled) // 2)
+        test_idx += shuffled[:n_test]
+        train_idx += shuffled[n_test : n_test + train]
+    return _subset(dataset, train_idx), _subset(dataset, test_idx)
+
+
+# ----- encoding into a Benchmark ------------------------------------------------------------------
+def encode_benchmark(name: str, tasks: list[TextTask], spec: BenchmarkSpec, options: TextOptions, cache_dir: Path) -> Benchmark:
+    """Encode every task's texts (cached) and carve a validation split from each training set."""
+    if spec.num_tasks is not None:
+        if not 1 <= spec.num_tasks <= len(tasks):
+            raise ExssnetError(f"{name}: num_tasks must be in 1..{len(tasks)}, got {spec.num_tasks}")
+        tasks = tasks[: spec.num_tasks]
+    encoder = build_encoder(options.encoder, batch_size=options.encode_batch_size, device=options.device)
+    generator = torch.Generator().manual_seed(spec.seed + 1)
+    out, dim = [], 0
+    for task in tasks:
+        splits = {}
+        for part, data in (("train", task.train), ("test", task.test)):
+            tokens = encode_cached(encoder, data.examples, options.max_length, cache_dir, label=f"{name}-{task.name}-{part}")
+            splits[part] = Split((tokens.features, tokens.lengths), torch.tensor(data.labels, dtype=torch.long))
+            dim = tokens.features.shape[-1]
+        train, val = carve_validation(splits["train"], spec.val_fraction, generator)
+        out.append(TaskData(name=task.name, classes=[f"{task.name}:{c}" for c in task.train.classes],
+                            train=train, val=val, test=splits["test"]))
+    info = {"encoder": options.encoder, "max_length": options.max_length, "sample_seed": SAMPLE_SEED,
+            "task_sizes": {t.name: {"train": len(t.train.labels), "test": len(t.test.labels)} for t in tasks}}
+    return Benchmark(name=name, tasks=out, input_shape=(options.max_length, dim), info=info)
+
+
+def _cache_dir(options: TextOptions, root: Path) -> Path:
+    return Path(options.cache_dir).expanduser() if options.cache_dir else root / "cache"
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise ExssnetError(f"{what} not found: {path} is missing; {SETUP_HINT}")
+    return path
+
+
+# ----- the offline stream -------------------------------------------------------------------------
+def offline_tasks(root: Path, per_class: tuple[int, int]) -> list[TextTask]:
+    """The seven tasks of the offline stream from the files `make setup-text` fetched into `root`."""
+    vader_dir = root / "vader" / "hutto_ICWSM_2014"
+    wordnet = None
+    tasks = []
+    for name, source, part in OFFLINE_STREAM:
+        if source == "vader":
+            data = read_vader(_require(vader_dir / VADER_DOMAINS[part], "VADER sentiment sentences"))
+        elif source == "wordnet":
+            if wordnet is None:
+                wordnet = read_wordnet_nouns(_require(root / "wordnet" / "data.noun", "WordNet nouns"))
+            groups = WORDNET_GROUPS[part]
+            data = TextDataset([(g, None) for c in groups for g in wordnet[c]],
+                               [k for k, c in enumerate(groups) for _ in wordnet[c]], list(groups))
+        else:
+            data = read_spam_assassin(_require(root / "spam-assassin" / "data", "SpamAssassin e-mails"))
+        train, test = split_per_class(data, *per_class)
+        tasks.append(TextTask(name, train, test))
+    return tasks
+
+
+@register_benchmark("text-offline")
+def text_offline(spec: BenchmarkSpec) -> Benchmark:
+    """VADER sentiment (movie, Amazon, NYT, tweets), WordNet supersense topics and SpamAssassin: 7 tasks."""
+    options = spec.text
+    root = Path(spec.data_dir).expanduser() if spec.data_dir else DEFAULT_TEXT_ROOT
+    per_class = (options.max_train_per_class or OFFLINE_PER_CLASS[0], options.max_test_per_class or OFFLINE_PER_CLASS[1])
+    return encode_benchmark("text-offline", offline_tasks(root, per_class), spec, options, _cache_dir(options, root))
+
+
+# ----- WebNLP and GLUE from local files -----------------------------------------------------------
+def task_order(benchmark: str, order: str | None) -> list[str]:
+    """Dataset names in learning order from a preset name (S1..S8) or a comma-separated list."""
+    known = list(WEBNLP_DATASETS) if benchmark == "webnlp" else list(GLUE_FORMATS)
+    order = order or DEFAULT_ORDERS[benchmark]
+    if order in TASK_ORDERS:
+        kind, names = TASK_ORDERS[order]
+        if kind != benchmark:
+            presets = ", ".join(k for k, (b, _) in TASK_ORDERS.items() if b == benchmark)
+            raise ExssnetError(f"task order {order} is a {kind} order; {benchmark} orders are {presets}")
+        return list(names)
+    names = [n.strip() for n in order.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if not names or unknown or len(set(names)) != len(names):
+        raise ExssnetError(f"text_order {order!r} must be one of {', '.join(TASK_ORDERS)} or distinct names from "
+                           f"{', '.join(known)}, comma-separated")
+    return names
+
+
+def _find_folder(root: Path, names: list[str], what: str) -> Path:
+    for name in names:
+        for candidate in (root / name, root / name.lower(), root / name.upper()):
+            if candidate.is_dir():
+                return candidate
+    raise ExssnetError(f"{what}: no folder {' or '.join(names)} in {root}")
+
+
+@register_benchmark("webnlp")
+def webnlp(spec: BenchmarkSpec) -> Benchmark:
+    """AG News, Yelp, Amazon, Yahoo, DBpedia from --data-dir/<dataset>/{train,test}.csv, in a task order."""
+    if not spec.data_dir:
+        raise ExssnetError("webnlp reads local CSV files: pass --data-dir with ag_news_csv/, yelp_review_full_csv/, ...")
+    root, options = Path(spec.data_dir).expanduser(), spec.text
+    tasks = []
+    for name in task_order("webnlp", options.order):
+        folder_name, num_classes = WEBNLP_DATASETS[name]
+        folder = _find_folder(root, [folder_name, name], f"webnlp dataset {name}")
+        train = read_webnlp_csv(_require(folder / "train.csv", f"webnlp {name}"), num_classes)
+        test = read_webnlp_csv(_require(folder / "test.csv", f"webnlp {name}"), num_classes)
+        tasks.append(TextTask(name, sample_per_class(train, options.max_train_per_class),
+                              sample_per_class(test, options.max_test_per_class)))
+    return encode_benchmark("webnlp", tasks, spec, options, _cache_dir(options, root))
+
+
+@register_benchmark("glue")
+def glue(spec: BenchmarkSpec) -> Benchmark:
+    """GLUE classification tasks from --data-dir/<TASK>/{train,dev}.tsv (dev serves as test), in a task order."""
+    if not spec.data_dir:
+        raise ExssnetError("glue reads local TSV files: pass --data-dir with SST-2/, CoLA/, QQP/, QNLI/, MNLI/")
+    root, options = Path(spec.data_dir).expanduser(), spec.text
+    tasks = []
+    for name in task_order("glue", options.order):
+        fmt = GLUE_FORMATS[name]
+        folder = _find_folder(root, [fmt.folder, name], f"glue task {name}")
+        train = read_glue_tsv(_require(folder / "train.tsv", f"glue {name}"), fmt)
+        test = read_glue_tsv(_require(folder / fmt.test_file, f"glue {name}"), fmt)
+        tasks.append(TextTask(name, sample_per_class(train, options.max_train_per_class),
+                              sample_per_class(test, options.max_test_per_class)))
+    return encode_benchmark("glue", tasks, spec, options, _cache_dir(options, root))
