@@ -5,6 +5,7 @@
 set -euo pipefail
 DEST="${1:-data/text}"
 PIP="${PIP:-pip}"
+case "$PIP" in */*) PIP="$(cd "$(dirname "$PIP")" && pwd)/$(basename "$PIP")" ;; esac  # the steps below cd elsewhere
 mkdir -p "$DEST"
 DEST="$(cd "$DEST" && pwd)"
 WORK="$(mktemp -d)"
