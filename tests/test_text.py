@@ -110,6 +110,17 @@ def test_cache_hit_skips_the_encoder(tmp_path):
     assert len(names) == 3
 
 
+def test_damaged_cache_file_is_encoded_again(tmp_path):
+    examples = [("one text", None), ("another", None)]
+    encoder = CountingEncoder()
+    encode_cached(encoder, examples, 5, tmp_path)
+    (stored,) = tmp_path.glob("*.safetensors")
+    stored.write_bytes(stored.read_bytes()[:40])  # truncated, as after a crash mid-write by another tool
+    again = encode_cached(encoder, examples, 5, tmp_path)
+    assert encoder.calls == 2 and again.features.shape == (2, 5, 4)
+    assert encode_cached(encoder, examples, 5, tmp_path).features.equal(again.features) and encoder.calls == 2
+
+
 def test_glove_text_encoder(tmp_path):
     encoder = glove_text_file(write_glove_txt(tmp_path / "g.txt", dim=8))
     tokens = encoder.encode([("good bad unknownword", None), ("ball", "stock")], max_length=4)

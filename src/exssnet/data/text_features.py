@@ -15,6 +15,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from exssnet.data.text_readers import TextExample
 from exssnet.errors import ExssnetError
@@ -79,7 +80,9 @@ class HuggingFaceEncoder:
         if self._model is None:
             self._load()
         chunks, lengths = [], []
-        for start in range(0, len(examples), self.batch_size):
+        starts = range(0, len(examples), self.batch_size)
+        for start in tqdm(starts, desc=f"  encoding {len(examples)} texts with {self.identity}", unit="batch",
+                          leave=False, disable=len(starts) < 2):
             batch = examples[start : start + self.batch_size]
             texts = [text for text, _ in batch]
             pairs = [pair or "" for _, pair in batch] if any(pair is not None for _, pair in batch) else None
@@ -189,8 +192,11 @@ def encode_cached(
         return encoder.encode(examples, max_length)
     path = cache_file(cache_dir, encoder.identity, max_length, examples, label)
     if path.is_file():
-        stored = load_file(str(path))
-        return TokenFeatures(stored["features"], stored["lengths"])
+        try:
+            stored = load_file(str(path))
+            return TokenFeatures(stored["features"], stored["lengths"])
+        except Exception as exc:  # a damaged cache file is recomputed, never trusted
+            tqdm.write(f"exssnet: warning: feature cache {path} is unreadable ({exc}); encoding again")
     tokens = encoder.encode(examples, max_length)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
