@@ -19,6 +19,16 @@ EpochCallback = Callable[[dict], None]
 
 
 @dataclass
+class StepHooks:
+    """Optional changes to a phase's steps (the dense baselines use them; supermask phases need none)."""
+
+    batch_loss: Callable[[Inputs, torch.Tensor], torch.Tensor] | None = None  # default: cross-entropy of logits_fn
+    after_backward: Callable[[], None] | None = None  # e.g. project the gradients (A-GEM)
+    after_step: Callable[[Inputs, torch.Tensor], None] | None = None  # sees the batch before augmentation
+    validate: Callable[[], float] | None = None  # default: accuracy of logits_fn on the task's validation split
+
+
+@dataclass
 class PhaseHistory:
     """Per-epoch mean training loss and validation accuracy (percent) of one phase."""
 
@@ -55,13 +65,16 @@ def train_phase(
     eval_batch_size: int = 1024,
     progress: bool = True,
     on_epoch: EpochCallback | None = None,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor, Inputs], torch.Tensor] | None = None,
+    hooks: StepHooks | None = None,
 ) -> PhaseHistory:
     """Train `params` for `epochs` with a fresh Adam (weight decay 0) and a per-step cosine schedule.
 
     `module` is put in train mode for steps and eval mode for the per-epoch validation.
     A NaN or infinite loss stops the run with a clear error.
     """
+    hooks = hooks or StepHooks()
+    batch_loss = hooks.batch_loss or (lambda x, y: F.cross_entropy(logits_fn(x), y))
+    validate = hooks.validate or (lambda: accuracy(logits_fn, task.val, eval_batch_size))
     history = PhaseHistory(name)
     params = [p for p in params]
     if epochs == 0 or not params:
@@ -75,25 +88,27 @@ def train_phase(
         module.train()
         total, count = 0.0, 0
         for x, y in task.train.batches(batch_size, shuffle=True, generator=generator):
-            if task.augment is not None:
-                x = task.augment(x, generator)
-            logits = logits_fn(x)
-            loss = F.cross_entropy(logits, y) if loss_fn is None else loss_fn(logits, y, x)
+            seen = task.augment(x, generator) if task.augment is not None else x
+            loss = batch_loss(seen, y)
             if not torch.isfinite(loss):
                 raise ExssnetError(
                     f"loss became {loss.item()} in {task.name} {name} phase, epoch {epoch + 1}; "
-                    "lower the learning rate or check the input data"
+                    "lower the learning rate (or a method's penalty weights) or check the input data"
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if hooks.after_backward is not None:
+                hooks.after_backward()
             optimizer.step()
             schedule.step()
+            if hooks.after_step is not None:
+                hooks.after_step(x, y)
             total += float(loss.detach()) * y.shape[0]
             count += y.shape[0]
         history.loss.append(total / max(count, 1))
         module.eval()
         if len(task.val):
-            history.val_acc.append(accuracy(logits_fn, task.val, eval_batch_size))
+            history.val_acc.append(validate())
         bar.set_postfix(loss=f"{history.loss[-1]:.4f}", val=f"{history.val_acc[-1]:.2f}" if history.val_acc else "-")
         if on_epoch is not None:
             on_epoch({"phase": name, "epoch": epoch + 1, "loss": history.loss[-1],

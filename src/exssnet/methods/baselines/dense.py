@@ -9,20 +9,16 @@ A method module only overrides the hooks it needs:
 
 from __future__ import annotations
 
-import math
-import time
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
-from exssnet.errors import ExssnetError
 from exssnet.methods.base import ContinualMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
 from exssnet.models import build_model
-from exssnet.training.loops import EpochCallback, PhaseHistory, accuracy
+from exssnet.training.loops import EpochCallback, PhaseHistory, StepHooks, accuracy, train_phase
 
 
 def task_generator(seed: int, task_id: int) -> torch.Generator:
@@ -75,44 +71,19 @@ class DenseMethod(ContinualMethod):
         return {"train_phase": history.to_dict()}
 
     def fit(self, task_id: int, task: TaskData, epochs: int, progress: bool, on_epoch: EpochCallback | None) -> PhaseHistory:
-        """`epochs` over the task with a fresh Adam and a per-step cosine schedule (as `train_phase`)."""
+        """`epochs` over the task through the shared `train_phase` (fresh Adam, per-step cosine schedule)."""
         cfg = self.config
-        history = PhaseHistory("train")
-        if epochs == 0:
-            return history
-        start = time.perf_counter()
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.baseline_lr, weight_decay=0.0)
-        steps = epochs * math.ceil(len(task.train) / cfg.batch_size)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-        generator = task_generator(cfg.seed, task_id)
-        bar = tqdm(range(epochs), desc=f"  {task.name} {cfg.method}", leave=False, disable=not progress, unit="ep")
-        for epoch in bar:
-            self.net.train()
-            total, count = 0.0, 0
-            for x, y in task.train.batches(cfg.batch_size, shuffle=True, generator=generator):
-                seen = task.augment(x, generator) if task.augment is not None else x
-                loss = self.training_loss(seen, y, task_id)
-                if not torch.isfinite(loss):
-                    raise ExssnetError(f"loss became {loss.item()} in {task.name} ({cfg.method}), epoch {epoch + 1}; "
-                                       "lower baseline_lr or the penalty weights")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.after_backward(task_id)
-                optimizer.step()
-                schedule.step()
-                self.after_step(x, y, task_id)
-                total += float(loss.detach()) * y.shape[0]
-                count += y.shape[0]
-            history.loss.append(total / max(count, 1))
-            self.net.eval()
-            if len(task.val):
-                history.val_acc.append(self.validation_accuracy(task_id, task))
-            bar.set_postfix(loss=f"{history.loss[-1]:.4f}", val=f"{history.val_acc[-1]:.2f}" if history.val_acc else "-")
-            if on_epoch is not None:
-                on_epoch({"phase": "train", "epoch": epoch + 1, "loss": history.loss[-1],
-                          "val_acc": history.val_acc[-1] if history.val_acc else None})
-        history.seconds = time.perf_counter() - start
-        return history
+        hooks = StepHooks(
+            batch_loss=lambda x, y: self.training_loss(x, y, task_id),
+            after_backward=lambda: self.after_backward(task_id),
+            after_step=lambda x, y: self.after_step(x, y, task_id),
+            validate=lambda: self.validation_accuracy(task_id, task),
+        )
+        return train_phase(
+            "train", self.net, lambda x: self.task_logits(x, task_id), self.net.parameters(), task, epochs,
+            cfg.baseline_lr, cfg.batch_size, task_generator(cfg.seed, task_id), cfg.eval_batch_size, progress,
+            on_epoch, hooks,
+        )
 
     def logits(self, x: Inputs, task_id: int) -> torch.Tensor:
         return self.task_logits(x, self.check_task(task_id))
