@@ -19,15 +19,10 @@ from exssnet.methods.kkt import KKTSettings, kkt_initial_scores
 from exssnet.metrics import sparse_overlap
 from exssnet.models import build_model
 from exssnet.supermask import SupermaskNet, to_supermask
-from exssnet.training.loops import EpochCallback, train_phase
+from exssnet.training.loops import EpochCallback, task_generator, train_phase
 
 WEIGHT_RULES = {"supsup": None, "ssnet": "all", "exssnet": "exclusive"}
 KKT_PHASE = 2  # task_generator phase of KKT's draws (0: mask phase, 1: weight phase)
-
-
-def task_generator(seed: int, task_id: int, phase: int) -> torch.Generator:
-    """A generator that depends only on (seed, task, phase), so any task can be replayed alone."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + task_id * 101 + phase)
 
 
 class SupermaskMethod(ContinualMethod):

@@ -18,12 +18,9 @@ from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.methods.base import ContinualMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
 from exssnet.models import build_model
-from exssnet.training.loops import EpochCallback, PhaseHistory, StepHooks, accuracy, train_phase
+from exssnet.training.loops import EpochCallback, PhaseHistory, StepHooks, accuracy, task_generator, train_phase
 
-
-def task_generator(seed: int, task_id: int) -> torch.Generator:
-    """Data order of one task depends only on (seed, task)."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + task_id * 101 + 7)
+DENSE_STREAM = 7  # the generator stream of the dense baselines' data order
 
 
 class DenseMethod(ContinualMethod):
@@ -81,7 +78,7 @@ class DenseMethod(ContinualMethod):
         )
         return train_phase(
             "train", self.net, lambda x: self.task_logits(x, task_id), self.net.parameters(), task, epochs,
-            cfg.baseline_lr, cfg.batch_size, task_generator(cfg.seed, task_id), cfg.eval_batch_size, progress,
+            cfg.baseline_lr, cfg.batch_size, task_generator(cfg.seed, task_id, DENSE_STREAM), cfg.eval_batch_size, progress,
             on_epoch, hooks,
         )
 
