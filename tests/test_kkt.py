@@ -176,6 +176,25 @@ def test_kkt_scores_are_clones_of_the_source():
     assert all(torch.equal(net.task_scores(0)[name], source[name]) for name in source)
 
 
+def test_fresh_head_copies_every_layer_but_the_classifier():
+    method, _ = learn([gaussian_task("A", 0, 2)], mask_epochs=1, weight_epochs=0)
+    net = method.net
+    source = net.task_scores(0)
+    classifier = list(source)[-1]
+    scores, choice = kkt_initial_scores(net, gaussian_task("A2", 0, 3), 1, KKTSettings(head="fresh"),
+                                        torch.Generator().manual_seed(0))
+    assert choice.source == 0 and choice.classifier == classifier and choice.to_dict()["classifier"] == classifier
+    assert set(scores) == set(source) - {classifier}
+    assert all(torch.equal(scores[name], source[name]) for name in scores)
+    torch.manual_seed(5)
+    net.add_task(2, initial_scores=scores)
+    new = net.task_scores(1)
+    assert all(torch.equal(new[name], source[name]) for name in scores)
+    assert not torch.equal(new[classifier], source[classifier])
+    bound = 1 / net.masked_layers()[-1].weight[0].numel() ** 0.5  # a fresh draw: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert new[classifier].abs().max() <= bound
+
+
 # ----- config, CLI and resume --------------------------------------------------------------
 FAST = ["--benchmark", "split-digits", "--density", "0.2", "--mask-epochs", "1", "--weight-epochs", "1",
         "--num-tasks", "3", "--quiet", "--threads", "1"]
@@ -195,13 +214,14 @@ def test_cli_run_with_kkt_writes_kkt_entries(tmp_path):
     (["--kkt-k", "0"], "kkt_k must be at least 1, got 0"),
     (["--kkt-batches", "-2"], "kkt_batches must be at least 1, got -2"),
     (["--kkt-batch-size", "0"], "kkt_batch_size must be at least 1"),
+    (["--kkt-head", "zero"], "kkt_head must be 'copy' or 'fresh', got 'zero'"),
 ])
 def test_bad_kkt_settings_give_one_clear_error(args, message, capsys):
     assert main(["run", *FAST, "--kkt", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     with pytest.raises(ExssnetError, match=message.split(",")[0]):
-        RunConfig(**{args[0][2:].replace("-", "_"): int(args[1])})
+        RunConfig(**{args[0][2:].replace("-", "_"): args[1] if args[0] == "--kkt-head" else int(args[1])})
 
 
 def test_kkt_is_refused_by_a_method_that_ignores_it():

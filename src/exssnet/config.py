@@ -70,6 +70,7 @@ class RunConfig:
     kkt_k: int = setting(10, "KKT: neighbours of the KNN vote")
     kkt_batches: int = setting(10, "KKT: batches of the new task's training data to embed (2/3 fit, 1/3 scored)")
     kkt_batch_size: int = setting(64, "KKT: examples per batch")
+    kkt_head: str = setting("copy", "KKT: 'copy' the source task's classifier scores too (the paper) or start the classifier 'fresh'")
     # ----- text benchmarks (text-offline, webnlp, glue); ignored by the others -----
     encoder: str = setting("minilm", "frozen token encoder: 'minilm' (offline default), 'glove-6b-50d', a GloVe .txt file, or a Hugging Face name/folder")
     max_length: int = setting(64, "tokens per text (longer texts are truncated) for the encoder")
@@ -93,6 +94,8 @@ class RunConfig:
         for name in ("mask_lr", "weight_lr"):
             if not getattr(self, name) > 0:
                 raise ExssnetError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.kkt_head not in ("copy", "fresh"):
+            raise ExssnetError(f"kkt_head must be 'copy' or 'fresh', got {self.kkt_head!r}")
         for name in ("kkt_k", "kkt_batches", "kkt_batch_size"):
             if getattr(self, name) < 1:
                 raise ExssnetError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -116,12 +116,12 @@ class SupermaskNet(nn.Module):
     def add_task(
         self, num_classes: int, initial_scores: dict[str, torch.Tensor] | None = None
     ) -> int:
-        """Start a new task in its mask phase; optional initial scores per masked layer name."""
+        """Start a new task in its mask phase; optional initial scores per masked layer name (others start fresh)."""
         if self.tasks and self.tasks[-1].phase != PHASE_DONE:
             raise ExssnetError(f"task {self.num_tasks - 1} is not finished; call finish_task() before adding another")
         task = self.num_tasks
         for name, layer in self.named_masked_layers():
-            layer.add_task(task, None if initial_scores is None else initial_scores[name])
+            layer.add_task(task, None if initial_scores is None else initial_scores.get(name))
         for norm in self.norm_layers():
             norm.add_task(task)
         self.model.to(self.device)

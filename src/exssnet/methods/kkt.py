@@ -33,6 +33,7 @@ class KKTSettings:
     k: int = 10
     batches: int = 10
     batch_size: int = 64
+    head: str = "copy"  # "copy": the classifier's scores come from the source too; "fresh": random
 
 
 @dataclass
@@ -45,11 +46,12 @@ class KKTChoice:
     examples: tuple[int, int] = (0, 0)  # (KNN train, KNN test) example counts
     init: str = "random"  # "random", "scores" (clone of float scores) or "mask" (rebuilt from the mask)
     seconds: float = 0.0
+    classifier: str | None = None  # name of the masked layer the features feed
 
     def to_dict(self) -> dict:
         return {"source": self.source, "knn_acc": self.knn_acc, "chance": self.chance,
                 "knn_train": self.examples[0], "knn_test": self.examples[1], "init": self.init,
-                "seconds": self.seconds}
+                "classifier": self.classifier, "seconds": self.seconds}
 
 
 # ----- pure functions -------------------------------------------------------------------
@@ -103,12 +105,21 @@ def penultimate_features(net: SupermaskNet, x: Inputs, task: int, batch_size: in
     Works for any supermask model: a pre-hook on every masked layer keeps the latest input.
     The net is put in eval mode and its mode and active task are restored afterwards.
     """
-    captured: list[torch.Tensor] = []
+    return last_masked_layer_inputs(net, x, task, batch_size)[0]
 
-    def keep_input(module: torch.nn.Module, args: tuple) -> None:
-        captured[:] = [args[0]]
 
-    handles = [layer.register_forward_pre_hook(keep_input) for layer in net.masked_layers()]
+@torch.no_grad()
+def last_masked_layer_inputs(net: SupermaskNet, x: Inputs, task: int, batch_size: int = 1024) -> tuple[torch.Tensor, str]:
+    """`penultimate_features` and the name of the layer they feed (the classifier)."""
+    captured: list = []
+
+    def keep_input(name: str):
+        def hook(module: torch.nn.Module, args: tuple) -> None:
+            captured[:] = [args[0], name]
+
+        return hook
+
+    handles = [layer.register_forward_pre_hook(keep_input(name)) for name, layer in net.named_masked_layers()]
     was_training, active = net.training, net.active_task
     net.eval()
     net.set_task(task)
@@ -120,7 +131,7 @@ def penultimate_features(net: SupermaskNet, x: Inputs, task: int, batch_size: in
             batch = take(x, index)
             net(*(batch if isinstance(batch, tuple) else (batch,)))
             chunks.append(captured[0].flatten(start_dim=1).float())
-        return torch.cat(chunks)
+        return torch.cat(chunks), captured[1]
     finally:
         for handle in handles:
             handle.remove()
@@ -150,11 +161,11 @@ def select_source(net: SupermaskNet, task: TaskData, earlier: int, settings: KKT
         return KKTChoice(source=None, chance=chance)
     accs = []
     for j in range(earlier):
-        features = penultimate_features(net, x, j)
+        features, classifier = last_masked_layer_inputs(net, x, j)
         accs.append(knn_accuracy(features[:n_train], y[:n_train], features[n_train:], y[n_train:],
                                  settings.k, task.num_classes))
     return KKTChoice(source=choose_source(accs, chance), knn_acc=accs, chance=chance,
-                     examples=(n_train, len(y) - n_train))
+                     examples=(n_train, len(y) - n_train), classifier=classifier)
 
 
 def source_scores(net: SupermaskNet, source: int, generator: torch.Generator) -> tuple[dict[str, torch.Tensor], str]:
@@ -177,5 +188,7 @@ def kkt_initial_scores(net: SupermaskNet, task: TaskData, task_id: int, settings
     scores = None
     if choice.source is not None:
         scores, choice.init = source_scores(net, choice.source, generator)
+        if settings.head == "fresh":
+            del scores[choice.classifier]  # a layer without initial scores starts from a fresh draw
     choice.seconds = time.perf_counter() - start
     return scores, choice
