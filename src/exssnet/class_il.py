@@ -13,7 +13,7 @@ import time
 import torch
 
 from exssnet.config import RunConfig
-from exssnet.data.tasks import Inputs, Split, TaskData, num_examples, take
+from exssnet.data.tasks import Inputs, Split, TaskData, concat_inputs, num_examples, take
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import ContinualMethod
 from exssnet.supermask import SupermaskNet
@@ -76,13 +76,6 @@ def evaluate_tasks(
         (100.0 * int(right_task[true_task == j].sum()) / len(split), 100.0 * int(right_class[true_task == j].sum()) / len(split))
         for j, split in enumerate(splits)
     ]
-
-
-def concat_inputs(parts: list[Inputs]) -> Inputs:
-    """Concatenate tensors (or tuples of tensors, field by field) along the batch dimension."""
-    if isinstance(parts[0], tuple):
-        return tuple(torch.cat([p[i] for p in parts]) for i in range(len(parts[0])))  # type: ignore[index]
-    return torch.cat(parts)  # type: ignore[arg-type]
 
 
 class ClassILEvaluator:

@@ -22,6 +22,13 @@ def take(x: Inputs, index: torch.Tensor) -> Inputs:
     return tuple(t[index] for t in x) if isinstance(x, tuple) else x[index]
 
 
+def concat_inputs(parts: list[Inputs]) -> Inputs:
+    """Concatenate tensors (or tuples of tensors, field by field) along the batch dimension."""
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(group) for group in zip(*parts))  # type: ignore[arg-type]
+    return torch.cat(parts)  # type: ignore[arg-type]
+
+
 def to_device(x: Inputs, device: torch.device | str) -> Inputs:
     return tuple(t.to(device) for t in x) if isinstance(x, tuple) else x.to(device)
 

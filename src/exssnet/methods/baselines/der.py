@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from exssnet.data.tasks import Inputs, num_examples
+from exssnet.data.tasks import Inputs, concat_inputs, num_examples
 from exssnet.methods.base import register_method
-from exssnet.methods.baselines.er import ReplayMethod, cat_inputs
+from exssnet.methods.baselines.er import ReplayMethod
 
 
 @register_method("der")
@@ -42,7 +42,7 @@ class DER(ReplayMethod):
         for_labels = self.buffer.sample(self.config.replay_batch_size) if self.label_replay else None
         if for_labels is not None:
             batches.append(for_labels.x)
-        features = self.net.features(cat_inputs(batches))
+        features = self.net.features(concat_inputs(batches))
         logits = self.net.heads[task_id](features[:n])
         self.last_logits = F.pad(logits.detach(), (0, width - logits.shape[1]))
         m = num_examples(for_logits.x)

@@ -9,17 +9,10 @@ from __future__ import annotations
 import torch
 
 from exssnet.config import RunConfig
-from exssnet.data.tasks import Benchmark, Inputs, TaskData
+from exssnet.data.tasks import Benchmark, Inputs, TaskData, concat_inputs
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import DenseMethod
 from exssnet.methods.baselines.replay_buffer import ReservoirBuffer
-
-
-def cat_inputs(parts: list[Inputs]) -> Inputs:
-    """Concatenate batches of tensors (or of tuples of tensors) along the batch dimension."""
-    if isinstance(parts[0], tuple):
-        return tuple(torch.cat(group) for group in zip(*parts))
-    return torch.cat(parts)  # type: ignore[arg-type]
 
 
 class ReplayMethod(DenseMethod):
@@ -54,6 +47,6 @@ class ER(ReplayMethod):
         task_ids = self.task_ids_like(y, task_id)
         if len(self.buffer):
             replay = self.buffer.sample(self.config.replay_batch_size)
-            x, y = cat_inputs([x, replay.x]), torch.cat([y, replay.y])
+            x, y = concat_inputs([x, replay.x]), torch.cat([y, replay.y])
             task_ids = torch.cat([task_ids, replay.task_ids])
         return self.net.mixed_cross_entropy(self.net.features(x), y, task_ids)

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import torch
 
-from exssnet.data.tasks import Inputs, Split, TaskData, to_device
+from exssnet.data.tasks import Inputs, Split, TaskData, concat_inputs, to_device
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import DenseMethod
-from exssnet.methods.baselines.er import cat_inputs
 from exssnet.training.loops import EpochCallback, accuracy
 
 
 def union_split(splits: list[Split], label_stride: int, device: torch.device) -> Split:
     """All splits in one, each label encoded as task_id * label_stride + label."""
-    x = cat_inputs([s.x for s in splits])
+    x = concat_inputs([s.x for s in splits])
     y = torch.cat([s.y + t * label_stride for t, s in enumerate(splits)])
     return Split(to_device(x, device), y.to(device))
 
