@@ -19,6 +19,14 @@ def setting(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+# Integer settings that must be >= 1 when set (None means "default" where a field allows it).
+AT_LEAST_ONE = (
+    "batch_size", "eval_batch_size", "classes_per_task", "classil_batch_size", "num_tasks",
+    "kkt_k", "kkt_batches", "kkt_batch_size", "buffer_size", "replay_batch_size", "agem_mem_batch",
+    "text_max_train", "text_max_test", "encode_batch_size",
+)
+
+
 @dataclass
 class RunConfig:
     """Everything a continual-learning run needs; every field can be set in YAML or on the CLI."""
@@ -85,9 +93,10 @@ class RunConfig:
         self.density = check_density(self.density)
         if self.scenario not in ("task-il", "class-il"):
             raise ExssnetError(f"scenario must be 'task-il' or 'class-il', got {self.scenario!r}")
-        for name in ("batch_size", "eval_batch_size", "classes_per_task", "classil_batch_size"):
-            if getattr(self, name) < 1:
-                raise ExssnetError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in AT_LEAST_ONE:
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ExssnetError(f"{name} must be at least 1, got {value}")
         for name in ("mask_epochs", "weight_epochs"):
             if getattr(self, name) < 0:
                 raise ExssnetError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -96,11 +105,6 @@ class RunConfig:
                 raise ExssnetError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.kkt_head not in ("copy", "fresh"):
             raise ExssnetError(f"kkt_head must be 'copy' or 'fresh', got {self.kkt_head!r}")
-        for name in ("kkt_k", "kkt_batches", "kkt_batch_size"):
-            if getattr(self, name) < 1:
-                raise ExssnetError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.num_tasks is not None and self.num_tasks < 1:
-            raise ExssnetError(f"num_tasks must be at least 1, got {self.num_tasks}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ExssnetError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         self._check_baseline_settings()
@@ -117,9 +121,6 @@ class RunConfig:
                 raise ExssnetError(f"{name} must be a finite number >= 0 (a loss weight), got {getattr(self, name)}")
         if not 0.0 <= self.ewc_gamma <= 1.0:
             raise ExssnetError(f"ewc_gamma must be in [0, 1] (the Fisher decay), got {self.ewc_gamma}")
-        for name in ("buffer_size", "replay_batch_size", "agem_mem_batch"):
-            if getattr(self, name) < 1:
-                raise ExssnetError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     @property
     def epochs_per_task(self) -> int:
@@ -131,10 +132,6 @@ class RunConfig:
             raise ExssnetError("encoder must name an encoder, e.g. minilm, glove-6b-50d or bert-base-uncased")
         if not 1 <= self.max_length <= 4096:
             raise ExssnetError(f"max_length must be in 1..4096, got {self.max_length}")
-        for name in ("text_max_train", "text_max_test", "encode_batch_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ExssnetError(f"{name} must be at least 1, got {value}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
