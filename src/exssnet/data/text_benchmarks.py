@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -216,35 +217,42 @@ def _find_folder(root: Path, names: list[str], what: str) -> Path:
     raise ExssnetError(f"{what}: no folder {' or '.join(names)} in {root}")
 
 
+def local_file_benchmark(name: str, spec: BenchmarkSpec, layout: str,
+                         read_task: Callable[[Path, str], tuple[TextDataset, TextDataset]]) -> Benchmark:
+    """Tasks in `text_order` from --data-dir, each read as (train, test) by `read_task(root, dataset)`,
+    sampled per class as configured, then encoded."""
+    if not spec.data_dir:
+        raise ExssnetError(f"{name} reads local files: pass --data-dir with {layout}")
+    root, options = Path(spec.data_dir).expanduser(), spec.text
+    tasks = []
+    for dataset in task_order(name, options.order):
+        train, test = read_task(root, dataset)
+        tasks.append(TextTask(dataset, sample_per_class(train, options.max_train_per_class),
+                              sample_per_class(test, options.max_test_per_class)))
+    return encode_benchmark(name, tasks, spec, options, _cache_dir(options, root))
+
+
+def read_webnlp_task(root: Path, name: str) -> tuple[TextDataset, TextDataset]:
+    folder_name, num_classes = WEBNLP_DATASETS[name]
+    folder = _find_folder(root, [folder_name, name], f"webnlp dataset {name}")
+    return tuple(read_webnlp_csv(_require(folder / f"{part}.csv", f"webnlp {name}"), num_classes)  # type: ignore[return-value]
+                 for part in ("train", "test"))
+
+
+def read_glue_task(root: Path, name: str) -> tuple[TextDataset, TextDataset]:
+    fmt = GLUE_FORMATS[name]
+    folder = _find_folder(root, [fmt.folder, name], f"glue task {name}")
+    return tuple(read_glue_tsv(_require(folder / file, f"glue {name}"), fmt)  # type: ignore[return-value]
+                 for file in ("train.tsv", fmt.test_file))
+
+
 @register_benchmark("webnlp")
 def webnlp(spec: BenchmarkSpec) -> Benchmark:
     """AG News, Yelp, Amazon, Yahoo, DBpedia from --data-dir/<dataset>/{train,test}.csv, in a task order."""
-    if not spec.data_dir:
-        raise ExssnetError("webnlp reads local CSV files: pass --data-dir with ag_news_csv/, yelp_review_full_csv/, ...")
-    root, options = Path(spec.data_dir).expanduser(), spec.text
-    tasks = []
-    for name in task_order("webnlp", options.order):
-        folder_name, num_classes = WEBNLP_DATASETS[name]
-        folder = _find_folder(root, [folder_name, name], f"webnlp dataset {name}")
-        train = read_webnlp_csv(_require(folder / "train.csv", f"webnlp {name}"), num_classes)
-        test = read_webnlp_csv(_require(folder / "test.csv", f"webnlp {name}"), num_classes)
-        tasks.append(TextTask(name, sample_per_class(train, options.max_train_per_class),
-                              sample_per_class(test, options.max_test_per_class)))
-    return encode_benchmark("webnlp", tasks, spec, options, _cache_dir(options, root))
+    return local_file_benchmark("webnlp", spec, "ag_news_csv/, yelp_review_full_csv/, ... (CSV files)", read_webnlp_task)
 
 
 @register_benchmark("glue")
 def glue(spec: BenchmarkSpec) -> Benchmark:
     """GLUE classification tasks from --data-dir/<TASK>/{train,dev}.tsv (dev serves as test), in a task order."""
-    if not spec.data_dir:
-        raise ExssnetError("glue reads local TSV files: pass --data-dir with SST-2/, CoLA/, QQP/, QNLI/, MNLI/")
-    root, options = Path(spec.data_dir).expanduser(), spec.text
-    tasks = []
-    for name in task_order("glue", options.order):
-        fmt = GLUE_FORMATS[name]
-        folder = _find_folder(root, [fmt.folder, name], f"glue task {name}")
-        train = read_glue_tsv(_require(folder / "train.tsv", f"glue {name}"), fmt)
-        test = read_glue_tsv(_require(folder / fmt.test_file, f"glue {name}"), fmt)
-        tasks.append(TextTask(name, sample_per_class(train, options.max_train_per_class),
-                              sample_per_class(test, options.max_test_per_class)))
-    return encode_benchmark("glue", tasks, spec, options, _cache_dir(options, root))
+    return local_file_benchmark("glue", spec, "SST-2/, CoLA/, QQP/, QNLI/, MNLI/ (TSV files)", read_glue_task)
