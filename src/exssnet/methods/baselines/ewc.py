@@ -40,6 +40,11 @@ def diagonal_fisher(net: MultiHeadNet, task_id: int, task: TaskData, max_example
     return {name: value / max(n, 1) for name, value in fisher.items()}
 
 
+def snapshot(params: dict[str, torch.Tensor]) -> ParamDict:
+    """Detached copies of the named parameters."""
+    return {name: p.detach().clone() for name, p in params.items()}
+
+
 def quadratic_penalty(params: dict[str, torch.nn.Parameter], importance: ParamDict, anchor: ParamDict) -> torch.Tensor:
     """sum importance * (theta - anchor)^2 over the named parameters."""
     total = next(iter(params.values())).new_zeros(())
@@ -61,7 +66,7 @@ class EWC(DenseMethod):
 
     def consolidate(self, fisher: ParamDict, anchor: ParamDict) -> None:
         """Add a finished task's Fisher and anchor (online: fold it into the single decayed pair)."""
-        anchor = {name: value.detach().clone() for name, value in anchor.items()}
+        anchor = snapshot(anchor)
         if self.online and self.consolidated:
             old, _ = self.consolidated[0]
             fisher = {name: self.config.ewc_gamma * old[name] + fisher[name] for name in fisher}

@@ -14,11 +14,7 @@ from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import DenseMethod
-from exssnet.methods.baselines.ewc import ParamDict, quadratic_penalty
-
-
-def snapshot(params: dict[str, torch.nn.Parameter]) -> ParamDict:
-    return {name: p.detach().clone() for name, p in params.items()}
+from exssnet.methods.baselines.ewc import ParamDict, quadratic_penalty, snapshot
 
 
 @register_method("si")
