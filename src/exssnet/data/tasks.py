@@ -22,11 +22,32 @@ def take(x: Inputs, index: torch.Tensor) -> Inputs:
     return tuple(t[index] for t in x) if isinstance(x, tuple) else x[index]
 
 
+def pad_tokens(t: torch.Tensor, length: int) -> torch.Tensor:
+    """Zero-pad dimension 1 (the token axis of (N, L, ...) inputs) up to `length`."""
+    if t.dim() < 2 or t.shape[1] >= length:
+        return t
+    padding = [0, 0] * (t.dim() - 2) + [0, length - t.shape[1]]
+    return torch.nn.functional.pad(t, padding)
+
+
 def concat_inputs(parts: list[Inputs]) -> Inputs:
-    """Concatenate tensors (or tuples of tensors, field by field) along the batch dimension."""
+    """Concatenate tensors (or tuples of tensors, field by field) along the batch dimension.
+
+    Fields of a tuple input whose token axis (dimension 1) differs between parts, e.g. text features
+    (N, L, D) or token ids / attention masks (N, L) trimmed per split to their longest text, are
+    zero-padded to the longest part first: the padded positions lie past each example's length (or
+    are 0 in its mask), so every model that reads the padding mask ignores them.
+    """
     if isinstance(parts[0], tuple):
-        return tuple(torch.cat(group) for group in zip(*parts))  # type: ignore[arg-type]
+        return tuple(_cat_padded(list(group)) for group in zip(*parts))  # type: ignore[arg-type]
     return torch.cat(parts)  # type: ignore[arg-type]
+
+
+def _cat_padded(group: list[torch.Tensor]) -> torch.Tensor:
+    if group[0].dim() >= 2:
+        longest = max(t.shape[1] for t in group)
+        group = [pad_tokens(t, longest) for t in group]
+    return torch.cat(group)
 
 
 def to_device(x: Inputs, device: torch.device | str) -> Inputs:

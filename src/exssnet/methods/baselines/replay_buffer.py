@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from exssnet.data.tasks import Inputs, num_examples
+from exssnet.data.tasks import Inputs, num_examples, pad_tokens
 from exssnet.errors import ExssnetError
 
 
@@ -66,8 +66,14 @@ class ReservoirBuffer:
             self.allocate(x, y, logits)
         index = torch.tensor(rows, device=y.device)
         where = torch.tensor(slots, device=self.y.device)
-        for store, part in zip(self.x, x if isinstance(x, tuple) else (x,)):
-            store[where] = part[index].detach()
+        parts = x if isinstance(x, tuple) else (x,)
+        if self.tuple_inputs:  # text: token axes differ between tasks; store at the longest seen
+            self.x = [pad_tokens(store, part.shape[1]) if part.dim() >= 2 else store for store, part in zip(self.x, parts)]
+        for store, part in zip(self.x, parts):
+            kept = part[index].detach()
+            if self.tuple_inputs and kept.dim() >= 2:
+                kept = pad_tokens(kept, store.shape[1])
+            store[where] = kept
         self.y[where] = y[index]
         self.task_ids[where] = task_ids[index].to(self.task_ids.device)
         if self.logits is not None and logits is not None:
