@@ -73,6 +73,7 @@ class RunConfig:
     der_alpha: float = setting(0.3, "der, derpp: weight of the logit-matching loss")
     der_beta: float = setting(0.5, "derpp: weight of the replayed-label loss")
     agem_mem_batch: int = setting(256, "agem: buffer examples in the reference gradient")
+    cgate_sparsity: float = setting(0.02, "cgate: weight of the sparsity objective (mean soft gate)")
     # KKT (KNN-based knowledge transfer, docs/kkt.md)
     kkt: bool = setting(False, "KKT: start each task's scores from the earlier task whose features best KNN-classify it")
     kkt_k: int = setting(10, "KKT: neighbours of the KNN vote")
@@ -116,7 +117,7 @@ class RunConfig:
         for name in ("baseline_lr", "si_xi", "lwf_temperature"):
             if not 0 < getattr(self, name) < float("inf"):
                 raise ExssnetError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
-        for name in ("ewc_lambda", "si_c", "lwf_alpha", "der_alpha", "der_beta"):
+        for name in ("ewc_lambda", "si_c", "lwf_alpha", "der_alpha", "der_beta", "cgate_sparsity"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ExssnetError(f"{name} must be a finite number >= 0 (a loss weight), got {getattr(self, name)}")
         if not 0.0 <= self.ewc_gamma <= 1.0:

@@ -1,0 +1,97 @@
+"""CGATE: task-incremental conditional channel gating (Abati et al. 2020) over a shared dense backbone.
+
+Every Linear/Conv of the trunk becomes a `GatedLayer` and every BatchNorm a per-task BatchNorm
+(exssnet.layers.gating). Task t trains its own gating modules, BatchNorms and head plus the filters
+no earlier task uses, with cross-entropy + `cgate_sparsity` * (mean soft gate over the gated layers),
+the sparsity objective that makes each task switch on few channels. After the task, the channels its
+gates fired on its training data (evaluation mode) are its relevant set: their filters are frozen for
+every later task (gradients zeroed, values restored after each step) and, at test time, the task's
+gates are restricted to that set. A finished task therefore reads only frozen filters, its own
+BatchNorms, gates and head: its outputs never change again (forgetting 0 by construction).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from exssnet.data.tasks import Inputs, TaskData
+from exssnet.layers.gating import GatedLayer, PerTaskBatchNorm, inject_gates
+from exssnet.methods.base import register_method
+from exssnet.methods.baselines.dense import DenseMethod
+from exssnet.methods.baselines.multihead import MultiHeadNet
+
+
+@register_method("cgate")
+class CGate(DenseMethod):
+    """Per-task channel gates with a sparsity objective; channels a finished task uses are frozen."""
+
+    name = "cgate"
+
+    def new_net(self) -> MultiHeadNet:
+        net = super().new_net()
+        inject_gates(net.trunk)
+        self.anchors: dict[GatedLayer, dict[str, torch.Tensor]] = {}
+        self.channels_used: list[list[int]] = []
+        return net.to(self.device)
+
+    def gated(self) -> list[GatedLayer]:
+        return [m for m in self.net.trunk.modules() if isinstance(m, GatedLayer)]
+
+    def set_task(self, task_id: int) -> None:
+        for module in self.net.trunk.modules():
+            if isinstance(module, (GatedLayer, PerTaskBatchNorm)):
+                module.task = task_id
+
+    def before_task(self, task_id: int, task: TaskData) -> None:
+        super().before_task(task_id, task)
+        for module in self.net.trunk.modules():
+            if isinstance(module, GatedLayer):
+                module.add_task()
+            elif isinstance(module, PerTaskBatchNorm):
+                module.add_task(self.device)
+        self.anchors = {layer: {name: p.detach().clone() for name, p in layer.layer.named_parameters()}
+                        for layer in self.gated()}
+
+    def task_logits(self, x: Inputs, task_id: int) -> torch.Tensor:
+        self.set_task(task_id)
+        return self.net(x, task_id)
+
+    def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
+        loss = F.cross_entropy(self.task_logits(x, task_id), y)
+        soft = [layer.last_soft.mean() for layer in self.gated() if layer.last_soft is not None]
+        if soft:
+            loss = loss + self.config.cgate_sparsity * torch.stack(soft).mean()
+        return loss
+
+    def after_backward(self, task_id: int) -> None:
+        for layer in self.gated():
+            for p in layer.layer.parameters():
+                if p.grad is not None:
+                    p.grad[layer.frozen] = 0.0
+
+    @torch.no_grad()
+    def after_step(self, x: Inputs, y: torch.Tensor, task_id: int) -> None:
+        for layer in self.gated():
+            for name, p in layer.layer.named_parameters():
+                p[layer.frozen] = self.anchors[layer][name][layer.frozen]
+
+    @torch.no_grad()
+    def after_task(self, task_id: int, task: TaskData) -> None:
+        """Mark the channels the task's gates fire on its training data as its relevant, frozen set."""
+        layers = self.gated()
+        for layer in layers:
+            layer.fired = torch.zeros(layer.out_channels, dtype=torch.bool, device=self.device)
+        self.net.eval()
+        for x, _ in task.train.batches(self.config.eval_batch_size):
+            self.task_logits(x, task_id)
+        for layer in layers:
+            layer.finish_task(layer.fired)
+            layer.fired = None
+        self.channels_used.append([int(layer.relevant[-1].sum()) for layer in layers])
+
+    def summary(self) -> dict:
+        layers = self.gated()
+        return {"cgate_channels_used": self.channels_used,
+                "cgate_channels": [layer.out_channels for layer in layers],
+                "cgate_frozen_fraction": sum(int(l.frozen.sum()) for l in layers) / sum(l.out_channels for l in layers)}
