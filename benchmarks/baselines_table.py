@@ -7,7 +7,7 @@ seed order (all methods of seed 0 first), each into OUT/<benchmark>/<method>/see
 finished runs are skipped, so the script can be stopped and started again.
 
     PYTHONPATH=src python benchmarks/baselines_table.py [--benchmarks split-mnist split-fashion-mnist]
-        [--seeds 0 1 2] [--epochs 2] [--threads 1] [--out runs/baselines] [--table-only]
+        [--seeds 0 1 2] [--epochs 2] [--threads 1] [--out runs/baselines] [--methods M ...] [--table-only]
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import statistics
 from pathlib import Path
 
 from exssnet.config import RunConfig
-from exssnet.methods.baselines import BASELINE_METHODS
+from exssnet.methods.baselines import BASELINE_METHODS, VISION_ONLY_METHODS
 from exssnet.training.runner import run_experiment
 
-METHODS = ("supsup", "exssnet", *BASELINE_METHODS)
+METHODS = ("supsup", "exssnet", *BASELINE_METHODS, *VISION_ONLY_METHODS)
 
 
 def method_settings(method: str, epochs: int) -> dict:
@@ -35,10 +35,10 @@ def method_settings(method: str, epochs: int) -> dict:
     return {"baseline_epochs": epochs}
 
 
-def run_grid(benchmarks: list[str], seeds: list[int], epochs: int, threads: int, out: Path) -> None:
+def run_grid(benchmarks: list[str], seeds: list[int], epochs: int, threads: int, out: Path, methods: list[str]) -> None:
     for seed in seeds:
         for benchmark in benchmarks:
-            for method in METHODS:
+            for method in methods:
                 folder = out / benchmark / method / f"seed{seed}"
                 if (folder / "results.json").exists():
                     continue
@@ -56,11 +56,11 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {std:.2f}"
 
 
-def table(benchmarks: list[str], out: Path) -> str:
+def table(benchmarks: list[str], out: Path, methods: list[str]) -> str:
     """A markdown table: one row per method, avg acc and forgetting per benchmark, with the seed count."""
     header = "| method | " + " | ".join(f"{b} avg acc | {b} forgetting" for b in benchmarks) + " | seeds |"
     lines = [header, "|" + "---|" * (2 * len(benchmarks) + 2)]
-    for method in METHODS:
+    for method in methods:
         cells, seeds = [], set()
         for benchmark in benchmarks:
             runs = [json.loads(p.read_text()) for p in sorted((out / benchmark / method).glob("seed*/results.json"))]
@@ -77,11 +77,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="training epochs per task for every method")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("runs/baselines"))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--table-only", action="store_true", help="print the table of the finished runs only")
     args = parser.parse_args()
     if not args.table_only:
-        run_grid(args.benchmarks, args.seeds, args.epochs, args.threads, args.out)
-    print(table(args.benchmarks, args.out))
+        run_grid(args.benchmarks, args.seeds, args.epochs, args.threads, args.out, args.methods)
+    print(table(args.benchmarks, args.out, args.methods))
 
 
 if __name__ == "__main__":

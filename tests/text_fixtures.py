@@ -111,3 +111,18 @@ def write_tiny_bert(folder: Path) -> Path:
                         intermediate_size=32, max_position_embeddings=64)
     BertModel(config).save_pretrained(str(folder))
     return folder
+
+
+def write_tiny_causal_lm(folder: Path) -> Path:
+    """A randomly initialised 1-layer GPT-2 (hidden 16) over the fixture word-piece vocabulary."""
+    from transformers import BertTokenizer, GPT2Config, GPT2LMHeadModel
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ":"] + sorted({w for ws in WORDS.values() for w in ws})
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizer(str(folder / "vocab.txt"), eos_token="[SEP]")
+    tokenizer.save_pretrained(str(folder))
+    config = GPT2Config(vocab_size=len(vocab), n_embd=16, n_layer=1, n_head=2, n_positions=128,
+                        bos_token_id=2, eos_token_id=3, pad_token_id=0)
+    GPT2LMHeadModel(config).save_pretrained(str(folder))
+    return folder

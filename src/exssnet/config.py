@@ -24,6 +24,7 @@ AT_LEAST_ONE = (
     "batch_size", "eval_batch_size", "classes_per_task", "classil_batch_size", "num_tasks",
     "kkt_k", "kkt_batches", "kkt_batch_size", "buffer_size", "replay_batch_size", "agem_mem_batch",
     "text_max_train", "text_max_test", "encode_batch_size",
+    "adapter_size", "prompt_tokens", "mbpa_neighbours", "mbpa_test_batch", "mbpa_replay_every",
 )
 
 
@@ -32,7 +33,7 @@ class RunConfig:
     """Everything a continual-learning run needs; every field can be set in YAML or on the CLI."""
 
     benchmark: str = setting("split-mnist", "benchmark name, e.g. split-mnist, split-fashion-mnist, split-digits")
-    method: str = setting("exssnet", "supsup, ssnet, exssnet, or a dense baseline: naive, ewc, online-ewc, si, lwf, agem, er, der, derpp, joint, individual")
+    method: str = setting("exssnet", "supsup, ssnet, exssnet, or a dense baseline: naive, ewc, online-ewc, si, lwf, agem, er, der, derpp, joint, individual, cgate; language (raw text, trains the encoder): ft, replay, regularization, adaptbert-ft, adaptbert-replay, multiadaptbert, prompt-tuning, mbpa, lamol, idbr")
     model: str = setting("lenet", "model name, e.g. lenet")
     density: float = setting(0.1, "fraction of weights each task's mask keeps, in (0, 1]")
     seed: int = setting(0, "random seed (class order, initialisation, data order)")
@@ -74,6 +75,21 @@ class RunConfig:
     der_beta: float = setting(0.5, "derpp: weight of the replayed-label loss")
     agem_mem_batch: int = setting(256, "agem: buffer examples in the reference gradient")
     cgate_sparsity: float = setting(0.02, "cgate: weight of the sparsity objective (mean soft gate)")
+    # language baselines (docs/language.md): train the text encoder itself on raw text
+    lm_lr: float = setting(3e-5, "language methods: Adam learning rate of the pretrained encoder's weights")
+    lm_new_lr: float = setting(1e-3, "language methods: Adam learning rate of new parameters (heads, adapters, prompts)")
+    lm_reg_lambda: float = setting(1.0, "regularization, idbr: weight of the L2 between current and previous hidden features")
+    adapter_size: int = setting(64, "adaptbert-*, multiadaptbert: Houlsby adapter bottleneck width")
+    prompt_tokens: int = setting(50, "prompt-tuning: soft prompt tokens per task")
+    mbpa_neighbours: int = setting(32, "mbpa: memory neighbours retrieved per test example for local adaptation")
+    mbpa_steps: int = setting(5, "mbpa: local adaptation steps per test batch (0: no local adaptation)")
+    mbpa_lr: float = setting(1e-3, "mbpa: SGD learning rate of local adaptation")
+    mbpa_lambda: float = setting(1e-3, "mbpa: weight of the L2 pull towards the base weights during local adaptation")
+    mbpa_test_batch: int = setting(16, "mbpa: test examples that share one local adaptation")
+    mbpa_replay_every: int = setting(10, "mbpa: sparse replay, one buffer batch every N training steps")
+    lamol_lm: str | None = setting(None, "lamol: Hugging Face causal language model name or folder (pseudo-sample generator)")
+    lamol_gamma: float = setting(0.2, "lamol: pseudo samples per earlier task, as a fraction of the new task's training size")
+    idbr_task_lambda: float = setting(0.5, "idbr: weight of the task-id loss on the task-specific space")
     # KKT (KNN-based knowledge transfer, docs/kkt.md)
     kkt: bool = setting(False, "KKT: start each task's scores from the earlier task whose features best KNN-classify it")
     kkt_k: int = setting(10, "KKT: neighbours of the KNN vote")
@@ -120,6 +136,14 @@ class RunConfig:
         for name in ("ewc_lambda", "si_c", "lwf_alpha", "der_alpha", "der_beta", "cgate_sparsity"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ExssnetError(f"{name} must be a finite number >= 0 (a loss weight), got {getattr(self, name)}")
+        for name in ("lm_lr", "lm_new_lr", "mbpa_lr"):
+            if not 0 < getattr(self, name) < float("inf"):
+                raise ExssnetError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
+        for name in ("lm_reg_lambda", "mbpa_lambda", "lamol_gamma", "idbr_task_lambda"):
+            if not 0 <= getattr(self, name) < float("inf"):
+                raise ExssnetError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if self.mbpa_steps < 0:
+            raise ExssnetError(f"mbpa_steps must be >= 0, got {self.mbpa_steps}")
         if not 0.0 <= self.ewc_gamma <= 1.0:
             raise ExssnetError(f"ewc_gamma must be in [0, 1] (the Fisher decay), got {self.ewc_gamma}")
 

@@ -19,6 +19,7 @@ from exssnet.data.benchmarks import BenchmarkSpec, register_benchmark
 from exssnet.data.tasks import Benchmark, Split, TaskData, carve_validation
 from exssnet.data.text_features import build_encoder, encode_cached
 from exssnet.data.text_options import DEFAULT_TEXT_ROOT, TextOptions
+from exssnet.data.text_tokens import load_tokenizer, tokenize
 from exssnet.data.text_readers import (
     GLUE_FORMATS,
     VADER_DOMAINS,
@@ -132,6 +133,8 @@ def encode_benchmark(name: str, tasks: list[TextTask], spec: BenchmarkSpec, opti
         if not 1 <= spec.num_tasks <= len(tasks):
             raise ExssnetError(f"{name}: num_tasks must be in 1..{len(tasks)}, got {spec.num_tasks}")
         tasks = tasks[: spec.num_tasks]
+    if options.inputs == "tokens":
+        return tokenized_benchmark(name, tasks, spec, options)
     encoder = build_encoder(options.encoder, batch_size=options.encode_batch_size, device=options.device)
     generator = torch.Generator().manual_seed(spec.seed + 1)
     out, dim = [], 0
@@ -147,6 +150,22 @@ def encode_benchmark(name: str, tasks: list[TextTask], spec: BenchmarkSpec, opti
     info = {"encoder": options.encoder, "max_length": options.max_length, "sample_seed": SAMPLE_SEED,
             "task_sizes": {t.name: {"train": len(t.train.labels), "test": len(t.test.labels)} for t in tasks}}
     return Benchmark(name=name, tasks=out, input_shape=(options.max_length, dim), info=info)
+
+
+def tokenized_benchmark(name: str, tasks: list[TextTask], spec: BenchmarkSpec, options: TextOptions) -> Benchmark:
+    """The same tasks, examples and validation carve-out as `encode_benchmark`, as (input_ids, attention_mask)."""
+    tokenizer = load_tokenizer(options.encoder)
+    generator = torch.Generator().manual_seed(spec.seed + 1)
+    out = []
+    for task in tasks:
+        splits = {part: Split(tokenize(tokenizer, data.examples, options.max_length), torch.tensor(data.labels, dtype=torch.long))
+                  for part, data in (("train", task.train), ("test", task.test))}
+        train, val = carve_validation(splits["train"], spec.val_fraction, generator)
+        out.append(TaskData(name=task.name, classes=[f"{task.name}:{c}" for c in task.train.classes],
+                            train=train, val=val, test=splits["test"]))
+    info = {"encoder": options.encoder, "max_length": options.max_length, "sample_seed": SAMPLE_SEED, "inputs": "tokens",
+            "task_sizes": {t.name: {"train": len(t.train.labels), "test": len(t.test.labels)} for t in tasks}}
+    return Benchmark(name=name, tasks=out, input_shape=(options.max_length,), info=info)
 
 
 def _cache_dir(options: TextOptions, root: Path) -> Path:

@@ -20,3 +20,4 @@ class TextOptions:
     order: str | None = None  # task order preset (S1..S8) or comma-separated dataset names
     encode_batch_size: int = 64
     device: str = "cpu"
+    inputs: str = "features"  # "features" (frozen encoder, cached) or "tokens" (ids + masks, for language methods)

@@ -20,6 +20,7 @@ class ContinualMethod(ABC):
 
     name: str = ""
     supports_kkt: bool = False  # True when the method honours config.kkt (supermask methods)
+    text_inputs: str = "features"  # what a text benchmark gives it: frozen-encoder "features" or raw "tokens"
 
     def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
         if config.kkt and not self.supports_kkt:
@@ -70,6 +71,11 @@ method_names = METHODS.names
 def method_supports_resume(name: str) -> bool:
     """False for methods registered as a ContinualMethod class that declares `resumable = False`."""
     return bool(getattr(METHODS.get(name), "resumable", True))
+
+
+def method_text_inputs(name: str) -> str:
+    """'tokens' for methods that train the encoder on raw text, else 'features' (frozen-encoder features)."""
+    return str(getattr(METHODS.get(name), "text_inputs", "features"))
 
 
 def build_method(config: RunConfig, benchmark: Benchmark) -> ContinualMethod:

@@ -22,7 +22,7 @@ from exssnet.data.text_benchmarks import check_model_fits
 from exssnet.data.text_options import TextOptions
 from exssnet.errors import ExssnetError
 from exssnet.methods import build_method
-from exssnet.methods.base import ContinualMethod
+from exssnet.methods.base import ContinualMethod, method_text_inputs
 from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
 from exssnet.training.hooks import RunHook
 from exssnet.training.log_hooks import logging_hooks
@@ -56,9 +56,11 @@ def load_benchmark(config: RunConfig) -> Benchmark:
             encoder=config.encoder, max_length=config.max_length, cache_dir=config.cache_dir,
             max_train_per_class=config.text_max_train, max_test_per_class=config.text_max_test,
             order=config.text_order, encode_batch_size=config.encode_batch_size, device=config.device,
+            inputs=method_text_inputs(config.method),
         ),
     )
-    check_model_fits(config.benchmark, config.model)
+    if method_text_inputs(config.method) == "features":  # language methods read tokens with their own encoder
+        check_model_fits(config.benchmark, config.model)
     return build_benchmark(config.benchmark, spec)
 
 

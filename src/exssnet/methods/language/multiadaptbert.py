@@ -1,0 +1,22 @@
+"""MultiAdaptBERT: a frozen encoder with one fresh set of Houlsby adapters per task (and a head per task).
+
+Task t trains only its own adapters and head; evaluation of task j switches to adapters j, so earlier
+tasks' adapters and outputs never change (forgetting 0 by construction).
+"""
+
+from __future__ import annotations
+
+from exssnet.data.tasks import TaskData
+from exssnet.methods.base import register_method
+from exssnet.methods.language.adaptbert import AdapterMethod
+
+
+@register_method("multiadaptbert")
+class MultiAdaptBert(AdapterMethod):
+    name = "multiadaptbert"
+    per_task_adapters = True
+
+    def before_task(self, task_id: int, task: TaskData) -> None:
+        super().before_task(task_id, task)
+        for site in self.sites:
+            site.add_adapter()
