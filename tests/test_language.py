@@ -1,0 +1,195 @@
+"""Language baselines on a tiny random BERT: each method's defining behaviour, end-to-end runs, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from exssnet.cli import main  # noqa: E402
+from exssnet.config import RunConfig  # noqa: E402
+from exssnet.methods import build_method  # noqa: E402
+from exssnet.methods.language import LANGUAGE_METHODS  # noqa: E402
+from exssnet.training.runner import load_benchmark, task_to_device  # noqa: E402
+from text_fixtures import write_offline_sources, write_tiny_bert, write_tiny_causal_lm  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lang")
+    return {"data": write_offline_sources(root / "data", per_class=12), "bert": write_tiny_bert(root / "bert"),
+            "lm": write_tiny_causal_lm(root / "lm")}
+
+
+def setup(files, method: str, **overrides):
+    """(method, tasks on the CPU) for a 3-task offline stream with 4 training examples per class."""
+    values = dict(benchmark="text-offline", method=method, data_dir=str(files["data"]), encoder=str(files["bert"]),
+                  text_max_train=4, text_max_test=2, num_tasks=3, baseline_epochs=2, batch_size=4, max_length=16,
+                  prompt_tokens=4, adapter_size=8, buffer_size=8, replay_batch_size=4, lm_lr=1e-3, seed=0,
+                  lamol_lm=str(files["lm"]))
+    config = RunConfig(**{**values, **overrides})
+    benchmark = load_benchmark(config)
+    return build_method(config, benchmark), [task_to_device(t, torch.device("cpu")) for t in benchmark.tasks]
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+def changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> set[str]:
+    return {name for name, p in module.named_parameters() if name in before and not torch.equal(p, before[name])}
+
+
+def test_token_inputs_are_ids_and_masks(files):
+    method, tasks = setup(files, "ft")
+    ids, mask = tasks[0].train.x
+    assert ids.dtype == torch.long and mask.shape == ids.shape and method.benchmark.info["inputs"] == "tokens"
+
+
+def test_ft_trains_the_whole_encoder(files):
+    method, tasks = setup(files, "ft")
+    before = snapshot(method.net.trunk)
+    method.learn_task(0, tasks[0], False, None)
+    used = {name for name in before if ".pooler." not in name}  # features are the mean of the last hidden states
+    assert changed(before, method.net.trunk) == used  # every weight the features depend on moved
+
+
+def test_replay_trains_on_earlier_tasks_examples(files):
+    method, tasks = setup(files, "replay")
+    for t in range(2):
+        method.learn_task(t, tasks[t], False, None)
+    assert set(method.buffer.task_counts()) == {0, 1}
+
+
+def test_regularization_penalises_feature_drift(files):
+    method, tasks = setup(files, "regularization", lm_reg_lambda=10.0)
+    method.learn_task(0, tasks[0], False, None)
+    method.before_task(1, tasks[1])
+    x, y = next(tasks[1].train.batches(4))
+    with torch.no_grad():
+        weight = method.net.trunk.model.embeddings.word_embeddings.weight
+        weight.add_(torch.randn_like(weight))  # the encoder drifts from the reference
+    method.net.eval()  # no dropout: both losses see the same features
+    losses = []
+    for reg_lambda in (10.0, 0.0):
+        method.config.lm_reg_lambda = reg_lambda
+        method.buffer.generator.manual_seed(0)  # the same replayed examples
+        losses.append(float(method.training_loss(x, y, 1).detach()))
+    with_penalty, without = losses
+    assert with_penalty > without
+
+
+def test_adaptbert_trains_adapters_only(files):
+    method, tasks = setup(files, "adaptbert-ft")
+    before = snapshot(method.net.trunk)
+    method.learn_task(0, tasks[0], False, None)
+    moved = changed(before, method.net.trunk)
+    assert moved and all(".adapters." in name for name in moved)
+
+
+def test_multiadaptbert_keeps_earlier_adapters_and_outputs(files):
+    method, tasks = setup(files, "multiadaptbert")
+    method.learn_task(0, tasks[0], False, None)
+    method.eval_mode()
+    with torch.no_grad():
+        before_logits = method.logits(tasks[0].test.x, 0)
+    before = snapshot(method.net)
+    method.learn_task(1, tasks[1], False, None)
+    method.eval_mode()
+    assert not changed(before, method.net)  # encoder, task 0's adapters and head: all as they were
+    assert all(site.adapters[1].up.weight.abs().sum() > 0 for site in method.sites)  # task 1's adapters trained (start at 0)
+    with torch.no_grad():
+        assert torch.equal(method.logits(tasks[0].test.x, 0), before_logits)
+
+
+def test_prompt_tuning_trains_prompts_only(files):
+    method, tasks = setup(files, "prompt-tuning")
+    method.learn_task(0, tasks[0], False, None)
+    method.eval_mode()
+    with torch.no_grad():
+        before_logits = method.logits(tasks[0].test.x, 0)
+    before: dict[str, torch.Tensor] = {}
+    fit = method.fit
+
+    def snapshot_then_fit(*args, **kwargs):  # after before_task has created task 1's prompt
+        before.update(snapshot(method.net.trunk))
+        return fit(*args, **kwargs)
+
+    method.fit = snapshot_then_fit
+    method.learn_task(1, tasks[1], False, None)
+    assert changed(before, method.net.trunk) == {"model.prompt_encoder.task1.embedding.weight"}
+    assert method.net.trunk.model.prompt_encoder["task1"].embedding.weight.shape[0] == 4
+    method.eval_mode()
+    with torch.no_grad():
+        assert torch.equal(method.logits(tasks[0].test.x, 0), before_logits)
+
+
+def test_mbpa_adapts_locally_and_restores_the_base_weights(files):
+    method, tasks = setup(files, "mbpa", mbpa_lr=0.5, mbpa_steps=3, mbpa_test_batch=2)
+    method.learn_task(0, tasks[0], False, None)
+    method.eval_mode()
+    before = snapshot(method.net)
+    x = tasks[0].test.x
+    with torch.no_grad():
+        plain = method.net(x, 0)
+        adapted = method.logits(x, 0)
+    assert method.adapted_batches > 0 and not torch.allclose(adapted, plain)  # local adaptation changed the answer
+    assert not changed(before, method.net)  # ... and the base weights are back
+
+
+def test_lamol_replays_pseudo_samples_from_the_language_model(files):
+    method, tasks = setup(files, "lamol", lamol_gamma=0.5)
+    lm_before = snapshot(method.lm)
+    method.learn_task(0, tasks[0], False, None)
+    assert changed(lm_before, method.lm)  # the LM learned to write task 0
+    method.learn_task(1, tasks[1], False, None)
+    expected = round(0.5 * len(tasks[1].train))
+    assert method.pseudo_counts == [{"0": expected}]
+    _, labels, task_ids = method.pseudo
+    assert task_ids.tolist() == [0] * expected and set(labels.tolist()) <= set(range(tasks[0].num_classes))
+
+
+def test_idbr_adds_task_id_and_generic_space_losses(files):
+    method, tasks = setup(files, "idbr")
+    method.learn_task(0, tasks[0], False, None)
+    method.before_task(1, tasks[1])
+    with torch.no_grad():
+        weight = method.net.trunk.model.embeddings.word_embeddings.weight
+        weight.add_(torch.randn_like(weight))
+    x, y = next(tasks[1].train.batches(4))
+    losses = []
+    for task_lambda, reg_lambda in ((0.0, 0.0), (1.0, 0.0), (1.0, 10.0)):
+        method.config.idbr_task_lambda, method.config.lm_reg_lambda = task_lambda, reg_lambda
+        torch.manual_seed(0)
+        method.buffer.generator.manual_seed(0)
+        method.net.eval()
+        losses.append(float(method.training_loss(x, y, 1).detach()))
+    assert losses[0] < losses[1] < losses[2]
+
+
+@pytest.mark.parametrize("method", LANGUAGE_METHODS)
+def test_every_language_method_runs_from_the_cli(files, tmp_path, method):
+    args = ["run", "--benchmark", "text-offline", "--data-dir", str(files["data"]), "--encoder", str(files["bert"]),
+            "--method", method, "--text-max-train", "4", "--text-max-test", "2", "--num-tasks", "3",
+            "--baseline-epochs", "1", "--batch-size", "4", "--prompt-tokens", "4", "--adapter-size", "8",
+            "--buffer-size", "8", "--replay-batch-size", "4", "--max-length", "16", "--lamol-lm", str(files["lm"]),
+            "--threads", "1", "--quiet", "--out", str(tmp_path / "o")]
+    assert main(args) == 0
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert results["method"] == method and all(v is not None for v in results["acc_matrix"][-1])
+    if method in ("multiadaptbert", "prompt-tuning"):
+        assert results["forgetting"] == 0.0
+
+
+def test_language_method_on_a_vision_benchmark_is_refused(capsys):
+    assert main(["run", "--benchmark", "split-digits", "--method", "ft", "--quiet"]) == 2
+    assert "text benchmark" in capsys.readouterr().err
+
+
+def test_lamol_without_a_language_model_is_refused(files, capsys):
+    args = ["run", "--benchmark", "text-offline", "--data-dir", str(files["data"]), "--encoder", str(files["bert"]),
+            "--method", "lamol", "--text-max-train", "4", "--quiet"]
+    assert main(args) == 2 and "--lamol-lm" in capsys.readouterr().err
