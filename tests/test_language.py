@@ -193,3 +193,9 @@ def test_lamol_without_a_language_model_is_refused(files, capsys):
     args = ["run", "--benchmark", "text-offline", "--data-dir", str(files["data"]), "--encoder", str(files["bert"]),
             "--method", "lamol", "--text-max-train", "4", "--quiet"]
     assert main(args) == 2 and "--lamol-lm" in capsys.readouterr().err
+
+
+def test_prompts_longer_than_the_encoder_positions_are_refused(files, capsys):
+    args = ["run", "--benchmark", "text-offline", "--data-dir", str(files["data"]), "--encoder", str(files["bert"]),
+            "--method", "prompt-tuning", "--text-max-train", "4", "--max-length", "32", "--prompt-tokens", "40", "--quiet"]
+    assert main(args) == 2 and "positions" in capsys.readouterr().err

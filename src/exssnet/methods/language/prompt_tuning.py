@@ -36,6 +36,10 @@ class PromptTuning(LanguageMethod):
         if task_id == 0:
             from peft import get_peft_model
 
+            positions = getattr(trunk.model.config, "max_position_embeddings", None)
+            if positions is not None and self.config.prompt_tokens + self.config.max_length > positions:
+                raise ExssnetError(f"prompt_tokens + max_length ({self.config.prompt_tokens} + {self.config.max_length}) "
+                                   f"exceeds the encoder's {positions} positions; lower one of them")
             freeze(trunk.model)
             trunk.model = get_peft_model(trunk.model, config, adapter_name="task0")
         else:
