@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from exssnet.data.tasks import Inputs, TaskData
+from exssnet.config import RunConfig
+from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.layers.gating import GatedLayer, PerTaskBatchNorm, inject_gates
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import DenseMethod
@@ -28,11 +29,14 @@ class CGate(DenseMethod):
 
     name = "cgate"
 
+    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
+        super().__init__(config, benchmark)
+        self.anchors: dict[GatedLayer, dict[str, torch.Tensor]] = {}  # frozen filters' values, per gated layer
+        self.channels_used: list[list[int]] = []  # per task: relevant channels per gated layer
+
     def new_net(self) -> MultiHeadNet:
         net = super().new_net()
         inject_gates(net.trunk)
-        self.anchors: dict[GatedLayer, dict[str, torch.Tensor]] = {}
-        self.channels_used: list[list[int]] = []
         return net.to(self.device)
 
     def gated(self) -> list[GatedLayer]:
