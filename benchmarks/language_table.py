@@ -6,7 +6,7 @@ and SSNeT / ExSSNeT `mask_epochs = weight_epochs = EPOCHS / 2` (Kim CNN over the
 features). Runs go one at a time into OUT/<method>/seed<k>/results.json; finished runs are skipped.
 
     PYTHONPATH=src python benchmarks/language_table.py [--methods ...] [--seeds 0 1 2] [--epochs 2]
-        [--max-train 20] [--max-test 20] [--max-length 32] [--data-dir data/text] [--lamol-lm FOLDER]
+        [--max-train 20] [--max-test 20] [--max-length 32] [--batch-size 16] [--replay-batch-size 16] [--data-dir data/text] [--lamol-lm FOLDER]
         [--mbpa-steps 2] [--mbpa-test-batch 64] [--threads 1] [--out runs/language] [--table-only]
 """
 
@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--max-test", type=int, default=20, help="test examples per class per task")
     parser.add_argument("--max-length", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--replay-batch-size", type=int, default=16, help="replayed examples per step (replay methods)")
     parser.add_argument("--data-dir", default="data/text")
     parser.add_argument("--lamol-lm", default=None, help="causal LM folder for lamol (skipped without one)")
     parser.add_argument("--mbpa-steps", type=int, default=2)
@@ -65,7 +66,7 @@ def main() -> None:
                     continue
                 config = RunConfig(benchmark="text-offline", method=method, seed=seed, threads=args.threads,
                                    data_dir=args.data_dir, text_max_train=args.max_train, text_max_test=args.max_test,
-                                   max_length=args.max_length, batch_size=args.batch_size, log_csv=False,
+                                   max_length=args.max_length, batch_size=args.batch_size, replay_batch_size=args.replay_batch_size, log_csv=False,
                                    lamol_lm=args.lamol_lm, mbpa_steps=args.mbpa_steps, mbpa_test_batch=args.mbpa_test_batch, **method_settings(method, args.epochs))
                 results = run_experiment(config, out=folder, progress=False, checkpoints=False)
                 print(f"{method} seed {seed}: avg acc {results['avg_acc']:.2f}, forgetting {results['forgetting']:.2f} "
