@@ -16,7 +16,7 @@ from exssnet.methods.baselines.agem import project_gradient
 from exssnet.methods.baselines.lwf import distillation_loss
 from exssnet.methods.baselines.multihead import MultiHeadNet
 from exssnet.methods.baselines.replay_buffer import ReservoirBuffer
-from exssnet.training.runner import load_benchmark, run_experiment
+from exssnet.run.runner import load_benchmark, run_experiment
 
 TINY = dict(benchmark="split-digits", num_tasks=3, baseline_epochs=1, batch_size=64, seed=0)
 

@@ -11,7 +11,7 @@ from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Split, TaskData
 from exssnet.errors import ExssnetError
 from exssnet.layers.topk import topk_mask
-from exssnet.methods.kkt import (
+from exssnet.kkt import (
     KKTSettings,
     choose_source,
     kkt_initial_scores,
@@ -22,8 +22,8 @@ from exssnet.methods.kkt import (
 )
 from exssnet.methods.supermask_methods import SupermaskMethod
 from exssnet.models import build_model
-from exssnet.training.resume import comparable
-from exssnet.training.runner import run_experiment
+from exssnet.run.resume import comparable
+from exssnet.run.runner import run_experiment
 
 DIM = 32
 

@@ -11,7 +11,7 @@ from exssnet.layers import MultitaskBatchNorm, pack_mask
 from exssnet.layers.topk import superposed_mask
 from exssnet.models import build_model
 from exssnet.task_inference import entropy, entropy_gradients, infer_task, learned_tasks, superposed
-from exssnet.training.loops import train_phase
+from exssnet.methods.loops import train_phase
 
 
 def small_cnn() -> nn.Module:

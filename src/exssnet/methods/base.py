@@ -12,7 +12,7 @@ from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.errors import ExssnetError
 from exssnet.registry import Registry
-from exssnet.training.loops import EpochCallback
+from exssnet.methods.loops import EpochCallback
 
 
 class ContinualMethod(ABC):

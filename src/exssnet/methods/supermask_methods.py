@@ -15,11 +15,11 @@ from exssnet.checkpoint import load_compatible, save_pretrained
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.methods.base import ContinualMethod, register_method
-from exssnet.methods.kkt import KKTSettings, kkt_initial_scores
+from exssnet.kkt import KKTSettings, kkt_initial_scores
 from exssnet.metrics import sparse_overlap
 from exssnet.models import build_model
 from exssnet.supermask import SupermaskNet, to_supermask
-from exssnet.training.loops import EpochCallback, task_generator, train_phase
+from exssnet.methods.loops import EpochCallback, task_generator, train_phase
 
 WEIGHT_RULES = {"supsup": None, "ssnet": "all", "exssnet": "exclusive"}
 KKT_PHASE = 2  # task_generator phase of KKT's draws (0: mask phase, 1: weight phase)
@@ -39,7 +39,7 @@ class SupermaskMethod(ContinualMethod):
     def initial_scores(self, task_id: int, task: TaskData) -> tuple[dict[str, torch.Tensor] | None, dict]:
         """Scores to start `task` from (None: fresh random) and info about the choice.
 
-        With `kkt` on, KKT picks an earlier task by KNN on its penultimate features (exssnet.methods.kkt)
+        With `kkt` on, KKT picks an earlier task by KNN on its penultimate features (exssnet.kkt)
         and the info holds its record under "kkt".
         """
         cfg = self.config

@@ -18,7 +18,7 @@ from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.methods.base import ContinualMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
 from exssnet.models import build_model
-from exssnet.training.loops import EpochCallback, PhaseHistory, StepHooks, accuracy, task_generator, train_phase
+from exssnet.methods.loops import EpochCallback, PhaseHistory, StepHooks, accuracy, task_generator, train_phase
 
 DENSE_STREAM = 7  # the generator stream of the dense baselines' data order
 

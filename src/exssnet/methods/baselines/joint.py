@@ -14,7 +14,7 @@ import torch
 from exssnet.data.tasks import Inputs, Split, TaskData, concat_inputs, to_device
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import DenseMethod
-from exssnet.training.loops import EpochCallback, accuracy
+from exssnet.methods.loops import EpochCallback, accuracy
 
 
 def union_split(splits: list[Split], label_stride: int, device: torch.device) -> Split:

@@ -13,8 +13,8 @@ from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
 from exssnet.methods import method_names
 from exssnet.report.aggregate import INCIDENTAL_KEYS
-from exssnet.training.resume import RUN_STATE_FILE
-from exssnet.training.runner import RESULTS_FILE, run_experiment
+from exssnet.run.resume import RUN_STATE_FILE
+from exssnet.run.runner import RESULTS_FILE, run_experiment
 
 RunFn = Callable[..., dict]
 

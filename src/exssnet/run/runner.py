@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from exssnet import __version__
-from exssnet.class_il import ClassILEvaluator
+from exssnet.run.class_il import ClassILEvaluator
 from exssnet.config import RunConfig
 from exssnet.data import BenchmarkSpec, build_benchmark
 from exssnet.data.tasks import Benchmark, Split, TaskData, to_device
@@ -24,10 +24,10 @@ from exssnet.errors import ExssnetError
 from exssnet.methods import build_method
 from exssnet.methods.base import ContinualMethod
 from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
-from exssnet.training.hooks import RunHook
-from exssnet.training.log_hooks import logging_hooks
-from exssnet.training.loops import accuracy
-from exssnet.training.resume import CheckpointHook, prepare_resume, restore
+from exssnet.run.hooks import RunHook
+from exssnet.run.log_hooks import logging_hooks
+from exssnet.methods.loops import accuracy
+from exssnet.run.resume import CheckpointHook, prepare_resume, restore
 
 RESULTS_FILE = "results.json"
 
@@ -119,7 +119,7 @@ def run_experiment(
     """Learn every task of the benchmark in order; returns (and writes to `out`) the results dict.
 
     With `out`, a checkpoint is written after every task (`checkpoints`); `resume` continues the
-    run in `out` from its last finished task (see exssnet.training.resume).
+    run in `out` from its last finished task (see exssnet.run.resume).
     """
     state = prepare_resume(out, config, resume, overwrite)
     prepare_out_dir(out, overwrite or state is not None)  # a resumed run replaces an older run's results

@@ -19,7 +19,7 @@ from typing import Any
 
 from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
-from exssnet.training.hooks import RunHook
+from exssnet.run.hooks import RunHook
 
 RUN_STATE_FILE = "run_state.json"
 CHECKPOINTS_DIR = "checkpoints"
@@ -198,7 +198,7 @@ class CheckpointHook(RunHook):
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    from exssnet.training.runner import write_json_atomic as write
+    from exssnet.run.runner import write_json_atomic as write
 
     write(path, data)
 
