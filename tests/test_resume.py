@@ -17,7 +17,8 @@ from exssnet.cli import main
 from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
 from exssnet.run.hooks import RunHook
-from exssnet.run.resume import RUN_STATE_FILE, comparable
+from exssnet.run.files import RUN_STATE_FILE
+from exssnet.run.resume import comparable
 from exssnet.run.runner import run_experiment
 
 # long enough per task (about a second) to kill a subprocess between two checkpoints
@@ -169,7 +170,8 @@ def test_checkpoint_of_another_density_is_refused(crashed_run):
 
     config = RunConfig(**{**SLOW, "density": 0.5})
     with pytest.raises(ExssnetError, match="made with density=0.2, this run needs 0.5"):
-        load_compatible(crashed_run / "checkpoints" / "task-000", config, load_benchmark(config))
+        load_compatible(crashed_run / "checkpoints" / "task-000", load_benchmark(config), model=config.model,
+                        density=config.density, keep_scores=config.keep_scores)
 
 
 def test_evaluate_reproduces_the_run(reference, tmp_path, capsys):

@@ -31,7 +31,6 @@ from exssnet.models import build_model
 from exssnet.supermask import PHASE_DONE, SupermaskNet, to_supermask
 
 if TYPE_CHECKING:
-    from exssnet.config import RunConfig
     from exssnet.data.tasks import Benchmark
 
 CONFIG_FILE = "config.json"
@@ -264,10 +263,11 @@ def checkpoint_bytes(directory: str | Path) -> int:
     return sum(p.stat().st_size for p in Path(directory).iterdir() if p.is_file())
 
 
-def load_compatible(directory: str | Path, config: "RunConfig", benchmark: "Benchmark") -> SupermaskNet:
+def load_compatible(directory: str | Path, benchmark: "Benchmark", *, model: str, density: float,
+                    keep_scores: bool) -> SupermaskNet:
     """`from_pretrained`, refusing a checkpoint made for another model, density or benchmark shape."""
     saved = read_config(directory)
-    wanted = {"model_name": config.model, "density": config.density, "keep_scores": config.keep_scores,
+    wanted = {"model_name": model, "density": density, "keep_scores": keep_scores,
               "input_shape": list(benchmark.input_shape), "num_classes": benchmark.max_classes}
     for key, value in wanted.items():
         if saved[key] != value:

@@ -96,7 +96,8 @@ class SupermaskMethod(ContinualMethod):
                         save_scores=self.net.keep_scores, metadata=metadata)
 
     def load_checkpoint(self, directory: Path) -> None:
-        self.net = load_compatible(directory, self.config, self.benchmark).to(self.device)
+        self.net = load_compatible(directory, self.benchmark, model=self.config.model, density=self.config.density,
+                                   keep_scores=self.config.keep_scores).to(self.device)
         self.num_learned = self.net.num_tasks
 
     def summary(self) -> dict:

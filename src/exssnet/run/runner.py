@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -14,7 +13,6 @@ import torch
 from tqdm.auto import tqdm
 
 from exssnet import __version__
-from exssnet.run.class_il import ClassILEvaluator
 from exssnet.config import RunConfig
 from exssnet.data import BenchmarkSpec, build_benchmark
 from exssnet.data.tasks import Benchmark, Split, TaskData, to_device
@@ -24,13 +22,12 @@ from exssnet.errors import ExssnetError
 from exssnet.methods import build_method
 from exssnet.methods.base import ContinualMethod
 from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
+from exssnet.methods.loops import accuracy
+from exssnet.run.class_il import ClassILEvaluator
+from exssnet.run.files import RESULTS_FILE, write_json_atomic
 from exssnet.run.hooks import RunHook
 from exssnet.run.log_hooks import logging_hooks
-from exssnet.methods.loops import accuracy
 from exssnet.run.resume import CheckpointHook, prepare_resume, restore
-
-RESULTS_FILE = "results.json"
-
 
 def configure_torch(config: RunConfig) -> None:
     """Seed, threads, determinism and a usable device, or a clear error."""
@@ -85,13 +82,6 @@ def check_nonempty(tasks: list[TaskData]) -> list[TaskData]:
                 raise ExssnetError(f"task {t} ({task.name}, classes {task.classes}) has no {split} examples; "
                                    "check the data folder and the class split")
     return tasks
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to a temp file in the same folder, then rename over `path`."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def prepare_out_dir(out: Path | None, overwrite: bool) -> None:
