@@ -24,6 +24,7 @@ from exssnet.methods.supermask_methods import SupermaskMethod
 from exssnet.models import build_model
 from exssnet.run.resume import comparable
 from exssnet.run.runner import run_experiment
+from exssnet.seeds import task_seed
 
 DIM = 32
 
@@ -118,7 +119,7 @@ def learn(tasks: list[TaskData], **overrides) -> tuple[SupermaskMethod, list[dic
 
 
 def learn_one(method: SupermaskMethod, tasks: list[TaskData], t: int) -> dict:
-    torch.manual_seed(method.config.seed * 7919 + t)
+    torch.manual_seed(task_seed(method.config.seed, t))
     return method.learn_task(t, tasks[t], progress=False, on_epoch=None)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from exssnet.data.tasks import Inputs, TaskData, num_examples, take
+from exssnet.modes import evaluating
 from exssnet.supermask import SupermaskNet
 
 TRAIN_SHARE = 2 / 3
@@ -120,24 +121,20 @@ def last_masked_layer_inputs(net: SupermaskNet, x: Inputs, task: int, batch_size
         return hook
 
     handles = [layer.register_forward_pre_hook(keep_input(name)) for name, layer in net.named_masked_layers()]
-    was_training, active = net.training, net.active_task
-    net.eval()
-    net.set_task(task)
     try:
-        chunks = []
-        n = num_examples(x)
-        for start in range(0, n, batch_size):
-            index = torch.arange(start, min(n, start + batch_size))
-            batch = take(x, index)
-            net(*(batch if isinstance(batch, tuple) else (batch,)))
-            chunks.append(captured[0].flatten(start_dim=1).float())
-        return torch.cat(chunks), captured[1]
+        with evaluating(net):
+            net.set_task(task)
+            chunks = []
+            n = num_examples(x)
+            for start in range(0, n, batch_size):
+                index = torch.arange(start, min(n, start + batch_size))
+                batch = take(x, index)
+                net(*(batch if isinstance(batch, tuple) else (batch,)))
+                chunks.append(captured[0].flatten(start_dim=1).float())
+            return torch.cat(chunks), captured[1]
     finally:
         for handle in handles:
             handle.remove()
-        net.train(was_training)
-        if active >= 0:
-            net.set_task(active)
 
 
 # ----- the transfer step --------------------------------------------------------------------

@@ -18,6 +18,7 @@ from torch import nn
 from exssnet.errors import ExssnetError, check_density
 from exssnet.layers.batchnorm import MultitaskBatchNorm
 from exssnet.layers.masked import MaskedConv1d, MaskedConv2d, MaskedLayer, MaskedLinear
+from exssnet.modes import evaluating
 
 PHASE_MASK, PHASE_WEIGHTS, PHASE_DONE = "mask", "weights", "done"
 
@@ -215,12 +216,8 @@ class SupermaskNet(nn.Module):
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor | tuple[torch.Tensor, ...], task: int) -> torch.Tensor:
         """Class predictions (0..C_t-1) of `task`'s subnetwork in eval mode."""
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             return self.logits(inputs, task).argmax(dim=1)
-        finally:
-            self.train(was_training)
 
 
 def to_supermask(model: nn.Module, density: float, keep_scores: bool = True) -> SupermaskNet:

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from exssnet.data.tasks import Inputs, num_examples, take
 from exssnet.errors import ExssnetError
 from exssnet.layers import MaskedLayer, MaskedLinear
+from exssnet.modes import evaluating
 from exssnet.supermask import PHASE_DONE, SupermaskNet
 
 INFERENCE_MODES = ("example", "batch")
@@ -71,19 +72,6 @@ def check_settings(mode: str, bn: str, rule: str = "one-shot") -> None:
         raise ExssnetError(f"task inference rule must be one of {', '.join(INFERENCE_RULES)}, got {rule!r}")
     if rule == "binary" and mode != "batch":
         raise ExssnetError("task inference rule 'binary' works per batch: use mode 'batch'")
-
-
-@contextmanager
-def evaluating(net: SupermaskNet) -> Iterator[None]:
-    """Eval mode inside; afterwards the active task (its layer modes) and train/eval mode as before."""
-    was_training, active = net.training, net.active_task
-    net.eval()
-    try:
-        yield
-    finally:
-        if active >= 0:
-            net.set_task(active)
-        net.train(was_training)
 
 
 @contextmanager

@@ -17,12 +17,12 @@ from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.methods.base import ContinualMethod, register_method
 from exssnet.kkt import KKTSettings, kkt_initial_scores
 from exssnet.metrics import sparse_overlap
+from exssnet.seeds import TaskStream, task_generator
 from exssnet.models import build_model
 from exssnet.supermask import SupermaskNet, to_supermask
-from exssnet.methods.loops import EpochCallback, task_generator, train_phase
+from exssnet.methods.loops import EpochCallback, train_phase
 
 WEIGHT_RULES = {"supsup": None, "ssnet": "all", "exssnet": "exclusive"}
-KKT_PHASE = 2  # task_generator phase of KKT's draws (0: mask phase, 1: weight phase)
 
 
 class SupermaskMethod(ContinualMethod):
@@ -47,7 +47,7 @@ class SupermaskMethod(ContinualMethod):
             return None, {}
         settings = KKTSettings(k=cfg.kkt_k, batches=cfg.kkt_batches, batch_size=cfg.kkt_batch_size, head=cfg.kkt_head)
         scores, choice = kkt_initial_scores(self.net, task, task_id, settings,
-                                            task_generator(cfg.seed, task_id, KKT_PHASE))
+                                            task_generator(cfg.seed, task_id, TaskStream.KKT))
         return scores, {"kkt": choice.to_dict()}
 
     def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
@@ -59,7 +59,7 @@ class SupermaskMethod(ContinualMethod):
             weight.requires_grad_(False)
         mask_history = train_phase(
             "mask", self.net, logits_fn, self.net.score_parameters(task_id), task, cfg.mask_epochs, cfg.mask_lr,
-            cfg.batch_size, task_generator(cfg.seed, task_id, 0), cfg.eval_batch_size, progress, on_epoch,
+            cfg.batch_size, task_generator(cfg.seed, task_id, TaskStream.MASK_PHASE), cfg.eval_batch_size, progress, on_epoch,
         )
         info["mask_phase"] = mask_history.to_dict()
         if self.weight_rule is not None:
@@ -68,7 +68,7 @@ class SupermaskMethod(ContinualMethod):
                 weight.requires_grad_(True)
             weight_history = train_phase(
                 "weights", self.net, logits_fn, self.net.weight_parameters(), task, cfg.weight_epochs, cfg.weight_lr,
-                cfg.batch_size, task_generator(cfg.seed, task_id, 1), cfg.eval_batch_size, progress, on_epoch,
+                cfg.batch_size, task_generator(cfg.seed, task_id, TaskStream.WEIGHT_PHASE), cfg.eval_batch_size, progress, on_epoch,
             )
             for weight in self.net.weight_parameters():
                 weight.requires_grad_(False)

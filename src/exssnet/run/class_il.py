@@ -17,6 +17,7 @@ from exssnet.data.tasks import Inputs, Split, TaskData, concat_inputs, num_examp
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import ContinualMethod
 from exssnet.supermask import SupermaskNet
+from exssnet.seeds import class_il_seed
 from exssnet.task_inference import check_settings, infer_task, predict_with_inferred_task
 
 
@@ -98,7 +99,7 @@ class ClassILEvaluator:
         cfg = self.config
         splits = [task.test for task in self.tasks[: t + 1]]
         rows = evaluate_tasks(
-            self.net, splits, cfg.classil_mode, cfg.classil_bn, cfg.classil_batch_size, cfg.seed, cfg.classil_rule
+            self.net, splits, cfg.classil_mode, cfg.classil_bn, cfg.classil_batch_size, class_il_seed(cfg.seed), cfg.classil_rule
         )
         self.task_inference_rows.append([r[0] for r in rows])
         self.inferred_rows.append([r[1] for r in rows])

@@ -28,6 +28,7 @@ from exssnet.run.files import RESULTS_FILE, write_json_atomic
 from exssnet.run.hooks import RunHook
 from exssnet.run.log_hooks import logging_hooks
 from exssnet.run.resume import CheckpointHook, prepare_resume, restore
+from exssnet.seeds import task_seed
 
 def configure_torch(config: RunConfig) -> None:
     """Seed, threads, determinism and a usable device, or a clear error."""
@@ -131,7 +132,7 @@ def run_experiment(
         hook.on_run_start(config.to_dict(), [task.name for task in tasks])
     bar = tqdm(range(first, n), desc=f"{config.method} on {benchmark.name}", unit="task", disable=not progress)
     for t in bar:
-        torch.manual_seed(config.seed * 7919 + t)
+        torch.manual_seed(task_seed(config.seed, t))
         task_start = time.perf_counter()
         info = method.learn_task(t, tasks[t], progress, lambda epoch, t=t: [h.on_epoch(t, epoch) for h in hooks])
         wall = time.perf_counter() - task_start

@@ -18,9 +18,9 @@ from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.methods.base import ContinualMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
 from exssnet.models import build_model
-from exssnet.methods.loops import EpochCallback, PhaseHistory, StepHooks, accuracy, task_generator, train_phase
+from exssnet.seeds import TaskStream, task_generator
+from exssnet.methods.loops import EpochCallback, PhaseHistory, StepHooks, accuracy, train_phase
 
-DENSE_STREAM = 7  # the generator stream of the dense baselines' data order
 
 
 class DenseMethod(ContinualMethod):
@@ -78,7 +78,7 @@ class DenseMethod(ContinualMethod):
         )
         return train_phase(
             "train", self.net, lambda x: self.task_logits(x, task_id), self.net.parameters(), task, epochs,
-            cfg.baseline_lr, cfg.batch_size, task_generator(cfg.seed, task_id, DENSE_STREAM), cfg.eval_batch_size, progress,
+            cfg.baseline_lr, cfg.batch_size, task_generator(cfg.seed, task_id, TaskStream.DENSE), cfg.eval_batch_size, progress,
             on_epoch, hooks,
         )
 
