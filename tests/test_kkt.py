@@ -10,7 +10,6 @@ from exssnet.cli import main
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Split, TaskData
 from exssnet.errors import ExssnetError
-from exssnet.layers.topk import topk_mask
 from exssnet.kkt import (
     KKTSettings,
     choose_source,
@@ -20,6 +19,7 @@ from exssnet.kkt import (
     penultimate_features,
     scores_from_mask,
 )
+from exssnet.layers.topk import topk_mask
 from exssnet.methods.supermask_methods import SupermaskMethod
 from exssnet.models import build_model
 from exssnet.run.resume import comparable

@@ -9,9 +9,9 @@ from exssnet.data.readers import read_digits
 from exssnet.data.tasks import Split, TaskData, carve_validation
 from exssnet.layers import MultitaskBatchNorm, pack_mask
 from exssnet.layers.topk import superposed_mask
+from exssnet.methods.loops import train_phase
 from exssnet.models import build_model
 from exssnet.task_inference import entropy, entropy_gradients, infer_task, learned_tasks, superposed
-from exssnet.methods.loops import train_phase
 
 
 def small_cnn() -> nn.Module:

@@ -11,8 +11,8 @@ import torch
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.errors import ExssnetError
-from exssnet.registry import Registry
 from exssnet.methods.loops import EpochCallback
+from exssnet.registry import Registry
 
 
 class ContinualMethod(ABC):

@@ -14,13 +14,13 @@ import torch
 from exssnet.checkpoint import load_compatible, save_pretrained
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
-from exssnet.methods.base import ContinualMethod, register_method
 from exssnet.kkt import KKTSettings, kkt_initial_scores
-from exssnet.metrics import sparse_overlap
-from exssnet.seeds import TaskStream, task_generator
-from exssnet.models import build_model
-from exssnet.supermask import SupermaskNet, to_supermask
+from exssnet.methods.base import ContinualMethod, register_method
 from exssnet.methods.loops import EpochCallback, train_phase
+from exssnet.metrics import sparse_overlap
+from exssnet.models import build_model
+from exssnet.seeds import TaskStream, task_generator
+from exssnet.supermask import SupermaskNet, to_supermask
 
 WEIGHT_RULES = {"supsup": None, "ssnet": "all", "exssnet": "exclusive"}
 

@@ -17,8 +17,8 @@ from exssnet.data.tasks import Inputs, Split, TaskData, concat_inputs, num_examp
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import ContinualMethod
 from exssnet.run.hooks import RunHook
-from exssnet.supermask import SupermaskNet
 from exssnet.seeds import class_il_seed
+from exssnet.supermask import SupermaskNet
 from exssnet.task_inference import check_settings, infer_task, predict_with_inferred_task
 
 

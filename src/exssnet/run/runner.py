@@ -21,14 +21,15 @@ from exssnet.data.text_options import TextOptions
 from exssnet.errors import ExssnetError
 from exssnet.methods import build_method
 from exssnet.methods.base import ContinualMethod
-from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
 from exssnet.methods.loops import accuracy
+from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
 from exssnet.run.class_il import ClassILHook
 from exssnet.run.files import RESULTS_FILE, write_json_atomic
 from exssnet.run.hooks import RunHook
 from exssnet.run.log_hooks import logging_hooks
 from exssnet.run.resume import CheckpointHook, RunState, prepare_resume, restore
 from exssnet.seeds import task_seed
+
 
 def configure_torch(config: RunConfig) -> None:
     """Seed, threads, determinism and a usable device, or a clear error."""

@@ -9,7 +9,6 @@ A method module only overrides the hooks it needs:
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 
@@ -17,10 +16,9 @@ from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.methods.base import ContinualMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
+from exssnet.methods.loops import EpochCallback, PhaseHistory, StepHooks, accuracy, train_phase
 from exssnet.models import build_model
 from exssnet.seeds import TaskStream, task_generator
-from exssnet.methods.loops import EpochCallback, PhaseHistory, StepHooks, accuracy, train_phase
-
 
 
 class DenseMethod(ContinualMethod):
