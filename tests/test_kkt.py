@@ -25,6 +25,7 @@ from exssnet.models import build_model
 from exssnet.run.resume import comparable
 from exssnet.run.runner import run_experiment
 from exssnet.seeds import task_seed
+from exssnet.supermask import WeightRule
 
 DIM = 32
 
@@ -113,7 +114,7 @@ def learn(tasks: list[TaskData], **overrides) -> tuple[SupermaskMethod, list[dic
     config = RunConfig(**{**values, **overrides})
     torch.manual_seed(config.seed)
     method = SupermaskMethod(config, Benchmark("synthetic", tasks, (DIM,)), weight_rule=None
-                             if config.method == "supsup" else "exclusive")
+                             if config.method == "supsup" else WeightRule.EXCLUSIVE)
     records = [learn_one(method, tasks, t) for t in range(len(tasks))]
     return method, records
 

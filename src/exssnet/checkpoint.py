@@ -28,7 +28,7 @@ from exssnet import __version__
 from exssnet.errors import ExssnetError
 from exssnet.layers.topk import kept_count, pack_mask, unpack_mask
 from exssnet.models import build_model
-from exssnet.supermask import PHASE_DONE, SupermaskNet, to_supermask
+from exssnet.supermask import Phase, SupermaskNet, to_supermask
 
 if TYPE_CHECKING:
     from exssnet.data.tasks import Benchmark
@@ -56,7 +56,7 @@ def save_pretrained(
     An existing checkpoint is replaced only with `overwrite=True`.
     """
     directory = Path(directory)
-    if net.tasks and net.tasks[-1].phase != PHASE_DONE:
+    if net.tasks and net.tasks[-1].phase is not Phase.DONE:
         raise ExssnetError(f"task {net.num_tasks - 1} is not finished; only finished tasks can be saved")
     if directory.exists() and not overwrite:
         raise ExssnetError(f"{directory} already exists; pass overwrite=True (--overwrite) or choose another folder")

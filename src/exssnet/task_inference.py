@@ -37,7 +37,7 @@ from exssnet.data.tasks import Inputs, num_examples, take
 from exssnet.errors import ExssnetError
 from exssnet.layers import MaskedLayer, MaskedLinear
 from exssnet.modes import evaluating
-from exssnet.supermask import PHASE_DONE, SupermaskNet
+from exssnet.supermask import Phase, SupermaskNet
 
 INFERENCE_MODES = ("example", "batch")
 BN_RULES = ("mixture", "batch")
@@ -46,7 +46,7 @@ INFERENCE_RULES = ("one-shot", "binary", "min-entropy")
 
 def learned_tasks(net: SupermaskNet) -> list[int]:
     """Ids of finished tasks: the only candidates task inference may choose."""
-    return [t for t, state in enumerate(net.tasks) if state.phase == PHASE_DONE]
+    return [t for t, state in enumerate(net.tasks) if state.phase is Phase.DONE]
 
 
 def candidate_tasks(net: SupermaskNet, tasks: list[int] | None) -> list[int]:

@@ -20,9 +20,9 @@ from exssnet.methods.loops import EpochCallback, train_phase
 from exssnet.metrics import sparse_overlap
 from exssnet.models import build_model
 from exssnet.seeds import TaskStream, task_generator
-from exssnet.supermask import SupermaskNet, to_supermask
+from exssnet.supermask import SupermaskNet, WeightRule, to_supermask
 
-WEIGHT_RULES = {"supsup": None, "ssnet": "all", "exssnet": "exclusive"}
+WEIGHT_RULES: dict[str, WeightRule | None] = {"supsup": None, "ssnet": WeightRule.ALL, "exssnet": WeightRule.EXCLUSIVE}
 
 
 class SupermaskMethod(ContinualMethod):
@@ -30,7 +30,7 @@ class SupermaskMethod(ContinualMethod):
 
     supports_kkt = True
 
-    def __init__(self, config: RunConfig, benchmark: Benchmark, weight_rule: str | None) -> None:
+    def __init__(self, config: RunConfig, benchmark: Benchmark, weight_rule: WeightRule | None) -> None:
         super().__init__(config, benchmark)
         self.weight_rule = weight_rule
         dense = build_model(config.model, benchmark.input_shape, benchmark.max_classes)
@@ -55,23 +55,17 @@ class SupermaskMethod(ContinualMethod):
         init, info = self.initial_scores(task_id, task)
         self.net.add_task(task.num_classes, initial_scores=init)
         logits_fn = self.net_logits_fn(task.num_classes)
-        for weight in self.net.weight_parameters():
-            weight.requires_grad_(False)
         mask_history = train_phase(
-            "mask", self.net, logits_fn, self.net.score_parameters(task_id), task, cfg.mask_epochs, cfg.mask_lr,
+            "mask", self.net, logits_fn, self.net.trainable_parameters(), task, cfg.mask_epochs, cfg.mask_lr,
             cfg.batch_size, task_generator(cfg.seed, task_id, TaskStream.MASK_PHASE), cfg.eval_batch_size, progress, on_epoch,
         )
         info["mask_phase"] = mask_history.to_dict()
         if self.weight_rule is not None:
-            self.net.start_weight_phase(exclusive=self.weight_rule == "exclusive")
-            for weight in self.net.weight_parameters():
-                weight.requires_grad_(True)
+            self.net.start_weight_phase(self.weight_rule)
             weight_history = train_phase(
-                "weights", self.net, logits_fn, self.net.weight_parameters(), task, cfg.weight_epochs, cfg.weight_lr,
+                "weights", self.net, logits_fn, self.net.trainable_parameters(), task, cfg.weight_epochs, cfg.weight_lr,
                 cfg.batch_size, task_generator(cfg.seed, task_id, TaskStream.WEIGHT_PHASE), cfg.eval_batch_size, progress, on_epoch,
             )
-            for weight in self.net.weight_parameters():
-                weight.requires_grad_(False)
             info["weight_phase"] = weight_history.to_dict()
         self.net.finish_task()
         self.num_learned += 1
@@ -105,7 +99,7 @@ class SupermaskMethod(ContinualMethod):
         return {"sparse_overlap": sparse_overlap(masks)}
 
 
-def _factory(rule: str | None):
+def _factory(rule: WeightRule | None):
     def build(config: RunConfig, benchmark: Benchmark) -> SupermaskMethod:
         return SupermaskMethod(config, benchmark, rule)
 
