@@ -84,7 +84,7 @@ def test_penultimate_features_of_a_resnet_are_its_pooled_features():
     net.eval()
     net.set_task(0)
     with torch.no_grad():
-        assert torch.equal(features, net.model.features(x))
+        assert torch.equal(features, net.model.forward_features(x))
 
 
 # ----- constructed streams -----------------------------------------------------------------

@@ -28,6 +28,7 @@ from exssnet import __version__
 from exssnet.errors import ExssnetError
 from exssnet.layers.topk import kept_count, pack_mask, unpack_mask
 from exssnet.models import build_model
+from exssnet.models.contract import find_classifier
 from exssnet.supermask import Phase, SupermaskNet, to_supermask
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def replace_dir(source: Path, target: Path) -> None:
 
 def head_classes(net: SupermaskNet) -> int:
     """Output width of the model (the shared head every task slices)."""
-    return int(list(net.named_masked_layers())[-1][1].weight.shape[0])
+    return int(find_classifier(net.model)[1].weight.shape[0])
 
 
 def state_tensors(net: SupermaskNet, save_scores: bool) -> dict[str, torch.Tensor]:
