@@ -32,6 +32,7 @@ def registered():
 def test_doc_examples_register_and_run(registered):
     results = registered["results"]
     assert results["method"] == "nearest-mean" and results["benchmark"] == "toy-blobs"
+    assert registered["NearestMean"].name == "nearest-mean"  # the registered name, written once
     assert len(results["acc_matrix"]) == 3 and results["avg_acc"] > 90
     assert [t["train_examples"] for t in results["tasks"]] == [108, 108, 108]  # 120 drawn, 10% carved off
 

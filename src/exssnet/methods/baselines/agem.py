@@ -43,7 +43,6 @@ def write_flat_grad(params: list[torch.nn.Parameter], flat: torch.Tensor) -> Non
 class AGEM(DenseMethod):
     """Projects each step's gradient so that it does not oppose the memory's average gradient."""
 
-    name = "agem"
 
     def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
         super().__init__(config, benchmark)

@@ -42,7 +42,6 @@ class ReplayMethod(DenseMethod):
 class ER(ReplayMethod):
     """Cross-entropy on the current batch concatenated with replay_batch_size buffer examples."""
 
-    name = "er"
 
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
         task_ids = self.task_ids_like(y, task_id)

@@ -56,7 +56,6 @@ def quadratic_penalty(params: dict[str, torch.nn.Parameter], importance: ParamDi
 class EWC(DenseMethod):
     """Elastic weight consolidation with one (Fisher, anchor) pair per finished task."""
 
-    name = "ewc"
     online = False
 
     def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
@@ -90,5 +89,4 @@ class EWC(DenseMethod):
 class OnlineEWC(EWC):
     """Online EWC: one Fisher decayed by ewc_gamma per task, anchored at the newest parameters."""
 
-    name = "online-ewc"
     online = True

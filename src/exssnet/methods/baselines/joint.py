@@ -28,7 +28,6 @@ def union_split(splits: list[Split], label_stride: int, device: torch.device) ->
 class Joint(DenseMethod):
     """Multitask training on every task at the first learn_task call; later calls learn nothing new."""
 
-    name = "joint"
 
     def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
         self.num_learned += 1
