@@ -8,7 +8,7 @@ import torch
 from exssnet.config import RunConfig
 from exssnet.layers.gating import GatedLayer, PerTaskBatchNorm, inject_gates
 from exssnet.methods import build_method
-from exssnet.training.runner import load_benchmark, run_experiment, task_to_device
+from exssnet.run.runner import load_benchmark, run_experiment, task_to_device
 
 
 def test_inject_gates_wraps_layers_and_batchnorms():

@@ -13,7 +13,7 @@ from exssnet.cli import main  # noqa: E402
 from exssnet.config import RunConfig  # noqa: E402
 from exssnet.methods import build_method  # noqa: E402
 from exssnet.methods.language import LANGUAGE_METHODS  # noqa: E402
-from exssnet.training.runner import load_benchmark, task_to_device  # noqa: E402
+from exssnet.run.runner import load_benchmark, task_to_device  # noqa: E402
 from text_fixtures import write_offline_sources, write_tiny_bert, write_tiny_causal_lm  # noqa: E402
 
 

@@ -31,6 +31,7 @@ from exssnet.data.text_readers import (
     read_wordnet_nouns,
 )
 from exssnet.errors import ExssnetError
+from exssnet.seeds import split_seed
 
 SAMPLE_SEED = 0
 TEXT_BENCHMARKS = ("text-offline", "webnlp", "glue")
@@ -136,7 +137,7 @@ def encode_benchmark(name: str, tasks: list[TextTask], spec: BenchmarkSpec, opti
     if options.inputs == "tokens":
         return tokenized_benchmark(name, tasks, spec, options)
     encoder = build_encoder(options.encoder, batch_size=options.encode_batch_size, device=options.device)
-    generator = torch.Generator().manual_seed(spec.seed + 1)
+    generator = torch.Generator().manual_seed(split_seed(spec.seed))
     out, dim = [], 0
     for task in tasks:
         splits = {}

@@ -27,8 +27,6 @@ from exssnet.methods.baselines.multihead import MultiHeadNet
 class CGate(DenseMethod):
     """Per-task channel gates with a sparsity objective; channels a finished task uses are frozen."""
 
-    name = "cgate"
-
     def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
         super().__init__(config, benchmark)
         self.anchors: dict[GatedLayer, dict[str, torch.Tensor]] = {}  # frozen filters' values, per gated layer

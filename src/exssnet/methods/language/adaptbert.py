@@ -54,9 +54,9 @@ class AdapterMethod(LanguageMethod):
 
 @register_method("adaptbert-ft")
 class AdaptBertFT(AdapterMethod):
-    name = "adaptbert-ft"
+    """Shared adapters and the task's head, trained task after task."""
 
 
 @register_method("adaptbert-replay")
 class AdaptBertReplay(AdapterMethod, ER):
-    name = "adaptbert-replay"
+    """Shared adapters and heads with experience replay."""

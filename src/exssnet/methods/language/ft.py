@@ -10,4 +10,3 @@ from exssnet.methods.language.base import LanguageMethod
 class FineTune(LanguageMethod):
     """Cross-entropy on the current task's head; encoder at lm_lr, head at lm_new_lr."""
 
-    name = "ft"

@@ -41,7 +41,8 @@ class DisentangledEncoder(PooledEncoder):
 
 @register_method("idbr")
 class IDBR(LanguageMethod, ER):
-    name = "idbr"
+    """Replay + task-id loss on the specific space + drift penalty on the generic space."""
+
     reference = None
 
     def new_net(self) -> EncoderNet:

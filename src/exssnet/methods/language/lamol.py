@@ -22,6 +22,7 @@ from exssnet.data.text_tokens import load_tokenizer, tokenize
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import register_method
 from exssnet.methods.language.base import LanguageMethod
+from exssnet.seeds import BufferStream, buffer_seed
 
 
 def load_causal_lm(name: str | None):  # noqa: ANN201 - (model, tokenizer)
@@ -44,7 +45,7 @@ def load_causal_lm(name: str | None):  # noqa: ANN201 - (model, tokenizer)
 
 @register_method("lamol")
 class Lamol(LanguageMethod):
-    name = "lamol"
+    """Classifier replay of pseudo texts written by a causal LM that learns every task's texts."""
 
     def __init__(self, config, benchmark) -> None:  # noqa: ANN001
         super().__init__(config, benchmark)
@@ -54,7 +55,7 @@ class Lamol(LanguageMethod):
         self.pseudo: tuple[Inputs, torch.Tensor, torch.Tensor] | None = None  # (x, y, task ids)
         self.pseudo_texts: list[str] = []  # LM training texts (prompt + generated text) of earlier tasks
         self.pseudo_counts: list[dict[str, int]] = []
-        self.generator = torch.Generator().manual_seed(config.seed * 31 + 5)
+        self.generator = torch.Generator().manual_seed(buffer_seed(config.seed, BufferStream.LAMOL))
 
     @staticmethod
     def prompt(class_name: str) -> str:

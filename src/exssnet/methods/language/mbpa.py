@@ -23,7 +23,7 @@ from exssnet.methods.language.encoder_net import frozen_copy
 
 @register_method("mbpa")
 class MbPA(LanguageMethod, ER):
-    name = "mbpa"
+    """Sparse replay while training; local adaptation on memory neighbours at test time."""
 
     def __init__(self, config, benchmark) -> None:  # noqa: ANN001
         super().__init__(config, benchmark)

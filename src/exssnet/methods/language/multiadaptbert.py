@@ -13,7 +13,8 @@ from exssnet.methods.language.adaptbert import AdapterMethod
 
 @register_method("multiadaptbert")
 class MultiAdaptBert(AdapterMethod):
-    name = "multiadaptbert"
+    """One fresh adapter set per task over a frozen encoder."""
+
     per_task_adapters = True
 
     def before_task(self, task_id: int, task: TaskData) -> None:

@@ -24,7 +24,7 @@ def prompt_config(tokens: int):  # noqa: ANN201 - a peft config
 
 @register_method("prompt-tuning")
 class PromptTuning(LanguageMethod):
-    name = "prompt-tuning"
+    """Per-task soft prompts (PEFT) over a frozen encoder."""
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         return []

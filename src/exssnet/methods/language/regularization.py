@@ -22,7 +22,8 @@ def feature_drift(features: torch.Tensor, reference: torch.Tensor) -> torch.Tens
 
 @register_method("regularization")
 class Regularization(Replay):
-    name = "regularization"
+    """Replay + L2 between current and previous-task pooled hidden features."""
+
     reference = None
 
     def before_task(self, task_id: int, task: TaskData) -> None:

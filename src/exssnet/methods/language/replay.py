@@ -11,4 +11,3 @@ from exssnet.methods.language.base import LanguageMethod
 class Replay(LanguageMethod, ER):
     """Each step: the current batch plus replay_batch_size stored examples, each on its own task's head."""
 
-    name = "replay"
