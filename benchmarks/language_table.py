@@ -71,11 +71,13 @@ def main() -> None:
                 results = run_experiment(config, out=folder, progress=False, checkpoints=False)
                 print(f"{method} seed {seed}: avg acc {results['avg_acc']:.2f}, forgetting {results['forgetting']:.2f} "
                       f"({results['total_time_s']:.0f}s)", flush=True)
-    print("| method | avg acc | forgetting | time per run (s) | seeds |\n|---|---|---|---|---|")
+    print("| method | avg acc | forgetting | avg acc / forgetting per seed | time per run (s) | seeds |\n|---|---|---|---|---|---|")
     for method in args.methods:
         runs = [json.loads(p.read_text()) for p in sorted((args.out / method).glob("seed*/results.json"))]
+        per_seed = ", ".join(f"{r['avg_acc']:.2f} / {r['forgetting']:.2f}" for r in runs) or "-"
+        times = f"{min(r['total_time_s'] for r in runs):.0f}–{max(r['total_time_s'] for r in runs):.0f}" if runs else "-"
         print(f"| {method} | {mean_std([r['avg_acc'] for r in runs])} | {mean_std([r['forgetting'] for r in runs])} | "
-              f"{mean_std([r['total_time_s'] for r in runs])} | {len(runs)} |")
+              f"{per_seed} | {times} | {len(runs)} |")
 
 
 if __name__ == "__main__":
