@@ -24,6 +24,9 @@ def take(x: Inputs, index: torch.Tensor) -> Inputs:
 
 def concat_inputs(parts: list[Inputs]) -> Inputs:
     """Concatenate tensors (or tuples of tensors, field by field) along the batch dimension."""
+    if not all(isinstance(part, (torch.Tensor, tuple)) for part in parts):
+        raise ExssnetError("this needs every example in memory, but the benchmark streams its images from disk "
+                           "(class-il evaluation and the joint baseline are not supported on imagenet)")
     if isinstance(parts[0], tuple):
         return tuple(torch.cat(group) for group in zip(*parts))  # type: ignore[arg-type]
     return torch.cat(parts)  # type: ignore[arg-type]
@@ -47,14 +50,22 @@ class Split:
     def __len__(self) -> int:
         return self.y.shape[0]
 
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(to_device(self.x, device), self.y.to(device))
+
     def batches(
-        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> Iterator[tuple[Inputs, torch.Tensor]]:
-        """Mini-batches in order, or in a seeded random order."""
+        """Mini-batches in order, or in a seeded random order.
+
+        With `shard` (rank, world size) each batch keeps only rows rank, rank + world, ... (data parallel).
+        """
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        rank, world = shard or (0, 1)
         for start in range(0, n, batch_size):
-            index = order[start : start + batch_size]
+            index = order[start : start + batch_size][rank::world]
             yield take(self.x, index), self.y[index]
 
 

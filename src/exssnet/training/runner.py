@@ -17,7 +17,7 @@ from exssnet import __version__
 from exssnet.class_il import ClassILEvaluator
 from exssnet.config import RunConfig
 from exssnet.data import BenchmarkSpec, build_benchmark
-from exssnet.data.tasks import Benchmark, Split, TaskData, to_device
+from exssnet.data.tasks import Benchmark, TaskData
 from exssnet.data.text_benchmarks import check_model_fits
 from exssnet.data.text_options import TextOptions
 from exssnet.errors import ExssnetError
@@ -57,16 +57,14 @@ def load_benchmark(config: RunConfig) -> Benchmark:
             max_train_per_class=config.text_max_train, max_test_per_class=config.text_max_test,
             order=config.text_order, encode_batch_size=config.encode_batch_size, device=config.device,
         ),
+        image_size=config.image_size, workers=config.workers,
     )
     check_model_fits(config.benchmark, config.model)
     return build_benchmark(config.benchmark, spec)
 
 
 def task_to_device(task: TaskData, device: torch.device) -> TaskData:
-    def move(split: Split) -> Split:
-        return Split(to_device(split.x, device), split.y.to(device))
-
-    return replace(task, train=move(task.train), val=move(task.val), test=move(task.test))
+    return replace(task, train=task.train.to(device), val=task.val.to(device), test=task.test.to(device))
 
 
 def evaluate_seen(method: ContinualMethod, tasks: list[TaskData], upto: int, batch_size: int) -> list[float]:
