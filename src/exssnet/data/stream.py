@@ -169,7 +169,8 @@ class StreamSplit:
                 shard: tuple[int, int] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Mini-batches in order (eval transform) or in a seeded random order (train transform).
 
-        With `shard` (rank, world size) each global batch is cut row-wise and only this rank's rows are read.
+        With `shard` (rank, world size) each global batch is cut row-wise and only this rank's rows are read;
+        a shuffled (training) pass then drops a last batch with fewer rows than processes.
         """
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
@@ -177,6 +178,8 @@ class StreamSplit:
         rank, world = shard or (0, 1)
         chunks = []
         for start in range(0, n, batch_size):
+            if shuffle and len(order[start : start + batch_size]) < world:
+                break
             rows = order[start : start + batch_size][rank::world]
             chunks.append((rows, [(int(i), seeds[start + k * world + rank]) for k, i in enumerate(rows.tolist())]))
         device = self.x.device

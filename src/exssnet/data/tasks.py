@@ -59,13 +59,17 @@ class Split:
     ) -> Iterator[tuple[Inputs, torch.Tensor]]:
         """Mini-batches in order, or in a seeded random order.
 
-        With `shard` (rank, world size) each batch keeps only rows rank, rank + world, ... (data parallel).
+        With `shard` (rank, world size) each batch keeps only rows rank, rank + world, ... (data parallel);
+        a shuffled (training) pass then drops a last batch with fewer rows than processes.
         """
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         rank, world = shard or (0, 1)
         for start in range(0, n, batch_size):
-            index = order[start : start + batch_size][rank::world]
+            rows = order[start : start + batch_size]
+            if shuffle and len(rows) < world:
+                break
+            index = rows[rank::world]
             yield take(self.x, index), self.y[index]
 
 

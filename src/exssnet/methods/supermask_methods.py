@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from exssnet import distributed
 from exssnet.checkpoint import load_compatible, save_pretrained
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
@@ -48,6 +49,7 @@ class SupermaskMethod(ContinualMethod):
         settings = KKTSettings(k=cfg.kkt_k, batches=cfg.kkt_batches, batch_size=cfg.kkt_batch_size, head=cfg.kkt_head)
         scores, choice = kkt_initial_scores(self.net, task, task_id, settings,
                                             task_generator(cfg.seed, task_id, KKT_PHASE))
+        choice, scores = distributed.broadcast_decision(choice, scores, self.device)  # data parallel: rank 0 decides
         return scores, {"kkt": choice.to_dict()}
 
     def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
@@ -75,6 +77,7 @@ class SupermaskMethod(ContinualMethod):
             info["weight_phase"] = weight_history.to_dict()
         self.net.finish_task()
         self.num_learned += 1
+        distributed.check_identical(dict(self.net.state_dict()), f"the model after task {task_id} (masks, weights, BN)")
         return info
 
     def net_logits_fn(self, num_classes: int):

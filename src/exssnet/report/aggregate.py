@@ -9,7 +9,7 @@ from typing import Iterable, NamedTuple
 from exssnet.report.loading import Run
 
 # Config keys allowed to differ inside a group without a warning (they do not change the experiment).
-INCIDENTAL_KEYS = {"seed", "data_dir", "device", "threads", "deterministic", "log_csv", "tensorboard"}
+INCIDENTAL_KEYS = {"seed", "data_dir", "device", "threads", "deterministic", "log_csv", "tensorboard", "workers", "world_size"}
 
 
 class GroupKey(NamedTuple):

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from exssnet import __version__
+from exssnet import __version__, distributed
 from exssnet.class_il import ClassILEvaluator
 from exssnet.config import RunConfig
 from exssnet.data import BenchmarkSpec, build_benchmark
@@ -121,7 +121,9 @@ def run_experiment(
     """
     state = prepare_resume(out, config, resume, overwrite)
     prepare_out_dir(out, overwrite or state is not None)  # a resumed run replaces an older run's results
-    hooks = [*logging_hooks(config, out, state.completed if state else 0), *hooks]
+    main = distributed.is_main()  # data parallel (torchrun): only rank 0 writes files and logs
+    progress = progress and main
+    hooks = [*logging_hooks(config, out, state.completed if state else 0), *hooks] if main else []
     configure_torch(config)
     started = time.perf_counter()
     benchmark = load_benchmark(config)
@@ -132,7 +134,7 @@ def run_experiment(
     acc: list[list[float | None]] = [[None] * n for _ in range(n)]
     task_records: list[dict] = []
     first = restore(method, out, state, acc, task_records) if out is not None else 0
-    if out is not None and checkpoints:
+    if out is not None and checkpoints and main:
         hooks = [*hooks, CheckpointHook(out, config, state)]
     class_il = ClassILEvaluator(config, method, tasks) if config.scenario == "class-il" else None
     for hook in hooks:
@@ -171,11 +173,11 @@ def run_experiment(
         "tasks": task_records,
         "benchmark_info": benchmark.info,
         **({"class_il": class_il.results(acc[-1])} if class_il is not None else {}),  # type: ignore[arg-type]
-        "config": config.to_dict(),
+        "config": {**config.to_dict(), "world_size": distributed.world_size()},
         "environment": {"exssnet": __version__, "torch": torch.__version__, "python": platform.python_version(),
                         "device": str(device)},
     }
-    if out is not None:
+    if out is not None and main:
         write_json_atomic(out / RESULTS_FILE, results)
     for hook in hooks:
         hook.on_run_end(results)
