@@ -51,6 +51,8 @@ class RunConfig:
     keep_scores: bool = setting(True, "keep finished tasks' float scores (else only their binary masks)")
     deterministic: bool = setting(True, "use deterministic algorithms (bit-identical reruns on CPU)")
     threads: int | None = setting(None, "torch CPU threads")
+    amp: str | None = setting(None, "automatic mixed precision: 'bf16' or 'fp16' (loss-scaled); unset: float32")
+    channels_last: bool = setting(False, "convolutions in channels-last memory format (faster with CUDA tensor cores)")
     log_csv: bool = setting(True, "write per-epoch loss and validation accuracy to metrics.csv in the output folder")
     tensorboard: bool = setting(False, "write TensorBoard scalars to tensorboard/ in the output folder")
     scenario: str = setting("task-il", "'task-il' (task id given) or 'class-il' (also infer the task, SupSup one-shot)")
@@ -106,6 +108,8 @@ class RunConfig:
         for name in ("mask_lr", "weight_lr"):
             if not getattr(self, name) > 0:
                 raise ExssnetError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.amp not in (None, "bf16", "fp16"):
+            raise ExssnetError(f"amp must be 'bf16' or 'fp16' (or unset for float32), got {self.amp!r}")
         if self.kkt_head not in ("copy", "fresh"):
             raise ExssnetError(f"kkt_head must be 'copy' or 'fresh', got {self.kkt_head!r}")
         if self.workers < 0:

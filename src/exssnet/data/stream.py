@@ -130,8 +130,9 @@ class ImageFiles(Dataset):
 class FileInputs:
     """The `x` of a StreamSplit: `x[index]` loads those rows (eval transform) on the split's device."""
 
-    def __init__(self, dataset: ImageFiles, device: torch.device | str = "cpu") -> None:
-        self.dataset, self.device = dataset, torch.device(device)
+    def __init__(self, dataset: ImageFiles, device: torch.device | str = "cpu",
+                 memory_format: torch.memory_format | None = None) -> None:
+        self.dataset, self.device, self.memory_format = dataset, torch.device(device), memory_format
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -141,10 +142,14 @@ class FileInputs:
         rows = [self.dataset[(int(i), None)] for i in torch.as_tensor(index).flatten().tolist()]
         if not rows:
             return torch.empty((0, *self.shape[1:]), device=self.device)
-        return torch.stack(rows).to(self.device)
+        return self.place(torch.stack(rows))
 
-    def to(self, device: torch.device | str) -> "FileInputs":
-        return FileInputs(self.dataset, device)
+    def place(self, batch: torch.Tensor) -> torch.Tensor:
+        """A loaded batch on the split's device (through pinned memory for CUDA) in its memory format."""
+        return batch.to(self.device, non_blocking=True, memory_format=self.memory_format or torch.preserve_format)
+
+    def to(self, device: torch.device | str, memory_format: torch.memory_format | None = None) -> "FileInputs":
+        return FileInputs(self.dataset, device, memory_format)
 
 
 def _worker_init(_: int) -> None:
@@ -162,8 +167,8 @@ class StreamSplit:
     def __len__(self) -> int:
         return self.y.shape[0]
 
-    def to(self, device: torch.device | str) -> "StreamSplit":
-        return StreamSplit(self.x.to(device), self.y.to(device), self.workers)
+    def to(self, device: torch.device | str, memory_format: torch.memory_format | None = None) -> "StreamSplit":
+        return StreamSplit(self.x.to(device, memory_format), self.y.to(device), self.workers)
 
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
                 shard: tuple[int, int] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -192,5 +197,4 @@ class StreamSplit:
             if not items:
                 yield torch.empty((0, *self.x.shape[1:]), device=device), self.y.new_empty((0,))
                 continue
-            x = next(loaded)
-            yield x.to(device, non_blocking=True), labels[rows].to(device, non_blocking=True)
+            yield self.x.place(next(loaded)), labels[rows].to(device, non_blocking=True)

@@ -32,8 +32,12 @@ def concat_inputs(parts: list[Inputs]) -> Inputs:
     return torch.cat(parts)  # type: ignore[arg-type]
 
 
-def to_device(x: Inputs, device: torch.device | str) -> Inputs:
-    return tuple(t.to(device) for t in x) if isinstance(x, tuple) else x.to(device)
+def to_device(x: Inputs, device: torch.device | str, memory_format: torch.memory_format | None = None) -> Inputs:
+    """`x` on `device`; 4-d image tensors also in `memory_format` (e.g. torch.channels_last) when given."""
+    def move(t: torch.Tensor) -> torch.Tensor:
+        return t.to(device, memory_format=memory_format) if memory_format is not None and t.dim() == 4 else t.to(device)
+
+    return tuple(move(t) for t in x) if isinstance(x, tuple) else move(x)
 
 
 @dataclass
@@ -50,8 +54,8 @@ class Split:
     def __len__(self) -> int:
         return self.y.shape[0]
 
-    def to(self, device: torch.device | str) -> "Split":
-        return Split(to_device(self.x, device), self.y.to(device))
+    def to(self, device: torch.device | str, memory_format: torch.memory_format | None = None) -> "Split":
+        return Split(to_device(self.x, device, memory_format), self.y.to(device))
 
     def batches(
         self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from exssnet import distributed
+from exssnet import amp, distributed
 from exssnet.data.tasks import Inputs, Split, TaskData
 from exssnet.errors import ExssnetError
 
@@ -95,6 +95,7 @@ def train_phase(
         return history
     start = time.perf_counter()
     sync = distributed.DataParallel(module, params)  # no-op in one process
+    scaler = amp.grad_scaler(params[0].device)  # loss scaling under --amp fp16, else a pass-through
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=0.0)
     steps = epochs * math.ceil(len(task.train) / batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
@@ -111,11 +112,12 @@ def train_phase(
                     "lower the learning rate (or a method's penalty weights) or check the input data"
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             if hooks.after_backward is not None:
                 hooks.after_backward()
-            sync.average_gradients(y.shape[0])
-            optimizer.step()
+            sync.average_gradients(y.shape[0])  # of the scaled gradients: every rank then skips or steps alike
+            scaler.step(optimizer)
+            scaler.update()
             schedule.step()
             if hooks.after_step is not None:
                 hooks.after_step(x, y)

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from exssnet import __version__, distributed
+from exssnet import __version__, amp, distributed
 from exssnet.class_il import ClassILEvaluator
 from exssnet.config import RunConfig
 from exssnet.data import BenchmarkSpec, build_benchmark
@@ -63,8 +63,18 @@ def load_benchmark(config: RunConfig) -> Benchmark:
     return build_benchmark(config.benchmark, spec)
 
 
-def task_to_device(task: TaskData, device: torch.device) -> TaskData:
-    return replace(task, train=task.train.to(device), val=task.val.to(device), test=task.test.to(device))
+def task_to_device(task: TaskData, device: torch.device, channels_last: bool = False) -> TaskData:
+    """The task's splits on `device` (image batches in channels-last memory format when asked)."""
+    fmt = torch.channels_last if channels_last else None
+    return replace(task, train=task.train.to(device, fmt), val=task.val.to(device, fmt), test=task.test.to(device, fmt))
+
+
+def use_channels_last(method: ContinualMethod) -> None:
+    """Put the method's network (every 4-d weight and score) in channels-last memory format."""
+    net = getattr(method, "net", None)
+    if not isinstance(net, torch.nn.Module):
+        raise ExssnetError(f"--channels-last: method {method.config.method!r} has no network to convert")
+    net.to(memory_format=torch.channels_last)
 
 
 def evaluate_seen(method: ContinualMethod, tasks: list[TaskData], upto: int, batch_size: int) -> list[float]:
@@ -129,7 +139,9 @@ def run_experiment(
     benchmark = load_benchmark(config)
     method = build_method(config, benchmark)
     device = torch.device(config.device)
-    tasks = [task_to_device(task, device) for task in check_nonempty(benchmark.tasks)]
+    tasks = [task_to_device(task, device, config.channels_last) for task in check_nonempty(benchmark.tasks)]
+    if config.channels_last:
+        use_channels_last(method)
     n = len(tasks)
     acc: list[list[float | None]] = [[None] * n for _ in range(n)]
     task_records: list[dict] = []
@@ -143,9 +155,10 @@ def run_experiment(
     for t in bar:
         torch.manual_seed(config.seed * 7919 + t)
         task_start = time.perf_counter()
-        info = method.learn_task(t, tasks[t], progress, lambda epoch, t=t: [h.on_epoch(t, epoch) for h in hooks])
-        wall = time.perf_counter() - task_start
-        acc[t][: t + 1] = evaluate_seen(method, tasks, t, config.eval_batch_size)
+        with amp.autocast(config.amp, device):  # --amp bf16|fp16; float32 when unset
+            info = method.learn_task(t, tasks[t], progress, lambda epoch, t=t: [h.on_epoch(t, epoch) for h in hooks])
+            wall = time.perf_counter() - task_start
+            acc[t][: t + 1] = evaluate_seen(method, tasks, t, config.eval_batch_size)
         task_records.append({"name": tasks[t].name, "classes": tasks[t].classes, "wall_time_s": wall, **info})
         if class_il is not None:
             class_il.after_task(t)
