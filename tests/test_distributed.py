@@ -61,3 +61,21 @@ def test_torchrun_resume_baselines_and_collectives(tmp_path):
     assert resumed["config"]["world_size"] == 2 and len(resumed["acc_matrix"]) == 2 and resumed["forgetting"] == 0.0
     er = json.loads((tmp_path / "er" / "results.json").read_text())
     assert er["method"] == "er" and er["config"]["world_size"] == 2
+
+
+def test_split_shards_partition_every_batch_and_drop_a_too_small_last_training_batch():
+    import torch
+
+    from exssnet.data.tasks import Split
+
+    split = Split(torch.arange(11.0).view(11, 1), torch.arange(11))
+    whole = [y for _, y in split.batches(4, shuffle=True, generator=torch.Generator().manual_seed(3))]
+    parts = [[y for _, y in split.batches(4, shuffle=True, generator=torch.Generator().manual_seed(3), shard=(r, 3))]
+             for r in range(3)]
+    assert [len(b) for b in whole] == [4, 4, 3] and all(len(p) == 3 for p in parts)
+    for b in range(3):
+        assert sorted(torch.cat([p[b] for p in parts]).tolist()) == sorted(whole[b].tolist())
+    small = [len(y) for _, y in Split(torch.zeros(9, 1), torch.arange(9)).batches(4, shuffle=True, shard=(1, 2))]
+    assert small == [2, 2]  # the last global batch has 1 row < 2 processes: dropped from training
+    ordered = [len(y) for _, y in Split(torch.zeros(9, 1), torch.arange(9)).batches(4, shard=(1, 2))]
+    assert ordered == [2, 2, 0]  # evaluation keeps every row (rank 0 scores the last one)

@@ -69,7 +69,8 @@ def test_sharded_batches_partition_each_global_batch(tmp_path):
     whole = list(train.batches(3, shuffle=True, generator=torch.Generator().manual_seed(1)))
     parts = [list(train.batches(3, shuffle=True, generator=torch.Generator().manual_seed(1), shard=(r, 2)))
              for r in range(2)]
-    for b, (x, y) in enumerate(whole):
+    assert len(train) == 10 and len(whole) == 4 and len(parts[0]) == len(parts[1]) == 3  # a last batch of 1 is dropped
+    for b, (x, y) in enumerate(whole[:3]):
         assert torch.equal(torch.cat([parts[0][b][0], parts[1][b][0]]), torch.cat([x[0::2], x[1::2]]))
         assert torch.equal(torch.cat([parts[0][b][1], parts[1][b][1]]), torch.cat([y[0::2], y[1::2]]))
 
@@ -106,3 +107,14 @@ def test_exssnet_runs_on_the_streamed_fixture_with_workers(tmp_path, capsys):
     assert results["benchmark"] == "imagenet" and len(results["acc_matrix"]) == 2
     assert results["forgetting"] == 0.0 and results["benchmark_info"]["streamed"] is True
     assert "kkt" in results["tasks"][1]
+
+
+@pytest.mark.parametrize("extra", [["--scenario", "class-il"], ["--method", "joint"]])
+def test_what_needs_data_in_memory_is_refused_before_training(tmp_path, capsys, extra):
+    write_imagenet(tmp_path / "data")
+    args = ["run", "--benchmark", "imagenet", "--data-dir", str(tmp_path / "data"), "--classes-per-task", "2",
+            "--image-size", "16", "--workers", "0", "--model", "cnn-small", *extra, "--quiet", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "streams its images from disk" in err and "Traceback" not in err
+    assert not (tmp_path / "o" / "checkpoints").exists()
