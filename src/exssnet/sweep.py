@@ -99,8 +99,9 @@ def run_sweep(base: RunConfig, cells: Sequence[Cell], out: Path, progress: bool 
             done["ran"].append(cell.name)
             bar.set_postfix_str(f"{cell.name} avg_acc={results['avg_acc']:.2f}")
         return done
-    split = jobs if executor == "process" else 1  # a Slurm cell owns its allocation's cores
-    work = [(cell.name, CellJob(threads_per_cell(config, split).to_dict(), str(out / cell.name))) for cell, config in pending]
+    # local cells share this machine's cores; a Slurm cell takes its allocation's (SLURM_CPUS_PER_TASK)
+    work = [(cell.name, CellJob((threads_per_cell(config, jobs) if executor != "slurm" else config).to_dict(),
+                                str(out / cell.name))) for cell, config in pending]
     bar = tqdm(total=len(work), desc="sweep", unit="run", disable=not progress)
 
     def finished(name: str, avg_acc: float) -> None:

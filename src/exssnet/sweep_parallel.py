@@ -40,7 +40,10 @@ class CellJob:
 
         out = Path(self.out)
         resume = (out / RUN_STATE_FILE).exists()  # a cell cut short continues from its last finished task
-        results = run_experiment(RunConfig.from_dict(self.config), out=out, progress=False, resume=resume)
+        config = RunConfig.from_dict(self.config)
+        if config.threads is None and os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
+            config = replace(config, threads=int(os.environ["SLURM_CPUS_PER_TASK"]))
+        results = run_experiment(config, out=out, progress=False, resume=resume)
         return float(results["avg_acc"])
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
