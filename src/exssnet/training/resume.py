@@ -25,7 +25,7 @@ RUN_STATE_FILE = "run_state.json"
 CHECKPOINTS_DIR = "checkpoints"
 STATE_VERSION = 1
 # config keys that do not change results and may differ on resume
-RESUME_FREE_KEYS = frozenset({"threads"})
+RESUME_FREE_KEYS = frozenset({"threads", "workers"})
 # results.json fields that hold wall-clock times (the only fields two identical runs may differ in)
 TIMING_KEYS = frozenset({"wall_time_s", "seconds", "task_time_s", "total_time_s"})
 
@@ -75,8 +75,10 @@ def read_run_state(out: Path) -> RunState:
 def config_differences(saved: dict[str, Any], config: RunConfig) -> list[str]:
     """`key: saved -> now` for every result-relevant key that differs."""
     now = config.to_dict()
+    defaults = RunConfig().to_dict()  # a key an older version did not save had its default value
     keys = sorted((set(saved) | set(now)) - RESUME_FREE_KEYS)
-    return [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in keys if saved.get(k) != now.get(k)]
+    return [f"{k}: {saved.get(k, defaults.get(k))!r} -> {now.get(k)!r}" for k in keys
+            if saved.get(k, defaults.get(k)) != now.get(k)]
 
 
 def resume_config(out: Path, given: dict[str, Any]) -> RunConfig:
