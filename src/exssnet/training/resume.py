@@ -148,8 +148,10 @@ def is_complete(out: Path, state: RunState) -> bool:
         results = json.loads((out / "results.json").read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
-    return (isinstance(results, dict) and results.get("config") == state.config
-            and len(results.get("acc_matrix") or []) == state.completed)
+    if not isinstance(results, dict) or not isinstance(results.get("config"), dict):
+        return False
+    config = {k: v for k, v in results["config"].items() if k != "world_size"}  # recorded, not a setting
+    return config == state.config and len(results.get("acc_matrix") or []) == state.completed
 
 
 def restore(method: Any, out: Path, state: RunState | None, acc: list[list[float | None]], records: list[dict]) -> int:
