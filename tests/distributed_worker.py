@@ -53,6 +53,10 @@ def check_collectives() -> None:
     decision, tensors = distributed.broadcast_decision("none", None if rank == 0 else {"a": torch.ones(1)},
                                                        torch.device("cpu"))
     assert decision == "none" and tensors is None
+    calls = []
+    tensors, decision = distributed.decide_on_main(lambda: calls.append(rank) or ({"s": torch.full((3,), 7.0)}, "chose 1"),
+                                                   torch.device("cpu"))
+    assert decision == "chose 1" and torch.equal(tensors["s"], torch.full((3,), 7.0)) and calls == ([0] if rank == 0 else [])
     assert distributed.all_sum(rank, 1) == [1.0, 2.0]
     say("ok collectives")
 

@@ -8,7 +8,7 @@ order from the same seeds; what keeps the ranks identical (docs/distributed.md):
   all-reduced, weighted by each rank's rows, so a step equals one step on the whole batch;
 - BatchNorm running statistics that a phase updated are averaged across ranks at the end of each epoch
   (so validation and the finished task use the same statistics everywhere);
-- a decision taken once (KKT's source task and its scores) is broadcast from rank 0;
+- a decision taken once (KKT's source task and its scores) is taken on rank 0 and broadcast;
 - after a task, a hash of every tensor of the model is gathered and compared (a mismatch is an error);
 - evaluation is sharded and its counts summed.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 import torch.distributed as dist
@@ -120,6 +120,14 @@ def broadcast_decision(decision: Any, tensors: Mapping[str, torch.Tensor] | None
         dist.broadcast(moved, src=0)
         out[name] = moved.to(device)
     return decision, out
+
+
+def decide_on_main(decide: Callable[[], tuple[Mapping[str, torch.Tensor] | None, Any]],
+                   device: torch.device) -> tuple[dict[str, torch.Tensor] | None, Any]:
+    """Run `decide` (returning named tensors and a decision) on rank 0 only; every rank gets its result."""
+    tensors, decision = decide() if is_main() else (None, None)
+    decision, out = broadcast_decision(decision, tensors, device)
+    return out, decision
 
 
 def tensor_digest(tensor: torch.Tensor) -> str:

@@ -47,9 +47,9 @@ class SupermaskMethod(ContinualMethod):
         if not cfg.kkt:
             return None, {}
         settings = KKTSettings(k=cfg.kkt_k, batches=cfg.kkt_batches, batch_size=cfg.kkt_batch_size, head=cfg.kkt_head)
-        scores, choice = kkt_initial_scores(self.net, task, task_id, settings,
-                                            task_generator(cfg.seed, task_id, KKT_PHASE))
-        choice, scores = distributed.broadcast_decision(choice, scores, self.device)  # data parallel: rank 0 decides
+        scores, choice = distributed.decide_on_main(  # data parallel: rank 0 decides, every rank gets the result
+            lambda: kkt_initial_scores(self.net, task, task_id, settings, task_generator(cfg.seed, task_id, KKT_PHASE)),
+            self.device)
         return scores, {"kkt": choice.to_dict()}
 
     def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
