@@ -1,6 +1,7 @@
 """Run by tests/test_distributed.py under `torchrun --nproc-per-node 2`: the checks that need a process group.
 
-argv: OUT (a folder; OUT/crashed holds a run cut short after its first task, made in one process).
+argv: OUT (a folder; OUT/crashed holds a run cut short after its first task, made in one process;
+OUT/imagenet-data a tiny ILSVRC folder).
 Each check prints one "ok <name>" line from rank 0; any failure raises (torchrun then exits non-zero).
 """
 
@@ -75,4 +76,8 @@ if __name__ == "__main__":
     run("--benchmark", "split-digits", "--method", "er", "--num-tasks", "2", "--mask-epochs", "1",
         "--weight-epochs", "1", "--buffer-size", "50", "--out", str(out / "er"))
     say("ok er")
+    run("--benchmark", "imagenet", "--data-dir", str(out / "imagenet-data"), "--classes-per-task", "2", "--image-size", "16",
+        "--workers", "1", "--model", "cnn-small", "--mask-epochs", "1", "--weight-epochs", "1", "--batch-size", "4",
+        "--out", str(out / "imagenet"))
+    say("ok imagenet")
     dist.destroy_process_group()

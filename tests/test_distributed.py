@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from vision_fixtures import write_imagenet
 
 from exssnet.config import RunConfig
 from exssnet.training.hooks import RunHook
@@ -50,17 +51,21 @@ class Crash(RunHook):
             raise RuntimeError("killed")
 
 
-def test_torchrun_resume_baselines_and_collectives(tmp_path):
+def test_torchrun_resume_baselines_imagenet_and_collectives(tmp_path):
     config = RunConfig(benchmark="split-digits", method="exssnet", num_tasks=2, mask_epochs=1, weight_epochs=1)
     with pytest.raises(RuntimeError):
         run_experiment(config, out=tmp_path / "crashed", progress=False, hooks=[Crash()])
+    write_imagenet(tmp_path / "imagenet-data")
     proc = torchrun(str(ROOT / "tests" / "distributed_worker.py"), str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    assert [line for line in proc.stdout.splitlines() if line.startswith("ok ")] == ["ok collectives", "ok resume", "ok er"]
+    assert [line for line in proc.stdout.splitlines() if line.startswith("ok ")] == [
+        "ok collectives", "ok resume", "ok er", "ok imagenet"]
     resumed = json.loads((tmp_path / "crashed" / "results.json").read_text())
     assert resumed["config"]["world_size"] == 2 and len(resumed["acc_matrix"]) == 2 and resumed["forgetting"] == 0.0
     er = json.loads((tmp_path / "er" / "results.json").read_text())
     assert er["method"] == "er" and er["config"]["world_size"] == 2
+    streamed = json.loads((tmp_path / "imagenet" / "results.json").read_text())
+    assert streamed["config"]["world_size"] == 2 and streamed["forgetting"] == 0.0 and len(streamed["acc_matrix"]) == 2
 
 
 def test_split_shards_partition_every_batch_and_drop_a_too_small_last_training_batch():
@@ -72,10 +77,10 @@ def test_split_shards_partition_every_batch_and_drop_a_too_small_last_training_b
     whole = [y for _, y in split.batches(4, shuffle=True, generator=torch.Generator().manual_seed(3))]
     parts = [[y for _, y in split.batches(4, shuffle=True, generator=torch.Generator().manual_seed(3), shard=(r, 3))]
              for r in range(3)]
-    assert [len(b) for b in whole] == [4, 4, 3] and all(len(p) == 3 for p in parts)
-    for b in range(3):
+    assert [len(b) for b in whole] == [4, 4, 3] and all(len(p) == 2 for p in parts)  # 3 rows < 2 x 3 processes
+    for b in range(2):
         assert sorted(torch.cat([p[b] for p in parts]).tolist()) == sorted(whole[b].tolist())
-    small = [len(y) for _, y in Split(torch.zeros(9, 1), torch.arange(9)).batches(4, shuffle=True, shard=(1, 2))]
-    assert small == [2, 2]  # the last global batch has 1 row < 2 processes: dropped from training
+    small = [len(y) for _, y in Split(torch.zeros(11, 1), torch.arange(11)).batches(4, shuffle=True, shard=(1, 2))]
+    assert small == [2, 2]  # the last global batch has 3 rows: one process would train BatchNorm on 1 row
     ordered = [len(y) for _, y in Split(torch.zeros(9, 1), torch.arange(9)).batches(4, shard=(1, 2))]
     assert ordered == [2, 2, 0]  # evaluation keeps every row (rank 0 scores the last one)

@@ -69,7 +69,7 @@ def test_sharded_batches_partition_each_global_batch(tmp_path):
     whole = list(train.batches(3, shuffle=True, generator=torch.Generator().manual_seed(1)))
     parts = [list(train.batches(3, shuffle=True, generator=torch.Generator().manual_seed(1), shard=(r, 2)))
              for r in range(2)]
-    assert len(train) == 10 and len(whole) == 4 and len(parts[0]) == len(parts[1]) == 3  # a last batch of 1 is dropped
+    assert len(train) == 10 and len(whole) == 4 and len(parts[0]) == len(parts[1]) == 3  # a last batch of 1 row is dropped
     for b, (x, y) in enumerate(whole[:3]):
         assert torch.equal(torch.cat([parts[0][b][0], parts[1][b][0]]), torch.cat([x[0::2], x[1::2]]))
         assert torch.equal(torch.cat([parts[0][b][1], parts[1][b][1]]), torch.cat([y[0::2], y[1::2]]))

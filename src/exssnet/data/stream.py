@@ -175,7 +175,7 @@ class StreamSplit:
         """Mini-batches in order (eval transform) or in a seeded random order (train transform).
 
         With `shard` (rank, world size) each global batch is cut row-wise and only this rank's rows are read;
-        a shuffled (training) pass then drops a last batch with fewer rows than processes.
+        a shuffled (training) pass then drops a last, partial batch of fewer than 2 rows per process.
         """
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
@@ -183,8 +183,8 @@ class StreamSplit:
         rank, world = shard or (0, 1)
         chunks = []
         for start in range(0, n, batch_size):
-            if shuffle and len(order[start : start + batch_size]) < world:
-                break
+            if shuffle and shard is not None and len(order[start : start + batch_size]) < min(batch_size, 2 * world):
+                break  # a last batch that would leave a process fewer than 2 rows (BatchNorm needs 2 to train)
             rows = order[start : start + batch_size][rank::world]
             chunks.append((rows, [(int(i), seeds[start + k * world + rank]) for k, i in enumerate(rows.tolist())]))
         device = self.x.device

@@ -64,15 +64,15 @@ class Split:
         """Mini-batches in order, or in a seeded random order.
 
         With `shard` (rank, world size) each batch keeps only rows rank, rank + world, ... (data parallel);
-        a shuffled (training) pass then drops a last batch with fewer rows than processes.
+        a shuffled (training) pass then drops a last, partial batch of fewer than 2 rows per process.
         """
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         rank, world = shard or (0, 1)
         for start in range(0, n, batch_size):
             rows = order[start : start + batch_size]
-            if shuffle and len(rows) < world:
-                break
+            if shuffle and shard is not None and len(rows) < min(batch_size, 2 * world):
+                break  # a last batch that would leave a process fewer than 2 rows (BatchNorm needs 2 to train)
             index = rows[rank::world]
             yield take(self.x, index), self.y[index]
 
