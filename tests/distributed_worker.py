@@ -59,6 +59,13 @@ def check_collectives() -> None:
                                                    torch.device("cpu"))
     assert decision == "chose 1" and torch.equal(tensors["s"], torch.full((3,), 7.0)) and calls == ([0] if rank == 0 else [])
     assert distributed.all_sum(rank, 1) == [1.0, 2.0]
+    # augmentation draws come from a rank's own stream; the shared generator (data order) stays in step
+    shared = torch.Generator().manual_seed(11)
+    own = distributed.DataParallel(nn.Linear(1, 1), []).augment_generator(shared)
+    torch.rand(3 + rank, generator=own)  # ranks draw different amounts, as in a last, partial batch
+    draws = [None, None]
+    dist.all_gather_object(draws, (torch.randperm(10, generator=shared).tolist(), torch.rand(1, generator=own).item()))
+    assert draws[0][0] == draws[1][0] and draws[0][1] != draws[1][1], draws
     say("ok collectives")
 
 

@@ -165,6 +165,17 @@ class DataParallel:
         self.shard = shard()
         self._bn_steps = ({n: int(m.num_batches_tracked) for n, m in _batchnorms(module)} if self.active else {})
 
+    def augment_generator(self, generator: torch.Generator) -> torch.Generator:
+        """`generator` in one process; under data parallel a generator of this rank's own, seeded from it.
+
+        Augmentations draw per row, and ranks hold different row counts in a last, partial batch: drawing
+        them from the shared generator would make the ranks' data orders drift apart in the next epoch.
+        """
+        if not self.active:
+            return generator
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))  # the same draw on every rank
+        return torch.Generator().manual_seed(seed + rank())
+
     def average_gradients(self, rows: int) -> None:
         """Replace each gradient by the row-weighted mean over ranks (one all-reduce of a flat buffer)."""
         if not self.active:

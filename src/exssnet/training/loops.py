@@ -96,6 +96,7 @@ def train_phase(
     start = time.perf_counter()
     sync = distributed.DataParallel(module, params)  # no-op in one process
     scaler = amp.grad_scaler(params[0].device)  # loss scaling under --amp fp16, else a pass-through
+    augment_generator = sync.augment_generator(generator)  # `generator` itself in one process
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=0.0)
     steps = epochs * math.ceil(len(task.train) / batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
@@ -104,7 +105,7 @@ def train_phase(
         module.train()
         total, count = 0.0, 0
         for x, y in task.train.batches(batch_size, shuffle=True, generator=generator, shard=sync.shard):
-            seen = task.augment(x, generator) if task.augment is not None else x
+            seen = task.augment(x, augment_generator) if task.augment is not None else x
             loss = batch_loss(seen, y)
             if not torch.isfinite(loss):
                 raise ExssnetError(
