@@ -99,3 +99,9 @@ def test_sweep_jobs_flag_and_slurm_options_are_checked(tmp_path, capsys):
     assert main(["sweep", *BASE, "--executor", "slurm", "--slurm", "partition", "--out", str(tmp_path / "b")]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
+
+
+def test_sweep_under_torchrun_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["sweep", *BASE, "--out", str(tmp_path / "c")]) == 2
+    assert "without torchrun" in capsys.readouterr().err and not (tmp_path / "c").exists()

@@ -45,6 +45,12 @@ def execute(args: argparse.Namespace) -> int:
     from exssnet.sweep import make_grid, run_sweep
     from exssnet.sweep_parallel import parse_slurm_options
 
+    from exssnet.distributed import launched_world_size
+
+    if launched_world_size() > 1:
+        from exssnet.errors import ExssnetError
+
+        raise ExssnetError("exssnet sweep runs its cells itself (--jobs, --executor slurm): start it without torchrun")
     base = config_from_args(args)
     cells = make_grid(args.methods or [base.method], args.densities or [base.density], args.seeds or [base.seed])
     wait = args.executor != "slurm" or args.wait
