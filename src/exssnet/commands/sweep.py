@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from exssnet.commands.run import add_config_flags, config_from_args
+from exssnet.errors import ExssnetError
 
 NAME = "sweep"
 HELP = "run a grid of methods x densities x seeds (skipping finished cells) and report on it"
@@ -41,15 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    from exssnet.distributed import launched_world_size
     from exssnet.report import build_report
     from exssnet.sweep import make_grid, run_sweep
     from exssnet.sweep_parallel import parse_slurm_options
 
-    from exssnet.distributed import launched_world_size
-
     if launched_world_size() > 1:
-        from exssnet.errors import ExssnetError
-
         raise ExssnetError("exssnet sweep runs its cells itself (--jobs, --executor slurm): start it without torchrun")
     base = config_from_args(args)
     cells = make_grid(args.methods or [base.method], args.densities or [base.density], args.seeds or [base.seed])
