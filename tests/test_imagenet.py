@@ -107,6 +107,8 @@ def test_exssnet_runs_on_the_streamed_fixture_with_workers(tmp_path, capsys):
     assert results["benchmark"] == "imagenet" and len(results["acc_matrix"]) == 2
     assert results["forgetting"] == 0.0 and results["benchmark_info"]["streamed"] is True
     assert "kkt" in results["tasks"][1]
+    assert main(["evaluate", str(tmp_path / "out"), "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "ev.json")]) == 0
+    assert json.loads((tmp_path / "ev.json").read_text())["test_acc"] == results["acc_matrix"][-1]
 
 
 @pytest.mark.parametrize("extra", [["--scenario", "class-il"], ["--method", "joint"]])
