@@ -56,7 +56,11 @@ def run_processes(jobs_list: Sequence[tuple[str, CellJob]], jobs: int,
                   on_done: Callable[[str, float], None]) -> None:
     """Run the cells in `jobs` spawned processes; every cell runs even if another fails, then failures are reported."""
     failures = []
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    # forkserver: each cell is forked from a server that imported the runner once (fast start, unlike spawn)
+    # and has run no torch computation (safe, unlike forking this process, whose OpenMP pool may be running)
+    context = get_context("forkserver")
+    context.set_forkserver_preload(["exssnet.training.runner"])
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         futures = {pool.submit(job): name for name, job in jobs_list}
         for future in as_completed(futures):
             name = futures[future]
