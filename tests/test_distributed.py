@@ -10,8 +10,8 @@ import pytest
 from vision_fixtures import write_imagenet
 
 from exssnet.config import RunConfig
-from exssnet.training.hooks import RunHook
-from exssnet.training.runner import run_experiment
+from exssnet.run.hooks import RunHook
+from exssnet.run.runner import run_experiment
 
 ROOT = Path(__file__).parents[1]
 FLAGS = ["--benchmark", "split-digits", "--method", "exssnet", "--mask-epochs", "2", "--weight-epochs", "2",

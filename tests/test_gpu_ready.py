@@ -9,7 +9,7 @@ from exssnet.amp import autocast, grad_scaler
 from exssnet.cli import main
 from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
-from exssnet.training.runner import run_experiment
+from exssnet.run.runner import run_experiment
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 SHORT = dict(benchmark="split-digits", method="exssnet", num_tasks=3, mask_epochs=2, weight_epochs=2, threads=1)

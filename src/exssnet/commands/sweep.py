@@ -44,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def execute(args: argparse.Namespace) -> int:
     from exssnet.distributed import launched_world_size
     from exssnet.report import build_report
-    from exssnet.sweep import make_grid, run_sweep
-    from exssnet.sweep_parallel import parse_slurm_options
+    from exssnet.run.parallel_sweep import parse_slurm_options
+    from exssnet.run.sweep import make_grid, run_sweep
 
     if launched_world_size() > 1:
         raise ExssnetError("exssnet sweep runs its cells itself (--jobs, --executor slurm): start it without torchrun")

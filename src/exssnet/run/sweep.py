@@ -12,10 +12,9 @@ from tqdm.auto import tqdm
 from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
 from exssnet.methods import method_names
-from exssnet.report.aggregate import INCIDENTAL_KEYS
-from exssnet.sweep_parallel import EXECUTORS, CellJob, run_processes, submit_array, threads_per_cell
-from exssnet.training.resume import RUN_STATE_FILE
-from exssnet.training.runner import RESULTS_FILE, run_experiment
+from exssnet.run.files import INCIDENTAL_KEYS, RESULTS_FILE, RUN_STATE_FILE
+from exssnet.run.parallel_sweep import EXECUTORS, CellJob, run_processes, submit_array, threads_per_cell
+from exssnet.run.runner import run_experiment
 
 RunFn = Callable[..., dict]
 

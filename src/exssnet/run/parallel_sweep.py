@@ -16,9 +16,9 @@ from typing import Any, Callable, Sequence
 
 from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
+from exssnet.run.files import RUN_STATE_FILE
 
 EXECUTORS = ("process", "slurm", "local")  # local: submitit's local executor (tests, a workstation)
-RUN_STATE_FILE = "run_state.json"  # exssnet.training.resume.RUN_STATE_FILE (not imported: keeps workers light)
 
 
 def threads_per_cell(config: RunConfig, jobs: int) -> RunConfig:
@@ -36,7 +36,7 @@ class CellJob:
     out: str
 
     def __call__(self) -> float:
-        from exssnet.training.runner import run_experiment
+        from exssnet.run.runner import run_experiment
 
         out = Path(self.out)
         resume = (out / RUN_STATE_FILE).exists()  # a cell cut short continues from its last finished task
@@ -59,7 +59,7 @@ def run_processes(jobs_list: Sequence[tuple[str, CellJob]], jobs: int,
     # forkserver: each cell is forked from a server that imported the runner once (fast start, unlike spawn)
     # and has run no torch computation (safe, unlike forking this process, whose OpenMP pool may be running)
     context = get_context("forkserver")
-    context.set_forkserver_preload(["exssnet.training.runner"])
+    context.set_forkserver_preload(["exssnet.run.runner"])
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         futures = {pool.submit(job): name for name, job in jobs_list}
         for future in as_completed(futures):
