@@ -62,7 +62,7 @@ def train_phase(
     name: str,
     module: torch.nn.Module,
     logits_fn: LogitsFn,
-    params: Iterable[torch.nn.Parameter],
+    params: Iterable[torch.nn.Parameter | dict],
     task: TaskData,
     epochs: int,
     lr: float,
@@ -82,12 +82,13 @@ def train_phase(
     batch_loss = hooks.batch_loss or (lambda x, y: F.cross_entropy(logits_fn(x), y))
     validate = hooks.validate or (lambda: accuracy(logits_fn, task.val, eval_batch_size))
     history = PhaseHistory(name)
-    params = [p for p in params]
-    if epochs == 0 or not params:
+    params = [p for p in params]  # parameters, or Adam parameter groups ({"params": [...], "lr": ...})
+    flat = [q for p in params for q in (p["params"] if isinstance(p, dict) else [p])]
+    if epochs == 0 or not flat:
         return history
     start = time.perf_counter()
-    sync = distributed.DataParallel(module, params)  # no-op in one process
-    scaler = amp.grad_scaler(params[0].device)  # loss scaling under --amp fp16, else a pass-through
+    sync = distributed.DataParallel(module, flat)  # no-op in one process
+    scaler = amp.grad_scaler(flat[0].device)  # loss scaling under --amp fp16, else a pass-through
     augment_generator = sync.augment_generator(generator)  # `generator` itself in one process
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=0.0)
     steps = epochs * math.ceil(len(task.train) / batch_size)
