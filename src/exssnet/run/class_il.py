@@ -12,10 +12,10 @@ import time
 
 import torch
 
-from exssnet.config import RunConfig
 from exssnet.data.tasks import Inputs, Split, TaskData, concat_inputs, num_examples, take
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import ContinualMethod
+from exssnet.run.config import RunConfig
 from exssnet.run.hooks import RunHook
 from exssnet.seeds import class_il_seed
 from exssnet.supermask import SupermaskNet

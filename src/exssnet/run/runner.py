@@ -13,7 +13,6 @@ import torch
 from tqdm.auto import tqdm
 
 from exssnet import __version__
-from exssnet.config import RunConfig
 from exssnet.data import BenchmarkSpec, build_benchmark
 from exssnet.data.tasks import Benchmark, Split, TaskData, to_device
 from exssnet.data.text_benchmarks import check_model_fits
@@ -24,6 +23,7 @@ from exssnet.methods.base import ContinualMethod
 from exssnet.methods.loops import accuracy
 from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
 from exssnet.run.class_il import ClassILHook
+from exssnet.run.config import RunConfig
 from exssnet.run.files import RESULTS_FILE, write_json_atomic
 from exssnet.run.hooks import RunHook
 from exssnet.run.log_hooks import logging_hooks
@@ -132,7 +132,7 @@ def run_experiment(
     configure_torch(config)
     started = time.perf_counter()
     benchmark = load_benchmark(config)
-    method = build_method(config, benchmark)
+    method = build_method(config, benchmark, config.settings_of())
     device = torch.device(config.device)
     tasks = [task_to_device(task, device) for task in check_nonempty(benchmark.tasks)]
     n = len(tasks)

@@ -11,5 +11,3 @@ from exssnet.methods.baselines import (  # noqa: F401  (register the baseline me
     naive,
     si,
 )
-
-BASELINE_METHODS = ("naive", "ewc", "online-ewc", "si", "lwf", "agem", "er", "der", "derpp", "joint", "individual")
