@@ -26,7 +26,8 @@ def registered():
         yield namespace
     finally:
         for registry, name in NAMES:
-            registry._items.pop(name, None)
+            if name in registry.names():
+                registry.unregister(name)
 
 
 def test_doc_examples_register_and_run(registered):
@@ -57,12 +58,13 @@ def test_unregistered_settings_keys_are_refused(registered):
     from exssnet.errors import ExssnetError
 
     RunConfig.from_dict({"nm_temperature": 2.0})
-    registered_entry = METHODS._items.pop("nearest-mean")
+    entry, settings = METHODS.get("nearest-mean"), METHODS.metadata("nearest-mean")
+    METHODS.unregister("nearest-mean")
     try:
         with pytest.raises(ExssnetError, match="unknown config key"):
             RunConfig.from_dict({"nm_temperature": 2.0})
     finally:
-        METHODS._items["nearest-mean"] = registered_entry
+        METHODS.register("nearest-mean", **settings)(entry)
 
 
 def test_doc_model_follows_the_contract_and_trains_with_a_supermask_method(registered, tmp_path):

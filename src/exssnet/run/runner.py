@@ -14,14 +14,15 @@ from tqdm.auto import tqdm
 
 from exssnet import __version__
 from exssnet.data import BenchmarkSpec, build_benchmark
+from exssnet.data.benchmarks import benchmark_input_kind
 from exssnet.data.tasks import Benchmark, Split, TaskData, to_device
-from exssnet.data.text_benchmarks import check_model_fits
 from exssnet.data.text_options import TextOptions
 from exssnet.errors import ExssnetError
 from exssnet.methods import build_method
 from exssnet.methods.base import ContinualMethod
 from exssnet.methods.loops import accuracy
 from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
+from exssnet.models.registry import model_input_kind, model_names
 from exssnet.run.class_il import ClassILHook
 from exssnet.run.config import RunConfig
 from exssnet.run.files import RESULTS_FILE, write_json_atomic
@@ -45,6 +46,18 @@ def configure_torch(config: RunConfig) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(config.seed)
+
+
+INPUT_KINDS = {"image": "image tensors", "tokens": "frozen-encoder token features"}
+
+
+def check_model_fits(benchmark: str, model: str) -> None:
+    """Refuse a model that cannot read what the benchmark gives (both registrations' `input_kind`)."""
+    gives, reads = benchmark_input_kind(benchmark), model_input_kind(model)
+    if gives is not None and reads is not None and gives != reads:
+        fitting = [name for name in model_names() if model_input_kind(name) == gives]
+        raise ExssnetError(f"benchmark {benchmark!r} gives {INPUT_KINDS.get(gives, gives)}; model {model!r} "
+                           f"cannot read them: use --model {', '.join(fitting) or 'a model of that input kind'}")
 
 
 def load_benchmark(config: RunConfig) -> Benchmark:
