@@ -177,7 +177,7 @@ def test_bad_hyperparameters_are_refused(key, value, message):
 
 
 def test_baseline_epochs_default_matches_supermask_budget():
-    assert method_for("naive", mask_epochs=3, weight_epochs=4).epochs_per_task == 7
+    assert method_for("naive", mask_epochs=3, weight_epochs=4, baseline_epochs=None).epochs_per_task == 7
     assert method_for("naive", mask_epochs=3, weight_epochs=4, baseline_epochs=2).epochs_per_task == 2
 
 

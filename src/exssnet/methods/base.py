@@ -46,7 +46,7 @@ class ContinualMethod(ABC):
         """Method-level facts for results.json (e.g. sparse overlap)."""
         return {}
 
-    resumable: bool = False  # True when save_checkpoint/load_checkpoint are implemented
+    resumable: bool = False  # True when save_checkpoint/load_checkpoint are implemented (read by register_method)
 
     def save_checkpoint(self, directory: Path, metadata: dict) -> None:
         """Write everything needed to continue after the learned tasks into the new folder `directory`."""
@@ -81,12 +81,13 @@ def register_method(name: str, settings: type[Settings] = Settings,
                     resumable: bool | None = None) -> Callable[[MethodFactory], MethodFactory]:
     """Register a method factory under `name` with its settings dataclass (its fields become config keys and flags).
 
-    A ContinualMethod class registered this way gets `name` and `settings_class`; `resumable` defaults to the
-    class's `resumable` attribute (True for a plain function factory).
+    A ContinualMethod class registered this way gets `name` and `settings_class`; `resumable` (whether the method
+    writes checkpoints, so --resume can continue it) defaults to the class's `resumable` attribute (False for a
+    plain function factory). `method_supports_resume` reads it: the one place that decides.
     """
 
     def decorate(factory: MethodFactory) -> MethodFactory:
-        can_resume = resumable if resumable is not None else bool(getattr(factory, "resumable", True))
+        can_resume = resumable if resumable is not None else bool(getattr(factory, "resumable", False))
         METHODS.register(name)(MethodEntry(factory, settings, can_resume))
         if isinstance(factory, type) and issubclass(factory, ContinualMethod):
             factory.name = name
