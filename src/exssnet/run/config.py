@@ -50,20 +50,26 @@ class RunConfig(CoreSettings):
     Build it with `RunConfig.from_dict(flat)` (or `RunConfig(**core_keys)` for defaults of the method settings).
     """
 
-    method_settings: dict[type[Settings], Settings] = field(default_factory=dict, repr=False,
-                                                            metadata={"help": "", "internal": True})
+    method_settings: dict[type[Settings], Settings] = field(default_factory=dict, repr=False)
 
     def check(self) -> None:
+        """Core checks; fill in defaults for settings classes not given; refuse a switch the method ignores.
+
+        A boolean setting that is off by default, turned on (e.g. `kkt`) for a method whose settings do not declare it is an error;
+        other settings of other methods are carried (a sweep's base config serves every method) and unused.
+        """
         super().check()
         given = self.method_settings
-        self.method_settings = {cls: given.get(cls) or cls() for cls in settings_classes()}
+        self.method_settings = {cls: given.get(cls, None) or cls() for cls in settings_classes()}
+        own = self.own_settings_keys()
+        defaults = {f.name: f.default for f in config_fields()}
         for key, value in self.method_values().items():
-            f = next(f for f in config_fields() if f.name == key)
-            if isinstance(value, bool) and value and value != f.default and key not in self.own_settings_keys():
+            if value is True and defaults[key] is False and key not in own:
                 raise ExssnetError(f"--{key.replace('_', '-')} is not supported for method {self.method!r} "
                                    f"(only {', '.join(methods_reading(key))})")
 
     def own_settings_keys(self) -> set[str]:
+        """The keys this run's method reads from its settings."""
         try:
             return {f.name for f in dataclasses.fields(method_settings_class(self.method))}
         except ExssnetError:
