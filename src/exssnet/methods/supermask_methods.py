@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from exssnet import distributed
 from exssnet.checkpoint import load_compatible, save_pretrained
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.errors import ExssnetError
@@ -66,8 +67,11 @@ class SupermaskMethod(ContinualMethod):
         """
         if not self.settings.kkt:
             return None, {}
-        scores, choice = kkt_initial_scores(self.net, task, task_id, self.settings.to_kkt(),
-                                            task_generator(self.config.seed, task_id, TaskStream.KKT))
+        seed = self.config.seed
+        scores, choice = distributed.decide_on_main(  # data parallel: rank 0 decides, every rank gets the result
+            lambda: kkt_initial_scores(self.net, task, task_id, self.settings.to_kkt(),
+                                       task_generator(seed, task_id, TaskStream.KKT)),
+            self.device)
         return scores, {"kkt": choice.to_dict()}
 
     def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
@@ -89,6 +93,7 @@ class SupermaskMethod(ContinualMethod):
             info["weight_phase"] = weight_history.to_dict()
         self.net.finish_task()
         self.num_learned += 1
+        distributed.check_identical(dict(self.net.state_dict()), f"the model after task {task_id} (masks, weights, BN)")
         return info
 
     def net_logits_fn(self, num_classes: int):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from exssnet import distributed
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import ContinualMethod
@@ -85,6 +86,7 @@ class DenseMethod(ContinualMethod):
         history = self.fit(task_id, task, self.epochs_per_task, progress, on_epoch)
         self.after_task(task_id, task)
         self.num_learned += 1
+        distributed.check_identical(dict(self.net.state_dict()), f"the model after task {task_id}")
         return {"train_phase": history.to_dict()}
 
     def fit(self, task_id: int, task: TaskData, epochs: int, progress: bool, on_epoch: EpochCallback | None) -> PhaseHistory:
