@@ -24,6 +24,7 @@ from exssnet.errors import ExssnetError
 from exssnet.methods import build_method
 from exssnet.methods.base import ContinualMethod
 from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
+from exssnet.training.drift import DriftHook
 from exssnet.training.hooks import RunHook
 from exssnet.training.log_hooks import logging_hooks
 from exssnet.training.loops import accuracy
@@ -136,6 +137,7 @@ def run_experiment(
     first = restore(method, out, state, acc, task_records) if out is not None else 0
     if out is not None and checkpoints:
         hooks = [*hooks, CheckpointHook(out, config, state)]
+    hooks = [*hooks, DriftHook(tasks, config.eval_batch_size)]
     class_il = ClassILEvaluator(config, method, tasks) if config.scenario == "class-il" else None
     for hook in hooks:
         hook.on_run_start(config.to_dict(), [task.name for task in tasks])
@@ -177,6 +179,8 @@ def run_experiment(
         "environment": {"exssnet": __version__, "torch": torch.__version__, "python": platform.python_version(),
                         "device": str(device)},
     }
+    for hook in hooks:
+        results.update(hook.results())
     if out is not None:
         write_json_atomic(out / RESULTS_FILE, results)
     for hook in hooks:

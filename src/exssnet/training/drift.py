@@ -1,0 +1,91 @@
+"""Drift of earlier tasks: what learning later tasks changed in each task's outputs (a run hook).
+
+Accuracy-based forgetting cannot show a change that flips no prediction (or flips as many right as
+wrong). Right after task j is learned this hook records j's test predictions (with j's id) and its
+logits on a fixed probe batch (the first `probe_size` test examples). After the last task it compares:
+
+- `changed_predictions[j]`: share (0..1) of j's test examples whose predicted class differs now;
+- `max_logit_change[j]`: largest absolute change of any logit on the probe batch.
+
+SupSup and ExSSNeT leave every finished task's subnetwork bit-identical, so both are exactly 0;
+SSNeT retrains weights inside earlier masks and shows its drift. Entries are null for tasks the run
+did not see being learned (a resumed run starts recording at its first new task).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from exssnet.data.tasks import Split, TaskData, num_examples, take
+from exssnet.training.hooks import RunHook
+
+if TYPE_CHECKING:
+    from exssnet.methods.base import ContinualMethod
+
+PROBE_SIZE = 256
+
+
+@torch.no_grad()
+def task_outputs(method: "ContinualMethod", task_id: int, split: Split, batch_size: int) -> torch.Tensor:
+    """Logits (N, C) of `split` under task `task_id`, batch by batch (caller sets eval mode)."""
+    return torch.cat([method.logits(x, task_id).float().cpu() for x, _ in split.batches(batch_size)])
+
+
+def changed_share(before: torch.Tensor, after: torch.Tensor) -> float:
+    """Share (0..1) of positions where two prediction vectors differ."""
+    return float((before != after).float().mean()) if before.numel() else 0.0
+
+
+def max_abs_change(before: torch.Tensor, after: torch.Tensor) -> float:
+    """Largest absolute elementwise difference of two equally shaped tensors."""
+    return float((after - before).abs().max()) if before.numel() else 0.0
+
+
+class DriftHook(RunHook):
+    """Records each task's outputs right after it is learned; compares them after the last task."""
+
+    def __init__(self, tasks: list[TaskData], batch_size: int, probe_size: int = PROBE_SIZE) -> None:
+        self.tasks, self.batch_size, self.probe_size = tasks, batch_size, probe_size
+        self.predictions: dict[int, torch.Tensor] = {}
+        self.probe_logits: dict[int, torch.Tensor] = {}
+        self.drift: dict | None = None
+
+    def _probe(self, task: TaskData) -> Split:
+        n = min(self.probe_size, num_examples(task.test.x))
+        index = torch.arange(n, device=task.test.y.device)
+        return Split(take(task.test.x, index), task.test.y[:n])
+
+    def _outputs(self, method: "ContinualMethod", j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        method.eval_mode()
+        predictions = task_outputs(method, j, self.tasks[j].test, self.batch_size).argmax(dim=1)
+        return predictions, task_outputs(method, j, self._probe(self.tasks[j]), self.batch_size)
+
+    def on_task_end(self, task: int, method: "ContinualMethod", acc_row: list[float], record: dict) -> None:
+        self.predictions[task], self.probe_logits[task] = self._outputs(method, task)
+        if task == len(self.tasks) - 1:
+            self.drift = self.measure(method)
+
+    def measure(self, method: "ContinualMethod") -> dict:
+        """The `drift` entry of results.json, measured now (after the last task)."""
+        changed: list[float | None] = []
+        largest: list[float | None] = []
+        for j in range(len(self.tasks)):
+            if j not in self.predictions:
+                changed.append(None)
+                largest.append(None)
+                continue
+            predictions, logits = self._outputs(method, j)
+            changed.append(changed_share(self.predictions[j], predictions))
+            largest.append(max_abs_change(self.probe_logits[j], logits))
+        known = [c for c in changed if c is not None]
+        return {
+            "changed_predictions": changed,
+            "max_logit_change": largest,
+            "avg_changed_predictions": sum(known) / len(known) if known else None,
+            "probe_size": self.probe_size,
+        }
+
+    def results(self) -> dict:
+        return {"drift": self.drift} if self.drift is not None else {}
