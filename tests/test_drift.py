@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from exssnet.training.drift import changed_share, max_abs_change
+from exssnet.training.hooks import RunHook
 from exssnet.training.runner import run_experiment
 
 
@@ -29,3 +30,21 @@ def test_ssnet_drifts(digits_config):
     assert max(drift["max_logit_change"][:-1]) > 0.0  # weights inside earlier masks were retrained
     assert drift["max_logit_change"][-1] == 0.0 and drift["changed_predictions"][-1] == 0.0  # nothing after the last task
     assert 0.0 <= drift["avg_changed_predictions"] <= 1.0
+
+
+class Crash(RunHook):
+    def on_task_end(self, task, method, acc_row, record):
+        if task == 2:
+            raise RuntimeError("simulated crash")
+
+
+def test_drift_records_survive_a_resume(digits_config, tmp_path):
+    """A run that crashed in task 2 and was resumed reports the drift an uninterrupted run reports."""
+    config = replace(digits_config, method="ssnet", mask_epochs=1, weight_epochs=1)
+    reference = run_experiment(config, out=tmp_path / "ref", progress=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_experiment(config, out=tmp_path / "run", progress=False, hooks=[Crash()])
+    assert (tmp_path / "run" / "drift.safetensors").is_file()
+    resumed = run_experiment(config, out=tmp_path / "run", progress=False, resume=True)
+    assert resumed["drift"] == reference["drift"]
+    assert None not in resumed["drift"]["changed_predictions"]

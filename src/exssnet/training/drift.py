@@ -8,15 +8,19 @@ logits on a fixed probe batch (the first `probe_size` test examples). After the 
 - `max_logit_change[j]`: largest absolute change of any logit on the probe batch.
 
 SupSup and ExSSNeT leave every finished task's subnetwork bit-identical, so both are exactly 0;
-SSNeT retrains weights inside earlier masks and shows its drift. Entries are null for tasks the run
-did not see being learned (a resumed run starts recording at its first new task).
+SSNeT retrains weights inside earlier masks and shows its drift. With an output folder the records are
+kept in `drift.safetensors` after every task, so a resumed run measures the same drift as an
+uninterrupted one; without one, entries are null for tasks learned before the run (re)started.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from exssnet.data.tasks import Split, TaskData, num_examples, take
 from exssnet.training.hooks import RunHook
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
     from exssnet.methods.base import ContinualMethod
 
 PROBE_SIZE = 256
+DRIFT_FILE = "drift.safetensors"
 
 
 @torch.no_grad()
@@ -46,11 +51,29 @@ def max_abs_change(before: torch.Tensor, after: torch.Tensor) -> float:
 class DriftHook(RunHook):
     """Records each task's outputs right after it is learned; compares them after the last task."""
 
-    def __init__(self, tasks: list[TaskData], batch_size: int, probe_size: int = PROBE_SIZE) -> None:
+    def __init__(
+        self, tasks: list[TaskData], batch_size: int, out: Path | None = None, first: int = 0, probe_size: int = PROBE_SIZE
+    ) -> None:
+        """`out`: the run folder (records kept there); `first`: the first task this run learns (resume)."""
         self.tasks, self.batch_size, self.probe_size = tasks, batch_size, probe_size
+        self.path = out / DRIFT_FILE if out is not None else None
         self.predictions: dict[int, torch.Tensor] = {}
         self.probe_logits: dict[int, torch.Tensor] = {}
         self.drift: dict | None = None
+        if first > 0 and self.path is not None and self.path.is_file():
+            saved = load_file(str(self.path))
+            for j in range(first):
+                if f"pred.{j}" in saved and f"logits.{j}" in saved:
+                    self.predictions[j], self.probe_logits[j] = saved[f"pred.{j}"], saved[f"logits.{j}"]
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        tensors = {f"pred.{j}": p.contiguous() for j, p in self.predictions.items()}
+        tensors.update({f"logits.{j}": l.contiguous() for j, l in self.probe_logits.items()})
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        save_file(tensors, str(tmp))
+        os.replace(tmp, self.path)
 
     def _probe(self, task: TaskData) -> Split:
         n = min(self.probe_size, num_examples(task.test.x))
@@ -64,6 +87,7 @@ class DriftHook(RunHook):
 
     def on_task_end(self, task: int, method: "ContinualMethod", acc_row: list[float], record: dict) -> None:
         self.predictions[task], self.probe_logits[task] = self._outputs(method, task)
+        self._save()
         if task == len(self.tasks) - 1:
             self.drift = self.measure(method)
 
@@ -87,5 +111,6 @@ class DriftHook(RunHook):
             "probe_size": self.probe_size,
         }
 
-    def results(self) -> dict:
-        return {"drift": self.drift} if self.drift is not None else {}
+    def add_results(self, results: dict) -> None:
+        if self.drift is not None:
+            results["drift"] = self.drift

@@ -135,9 +135,9 @@ def run_experiment(
     acc: list[list[float | None]] = [[None] * n for _ in range(n)]
     task_records: list[dict] = []
     first = restore(method, out, state, acc, task_records) if out is not None else 0
+    hooks = [*hooks, DriftHook(tasks, config.eval_batch_size, out, first)]  # saves its records before the checkpoint
     if out is not None and checkpoints:
         hooks = [*hooks, CheckpointHook(out, config, state)]
-    hooks = [*hooks, DriftHook(tasks, config.eval_batch_size)]
     class_il = ClassILEvaluator(config, method, tasks) if config.scenario == "class-il" else None
     for hook in hooks:
         hook.on_run_start(config.to_dict(), [task.name for task in tasks])
@@ -180,7 +180,7 @@ def run_experiment(
                         "device": str(device)},
     }
     for hook in hooks:
-        results.update(hook.results())
+        hook.add_results(results)
     if out is not None:
         write_json_atomic(out / RESULTS_FILE, results)
     for hook in hooks:
