@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -29,6 +30,7 @@ SEEDS = (0, 1, 2)
 
 
 def jobs(only: set[str]):
+    """Runs in priority order; density and KKT runs seed by seed, so a cut-short batch stays balanced."""
     base = dict(model="lenet", threads=1, log_csv=False, batch_size=64, mask_lr=0.01, weight_lr=0.001,
                 mask_epochs=1, weight_epochs=1)
     if "readme" in only:
@@ -39,17 +41,28 @@ def jobs(only: set[str]):
             for m in METHODS:
                 for s in SEEDS:
                     yield ("table3" if kkt else "table2"), dict(base, benchmark="split-mnist", method=m, density=0.1, seed=s, kkt=kkt)
-    if "density" in only:
-        for bench, densities in (("split-mnist", (0.02,)), ("split-fashion-mnist", (0.02, 0.1))):
-            for d in densities:
-                for m in METHODS:
-                    for s in SEEDS:
+    for s in SEEDS:
+        if "density" in only:
+            for bench, densities in (("split-mnist", (0.02,)), ("split-fashion-mnist", (0.02, 0.1))):
+                for d in densities:
+                    for m in METHODS:
                         yield "density", dict(base, benchmark=bench, method=m, density=d, seed=s)
+        if "kkt" in only and s == 0:
+            yield from kkt_jobs(base, s)
     if "kkt" in only:
-        for k, b in ((10, 10), (1, 10), (50, 10), (10, 2), (10, 50)):
-            for s in SEEDS:
-                yield "kkt", dict(base, benchmark="split-fashion-mnist", method="exssnet", density=0.1, seed=s,
-                                  kkt=True, kkt_k=k, kkt_batches=b)
+        for s in SEEDS[1:]:
+            yield from kkt_jobs(base, s)
+
+
+def kkt_jobs(base: dict, seed: int):
+    for k, b in ((10, 10), (1, 10), (50, 10), (10, 2), (10, 50)):
+        yield "kkt", dict(base, benchmark="split-fashion-mnist", method="exssnet", density=0.1, seed=seed,
+                          kkt=True, kkt_k=k, kkt_batches=b)
+
+
+def run_key(study: str, values: dict) -> tuple:
+    return (study, values["benchmark"], values["method"], values["density"], values["seed"], bool(values.get("kkt")),
+            values.get("kkt_k"), values.get("kkt_batches"))
 
 
 def main() -> None:
@@ -58,8 +71,15 @@ def main() -> None:
     parser.add_argument("--only", default="readme,table2,density,kkt")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    done = set()
+    if os.path.exists(args.out):  # rerunning the same command skips finished runs
+        for line in open(args.out):
+            r = json.loads(line)
+            done.add(run_key(r["study"], {**r, "kkt": r["kkt"]}))
     with open(args.out, "a") as handle:
         for study, values in jobs(set(args.only.split(","))):
+            if run_key(study, values) in done:
+                continue
             start = time.perf_counter()
             config = RunConfig(**values)
             r = run_experiment(config, progress=False)
