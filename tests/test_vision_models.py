@@ -106,3 +106,12 @@ def test_resnet18_reduced_is_supsups_layout():
     assert [stage[0].body[0][0].out_channels for stage in model.stages] == [20, 40, 80, 160]
     assert model.stages(model.stem(torch.zeros(2, 3, 32, 32))).shape[-2:] == (4, 4)
     assert model.classifier.in_features == 160
+
+
+def test_kim_cnn_activation_is_tanh_as_in_the_paper():
+    torch.manual_seed(0)
+    tokens, lengths = torch.randn(3, 12, 8) * 5, torch.tensor([12, 7, 2])
+    tanh_features = build_model("kim-cnn", (12, 8), 4).features(tokens, lengths)
+    relu_features = build_model("kim-cnn-relu", (12, 8), 4).features(tokens, lengths)
+    assert tanh_features.abs().max() <= 1.0 and tanh_features.min() < 0  # Tanh: bounded, can be negative
+    assert relu_features.min() >= 0 and relu_features.max() > 1.0
