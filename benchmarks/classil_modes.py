@@ -14,10 +14,10 @@ import time
 
 import torch
 
-from exssnet.class_il import evaluate_tasks
 from exssnet.config import RunConfig
 from exssnet.methods import build_method
-from exssnet.training.runner import configure_torch, load_benchmark
+from exssnet.run.class_il import evaluate_tasks
+from exssnet.run.runner import configure_torch, load_benchmark
 
 COMBOS = [("one-shot", "batch"), ("one-shot", "example"), ("binary", "batch"), ("min-entropy", "batch"), ("min-entropy", "example")]
 

@@ -23,7 +23,7 @@ import time
 import torch
 
 from exssnet.config import RunConfig
-from exssnet.training.runner import run_experiment
+from exssnet.run.runner import run_experiment
 
 METHODS = ("supsup", "ssnet", "exssnet")
 SEEDS = (0, 1, 2)

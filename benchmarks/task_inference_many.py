@@ -26,7 +26,12 @@ import torch
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Split, TaskData
 from exssnet.data.transformed_mnist import (
-    DIGITS, permute_images, read_mnist, rotate_images, rotation_angles, task_permutations,
+    DIGITS,
+    permute_images,
+    read_mnist,
+    rotate_images,
+    rotation_angles,
+    task_permutations,
 )
 from exssnet.methods import build_method
 from exssnet.task_inference import infer_task

@@ -5,9 +5,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from exssnet.training.drift import changed_share, max_abs_change
-from exssnet.training.hooks import RunHook
-from exssnet.training.runner import run_experiment
+from exssnet.run.drift import changed_share, max_abs_change
+from exssnet.run.hooks import RunHook
+from exssnet.run.runner import run_experiment
 
 
 def test_drift_helpers():

@@ -31,7 +31,7 @@ PAPER_EPOCHS = {"split-mnist": 30, "split-cifar100": 100, "split-tinyimagenet": 
 
 def leading_comment(path: Path) -> str:
     lines = path.read_text().splitlines()
-    return "\n".join(line for line in lines[: next(i for i, l in enumerate(lines) if not l.startswith("#"))])
+    return "\n".join(line for line in lines[: next(i for i, text in enumerate(lines) if not text.startswith("#"))])
 
 
 def typed(text: str, like):

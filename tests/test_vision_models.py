@@ -111,7 +111,7 @@ def test_resnet18_reduced_is_supsups_layout():
 def test_kim_cnn_activation_is_tanh_as_in_the_paper():
     torch.manual_seed(0)
     tokens, lengths = torch.randn(3, 12, 8) * 5, torch.tensor([12, 7, 2])
-    tanh_features = build_model("kim-cnn", (12, 8), 4).features(tokens, lengths)
-    relu_features = build_model("kim-cnn-relu", (12, 8), 4).features(tokens, lengths)
+    tanh_features = build_model("kim-cnn", (12, 8), 4).forward_features(tokens, lengths)
+    relu_features = build_model("kim-cnn-relu", (12, 8), 4).forward_features(tokens, lengths)
     assert tanh_features.abs().max() <= 1.0 and tanh_features.min() < 0  # Tanh: bounded, can be negative
     assert relu_features.min() >= 0 and relu_features.max() > 1.0

@@ -54,8 +54,10 @@ class RunConfig:
     log_csv: bool = setting(True, "write per-epoch loss and validation accuracy to metrics.csv in the output folder")
     tensorboard: bool = setting(False, "write TensorBoard scalars to tensorboard/ in the output folder")
     scenario: str = setting("task-il", "'task-il' (task id given) or 'class-il' (also infer the task, see classil_rule)")
-    classil_rule: str = setting("min-entropy", "class-il task inference: exact 'min-entropy' (one forward per task, default), SupSup 'one-shot' gradient or its iterative 'binary' halving")
-    classil_mode: str = setting("batch", "class-il task inference per 'batch' (one task per batch, SupSup's setting, default) or per 'example' (tasks shuffled together)")
+    classil_rule: str = setting("min-entropy", "class-il task inference: exact 'min-entropy' (one forward per task), "
+                                "SupSup 'one-shot' gradient or its iterative 'binary' halving")
+    classil_mode: str = setting("batch", "class-il task inference per 'batch' (one task per batch, SupSup's setting) "
+                                "or per 'example' (tasks shuffled together)")
     classil_bn: str = setting("batch", "BatchNorm while superposing: 'batch' statistics or 'mixture' of tasks' statistics")
     classil_batch_size: int = setting(128, "class-il inference batch (the batch that shares one task in mode 'batch')")
     classil_every_task: bool = setting(False, "class-il: evaluate after every task, not only after the last")

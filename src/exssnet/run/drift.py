@@ -23,13 +23,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from exssnet.data.tasks import Split, TaskData, num_examples, take
-from exssnet.training.hooks import RunHook
+from exssnet.run.files import DRIFT_FILE
+from exssnet.run.hooks import RunHook
 
 if TYPE_CHECKING:
     from exssnet.methods.base import ContinualMethod
 
 PROBE_SIZE = 256
-DRIFT_FILE = "drift.safetensors"
 
 
 @torch.no_grad()
@@ -70,7 +70,7 @@ class DriftHook(RunHook):
         if self.path is None:
             return
         tensors = {f"pred.{j}": p.contiguous() for j, p in self.predictions.items()}
-        tensors.update({f"logits.{j}": l.contiguous() for j, l in self.probe_logits.items()})
+        tensors.update({f"logits.{j}": logits.contiguous() for j, logits in self.probe_logits.items()})
         tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         save_file(tensors, str(tmp))
         os.replace(tmp, self.path)
