@@ -7,7 +7,6 @@ from exssnet.data.readers import FASHION_MNIST_DIR
 from exssnet.footprint import state_bytes, task_footprint
 from exssnet.models import build_model
 
-
 # running mean/var float32 + num_batches_tracked per BN layer; the paper's LeNet has no BatchNorm
 BN_BYTES = {"lenet-bn": (300 + 100) * 2 * 4 + 2 * 8, "lenet": 0}
 
