@@ -18,7 +18,7 @@ from exssnet.models import model_names
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 PRESETS = sorted(CONFIGS.glob("*.yaml"))
-NEEDS_DATA_DIR = {"split-cifar100", "split-tinyimagenet", "webnlp", "glue"}
+NEEDS_DATA_DIR = {"split-cifar100", "split-tinyimagenet", "webnlp", "glue", "imagenet"}
 TABLE = {row["preset"]: row for row in csv.DictReader((CONFIGS / "paper_table.csv").open())}
 NOT_CONFIG = {"preset", "paper", "task_order", "paper_epochs"}
 # The paper's Table 6, verbatim.
