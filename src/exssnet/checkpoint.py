@@ -75,14 +75,16 @@ def save_pretrained(
         "metadata": metadata or {},
     }
     tensors = state_tensors(net, save_scores)
-    directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
         save_file(tensors, str(tmp / TENSORS_FILE), metadata={"format": FORMAT})
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         replace_dir(tmp, directory)
+    except OSError as exc:  # e.g. a full disk: an older checkpoint at `directory` is left as it was
+        raise ExssnetError(f"cannot write checkpoint {directory}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return directory

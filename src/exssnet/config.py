@@ -19,6 +19,8 @@ def setting(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+MAX_SEED = 2**32 - 1  # torch seeds are 64-bit; runs derive further seeds from this one
+
 # Integer settings that must be >= 1 when set (None means "default" where a field allows it).
 AT_LEAST_ONE = (
     "batch_size", "eval_batch_size", "classes_per_task", "classil_batch_size", "num_tasks",
@@ -101,8 +103,12 @@ class RunConfig:
             if getattr(self, name) < 0:
                 raise ExssnetError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("mask_lr", "weight_lr"):
-            if not getattr(self, name) > 0:
-                raise ExssnetError(f"{name} must be > 0, got {getattr(self, name)}")
+            if not 0 < getattr(self, name) < float("inf"):
+                raise ExssnetError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ExssnetError(f"seed must be in 0..{MAX_SEED}, got {self.seed}")
+        if self.threads is not None and not 1 <= self.threads <= 1024:
+            raise ExssnetError(f"threads must be in 1..1024 (or unset for torch's default), got {self.threads}")
         if self.kkt_head not in ("copy", "fresh"):
             raise ExssnetError(f"kkt_head must be 'copy' or 'fresh', got {self.kkt_head!r}")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -152,7 +158,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ExssnetError(f"config file {path} does not exist")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ExssnetError(f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise ExssnetError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""

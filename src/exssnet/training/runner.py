@@ -25,21 +25,35 @@ from exssnet.methods import build_method
 from exssnet.methods.base import ContinualMethod
 from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
 from exssnet.training.hooks import RunHook
-from exssnet.training.log_hooks import logging_hooks
+from exssnet.training.log_hooks import CSV_FILE, TENSORBOARD_DIR, logging_hooks
 from exssnet.training.loops import accuracy
-from exssnet.training.resume import CheckpointHook, prepare_resume, restore
+from exssnet.training.resume import CHECKPOINTS_DIR, RUN_STATE_FILE, CheckpointHook, prepare_resume, restore
 
 RESULTS_FILE = "results.json"
 
 
+def check_device(name: str) -> torch.device:
+    """The torch device `name` if this machine has it (cpu, cuda[:N], mps), else a clear error."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ExssnetError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ExssnetError(f"device {name!r} requested but CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ExssnetError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ExssnetError(f"device {name!r} requested but MPS is not available on this machine")
+    elif device.type != "cpu":
+        raise ExssnetError(f"device {name!r} is not supported; use cpu, cuda or cuda:N")
+    return device
+
+
 def configure_torch(config: RunConfig) -> None:
     """Seed, threads, determinism and a usable device, or a clear error."""
-    if config.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ExssnetError(f"device {config.device!r} requested but CUDA is not available on this machine")
-    try:
-        torch.device(config.device)
-    except RuntimeError:
-        raise ExssnetError(f"unknown device {config.device!r}; use cpu, cuda or cuda:N") from None
+    check_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
     if config.deterministic:
@@ -88,14 +102,22 @@ def check_nonempty(tasks: list[TaskData]) -> list[TaskData]:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to a temp file in the same folder, then rename over `path`."""
+    """Write JSON to a temp file in the same folder, then rename over `path` (the old file stays on failure)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ExssnetError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def prepare_out_dir(out: Path | None, overwrite: bool) -> None:
-    """Create the output folder; refuse to replace earlier results unless told to."""
+def prepare_out_dir(out: Path | None, overwrite: bool, files: Sequence[str] = (), folders: Sequence[str] = ()) -> None:
+    """Create the output folder and check, before anything trains, that every output place is writable.
+
+    `files` are the files the run will write in `out`, `folders` the folders it will write into.
+    Refuses to replace earlier results unless told to.
+    """
     if out is None:
         return
     if (out / RESULTS_FILE).exists() and not overwrite:
@@ -103,7 +125,39 @@ def prepare_out_dir(out: Path | None, overwrite: bool) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ExssnetError(f"cannot create output folder {out}: {exc}") from None
+        raise ExssnetError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+    for name in (RESULTS_FILE, *files):
+        path = out / name
+        if path.is_dir() or (path.exists() and not os.access(path, os.W_OK)):
+            raise ExssnetError(f"cannot write {path}: it is {'a folder' if path.is_dir() else 'not writable'}")
+    for folder in (out, *(out / name for name in folders)):
+        if folder.exists() and not folder.is_dir():
+            raise ExssnetError(f"cannot write into {folder}: it is a file, not a folder")
+        if folder.is_dir():
+            check_writable_folder(folder)
+
+
+def check_writable_folder(folder: Path) -> None:
+    """Create and remove a probe file in `folder`, or raise a clear error."""
+    probe = folder / f".exssnet-write-check-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ExssnetError(f"cannot write into output folder {folder}: {exc.strerror or exc}") from None
+
+
+def output_places(config: RunConfig, checkpoints: bool) -> tuple[list[str], list[str]]:
+    """(files, folders) a run with `config` writes in its output folder besides results.json."""
+    files, folders = [], []
+    if checkpoints:
+        files.append(RUN_STATE_FILE)
+        folders.append(CHECKPOINTS_DIR)
+    if config.log_csv:
+        files.append(CSV_FILE)
+    if config.tensorboard:
+        folders.append(TENSORBOARD_DIR)
+    return files, folders
 
 
 def run_experiment(
@@ -122,7 +176,8 @@ def run_experiment(
     run in `out` from its last finished task (see exssnet.training.resume).
     """
     state = prepare_resume(out, config, resume, overwrite)
-    prepare_out_dir(out, overwrite or state is not None)  # a resumed run replaces an older run's results
+    files, folders = output_places(config, checkpoints)
+    prepare_out_dir(out, overwrite or state is not None, files, folders)  # a resumed run replaces older results
     hooks = [*logging_hooks(config, out, state.completed if state else 0), *hooks]
     configure_torch(config)
     started = time.perf_counter()

@@ -1,0 +1,127 @@
+"""Issue #16: bad input gives one clear error line (exit 2) before training; a run deletes only what it wrote."""
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import pytest
+from test_hostile_input import FAST, one_error_line, snapshot
+
+from exssnet.cli import main
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--mask-lr", "inf"], "mask_lr must be a finite number > 0"),
+    (["--weight-lr", "nan"], "weight_lr must be a finite number > 0"),
+    (["--threads", "-1"], "threads must be in 1..1024"),
+    (["--threads", "0"], "threads must be in 1..1024"),
+    (["--device", "mps"], "MPS is not available"),
+    (["--device", "meta"], "device 'meta' is not supported"),
+    (["--device", "cuda:x"], "unknown device"),
+    (["--seed", str(2**64)], "seed must be in 0.."),
+    (["--seed", "-1"], "seed must be in 0.."),
+])
+def test_bad_settings_are_one_error_line(flags, message, tmp_path, capsys):
+    err = one_error_line(["run", *FAST, *flags, "--out", str(tmp_path / "out")], capsys)
+    assert message in err
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_yaml_that_is_not_utf8(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_bytes("benchmark: split-digits\nmethod: \xe9xssnet\n".encode("latin-1"))
+    assert "not UTF-8" in one_error_line(["run", "--config", str(config)], capsys)
+
+
+class Trained(Exception):
+    pass
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Training raises: an error reported while this is active came before any training."""
+    from exssnet.methods.supermask_methods import SupermaskMethod
+
+    def refuse(*args, **kwargs):
+        raise Trained()
+
+    monkeypatch.setattr(SupermaskMethod, "learn_task", refuse)
+
+
+@pytest.mark.parametrize("blocker, flags", [
+    ("metrics.csv", []),              # a folder where the CSV log goes
+    ("checkpoints", ["--no-log-csv"]),  # a file where the checkpoint folder goes
+    ("results.json", ["--no-log-csv", "--no-checkpoints"]),
+])
+def test_unwritable_output_place_is_refused_before_training(blocker, flags, tmp_path, capsys, no_training):
+    out = tmp_path / "out"
+    out.mkdir()
+    if blocker == "checkpoints":
+        (out / blocker).write_text("a file")
+    else:
+        (out / blocker).mkdir()
+    before = snapshot(out)
+    err = one_error_line(["run", *FAST, *flags, "--overwrite", "--out", str(out)], capsys)
+    assert "cannot write" in err and blocker in err
+    assert snapshot(out) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_out_is_refused_before_training(tmp_path, capsys, no_training):
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        assert "cannot write into output folder" in one_error_line(
+            ["run", *FAST, "--no-checkpoints", "--no-log-csv", "--out", str(out)], capsys)
+    finally:
+        out.chmod(0o755)
+
+
+def test_foreign_checkpoint_folders_survive(tmp_path, capsys):
+    out = tmp_path / "out"
+    mine = out / "checkpoints" / "my-notes"
+    mine.mkdir(parents=True)
+    (mine / "keep.txt").write_text("mine")
+    (out / "checkpoints" / "readme.txt").write_text("also mine")
+    assert main(["run", *FAST, "--num-tasks", "3", "--out", str(out)]) == 0
+    assert (mine / "keep.txt").read_text() == "mine"
+    assert (out / "checkpoints" / "readme.txt").read_text() == "also mine"
+    names = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert names == ["my-notes", "readme.txt", "task-002"]
+
+
+def test_foreign_folder_with_a_checkpoint_name_is_not_replaced(tmp_path, capsys):
+    out = tmp_path / "out"
+    theirs = out / "checkpoints" / "task-000"
+    theirs.mkdir(parents=True)
+    (theirs / "data.bin").write_bytes(b"\x01\x02")
+    err = one_error_line(["run", *FAST, "--out", str(out)], capsys)
+    assert "is not an exssnet checkpoint" in err
+    assert (theirs / "data.bin").read_bytes() == b"\x01\x02"
+
+
+def test_full_disk_while_writing_a_checkpoint(tmp_path, capsys, monkeypatch):
+    import exssnet.checkpoint as checkpoint
+
+    out = tmp_path / "out"
+    real = checkpoint.save_file
+    calls = []
+
+    def fill_up(tensors, path, metadata=None):
+        calls.append(path)
+        if len(calls) == 2:
+            Path(path).write_bytes(b"\0" * 10)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(checkpoint, "save_file", fill_up)
+    err = one_error_line(["run", *FAST, "--out", str(out)], capsys)
+    assert "cannot write checkpoint" in err and "No space left on device" in err
+    state = json.loads((out / "run_state.json").read_text())
+    assert state["checkpoint"] == "task-000"
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["task-000"]
+    monkeypatch.setattr(checkpoint, "save_file", real)
+    assert main(["run", "--out", str(out), "--resume", "--quiet"]) == 0
+    assert len(json.loads((out / "results.json").read_text())["acc_matrix"]) == 2
