@@ -125,3 +125,44 @@ def test_full_disk_while_writing_a_checkpoint(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(checkpoint, "save_file", real)
     assert main(["run", "--out", str(out), "--resume", "--quiet"]) == 0
     assert len(json.loads((out / "results.json").read_text())["acc_matrix"]) == 2
+
+
+def idx_dir(tmp_path: Path, labels=None, size: int = 28) -> Path:
+    import numpy as np
+    from test_data import write_idx
+
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 40), ("t10k", 20)):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, size, size)))
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10 if labels is None else labels(n))
+    return tmp_path
+
+
+MNIST_FAST = ["--benchmark", "split-mnist", "--mask-epochs", "1", "--weight-epochs", "0", "--num-tasks", "2",
+              "--quiet", "--no-checkpoints", "--no-log-csv"]
+
+
+def test_idx_labels_outside_the_class_range(tmp_path, capsys, no_training):
+    import numpy as np
+
+    data = idx_dir(tmp_path, labels=lambda n: np.arange(n) % 12)
+    err = one_error_line(["run", *MNIST_FAST, "--data-dir", str(data)], capsys)
+    assert "label(s) outside 0..9" in err and "train-labels" in err
+
+
+def test_idx_images_that_are_not_28x28(tmp_path, capsys, no_training):
+    err = one_error_line(["run", *MNIST_FAST, "--data-dir", str(idx_dir(tmp_path, size=32))], capsys)
+    assert "[32, 32]" in err and "28x28" in err
+
+
+@pytest.mark.parametrize("damage", ["truncate", "corrupt"])
+def test_damaged_gzip_idx(tmp_path, capsys, no_training, damage):
+    data = idx_dir(tmp_path)
+    target = data / "t10k-images-idx3-ubyte.gz"
+    raw = bytearray(target.read_bytes())
+    if damage == "truncate":
+        raw = raw[: len(raw) // 2]
+    else:
+        raw[len(raw) // 2: len(raw) // 2 + 16] = b"\xff" * 16
+    target.write_bytes(bytes(raw))
+    assert "t10k-images-idx3-ubyte.gz" in one_error_line(["run", *MNIST_FAST, "--data-dir", str(data)], capsys)
