@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_hostile_input import FAST, one_error_line, snapshot
+from test_hostile_input import FAST, finished_run, one_error_line, snapshot  # noqa: F401 (a fixture)
 
 from exssnet.cli import main
 
@@ -166,3 +166,22 @@ def test_damaged_gzip_idx(tmp_path, capsys, no_training, damage):
         raw[len(raw) // 2: len(raw) // 2 + 16] = b"\xff" * 16
     target.write_bytes(bytes(raw))
     assert "t10k-images-idx3-ubyte.gz" in one_error_line(["run", *MNIST_FAST, "--data-dir", str(data)], capsys)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.update(task_classes=[2] * 5000), "lists 5000 task(s)"),
+    (lambda c: c.update(input_shape=[1, 100000, 100000]), "beyond what a checkpoint can hold"),
+    (lambda c: c.update(num_classes=10**9, task_classes=[2, 2]), "beyond what a checkpoint can hold"),
+])
+def test_checkpoint_metadata_bounds_the_work(edit, message, finished_run, tmp_path, capsys):
+    import shutil
+    import time
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(finished_run / "checkpoints" / "task-001", ckpt)
+    config = json.loads((ckpt / "config.json").read_text())
+    edit(config)
+    (ckpt / "config.json").write_text(json.dumps(config))
+    start = time.perf_counter()
+    assert message in one_error_line(["evaluate", str(ckpt)], capsys)
+    assert time.perf_counter() - start < 5
