@@ -27,7 +27,7 @@ STATE_VERSION = 1
 # config keys that do not change results and may differ on resume
 RESUME_FREE_KEYS = frozenset({"threads"})
 # results.json fields that hold wall-clock times (the only fields two identical runs may differ in)
-TIMING_KEYS = frozenset({"wall_time_s", "seconds", "task_time_s", "total_time_s"})
+TIMING_KEYS = frozenset({"wall_time_s", "seconds", "task_time_s", "total_time_s", "eval_time_s"})
 
 
 @dataclass

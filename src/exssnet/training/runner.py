@@ -192,6 +192,10 @@ def run_experiment(
     if out is not None and checkpoints:
         hooks = [*hooks, CheckpointHook(out, config, state)]
     class_il = ClassILEvaluator(config, method, tasks) if config.scenario == "class-il" else None
+    if class_il is not None:  # rows measured before a resume were kept with the task records
+        for t, record in enumerate(task_records):
+            if "class_il" in record:
+                class_il.restore(t, record["class_il"])
     for hook in hooks:
         hook.on_run_start(config.to_dict(), [task.name for task in tasks])
     bar = tqdm(range(first, n), desc=f"{config.method} on {benchmark.name}", unit="task", disable=not progress)
@@ -203,7 +207,9 @@ def run_experiment(
         acc[t][: t + 1] = evaluate_seen(method, tasks, t, config.eval_batch_size)
         task_records.append({"name": tasks[t].name, "classes": tasks[t].classes, "wall_time_s": wall, **info})
         if class_il is not None:
-            class_il.after_task(t)
+            rows = class_il.after_task(t)
+            if rows is not None:
+                task_records[-1]["class_il"] = rows
         for hook in hooks:
             hook.on_task_end(t, method, acc[t][: t + 1], task_records[-1])  # type: ignore[arg-type]
         seen = sum(acc[t][: t + 1]) / (t + 1)  # type: ignore[arg-type]
