@@ -185,3 +185,23 @@ def test_checkpoint_metadata_bounds_the_work(edit, message, finished_run, tmp_pa
     start = time.perf_counter()
     assert message in one_error_line(["evaluate", str(ckpt)], capsys)
     assert time.perf_counter() - start < 5
+
+
+def test_task_at_chance_is_flagged_with_its_likely_cause(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", *FAST, "--density", "0.002", "--no-checkpoints", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    flagged = [t for t, record in enumerate(results["tasks"]) if "at_chance" in record]
+    assert flagged and len(results["warnings"]) == len(flagged)
+    cause = results["tasks"][flagged[0]]["at_chance"]["likely_cause"]
+    assert "classifier '7'" in cause and "raise --density" in cause
+    assert f"warning: task {flagged[0]}" in printed and "likely cause" in printed
+
+
+def test_chance_threshold():
+    from exssnet.diagnosis import at_chance
+
+    assert at_chance(50.0, 2, 10_000) and at_chance(50.9, 2, 10_000) and not at_chance(52.0, 2, 10_000)
+    assert at_chance(60.0, 2, 60) and not at_chance(70.0, 2, 60)  # two standard errors of 60 examples: 12.9 points
+    assert at_chance(10.5, 10, 10_000) and not at_chance(95.0, 10, 100) and not at_chance(50.0, 1, 100)

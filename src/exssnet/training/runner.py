@@ -20,10 +20,12 @@ from exssnet.data import BenchmarkSpec, build_benchmark
 from exssnet.data.tasks import Benchmark, Split, TaskData, to_device
 from exssnet.data.text_benchmarks import check_model_fits
 from exssnet.data.text_options import TextOptions
+from exssnet.diagnosis import at_chance, chance_threshold, likely_cause
 from exssnet.errors import ExssnetError
 from exssnet.methods import build_method
 from exssnet.methods.base import ContinualMethod
 from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
+from exssnet.supermask import SupermaskNet
 from exssnet.training.hooks import RunHook
 from exssnet.training.log_hooks import CSV_FILE, TENSORBOARD_DIR, logging_hooks
 from exssnet.training.loops import accuracy
@@ -89,6 +91,17 @@ def evaluate_seen(method: ContinualMethod, tasks: list[TaskData], upto: int, bat
     return [
         accuracy(lambda x, j=j: method.logits(x, j), tasks[j].test, batch_size) for j in range(upto + 1)
     ]
+
+
+def chance_flag(method: ContinualMethod, config: RunConfig, task: TaskData, t: int, acc: float) -> dict | None:
+    """{"chance", "likely_cause"} when task `t` ended no better than guessing, else None."""
+    if not at_chance(acc, task.num_classes, len(task.test)):
+        return None
+    net = getattr(method, "net", None)
+    supermask = isinstance(net, SupermaskNet)
+    lrs = {"mask_lr": config.mask_lr, "weight_lr": config.weight_lr} if supermask else {"baseline_lr": config.baseline_lr}
+    cause = likely_cause(net if supermask else None, t, task.num_classes, lrs)
+    return {"chance": chance_threshold(task.num_classes, len(task.test))[0], "likely_cause": cause}
 
 
 def check_nonempty(tasks: list[TaskData]) -> list[TaskData]:
@@ -206,6 +219,11 @@ def run_experiment(
         wall = time.perf_counter() - task_start
         acc[t][: t + 1] = evaluate_seen(method, tasks, t, config.eval_batch_size)
         task_records.append({"name": tasks[t].name, "classes": tasks[t].classes, "wall_time_s": wall, **info})
+        flag = chance_flag(method, config, tasks[t], t, acc[t][t])  # type: ignore[arg-type]
+        if flag is not None:
+            task_records[-1]["at_chance"] = flag
+            if progress:
+                log(f"warning: task {t} ended at chance accuracy ({acc[t][t]:.2f}%): {flag['likely_cause']}")
         if class_il is not None:
             rows = class_il.after_task(t)
             if rows is not None:
@@ -232,6 +250,9 @@ def run_experiment(
         "task_time_s": [record["wall_time_s"] for record in task_records],
         "total_time_s": time.perf_counter() - started,
         "tasks": task_records,
+        "warnings": [f"task {t} ({r['name']}) ended at chance accuracy ({acc[t][t]:.2f}%, chance "
+                     f"{r['at_chance']['chance']:.2f}%); likely cause: {r['at_chance']['likely_cause']}"
+                     for t, r in enumerate(task_records) if "at_chance" in r],
         "benchmark_info": benchmark.info,
         **({"class_il": class_il.results(acc[-1])} if class_il is not None else {}),  # type: ignore[arg-type]
         "config": config.to_dict(),
