@@ -15,6 +15,7 @@ from exssnet.data.readers import (
     read_idx_dataset,
     read_mnist_pickle,
 )
+from exssnet.data.fingerprint import data_fingerprint
 from exssnet.data.tasks import Benchmark, Split, class_incremental_tasks
 from exssnet.data.text_options import TextOptions
 from exssnet.errors import ExssnetError
@@ -73,7 +74,8 @@ def split_benchmark(
         train, test, class_names, order, spec.classes_per_task, spec.val_fraction, generator, **task_kwargs
     )
     input_shape = tuple((train.x[0] if isinstance(train.x, tuple) else train.x).shape[1:])
-    return Benchmark(name=name, tasks=tasks, input_shape=input_shape, info={"class_order": order})
+    info = {"class_order": order, "data_fingerprint": data_fingerprint(train, test)}
+    return Benchmark(name=name, tasks=tasks, input_shape=input_shape, info=info)
 
 
 @register_benchmark("split-mnist")

@@ -17,6 +17,7 @@ from exssnet import __version__
 from exssnet.class_il import ClassILEvaluator
 from exssnet.config import RunConfig
 from exssnet.data import BenchmarkSpec, build_benchmark
+from exssnet.data.fingerprint import combine, data_fingerprint
 from exssnet.data.tasks import Benchmark, Split, TaskData, to_device
 from exssnet.data.text_benchmarks import check_model_fits
 from exssnet.data.text_options import TextOptions
@@ -75,7 +76,12 @@ def load_benchmark(config: RunConfig) -> Benchmark:
         ),
     )
     check_model_fits(config.benchmark, config.model)
-    return build_benchmark(config.benchmark, spec)
+    benchmark = build_benchmark(config.benchmark, spec)
+    if "data_fingerprint" not in benchmark.info:  # the tasks' test sets, whatever their order
+        benchmark.info["data_fingerprint"] = combine(data_fingerprint(task.test) for task in benchmark.tasks)
+    if config.data_dir is not None:
+        benchmark.info["data_dir"] = str(Path(config.data_dir).expanduser().resolve())
+    return benchmark
 
 
 def task_to_device(task: TaskData, device: torch.device) -> TaskData:
