@@ -173,3 +173,31 @@ def test_ordinary_model_passes_the_first_forward_check():
     net = to_supermask(nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)), density=0.5)
     learn_one_task(net, torch.randn(4, 8))
     assert net._weight_use_checked
+
+
+class HeadFirst(nn.Module):
+    """A registered model whose classifier is defined before its body."""
+
+    def __init__(self, input_shape, num_classes) -> None:
+        super().__init__()
+        self.head = nn.Linear(16, num_classes)
+        self.body = nn.Linear(int(torch.tensor(input_shape).prod()), 16)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.body(x.flatten(1))))
+
+
+def test_classifier_defined_first_saves_and_loads(tmp_path):
+    from exssnet.checkpoint import from_pretrained, save_pretrained
+    from exssnet.models.registry import MODELS, register_model
+
+    if "test-head-first" not in MODELS.names():
+        register_model("test-head-first")(HeadFirst)
+    net = to_supermask(HeadFirst((1, 4, 4), 5), density=0.5)
+    x = torch.randn(8, 1, 4, 4)
+    learn_one_task(net, x)
+    save_pretrained(net, tmp_path / "ckpt", "test-head-first", (1, 4, 4))
+    loaded = from_pretrained(tmp_path / "ckpt")
+    assert loaded.model.head.weight.shape == (5, 16)
+    net.eval()
+    assert torch.equal(loaded.predict(x, 0), net.predict(x, 0))

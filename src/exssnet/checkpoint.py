@@ -70,7 +70,7 @@ def save_pretrained(
         "exssnet_version": __version__,
         "model_name": model_name,
         "input_shape": [int(d) for d in input_shape],
-        "num_classes": head_classes(net),
+        "num_classes": head_classes(net, tuple(input_shape)),
         "density": net.density,
         "keep_scores": net.keep_scores,
         "has_scores": bool(save_scores),
@@ -104,8 +104,22 @@ def replace_dir(source: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def head_classes(net: SupermaskNet) -> int:
-    """Output width of the model (the shared head every task slices)."""
+def head_classes(net: SupermaskNet, input_shape: tuple[int, ...] | list[int] | None = None) -> int:
+    """Output width of the model (the shared head every task slices).
+
+    Measured by one forward pass on zeros of `input_shape` when a task is active, so a classifier
+    defined before other layers is found; else the width of the last masked layer.
+    """
+    if input_shape is not None and net.active_task >= 0:
+        was_training = net.training
+        net.eval()
+        try:
+            with torch.no_grad():
+                output = net(torch.zeros(2, *input_shape, device=net.device))
+            if isinstance(output, torch.Tensor) and output.dim() == 2:
+                return int(output.shape[1])
+        finally:
+            net.train(was_training)
     return int(list(net.named_masked_layers())[-1][1].weight.shape[0])
 
 
@@ -200,7 +214,7 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
     for num_classes in config["task_classes"]:
         net.add_task(num_classes)
         net.finish_task()
-    if head_classes(net) != config["num_classes"]:
+    if head_classes(net, config["input_shape"]) != config["num_classes"]:
         raise ExssnetError(f"checkpoint {directory}: model {config['model_name']!r} does not end in a {config['num_classes']}-way head")
     expected = state_tensors(net, config["has_scores"])
     check_tensors(directory, tensors, expected, config["density"])
