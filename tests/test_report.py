@@ -142,3 +142,17 @@ def test_runs_on_different_data_under_one_benchmark_name_are_kept_apart(tmp_path
     assert "../runs/a/results.json" in page
     summary = (tmp_path / "report" / "summary.csv").read_text()
     assert "bbbb2222 (../data/other)" in summary
+
+
+def test_accuracy_axis_spans_at_least_ten_points():
+    from matplotlib.figure import Figure
+
+    from exssnet.report.figures import MIN_ACC_SPAN, accuracy_axis
+
+    for values, inside in (([97.1, 97.4], (97.1, 97.4)), ([99.8, 99.9], (99.8, 100.0)), ([0.2, 0.5], (0.0, 0.5)),
+                           ([40.0, 90.0], (40.0, 90.0))):
+        ax = Figure().add_subplot()
+        accuracy_axis(ax, values)
+        low, high = ax.get_ylim()
+        assert high - low >= MIN_ACC_SPAN and low >= 0.0 and high <= 105.0
+        assert low <= inside[0] and high >= inside[1]
