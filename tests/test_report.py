@@ -142,6 +142,7 @@ def test_runs_on_different_data_under_one_benchmark_name_are_kept_apart(tmp_path
     assert "../runs/a/results.json" in page
     summary = (tmp_path / "report" / "summary.csv").read_text()
     assert "bbbb2222 (../data/other)" in summary
+    assert "toy, data aaaa1111, lenet, 2 tasks" in page and "toy, data bbbb2222, lenet, 2 tasks" in page
 
 
 def test_accuracy_axis_spans_at_least_ten_points():

@@ -23,9 +23,13 @@ def slug(text: str) -> str:
 
 def settings(groups: list[Group]) -> dict[str, list[Group]]:
     """Groups that share a benchmark, its data, model and task count (comparable on one plot), by section name."""
+    datasets: dict[tuple[str, str, int], set[str]] = {}
+    for group in groups:
+        datasets.setdefault((group.key.benchmark, group.key.model, group.key.num_tasks), set()).add(group.key.data)
     found: dict[str, list[Group]] = {}
     for group in groups:
-        data = f", data {group.key.data[:8]}" if group.key.data else ""
+        setting = (group.key.benchmark, group.key.model, group.key.num_tasks)
+        data = f", data {group.key.data[:8] or '?'}" if len(datasets[setting]) > 1 else ""  # only when it tells apart
         name = f"{group.key.benchmark}{data}, {group.key.model}, {group.key.num_tasks} tasks"
         found.setdefault(name, []).append(group)
     return found
