@@ -108,7 +108,8 @@ def head_classes(net: SupermaskNet, input_shape: tuple[int, ...] | list[int] | N
     """Output width of the model (the shared head every task slices).
 
     Measured by one forward pass on zeros of `input_shape` when a task is active, so a classifier
-    defined before other layers is found; else the width of the last masked layer.
+    defined before other layers is found; else (or for a model that takes more than one input) the
+    width of the last masked layer.
     """
     if input_shape is not None and net.active_task >= 0:
         was_training = net.training
@@ -118,6 +119,8 @@ def head_classes(net: SupermaskNet, input_shape: tuple[int, ...] | list[int] | N
                 output = net(torch.zeros(2, *input_shape, device=net.device))
             if isinstance(output, torch.Tensor) and output.dim() == 2:
                 return int(output.shape[1])
+        except TypeError:  # the model's forward needs more than one input (e.g. tokens and lengths)
+            pass
         finally:
             net.train(was_training)
     return int(list(net.named_masked_layers())[-1][1].weight.shape[0])
