@@ -6,7 +6,6 @@ Every case must end in exit code 0 (the corruption left a valid file) or in exit
 
 import random
 import shutil
-from pathlib import Path
 
 import pytest
 from test_hostile_input import FAST, finished_run  # noqa: F401 (a fixture)
@@ -94,7 +93,7 @@ class Accepted(Exception):
 
 @pytest.mark.parametrize("case", range(CASES))
 def test_fuzz_yaml_configs(case, tmp_path, capsys, monkeypatch):
-    import exssnet.training.runner as runner
+    import exssnet.run.runner as runner
 
     def accept(config, **kwargs):
         raise Accepted()

@@ -173,7 +173,7 @@ def test_damaged_gzip_idx(tmp_path, capsys, no_training, damage):
     (lambda c: c.update(input_shape=[1, 100000, 100000]), "beyond what a checkpoint can hold"),
     (lambda c: c.update(num_classes=10**9, task_classes=[2, 2]), "beyond what a checkpoint can hold"),
 ])
-def test_checkpoint_metadata_bounds_the_work(edit, message, finished_run, tmp_path, capsys):
+def test_checkpoint_metadata_bounds_the_work(edit, message, finished_run, tmp_path, capsys):  # noqa: F811
     import shutil
     import time
 

@@ -176,7 +176,9 @@ def test_ordinary_model_passes_the_first_forward_check():
 
 
 class HeadFirst(nn.Module):
-    """A registered model whose classifier is defined before its body."""
+    """A registered model whose classifier is defined before its body (named through the classifier contract)."""
+
+    classifier_name = "head"
 
     def __init__(self, input_shape, num_classes) -> None:
         super().__init__()
@@ -201,3 +203,17 @@ def test_classifier_defined_first_saves_and_loads(tmp_path):
     assert loaded.model.head.weight.shape == (5, 16)
     net.eval()
     assert torch.equal(loaded.predict(x, 0), net.predict(x, 0))
+
+
+class Unnamed(HeadFirst):
+    classifier_name = None
+
+
+def test_classifier_that_cannot_be_told_is_a_clear_error_not_a_wrong_head(tmp_path):
+    from exssnet.checkpoint import save_pretrained
+
+    net = to_supermask(Unnamed((1, 4, 4), 5), density=0.5)
+    learn_one_task(net, torch.randn(8, 1, 4, 4))
+    with pytest.raises(ExssnetError, match="cannot tell which of the 2 Linear layers"):
+        save_pretrained(net, tmp_path / "ckpt", "test-head-first", (1, 4, 4))
+    assert not (tmp_path / "ckpt").exists()

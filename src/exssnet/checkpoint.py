@@ -28,10 +28,10 @@ from exssnet import __version__
 from exssnet.errors import ExssnetError
 from exssnet.layers.topk import kept_count, pack_mask, unpack_mask
 from exssnet.models import build_model
-from exssnet.supermask import PHASE_DONE, SupermaskNet, to_supermask
+from exssnet.models.contract import find_classifier
+from exssnet.supermask import Phase, SupermaskNet, to_supermask
 
 if TYPE_CHECKING:
-    from exssnet.config import RunConfig
     from exssnet.data.tasks import Benchmark
 
 CONFIG_FILE = "config.json"
@@ -60,7 +60,7 @@ def save_pretrained(
     An existing checkpoint is replaced only with `overwrite=True`.
     """
     directory = Path(directory)
-    if net.tasks and net.tasks[-1].phase != PHASE_DONE:
+    if net.tasks and net.tasks[-1].phase is not Phase.DONE:
         raise ExssnetError(f"task {net.num_tasks - 1} is not finished; only finished tasks can be saved")
     if directory.exists() and not overwrite:
         raise ExssnetError(f"{directory} already exists; pass overwrite=True (--overwrite) or choose another folder")
@@ -70,7 +70,7 @@ def save_pretrained(
         "exssnet_version": __version__,
         "model_name": model_name,
         "input_shape": [int(d) for d in input_shape],
-        "num_classes": head_classes(net, tuple(input_shape)),
+        "num_classes": head_classes(net),
         "density": net.density,
         "keep_scores": net.keep_scores,
         "has_scores": bool(save_scores),
@@ -104,26 +104,9 @@ def replace_dir(source: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def head_classes(net: SupermaskNet, input_shape: tuple[int, ...] | list[int] | None = None) -> int:
-    """Output width of the model (the shared head every task slices).
-
-    Measured by one forward pass on zeros of `input_shape` when a task is active, so a classifier
-    defined before other layers is found; else (or for a model that takes more than one input) the
-    width of the last masked layer.
-    """
-    if input_shape is not None and net.active_task >= 0:
-        was_training = net.training
-        net.eval()
-        try:
-            with torch.no_grad():
-                output = net(torch.zeros(2, *input_shape, device=net.device))
-            if isinstance(output, torch.Tensor) and output.dim() == 2:
-                return int(output.shape[1])
-        except TypeError:  # the model's forward needs more than one input (e.g. tokens and lengths)
-            pass
-        finally:
-            net.train(was_training)
-    return int(list(net.named_masked_layers())[-1][1].weight.shape[0])
+def head_classes(net: SupermaskNet) -> int:
+    """Output width of the model (the shared head every task slices)."""
+    return int(find_classifier(net.model)[1].weight.shape[0])
 
 
 def state_tensors(net: SupermaskNet, save_scores: bool) -> dict[str, torch.Tensor]:
@@ -217,7 +200,7 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
     for num_classes in config["task_classes"]:
         net.add_task(num_classes)
         net.finish_task()
-    if head_classes(net, config["input_shape"]) != config["num_classes"]:
+    if head_classes(net) != config["num_classes"]:
         raise ExssnetError(f"checkpoint {directory}: model {config['model_name']!r} does not end in a {config['num_classes']}-way head")
     expected = state_tensors(net, config["has_scores"])
     check_tensors(directory, tensors, expected, config["density"])
@@ -293,10 +276,11 @@ def checkpoint_bytes(directory: str | Path) -> int:
     return sum(p.stat().st_size for p in Path(directory).iterdir() if p.is_file())
 
 
-def load_compatible(directory: str | Path, config: "RunConfig", benchmark: "Benchmark") -> SupermaskNet:
+def load_compatible(directory: str | Path, benchmark: "Benchmark", *, model: str, density: float,
+                    keep_scores: bool) -> SupermaskNet:
     """`from_pretrained`, refusing a checkpoint made for another model, density or benchmark shape."""
     saved = read_config(directory)
-    wanted = {"model_name": config.model, "density": config.density, "keep_scores": config.keep_scores,
+    wanted = {"model_name": model, "density": density, "keep_scores": keep_scores,
               "input_shape": list(benchmark.input_shape), "num_classes": benchmark.max_classes}
     for key, value in wanted.items():
         if saved[key] != value:

@@ -1,4 +1,4 @@
-"""Class-incremental evaluation for the runner: infer the task, then classify with its subnetwork.
+"""Class-incremental evaluation as a run hook: infer the task, then classify with its subnetwork.
 
 For each learned task's test set it measures
 - task-inference accuracy: how often the inferred task is the true one;
@@ -16,6 +16,8 @@ from exssnet.config import RunConfig
 from exssnet.data.tasks import Inputs, Split, TaskData, concat_inputs, num_examples, take
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import ContinualMethod
+from exssnet.run.hooks import RunHook
+from exssnet.seeds import class_il_seed
 from exssnet.supermask import SupermaskNet
 from exssnet.task_inference import check_settings, infer_task, predict_with_inferred_task
 
@@ -78,10 +80,12 @@ def evaluate_tasks(
     ]
 
 
-class ClassILEvaluator:
-    """Collects class-IL metrics after the last task (and after every task when configured)."""
+class ClassILHook(RunHook):
+    """Collects class-IL metrics after the last task (and after every task when configured) into `class_il`."""
 
-    def __init__(self, config: RunConfig, method: ContinualMethod, tasks: list[TaskData]) -> None:
+    def __init__(self, config: RunConfig, method: ContinualMethod, tasks: list[TaskData],
+                 finished_records: list[dict] | None = None) -> None:
+        """`finished_records`: the task records of a resumed run's finished tasks (their class-IL rows are kept)."""
         check_settings(config.classil_mode, config.classil_bn, config.classil_rule)
         self.net = supermask_net_of(method)
         self.config, self.tasks = config, tasks
@@ -89,6 +93,20 @@ class ClassILEvaluator:
         self.inferred_rows: list[list[float]] = []
         self.after: list[int] = []
         self.seconds = 0.0
+        self.task_given_acc: list[float] = []
+        for t, record in enumerate(finished_records or []):
+            if "class_il" in record:
+                self.restore(t, record["class_il"])
+
+    def on_task_end(self, task: int, method: ContinualMethod, acc_row: list[float], record: dict) -> None:
+        """Measure (when due) and keep the rows in the task's record, which the checkpoint hook saves next."""
+        self.task_given_acc = list(acc_row)
+        rows = self.after_task(task)
+        if rows is not None:
+            record["class_il"] = rows
+
+    def add_results(self, results: dict) -> None:
+        results["class_il"] = self.results(self.task_given_acc)
 
     def after_task(self, t: int) -> dict | None:
         """Evaluate every task 0..t with inferred task ids, if this point is one to record.
@@ -101,7 +119,7 @@ class ClassILEvaluator:
         cfg = self.config
         splits = [task.test for task in self.tasks[: t + 1]]
         rows = evaluate_tasks(
-            self.net, splits, cfg.classil_mode, cfg.classil_bn, cfg.classil_batch_size, cfg.seed, cfg.classil_rule
+            self.net, splits, cfg.classil_mode, cfg.classil_bn, cfg.classil_batch_size, class_il_seed(cfg.seed), cfg.classil_rule
         )
         record = {"task_inference_acc": [r[0] for r in rows], "inferred_task_acc": [r[1] for r in rows],
                   "seconds": time.perf_counter() - start}

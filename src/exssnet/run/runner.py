@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -14,7 +13,6 @@ import torch
 from tqdm.auto import tqdm
 
 from exssnet import __version__
-from exssnet.class_il import ClassILEvaluator
 from exssnet.config import RunConfig
 from exssnet.data import BenchmarkSpec, build_benchmark
 from exssnet.data.fingerprint import combine, data_fingerprint
@@ -25,14 +23,15 @@ from exssnet.diagnosis import at_chance, chance_threshold, likely_cause
 from exssnet.errors import ExssnetError
 from exssnet.methods import build_method
 from exssnet.methods.base import ContinualMethod
+from exssnet.methods.loops import accuracy
 from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
+from exssnet.run.class_il import ClassILHook
+from exssnet.run.files import CHECKPOINTS_DIR, RESULTS_FILE, RUN_STATE_FILE, write_json_atomic
+from exssnet.run.hooks import RunHook
+from exssnet.run.log_hooks import CSV_FILE, TENSORBOARD_DIR, logging_hooks
+from exssnet.run.resume import CheckpointHook, RunState, prepare_resume, restore
+from exssnet.seeds import task_seed
 from exssnet.supermask import SupermaskNet
-from exssnet.training.hooks import RunHook
-from exssnet.training.log_hooks import CSV_FILE, TENSORBOARD_DIR, logging_hooks
-from exssnet.training.loops import accuracy
-from exssnet.training.resume import CHECKPOINTS_DIR, RUN_STATE_FILE, CheckpointHook, prepare_resume, restore
-
-RESULTS_FILE = "results.json"
 
 
 def check_device(name: str) -> torch.device:
@@ -120,17 +119,6 @@ def check_nonempty(tasks: list[TaskData]) -> list[TaskData]:
     return tasks
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to a temp file in the same folder, then rename over `path` (the old file stays on failure)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2))
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ExssnetError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
 def prepare_out_dir(out: Path | None, overwrite: bool, files: Sequence[str] = (), folders: Sequence[str] = ()) -> None:
     """Create the output folder and check, before anything trains, that every output place is writable.
 
@@ -179,6 +167,19 @@ def output_places(config: RunConfig, checkpoints: bool) -> tuple[list[str], list
     return files, folders
 
 
+def run_hooks(config: RunConfig, out: Path | None, method: ContinualMethod, tasks: list[TaskData],
+              state: RunState | None, extra: Sequence[RunHook], checkpoints: bool) -> list[RunHook]:
+    """Every hook of a run, in call order: class-IL evaluation, logs, the caller's, then the checkpoint."""
+    hooks: list[RunHook] = []
+    if config.scenario == "class-il":
+        hooks.append(ClassILHook(config, method, tasks, state.task_records if state else None))
+    hooks += logging_hooks(config, out, state.completed if state else 0)
+    hooks += extra
+    if out is not None and checkpoints:
+        hooks.append(CheckpointHook(out, config, state))
+    return hooks
+
+
 def run_experiment(
     config: RunConfig,
     out: Path | None = None,
@@ -192,12 +193,12 @@ def run_experiment(
     """Learn every task of the benchmark in order; returns (and writes to `out`) the results dict.
 
     With `out`, a checkpoint is written after every task (`checkpoints`); `resume` continues the
-    run in `out` from its last finished task (see exssnet.training.resume).
+    run in `out` from its last finished task (see exssnet.run.resume). Logs, checkpoints and class-IL
+    evaluation are hooks (exssnet.run.hooks); `hooks` adds the caller's own.
     """
     state = prepare_resume(out, config, resume, overwrite)
     files, folders = output_places(config, checkpoints)
     prepare_out_dir(out, overwrite or state is not None, files, folders)  # a resumed run replaces older results
-    hooks = [*logging_hooks(config, out, state.completed if state else 0), *hooks]
     configure_torch(config)
     started = time.perf_counter()
     benchmark = load_benchmark(config)
@@ -208,20 +209,15 @@ def run_experiment(
     acc: list[list[float | None]] = [[None] * n for _ in range(n)]
     task_records: list[dict] = []
     first = restore(method, out, state, acc, task_records) if out is not None else 0
-    if out is not None and checkpoints:
-        hooks = [*hooks, CheckpointHook(out, config, state)]
-    class_il = ClassILEvaluator(config, method, tasks) if config.scenario == "class-il" else None
-    if class_il is not None:  # rows measured before a resume were kept with the task records
-        for t, record in enumerate(task_records):
-            if "class_il" in record:
-                class_il.restore(t, record["class_il"])
-    for hook in hooks:
+    all_hooks = run_hooks(config, out, method, tasks, state, hooks, checkpoints)
+    for hook in all_hooks:
         hook.on_run_start(config.to_dict(), [task.name for task in tasks])
+
     bar = tqdm(range(first, n), desc=f"{config.method} on {benchmark.name}", unit="task", disable=not progress)
     for t in bar:
-        torch.manual_seed(config.seed * 7919 + t)
+        torch.manual_seed(task_seed(config.seed, t))
         task_start = time.perf_counter()
-        info = method.learn_task(t, tasks[t], progress, lambda epoch, t=t: [h.on_epoch(t, epoch) for h in hooks])
+        info = method.learn_task(t, tasks[t], progress, lambda epoch, t=t: [h.on_epoch(t, epoch) for h in all_hooks])
         wall = time.perf_counter() - task_start
         acc[t][: t + 1] = evaluate_seen(method, tasks, t, config.eval_batch_size)
         task_records.append({"name": tasks[t].name, "classes": tasks[t].classes, "wall_time_s": wall, **info})
@@ -230,16 +226,13 @@ def run_experiment(
             task_records[-1]["at_chance"] = flag
             if progress:
                 log(f"warning: task {t} ended at chance accuracy ({acc[t][t]:.2f}%): {flag['likely_cause']}")
-        if class_il is not None:
-            rows = class_il.after_task(t)
-            if rows is not None:
-                task_records[-1]["class_il"] = rows
-        for hook in hooks:
+        for hook in all_hooks:
             hook.on_task_end(t, method, acc[t][: t + 1], task_records[-1])  # type: ignore[arg-type]
         seen = sum(acc[t][: t + 1]) / (t + 1)  # type: ignore[arg-type]
         bar.set_postfix(avg_acc=f"{seen:.2f}")
         if progress:
             log(f"task {t} {tasks[t].classes}: acc on task {acc[t][t]:.2f}, avg over {t + 1} seen {seen:.2f} ({wall:.1f}s)")
+
     results = {
         "method": config.method,
         "benchmark": benchmark.name,
@@ -260,13 +253,14 @@ def run_experiment(
                      f"{r['at_chance']['chance']:.2f}%); likely cause: {r['at_chance']['likely_cause']}"
                      for t, r in enumerate(task_records) if "at_chance" in r],
         "benchmark_info": benchmark.info,
-        **({"class_il": class_il.results(acc[-1])} if class_il is not None else {}),  # type: ignore[arg-type]
-        "config": config.to_dict(),
-        "environment": {"exssnet": __version__, "torch": torch.__version__, "python": platform.python_version(),
-                        "device": str(device)},
     }
+    for hook in all_hooks:
+        hook.add_results(results)
+    results["config"] = config.to_dict()
+    results["environment"] = {"exssnet": __version__, "torch": torch.__version__, "python": platform.python_version(),
+                              "device": str(device)}
     if out is not None:
         write_json_atomic(out / RESULTS_FILE, results)
-    for hook in hooks:
+    for hook in all_hooks:
         hook.on_run_end(results)
     return results
