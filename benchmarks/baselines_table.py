@@ -99,7 +99,12 @@ def drifted_rows(tables: str, doc: Path) -> list[str]:
             drift.append(f"table header not found in {doc}: {header}")
             continue
         start = stated.index(header)
-        doc_rows = {line.split("|")[1].strip(): line for line in stated[start + 2:] if line.startswith("| ")}
+        body = []
+        for line in stated[start + 2:]:
+            if not line.startswith("|"):
+                break  # the end of this table
+            body.append(line)
+        doc_rows = {line.split("|")[1].strip(): line for line in body}
         for row in rows[2:]:
             method = row.split("|")[1].strip()
             if doc_rows.get(method) != row:
