@@ -79,6 +79,9 @@ class RunConfig:
     kkt_batches: int = setting(10, "KKT: batches of the new task's training data to embed (2/3 fit, 1/3 scored)")
     kkt_batch_size: int = setting(64, "KKT: examples per batch")
     kkt_head: str = setting("copy", "KKT: 'copy' the source task's classifier scores too (the paper) or start the classifier 'fresh'")
+    kkt_rule: str = setting("paired", "KKT: transfer when the best earlier task beats 'chance' (the paper) or, 'paired', clearly beats a fresh random subnetwork (McNemar test)")
+    kkt_alpha: float = setting(0.05, "KKT rule 'paired': significance level, divided by the number of earlier tasks")
+    kkt_blend: float = setting(1.0, "KKT: weight of the source's scores in the start, in (0, 1]; the rest is the fresh random draw")
     # ----- text benchmarks (text-offline, webnlp, glue); ignored by the others -----
     encoder: str = setting("minilm", "frozen token encoder: 'minilm' (offline default), 'glove-6b-50d', a GloVe .txt file, or a Hugging Face name/folder")
     max_length: int = setting(64, "tokens per text (longer texts are truncated) for the encoder")
@@ -105,6 +108,12 @@ class RunConfig:
                 raise ExssnetError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.kkt_head not in ("copy", "fresh"):
             raise ExssnetError(f"kkt_head must be 'copy' or 'fresh', got {self.kkt_head!r}")
+        if self.kkt_rule not in ("chance", "paired"):
+            raise ExssnetError(f"kkt_rule must be 'chance' or 'paired', got {self.kkt_rule!r}")
+        if not 0.0 < self.kkt_alpha < 1.0:
+            raise ExssnetError(f"kkt_alpha must be in (0, 1), got {self.kkt_alpha}")
+        if not 0.0 < self.kkt_blend <= 1.0:
+            raise ExssnetError(f"kkt_blend must be in (0, 1], got {self.kkt_blend}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ExssnetError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         self._check_baseline_settings()

@@ -45,7 +45,8 @@ class SupermaskMethod(ContinualMethod):
         cfg = self.config
         if not cfg.kkt:
             return None, {}
-        settings = KKTSettings(k=cfg.kkt_k, batches=cfg.kkt_batches, batch_size=cfg.kkt_batch_size, head=cfg.kkt_head)
+        settings = KKTSettings(k=cfg.kkt_k, batches=cfg.kkt_batches, batch_size=cfg.kkt_batch_size, head=cfg.kkt_head,
+                               rule=cfg.kkt_rule, alpha=cfg.kkt_alpha, blend=cfg.kkt_blend)
         scores, choice = kkt_initial_scores(self.net, task, task_id, settings,
                                             task_generator(cfg.seed, task_id, KKT_PHASE))
         return scores, {"kkt": choice.to_dict()}
