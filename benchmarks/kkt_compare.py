@@ -30,8 +30,8 @@ from pathlib import Path
 from exssnet.config import RunConfig
 from exssnet.training.runner import run_experiment
 
-CHANCE = {"kkt": True, "kkt_rule": "chance"}
-PAIRED = {"kkt": True, "kkt_rule": "paired"}
+CHANCE = {"kkt": True, "kkt_rule": "chance", "kkt_head": "copy"}  # the paper
+PAIRED = {"kkt": True, "kkt_rule": "paired", "kkt_head": "copy"}
 VARIANTS = {"off": {"kkt": False}, "scores": CHANCE, "chance": CHANCE, "mask": {**CHANCE, "keep_scores": False},
             "fresh-head": {**CHANCE, "kkt_head": "fresh"}, "chance-blend": {**CHANCE, "kkt_blend": 0.5},
             "paired": PAIRED, "paired-fresh-head": {**PAIRED, "kkt_head": "fresh"},

@@ -232,7 +232,7 @@ def test_kkt_scores_are_clones_of_the_source():
     method, _ = learn([gaussian_task("A", 0, 2)], mask_epochs=1, weight_epochs=0)
     net = method.net
     source = {name: s.clone() for name, s in net.task_scores(0).items()}
-    scores, choice = kkt_initial_scores(net, gaussian_task("A2", 0, 3), 1, KKTSettings(),
+    scores, choice = kkt_initial_scores(net, gaussian_task("A2", 0, 3), 1, KKTSettings(head="copy"),
                                         torch.Generator().manual_seed(0))
     assert choice.source == 0 and choice.init == "scores"
     for name, s in scores.items():

@@ -47,7 +47,7 @@ class KKTSettings:
     k: int = 10
     batches: int = 10
     batch_size: int = 64
-    head: str = "copy"  # "copy": the classifier's scores come from the source too; "fresh": the fresh draw's
+    head: str = "fresh"  # "fresh": the classifier's scores are the fresh draw's; "copy": the source's too (the paper)
     rule: str = "paired"  # "chance" (the paper) or "paired" (beat a fresh random subnetwork, see module doc)
     alpha: float = 0.05  # "paired": significance level before the Bonferroni division
     blend: float = 1.0  # weight of the source scores in the start; the rest comes from the fresh draw
