@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from exssnet.config import RunConfig
-from exssnet.training.runner import run_experiment
+from exssnet.run.runner import run_experiment
 
 CHANCE = {"kkt": True, "kkt_rule": "chance", "kkt_head": "copy"}  # the paper
 PAIRED = {"kkt": True, "kkt_rule": "paired", "kkt_head": "copy"}

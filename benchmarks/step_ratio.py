@@ -76,10 +76,8 @@ def main() -> None:
     y = torch.randint(0, 2, (args.batch_size,), device=device)
 
     # mask phase of a new task: scores train, weights frozen
-    task = net.add_task(2)
-    for w in net.weight_parameters():
-        w.requires_grad_(False)
-    mask_step = train_step(net, torch.optim.Adam(net.score_parameters(task), lr=1e-3), x, y)
+    net.add_task(2)
+    mask_step = train_step(net, torch.optim.Adam(net.trainable_parameters(), lr=1e-3), x, y)
     dense.train()
     net.train()
     dense_step = train_step(dense, torch.optim.Adam(dense.parameters(), lr=1e-3), x, y)
@@ -93,9 +91,7 @@ def main() -> None:
         results["mask_train"] += timed(mask_step, 10, device)
 
     net.start_weight_phase(exclusive=True)
-    for w in net.weight_parameters():
-        w.requires_grad_(True)
-    weight_step = train_step(net, torch.optim.Adam(net.weight_parameters(), lr=1e-3), x, y)
+    weight_step = train_step(net, torch.optim.Adam(net.trainable_parameters(), lr=1e-3), x, y)
     timed(weight_step, 20, device)
     for _ in range(args.repeats // 10):
         results["dense_train"] += timed(dense_step, 10, device)

@@ -21,8 +21,6 @@ def net_with_one_finished_task(density=0.3):
 
 def weight_grads_after_step(net, exclusive):
     net.start_weight_phase(exclusive=exclusive)
-    for w in net.weight_parameters():
-        w.requires_grad_(True)
     net.train()
     loss = F.cross_entropy(net(torch.randn(16, 1, 8, 8)), torch.randint(0, 2, (16,)))
     loss.backward()

@@ -78,8 +78,8 @@ class RunConfig:
     kkt_k: int = setting(10, "KKT: neighbours of the KNN vote")
     kkt_batches: int = setting(10, "KKT: batches of the new task's training data to embed (2/3 fit, 1/3 scored)")
     kkt_batch_size: int = setting(64, "KKT: examples per batch")
-    kkt_head: str = setting("fresh", "KKT: start the classifier from the fresh random draw ('fresh') or 'copy' the source task's classifier scores too (the paper)")
-    kkt_rule: str = setting("paired", "KKT: transfer when the best earlier task beats 'chance' (the paper) or, 'paired', clearly beats a fresh random subnetwork (McNemar test)")
+    kkt_head: str = setting("fresh", "KKT: classifier scores from the fresh random draw ('fresh') or 'copy' the source's (the paper)")
+    kkt_rule: str = setting("paired", "KKT: transfer when the best earlier task beats 'chance' (the paper) or, 'paired', a fresh random subnetwork (McNemar)")
     kkt_alpha: float = setting(0.05, "KKT rule 'paired': significance level, divided by the number of earlier tasks")
     kkt_blend: float = setting(1.0, "KKT: weight of the source's scores in the start, in (0, 1]; the rest is the fresh random draw")
     # ----- text benchmarks (text-offline, webnlp, glue); ignored by the others -----

@@ -33,6 +33,8 @@ from torch import nn
 
 from exssnet.data.tasks import Inputs, TaskData, num_examples, take
 from exssnet.layers.masked import init_scores
+from exssnet.models.contract import find_classifier
+from exssnet.modes import evaluating
 from exssnet.supermask import SupermaskNet
 
 TRAIN_SHARE = 2 / 3
@@ -161,17 +163,17 @@ def scores_from_mask(mask: torch.Tensor, generator: torch.Generator) -> torch.Te
 # ----- features ---------------------------------------------------------------------------
 @torch.no_grad()
 def penultimate_features(net: SupermaskNet, x: Inputs, task: int, batch_size: int = 1024) -> torch.Tensor:
-    """Inputs of the last masked layer that runs, flattened per example, for `task`'s subnetwork.
+    """Inputs of the model's classifier, flattened per example, for `task`'s subnetwork.
 
-    Works for any supermask model: a pre-hook on every masked layer keeps the latest input.
-    The net is put in eval mode and its mode and active task are restored afterwards.
+    Works for any supermask model whose classifier can be found (exssnet.models.contract): a pre-hook on the
+    classifier keeps its input. The net is put in eval mode and its mode and active task are restored afterwards.
     """
-    return last_masked_layer_inputs(net, x, task, batch_size)[0]
+    return classifier_inputs(net, x, task, batch_size)[0]
 
 
 @torch.no_grad()
-def last_masked_layer_inputs(net: SupermaskNet, x: Inputs, task: int, batch_size: int = 1024) -> tuple[torch.Tensor, str]:
-    """`penultimate_features` and the name of the layer they feed (the classifier)."""
+def classifier_inputs(net: SupermaskNet, x: Inputs, task: int, batch_size: int = 1024) -> tuple[torch.Tensor, str]:
+    """`penultimate_features` and the name of the classifier they feed."""
     return _embed(net, x, lambda: net.set_task(task), batch_size)
 
 
@@ -191,17 +193,19 @@ def fresh_scores(net: SupermaskNet) -> dict[str, torch.Tensor]:
 def scored_subnetwork(net: SupermaskNet, scores: dict[str, torch.Tensor]) -> Iterator[None]:
     """Run `net` as the subnetwork top-k(`scores`) (BatchNorm on batch statistics) inside the block.
 
-    The scores sit under the id of the next task only inside the block; afterwards no trace is left.
+    The scores sit under the id of the next task only inside the block; afterwards no trace is left
+    and the active task is set again.
     """
     task = net.num_tasks  # an id no task has yet
     layers = list(net.named_masked_layers())
     try:
-        for name, layer in layers:
-            layer.scores[str(task)] = nn.Parameter(scores[name].to(layer.weight.device), requires_grad=False)
-            layer.use_scores(task)
-        for norm in net.norm_layers():
-            norm.superpose([], rule="batch")
-        yield
+        with evaluating(net):
+            for name, layer in layers:
+                layer.scores[str(task)] = nn.Parameter(scores[name].to(layer.weight.device), requires_grad=False)
+                layer.use_scores(task)
+            for norm in net.norm_layers():
+                norm.superpose([], rule="batch")
+            yield
     finally:
         for _, layer in layers:
             layer.drop_scores(task)
@@ -215,34 +219,28 @@ def fresh_features(net: SupermaskNet, x: Inputs, scores: dict[str, torch.Tensor]
 
 
 def _embed(net: SupermaskNet, x: Inputs, select: Callable[[], None], batch_size: int) -> tuple[torch.Tensor, str]:
-    """Inputs of the last masked layer that runs, for the subnetwork `select()` makes active."""
+    """Inputs of the classifier (flattened, float) for the subnetwork `select()` makes active, eval mode."""
+    name, classifier = find_classifier(net.model)
     captured: list = []
 
-    def keep_input(name: str):
-        def hook(module: torch.nn.Module, args: tuple) -> None:
-            captured[:] = [args[0], name]
+    def hook(module: torch.nn.Module, args: tuple) -> None:
+        captured[:] = [args[0]]
 
-        return hook
-
-    handles = [layer.register_forward_pre_hook(keep_input(name)) for name, layer in net.named_masked_layers()]
-    was_training, active = net.training, net.active_task
-    net.eval()
-    select()
+    handles = [classifier.register_forward_pre_hook(hook)]
     try:
-        chunks = []
-        n = num_examples(x)
-        for start in range(0, n, batch_size):
-            index = torch.arange(start, min(n, start + batch_size))
-            batch = take(x, index)
-            net(*(batch if isinstance(batch, tuple) else (batch,)))
-            chunks.append(captured[0].flatten(start_dim=1).float())
-        return torch.cat(chunks), captured[1]
+        with evaluating(net):
+            select()
+            chunks = []
+            n = num_examples(x)
+            for start in range(0, n, batch_size):
+                index = torch.arange(start, min(n, start + batch_size))
+                batch = take(x, index)
+                net(*(batch if isinstance(batch, tuple) else (batch,)))
+                chunks.append(captured[0].flatten(start_dim=1).float())
+            return torch.cat(chunks), name
     finally:
         for handle in handles:
             handle.remove()
-        net.train(was_training)
-        if active >= 0:
-            net.set_task(active)
 
 
 # ----- the transfer step --------------------------------------------------------------------
@@ -269,7 +267,7 @@ def select_source(net: SupermaskNet, task: TaskData, earlier: int, settings: KKT
     knn = lambda f: knn_correct(f[:n_train], y[:n_train], f[n_train:], y[n_train:], settings.k, task.num_classes)  # noqa: E731
     correct = []
     for j in range(earlier):
-        features, choice.classifier = last_masked_layer_inputs(net, x, j)
+        features, choice.classifier = classifier_inputs(net, x, j)
         correct.append(knn(features))
     choice.knn_acc = [percent(c) for c in correct]
     choice.examples = (n_train, len(y) - n_train)
