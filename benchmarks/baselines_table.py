@@ -17,11 +17,14 @@ import json
 import statistics
 from pathlib import Path
 
-from exssnet.config import RunConfig
-from exssnet.methods.baselines import BASELINE_METHODS
+from exssnet.methods import method_names, method_settings_class
+from exssnet.methods.baselines.dense import BaselineSettings
+from exssnet.run.config import RunConfig
 from exssnet.run.runner import run_experiment
 
-METHODS = ("supsup", "exssnet", *BASELINE_METHODS)
+# SupSup, ExSSNeT, then every registered dense baseline (the methods that read BaselineSettings)
+METHODS = ("supsup", "exssnet",
+           *(m for m in method_names() if issubclass(method_settings_class(m), BaselineSettings)))
 
 
 def method_settings(method: str, epochs: int) -> dict:
@@ -42,8 +45,8 @@ def run_grid(benchmarks: list[str], seeds: list[int], epochs: int, threads: int,
                 folder = out / benchmark / method / f"seed{seed}"
                 if (folder / "results.json").exists():
                     continue
-                config = RunConfig(benchmark=benchmark, method=method, seed=seed, threads=threads,
-                                   log_csv=False, **method_settings(method, epochs))
+                config = RunConfig.from_dict(dict(benchmark=benchmark, method=method, seed=seed, threads=threads,
+                                                  log_csv=False, **method_settings(method, epochs)))
                 results = run_experiment(config, out=folder, progress=False, checkpoints=False)
                 print(f"{benchmark} {method} seed {seed}: avg acc {results['avg_acc']:.2f}, "
                       f"forgetting {results['forgetting']:.2f} ({results['total_time_s']:.0f}s)", flush=True)

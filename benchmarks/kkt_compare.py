@@ -27,7 +27,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from exssnet.config import RunConfig
+from exssnet.run.config import RunConfig
 from exssnet.run.runner import run_experiment
 
 CHANCE = {"kkt": True, "kkt_rule": "chance", "kkt_head": "copy"}  # the paper
@@ -180,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
                 with args.log.open("a") as log:
                     log.write(json.dumps(row) + "\n")
                 continue
-            config = RunConfig(benchmark=bench, method=method, density=density, seed=seed, threads=args.threads,
-                               mask_epochs=args.mask_epochs, weight_epochs=args.weight_epochs, **VARIANTS[variant])
+            config = RunConfig.from_dict(dict(benchmark=bench, method=method, density=density, seed=seed,
+                                              threads=args.threads, mask_epochs=args.mask_epochs,
+                                              weight_epochs=args.weight_epochs, **VARIANTS[variant]))
             row = {"key": key, "benchmark": bench, "density": density, "method": method, "variant": variant,
                    "seed": seed, "mask_epochs": args.mask_epochs, "weight_epochs": args.weight_epochs,
                    **measure(run_experiment(config, progress=False))}

@@ -1,6 +1,5 @@
 """Every preset in configs/ parses, names its paper table, and is a valid config of this library."""
 
-import dataclasses
 import json
 import re
 from pathlib import Path
@@ -9,14 +8,15 @@ import pytest
 import yaml
 
 from exssnet.cli import main
-from exssnet.config import RunConfig, load_yaml
 from exssnet.data import benchmark_names
+from exssnet.errors import ExssnetError
 from exssnet.methods import method_names
 from exssnet.models import model_names
+from exssnet.run.config import RunConfig, load_yaml
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 PRESETS = sorted(CONFIGS.glob("*.yaml"))
-NEEDS_DATA_DIR = {"split-cifar100", "split-tinyimagenet", "webnlp", "glue"}
+NEEDS_DATA_DIR = {"split-cifar100", "split-tinyimagenet", "webnlp", "glue", "imagenet"}
 
 
 def leading_comment(path: Path) -> str:
@@ -25,9 +25,12 @@ def leading_comment(path: Path) -> str:
 
 
 def unknown_names(values: dict) -> list[str]:
-    """Config keys, benchmark, model or method names of a preset that the library does not know."""
-    known = {f.name for f in dataclasses.fields(RunConfig)}
-    missing = [f"key {k}" for k in values if k not in known]
+    """Config keys (as RunConfig.from_dict judges them), benchmark, model or method names the library does not know."""
+    missing = []
+    try:
+        RunConfig.from_dict({k.replace("-", "_"): v for k, v in values.items()})
+    except ExssnetError as exc:
+        missing.append(str(exc))
     for kind, names in (("benchmark", benchmark_names()), ("model", model_names()), ("method", method_names())):
         if kind in values and values[kind] not in names:
             missing.append(f"{kind} {values[kind]}")
@@ -77,3 +80,14 @@ def test_splitmnist_preset_runs(tmp_path):
     assert (config["benchmark"], config["model"], config["density"], config["mask_lr"], config["weight_lr"]) == (
         "split-mnist", "lenet", 0.1, 0.01, 0.001)
     assert results["avg_acc"] > 90.0
+
+
+def test_preset_method_settings_reach_the_method():
+    """A preset's method-specific keys end up in the settings object its method is built with."""
+    values = {"method": "ewc", "ewc_lambda": 7.0, "buffer_size": 9, "kkt_k": 3}
+    config = RunConfig.from_dict(values)
+    assert config.settings_of().ewc_lambda == 7.0 and config.settings_of("er").buffer_size == 9
+    assert config.settings_of("supsup").kkt_k == 3
+    assert {k: config.to_dict()[k] for k in values} == values  # results.json's flat config keeps every key
+    with pytest.raises(ExssnetError, match="unknown config key.*ewc_lamda"):
+        RunConfig.from_dict({"method": "ewc", "ewc_lamda": 7.0})

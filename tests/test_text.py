@@ -9,7 +9,6 @@ import torch
 from text_fixtures import write_glove_txt, write_glue, write_offline_sources, write_tiny_bert, write_webnlp
 
 from exssnet.cli import main
-from exssnet.config import RunConfig
 from exssnet.data.text_benchmarks import TASK_ORDERS, split_per_class, task_order
 from exssnet.data.text_features import TokenFeatures, cache_file, encode_cached, glove_text_file
 from exssnet.data.text_readers import (
@@ -25,6 +24,7 @@ from exssnet.errors import ExssnetError
 from exssnet.layers.masked import MaskedConv1d, MaskedLinear
 from exssnet.models import build_model
 from exssnet.models.kim_cnn import KimCNN
+from exssnet.run.config import RunConfig
 from exssnet.supermask import to_supermask
 
 FAST_TEXT = ["--model", "kim-cnn", "--mask-epochs", "1", "--weight-epochs", "1", "--batch-size", "8",

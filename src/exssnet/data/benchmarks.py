@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -35,12 +35,23 @@ class BenchmarkSpec:
     data_dir: str | None = None
     class_order: str = "seeded"  # "seeded" permutation or "sequential"
     text: TextOptions = field(default_factory=TextOptions)  # read by text benchmarks only
+    image_size: int = 224  # benchmarks streamed from image files (imagenet): crop size
+    workers: int = 4  # benchmarks streamed from image files: DataLoader worker processes
 
 
 BenchmarkBuilder = Callable[[BenchmarkSpec], Benchmark]
 BENCHMARKS: Registry[BenchmarkBuilder] = Registry("benchmark")
-register_benchmark = BENCHMARKS.register
 benchmark_names = BENCHMARKS.names
+
+
+def register_benchmark(name: str, input_kind: str | None = None, **metadata: Any) -> Callable[[BenchmarkBuilder], BenchmarkBuilder]:
+    """Register a benchmark builder under `name` with the kind of input it gives ("image" or "tokens")."""
+    return BENCHMARKS.register(name, input_kind=input_kind, **metadata)
+
+
+def benchmark_input_kind(name: str) -> str | None:
+    """"image", "tokens", or None when the registration did not say."""
+    return BENCHMARKS.metadata(name).get("input_kind")
 
 
 def build_benchmark(name: str, spec: BenchmarkSpec) -> Benchmark:
@@ -77,7 +88,7 @@ def split_benchmark(
     return Benchmark(name=name, tasks=tasks, input_shape=input_shape, info={"class_order": order})
 
 
-@register_benchmark("split-mnist")
+@register_benchmark("split-mnist", input_kind="image")
 def split_mnist(spec: BenchmarkSpec) -> Benchmark:
     """Full MNIST (60k train / 10k test) in 5 tasks of 2 classes."""
     if spec.data_dir:
@@ -87,7 +98,7 @@ def split_mnist(spec: BenchmarkSpec) -> Benchmark:
     return split_benchmark("split-mnist", train, test, [str(d) for d in range(10)], spec)
 
 
-@register_benchmark("split-fashion-mnist")
+@register_benchmark("split-fashion-mnist", input_kind="image")
 def split_fashion_mnist(spec: BenchmarkSpec) -> Benchmark:
     """Fashion-MNIST (60k / 10k, Debian's dataset-fashion-mnist or --data-dir) in 5 tasks of 2 classes."""
     directory = Path(spec.data_dir) if spec.data_dir else FASHION_MNIST_DIR
@@ -97,7 +108,7 @@ def split_fashion_mnist(spec: BenchmarkSpec) -> Benchmark:
     return split_benchmark("split-fashion-mnist", train, test, FASHION_CLASSES, spec)
 
 
-@register_benchmark("split-digits")
+@register_benchmark("split-digits", input_kind="image")
 def split_digits(spec: BenchmarkSpec) -> Benchmark:
     """scikit-learn's 8x8 digits in 5 tasks of 2 classes: seconds to run, for tests."""
     train, test = read_digits(seed=0)

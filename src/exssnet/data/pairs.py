@@ -47,7 +47,7 @@ def pair_tasks(
     return tasks
 
 
-@register_benchmark("pairs-mnist-fashion")
+@register_benchmark("pairs-mnist-fashion", input_kind="image")
 def pairs_mnist_fashion(spec: BenchmarkSpec) -> Benchmark:
     """`num_tasks` (default 50) distinct class pairs of MNIST digits + Fashion-MNIST classes."""
     if not FASHION_MNIST_DIR.is_dir():

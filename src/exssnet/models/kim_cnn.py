@@ -59,7 +59,7 @@ class KimCNN(nn.Module):
         return self.forward_head(self.forward_features(tokens, mask_or_lengths))
 
 
-@register_model("kim-cnn")
+@register_model("kim-cnn", input_kind="tokens")
 def kim_cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """Kim CNN for token features shaped (max_length, embed_dim)."""
     if len(input_shape) != 2:

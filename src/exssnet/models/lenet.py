@@ -9,7 +9,7 @@ from torch import nn
 from exssnet.models.registry import register_model
 
 
-@register_model("lenet")
+@register_model("lenet", input_kind="image")
 def lenet(input_shape: tuple[int, ...], num_classes: int, hidden: tuple[int, int] = (300, 100)) -> nn.Module:
     """Flatten -> Linear-BN-ReLU x2 -> Linear head (all Linear layers become masked, no bias)."""
     in_features = math.prod(input_shape)

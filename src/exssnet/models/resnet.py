@@ -106,20 +106,20 @@ def _image_channels(input_shape: tuple[int, ...], model: str) -> int:
     return input_shape[0]
 
 
-@register_model("resnet18-reduced")
+@register_model("resnet18-reduced", input_kind="image")
 def resnet18_reduced(input_shape: tuple[int, ...], num_classes: int, width: int = 20) -> nn.Module:
     """Reduced ResNet18 (widths 20/40/80/160, two BasicBlocks per stage) for 32x32 images."""
     widths = [width, 2 * width, 4 * width, 8 * width]
     return ResNet(BasicBlock, [2, 2, 2, 2], widths, _image_channels(input_shape, "resnet18-reduced"), num_classes)
 
 
-@register_model("resnet18")
+@register_model("resnet18", input_kind="image")
 def resnet18(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """Full-width ResNet18 (widths 64/128/256/512) with the same 3x3 stem."""
     return resnet18_reduced(input_shape, num_classes, width=64)
 
 
-@register_model("resnet50")
+@register_model("resnet50", input_kind="image")
 def resnet50(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """ResNet50 (Bottleneck blocks 3/4/6/3, widths 64..512, 2048 features) for 64x64 images."""
     return ResNet(Bottleneck, [3, 4, 6, 3], [64, 128, 256, 512], _image_channels(input_shape, "resnet50"), num_classes)

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
+from exssnet.methods import method_supports_resume
+from exssnet.run.config import RunConfig
 from exssnet.run.files import (
     CHECKPOINTS_DIR,
     RESULTS_FILE,
@@ -78,8 +79,10 @@ def read_run_state(out: Path) -> RunState:
 def config_differences(saved: dict[str, Any], config: RunConfig) -> list[str]:
     """`key: saved -> now` for every result-relevant key that differs."""
     now = config.to_dict()
+    defaults = RunConfig().to_dict()  # a key an older version did not save had its default value
     keys = sorted((set(saved) | set(now)) - RESUME_FREE_KEYS)
-    return [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in keys if saved.get(k) != now.get(k)]
+    return [f"{k}: {saved.get(k, defaults.get(k))!r} -> {now.get(k)!r}" for k in keys
+            if saved.get(k, defaults.get(k)) != now.get(k)]
 
 
 def resume_config(out: Path, given: dict[str, Any]) -> RunConfig:
@@ -116,8 +119,6 @@ def method_of_finished_run(out: Path) -> str | None:
 
 def check_method_resumable(method: str) -> None:
     """A clear error for --resume with a method that writes no checkpoints (the dense baselines)."""
-    from exssnet.methods import method_supports_resume
-
     if not method_supports_resume(method):
         raise ExssnetError(f"--resume is not supported for method {method!r}: it writes no checkpoints "
                            "(its runs are short); run it again without --resume")
@@ -149,16 +150,17 @@ def is_complete(out: Path, state: RunState) -> bool:
         results = json.loads((out / RESULTS_FILE).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
-    return (isinstance(results, dict) and results.get("config") == state.config
-            and len(results.get("acc_matrix") or []) == state.completed)
+    if not isinstance(results, dict) or not isinstance(results.get("config"), dict):
+        return False
+    config = {k: v for k, v in results["config"].items() if k != "world_size"}  # recorded, not a setting
+    return config == state.config and len(results.get("acc_matrix") or []) == state.completed
 
 
 def restore(method: Any, out: Path, state: RunState | None, acc: list[list[float | None]], records: list[dict]) -> int:
     """Load the method's checkpoint and fill the finished rows; returns the first task to learn."""
     if state is None or state.completed == 0:
         return 0
-    if not method.resumable:
-        raise ExssnetError(f"--resume is not supported for method {method.config.method!r} yet")
+    check_method_resumable(method.config.method)
     if state.completed > len(acc):
         raise ExssnetError(f"{out / RUN_STATE_FILE} has {state.completed} finished tasks, the benchmark only {len(acc)}")
     method.load_checkpoint(out / CHECKPOINTS_DIR / str(state.checkpoint))
@@ -183,7 +185,7 @@ class CheckpointHook(RunHook):
         self.task_names = task_names
 
     def on_task_end(self, task: int, method: Any, acc_row: list[float], record: dict) -> None:
-        if not method.resumable:
+        if not method_supports_resume(method.config.method):
             return
         folder = self.out / CHECKPOINTS_DIR
         name = checkpoint_name(task)
