@@ -17,7 +17,8 @@ SHAPE = (1, 8, 8)
 def trained_net(tasks=(2, 3, 2), density=0.2, keep_scores=True, exclusive=True):
     """A LeNet supermask net with finished tasks whose weights, masks and BN statistics all moved."""
     torch.manual_seed(0)
-    net = to_supermask(build_model("lenet", SHAPE, 3), density, keep_scores=keep_scores)
+    # lenet-bn: the checkpoint format must carry per-task BatchNorm statistics
+    net = to_supermask(build_model("lenet-bn", SHAPE, 3), density, keep_scores=keep_scores)
     for classes in tasks:
         t = net.add_task(classes)
         net.train()
@@ -37,7 +38,7 @@ def net():
 
 @pytest.fixture
 def saved(tmp_path, net):
-    return save_pretrained(net, tmp_path / "ckpt", "lenet", SHAPE, save_scores=True)
+    return save_pretrained(net, tmp_path / "ckpt", "lenet-bn", SHAPE, save_scores=True)
 
 
 def test_round_trip_is_exact(net, saved):
@@ -57,8 +58,8 @@ def test_round_trip_is_exact(net, saved):
 
 
 def test_masks_cost_one_bit_per_weight_and_scores_are_optional(net, tmp_path):
-    with_scores = save_pretrained(net, tmp_path / "a", "lenet", SHAPE, save_scores=True)
-    without = save_pretrained(net, tmp_path / "b", "lenet", SHAPE)
+    with_scores = save_pretrained(net, tmp_path / "a", "lenet-bn", SHAPE, save_scores=True)
+    without = save_pretrained(net, tmp_path / "b", "lenet-bn", SHAPE)
     tensors = load_file(str(without / TENSORS_FILE))
     for name, layer in net.named_masked_layers():
         for t in range(3):
@@ -74,18 +75,18 @@ def test_masks_cost_one_bit_per_weight_and_scores_are_optional(net, tmp_path):
 def test_refuses_to_overwrite_and_unfinished_tasks(net, saved, tmp_path):
     before = (saved / TENSORS_FILE).read_bytes()
     with pytest.raises(ExssnetError, match="already exists"):
-        save_pretrained(net, saved, "lenet", SHAPE)
+        save_pretrained(net, saved, "lenet-bn", SHAPE)
     assert (saved / TENSORS_FILE).read_bytes() == before
     fresh = trained_net(tasks=(2,))
     fresh.add_task(2)
     with pytest.raises(ExssnetError, match="not finished"):
-        save_pretrained(fresh, tmp_path / "x", "lenet", SHAPE)
+        save_pretrained(fresh, tmp_path / "x", "lenet-bn", SHAPE)
     assert not (tmp_path / "x").exists()
 
 
 def test_overwrite_replaces_atomically(net, saved):
     small = trained_net(tasks=(2,))
-    save_pretrained(small, saved, "lenet", SHAPE, overwrite=True)
+    save_pretrained(small, saved, "lenet-bn", SHAPE, overwrite=True)
     assert from_pretrained(saved).num_tasks == 1
     assert sorted(p.name for p in saved.parent.iterdir()) == ["ckpt"]  # no temp or old folder left
 

@@ -83,9 +83,11 @@ class CoreSettings(Settings):
     channels_last: bool = setting(False, "convolutions in channels-last memory format (faster with CUDA tensor cores)")
     log_csv: bool = setting(True, "write per-epoch loss and validation accuracy to metrics.csv in the output folder")
     tensorboard: bool = setting(False, "write TensorBoard scalars to tensorboard/ in the output folder")
-    scenario: str = setting("task-il", "'task-il' (task id given) or 'class-il' (also infer the task, SupSup one-shot)")
-    classil_rule: str = setting("one-shot", "class-il task inference: SupSup 'one-shot' gradient, its iterative 'binary' halving, or brute-force 'min-entropy'")
-    classil_mode: str = setting("example", "class-il task inference per 'example' (tasks shuffled together) or per 'batch' (one task per batch)")
+    scenario: str = setting("task-il", "'task-il' (task id given) or 'class-il' (also infer the task, see classil_rule)")
+    classil_rule: str = setting("min-entropy", "class-il task inference: exact 'min-entropy' (one forward per task), "
+                                "SupSup 'one-shot' gradient or its iterative 'binary' halving")
+    classil_mode: str = setting("batch", "class-il task inference per 'batch' (one task per batch, SupSup's setting) "
+                                "or per 'example' (tasks shuffled together)")
     classil_bn: str = setting("batch", "BatchNorm while superposing: 'batch' statistics or 'mixture' of tasks' statistics")
     classil_batch_size: int = setting(128, "class-il inference batch (the batch that shares one task in mode 'batch')")
     classil_every_task: bool = setting(False, "class-il: evaluate after every task, not only after the last")
@@ -95,7 +97,7 @@ class CoreSettings(Settings):
     cache_dir: str | None = setting(None, "folder of cached encoder features (default: <data dir>/cache, data/text/cache)")
     text_max_train: int | None = setting(None, "training examples per class per task, sampled with a fixed seed (default: all; text-offline 200)")
     text_max_test: int | None = setting(None, "test examples per class per task, sampled with a fixed seed (default: all; text-offline 100)")
-    text_order: str | None = setting(None, "task order: preset S1-S4 (webnlp), S5-S8 (glue), or comma-separated dataset names")
+    text_order: str | None = setting(None, "task order: the paper's Table 6 S1 (glue), S2-S8 (webnlp; S6-S8 three tasks), or comma-separated dataset names")
     encode_batch_size: int = setting(64, "batch size of the frozen encoder when features are computed")
     # ----- benchmarks streamed from image files (imagenet); ignored by the others -----
     image_size: int = setting(224, "imagenet: training crop and evaluation centre-crop size (eval resizes the short side to 8/7 of it first)")

@@ -31,7 +31,7 @@ def supermask_net_of(method: ContinualMethod) -> SupermaskNet:
 
 
 def infer_and_predict(
-    net: SupermaskNet, x: Inputs, candidates: list[int], mode: str, bn: str, batch_size: int, rule: str = "one-shot"
+    net: SupermaskNet, x: Inputs, candidates: list[int], mode: str, bn: str, batch_size: int, rule: str = "min-entropy"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(inferred task, predicted class within it) for every example of `x`, batch by batch."""
     n = num_examples(x)
@@ -48,7 +48,7 @@ def infer_and_predict(
 
 
 def evaluate_tasks(
-    net: SupermaskNet, splits: list[Split], mode: str, bn: str, batch_size: int, seed: int = 0, rule: str = "one-shot"
+    net: SupermaskNet, splits: list[Split], mode: str, bn: str, batch_size: int, seed: int = 0, rule: str = "min-entropy"
 ) -> list[tuple[float, float]]:
     """(task-inference accuracy, inferred-task accuracy), percent, for each task's split.
 

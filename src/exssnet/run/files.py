@@ -1,7 +1,7 @@
 """The one place that names a run folder's files, writes them atomically, and says which config keys are incidental.
 
 A run folder `--out DIR` holds `results.json` when the run is finished, and while it goes on
-`run_state.json` plus `checkpoints/task-<t>/` (see exssnet.run.resume).
+`run_state.json` plus `checkpoints/task-<t>/` (see exssnet.run.resume) and `drift.safetensors` (exssnet.run.drift).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 RESULTS_FILE = "results.json"
 RUN_STATE_FILE = "run_state.json"
 CHECKPOINTS_DIR = "checkpoints"
+DRIFT_FILE = "drift.safetensors"  # earlier tasks' outputs right after each was learned (exssnet.run.drift)
 
 # Config keys that say where and how a run ran, not what it computes: a sweep may skip a finished cell that differs
 # only in these, and a report does not split groups by them.

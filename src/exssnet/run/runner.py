@@ -25,6 +25,7 @@ from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
 from exssnet.models.registry import model_input_kind, model_names
 from exssnet.run.class_il import ClassILHook
 from exssnet.run.config import RunConfig
+from exssnet.run.drift import DriftHook
 from exssnet.run.files import RESULTS_FILE, write_json_atomic
 from exssnet.run.hooks import RunHook
 from exssnet.run.log_hooks import logging_hooks
@@ -121,12 +122,14 @@ def prepare_out_dir(out: Path | None, overwrite: bool) -> None:
 
 def run_hooks(config: RunConfig, out: Path | None, method: ContinualMethod, tasks: list[TaskData],
               state: RunState | None, extra: Sequence[RunHook], checkpoints: bool) -> list[RunHook]:
-    """Every hook of a run, in call order: class-IL evaluation, logs, the caller's, then the checkpoint."""
+    """Every hook of a run, in call order: class-IL evaluation, logs, the caller's, drift, then the checkpoint."""
     hooks: list[RunHook] = []
     if config.scenario == "class-il":
         hooks.append(ClassILHook(config, method, tasks))
     hooks += logging_hooks(config, out, state.completed if state else 0)
     hooks += extra
+    # drift records are saved before the checkpoint names the task finished, so a resume finds them
+    hooks.append(DriftHook(tasks, config.eval_batch_size, out, state.completed if state else 0))
     if out is not None and checkpoints:
         hooks.append(CheckpointHook(out, config, state))
     return hooks
