@@ -36,15 +36,25 @@ class SupermaskSettings(Settings):
     kkt_k: int = setting(10, "KKT: neighbours of the KNN vote")
     kkt_batches: int = setting(10, "KKT: batches of the new task's training data to embed (2/3 fit, 1/3 scored)")
     kkt_batch_size: int = setting(64, "KKT: examples per batch")
-    kkt_head: str = setting("copy", "KKT: 'copy' the source task's classifier scores too (the paper) or start the classifier 'fresh'")
+    kkt_head: str = setting("fresh", "KKT: classifier scores from the fresh random draw ('fresh') or 'copy' the source's (the paper)")
+    kkt_rule: str = setting("paired", "KKT: transfer when the best earlier task beats 'chance' (the paper) or, 'paired', a fresh random subnetwork (McNemar)")
+    kkt_alpha: float = setting(0.05, "KKT rule 'paired': significance level, divided by the number of earlier tasks")
+    kkt_blend: float = setting(1.0, "KKT: weight of the source's scores in the start, in (0, 1]; the rest is the fresh random draw")
 
     def check(self) -> None:
         at_least_one(self, "kkt_k", "kkt_batches", "kkt_batch_size")
         if self.kkt_head not in ("copy", "fresh"):
             raise ExssnetError(f"kkt_head must be 'copy' or 'fresh', got {self.kkt_head!r}")
+        if self.kkt_rule not in ("chance", "paired"):
+            raise ExssnetError(f"kkt_rule must be 'chance' or 'paired', got {self.kkt_rule!r}")
+        if not 0.0 < self.kkt_alpha < 1.0:
+            raise ExssnetError(f"kkt_alpha must be in (0, 1), got {self.kkt_alpha}")
+        if not 0.0 < self.kkt_blend <= 1.0:
+            raise ExssnetError(f"kkt_blend must be in (0, 1], got {self.kkt_blend}")
 
     def to_kkt(self) -> KKTSettings:
-        return KKTSettings(k=self.kkt_k, batches=self.kkt_batches, batch_size=self.kkt_batch_size, head=self.kkt_head)
+        return KKTSettings(k=self.kkt_k, batches=self.kkt_batches, batch_size=self.kkt_batch_size, head=self.kkt_head,
+                           rule=self.kkt_rule, alpha=self.kkt_alpha, blend=self.kkt_blend)
 
 
 class SupermaskMethod(ContinualMethod):
