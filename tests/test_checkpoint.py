@@ -9,6 +9,8 @@ from safetensors.torch import load_file, save_file
 
 from exssnet import ExssnetError, from_pretrained, save_pretrained, to_supermask
 from exssnet.checkpoint import CONFIG_FILE, TENSORS_FILE
+from exssnet.layers import pack_mask
+from exssnet.layers.maskcode import HEADER_BYTES, decode_mask
 from exssnet.models import build_model
 
 SHAPE = (1, 8, 8)
@@ -24,7 +26,7 @@ def trained_net(tasks=(2, 3, 2), density=0.2, keep_scores=True, exclusive=True):
         net.logits(torch.randn(16, *SHAPE), t)  # updates this task's BN statistics
         net.start_weight_phase(exclusive=exclusive)
         with torch.no_grad():
-            for w in net.weight_parameters():
+            for w in net.trainable_parameters():
                 w.add_(0.01 * torch.randn_like(w))
         net.finish_task()
     return net
@@ -56,14 +58,17 @@ def test_round_trip_is_exact(net, saved):
     assert loaded.add_task(2) == 3
 
 
-def test_masks_cost_one_bit_per_weight_and_scores_are_optional(net, tmp_path):
+def test_masks_cost_about_their_entropy_and_scores_are_optional(net, tmp_path):
     with_scores = save_pretrained(net, tmp_path / "a", "lenet", SHAPE, save_scores=True)
     without = save_pretrained(net, tmp_path / "b", "lenet", SHAPE)
     tensors = load_file(str(without / TENSORS_FILE))
+    entropy = -(0.2 * math.log2(0.2) + 0.8 * math.log2(0.8))  # 0.722 bit per weight at density 0.2
     for name, layer in net.named_masked_layers():
         for t in range(3):
-            packed = tensors[f"mask.{name}.{t}"]
-            assert packed.dtype == torch.uint8 and packed.numel() == math.ceil(layer.weight.numel() / 8)
+            code = tensors[f"mask.{name}.{t}"]
+            assert code.dtype == torch.uint8 and code.dim() == 1
+            assert code.numel() <= HEADER_BYTES + 3 + math.ceil(1.05 * entropy * layer.weight.numel() / 8)
+            assert torch.equal(decode_mask(code, layer.weight.shape), layer.mask_of(t))
     assert not any(k.startswith("scores.") for k in tensors)
     size = (with_scores / TENSORS_FILE).stat().st_size - (without / TENSORS_FILE).stat().st_size
     assert size >= 3 * 4 * net.num_maskable()  # float32 scores of 3 tasks
@@ -108,6 +113,24 @@ def _flip_padding(t):
     t[key][-1] |= 1
 
 
+def _as_version_1(path):
+    """Rewrite a checkpoint the way format version 1 stored it: masks bit-packed."""
+    shapes = {"1": (300, 64), "4": (100, 300), "7": (3, 100)}
+
+    def pack(tensors):
+        for key in [k for k in tensors if k.startswith("mask.")]:
+            tensors[key] = pack_mask(decode_mask(tensors[key], shapes[key.split(".")[1]]))
+
+    _edit_tensors(path, pack)
+    _edit_config(path, format_version=1)
+
+
+def _flip_code_bit(t, byte):
+    key = "mask.1.1"
+    t[key] = t[key].clone()
+    t[key][byte] ^= 4
+
+
 DAMAGE = {
     "garbage": (lambda p: (p / TENSORS_FILE).write_bytes(b"\x00garbage" * 50), "corrupted or truncated"),
     "truncated": (lambda p: (p / TENSORS_FILE).write_bytes((p / TENSORS_FILE).read_bytes()[:-1000]), "corrupted or truncated"),
@@ -127,7 +150,11 @@ DAMAGE = {
     "missing tensor": (lambda p: _edit_tensors(p, lambda t: t.pop("bn.2.1.running_var")), "missing bn.2.1.running_var"),
     "wrong dtype": (lambda p: _edit_tensors(p, lambda t: t.update({"mask.1.0": t["mask.1.0"].float()})), "mask.1.0 is torch.float32"),
     "nan weight": (lambda p: _edit_tensors(p, lambda t: t["weight.4"].__setitem__((0, 0), float("nan"))), "NaN"),
-    "padding bits": (lambda p: _edit_tensors(p, _flip_padding), "padding bits"),
+    "version 1 padding bits": (lambda p: (_as_version_1(p), _edit_tensors(p, _flip_padding)), "padding bits"),
+    "code header": (lambda p: _edit_tensors(p, lambda t: _flip_code_bit(t, 0)), "mask code mask.1.1 is corrupted"),
+    "code unary bit": (lambda p: _edit_tensors(p, lambda t: _flip_code_bit(t, HEADER_BYTES + 3)), "is corrupted"),
+    "code remainder bit": (lambda p: _edit_tensors(p, lambda t: _flip_code_bit(t, -3)), "is corrupted"),
+    "code truncated": (lambda p: _edit_tensors(p, lambda t: t.update({"mask.1.1": t["mask.1.1"][:-2].clone()})), "is corrupted"),
 }
 
 
@@ -176,3 +203,10 @@ def test_wrapping_twice_keeps_per_task_state():
     net = trained_net(tasks=(2,))
     again = to_supermask(net.model, 0.2)
     assert len(again.norm_layers()) == 2 and len(again.norm_layers()[0].norms) == 1
+
+
+def test_version_1_checkpoints_with_bit_packed_masks_still_load(net, saved):
+    _as_version_1(saved)
+    loaded = from_pretrained(saved)
+    original, restored = net.state_dict(), loaded.state_dict()
+    assert all(torch.equal(original[k], restored[k]) for k in original)

@@ -93,3 +93,50 @@ def test_frozen_masked_weight_cache_follows_weight_updates_and_task_switches():
         layer.use_mask(1)
         expected = nn.functional.linear(x, layer.weight * layer.mask_of(1))
         assert torch.equal(layer(x), expected)
+
+
+def test_topk_ties_go_to_the_lowest_index():
+    scores = torch.tensor([3.0, 1.0, -2.0, 2.0, 0.5, 2.0, -2.0])
+    assert topk_mask(scores, 3 / 7).tolist() == [True, False, True, True, False, False, False]
+
+
+def test_threshold_tracker_matches_topk_mask_every_step():
+    from exssnet.layers.topk import ThresholdTracker, kept_count
+
+    torch.manual_seed(0)
+    for numel, density in [(5000, 0.1), (37, 0.05), (300, 0.9)]:
+        scores, tracker = torch.randn(numel) * 0.05, ThresholdTracker()
+        k = kept_count(numel, density)
+        for step in range(60):
+            scores += torch.randn(numel) * 1e-3 * (1 + step % 5)
+            if step % 10 == 9:  # some exact ties at the threshold
+                scores[: numel // 3] = scores[numel // 3 : 2 * (numel // 3)].neg()
+            assert torch.equal(tracker.float_mask(scores.abs(), k).bool(), topk_mask(scores, density))
+
+
+def test_fused_mask_phase_weight_equals_weight_times_straight_through_mask():
+    from exssnet.layers.topk import ThresholdTracker, kept_count, score_masked_weight
+
+    torch.manual_seed(1)
+    weight = torch.randn(30, 20, requires_grad=True)
+    scores = torch.randn(30, 20, requires_grad=True)
+    upstream = torch.randn(30, 20)
+    tracker = ThresholdTracker()
+    for _ in range(2):  # a cold and a warm threshold
+        fused = score_masked_weight(weight, scores, tracker, kept_count(600, 0.1))
+        grads = torch.autograd.grad((fused * upstream).sum(), [weight, scores])
+        plain = weight * straight_through_mask(scores, 0.1)
+        expected = torch.autograd.grad((plain * upstream).sum(), [weight, scores])
+        assert torch.equal(fused, plain)
+        assert all(torch.equal(a, b) for a, b in zip(grads, expected))
+
+
+def test_inference_weight_is_computed_when_a_task_is_selected():
+    layer = MaskedLinear(6, 4, density=0.5)
+    layer.add_task(0)
+    layer.commit(0)
+    layer.use_mask(0)
+    ready = layer.effective_weight()
+    assert torch.equal(ready, layer.weight * layer.mask_of(0))
+    layer.use_mask(0)  # selecting the same task again reuses it
+    assert layer.effective_weight() is ready

@@ -48,7 +48,7 @@ class RunConfig:
     weight_epochs: int = setting(5, "epochs of the weight phase per task (ssnet, exssnet)")
     mask_lr: float = setting(0.01, "Adam learning rate of the mask phase")
     weight_lr: float = setting(0.0005, "Adam learning rate of the weight phase")
-    keep_scores: bool = setting(True, "keep finished tasks' float scores (else only their binary masks)")
+    keep_scores: bool = setting(False, "keep finished tasks' float scores (default: only their packed masks)")
     deterministic: bool = setting(True, "use deterministic algorithms (bit-identical reruns on CPU)")
     threads: int | None = setting(None, "torch CPU threads")
     log_csv: bool = setting(True, "write per-epoch loss and validation accuracy to metrics.csv in the output folder")

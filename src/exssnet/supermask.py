@@ -66,14 +66,13 @@ def inject_supermask_layers(model: nn.Module, density: float) -> nn.Module:
 class SupermaskNet(nn.Module):
     """A model whose masked layers hold one subnetwork per task over shared weights."""
 
-    def __init__(self, model: nn.Module, density: float, keep_scores: bool = True) -> None:
+    def __init__(self, model: nn.Module, density: float, keep_scores: bool = False) -> None:
         super().__init__()
         self.density = check_density(density)
         self.model = model
         self.keep_scores = keep_scores
         self.tasks: list[TaskState] = []
         self.active_task = -1
-        self._grad_masks: dict[str, torch.Tensor] = {}  # weight-phase gradient masks per layer
         self._index_layers()
         if not self.masked_layers():
             raise ExssnetError("the model has no Linear or Conv layer to mask")
@@ -132,13 +131,15 @@ class SupermaskNet(nn.Module):
     def start_weight_phase(self, exclusive: bool) -> None:
         """Freeze the current task's mask and let its weights train.
 
-        exclusive=True (ExSSNeT): only free weights (mask AND NOT earlier tasks' masks) get gradient.
-        exclusive=False (SSNeT): every weight in the mask gets gradient.
+        exclusive=True (ExSSNeT): only free weights (mask AND NOT earlier tasks' masks) train.
+        exclusive=False (SSNeT): every weight in the mask trains.
+        Each layer trains one compact parameter holding just those entries (`trainable_parameters()`);
+        the shared weights themselves never require grad, so nothing else can move them.
         """
         task = self._current(PHASE_MASK)
-        for name, layer in self.named_masked_layers():
+        for layer in self.masked_layers():
             mask, free = layer.commit(task)
-            self._grad_masks[name] = free if exclusive else mask
+            layer.start_compact(task, free if exclusive else mask)
             if not self.keep_scores:
                 layer.drop_scores(task)
         self.tasks[task].phase = PHASE_WEIGHTS
@@ -154,8 +155,9 @@ class SupermaskNet(nn.Module):
                 layer.commit(task)
                 if not self.keep_scores:
                     layer.drop_scores(task)
+        for layer in self.masked_layers():
+            layer.end_compact()  # the weight phase's entries are written into the shared weights
         self.tasks[task].phase = PHASE_DONE
-        self._grad_masks = {}
         self.set_task(task)
 
     def _current(self, phase: str) -> int:
@@ -169,11 +171,13 @@ class SupermaskNet(nn.Module):
         """Make `task` the subnetwork (mask and BatchNorm) the forward pass uses."""
         self.check_task(task)
         phase = self.tasks[task].phase
-        for name, layer in self.named_masked_layers():
+        for layer in self.masked_layers():
             if phase == PHASE_MASK:
                 layer.use_scores(task)
+            elif phase == PHASE_WEIGHTS:
+                layer.use_compact()
             else:
-                layer.use_mask(task, self._grad_masks.get(name) if phase == PHASE_WEIGHTS else None)
+                layer.use_mask(task)
         for norm in self.norm_layers():
             norm.set_task(task)
         self.active_task = task
@@ -183,7 +187,27 @@ class SupermaskNet(nn.Module):
         return [layer.scores[str(task)] for layer in self.masked_layers()]
 
     def weight_parameters(self) -> list[nn.Parameter]:
+        """The shared weights (never trainable themselves: the weight phase trains compact copies)."""
         return [layer.weight for layer in self.masked_layers()]
+
+    def compact_parameters(self) -> list[nn.Parameter]:
+        """The weight phase's 1-D parameters, one per layer with at least one trainable entry."""
+        return [layer.compact_weight for layer in self.masked_layers()
+                if layer.compact_weight is not None and layer.compact_weight.numel() > 0]
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """What the current task's phase trains: its scores (mask phase) or compact weights (weight phase)."""
+        task = self.num_tasks - 1
+        if task < 0 or self.tasks[task].phase == PHASE_DONE:
+            return []
+        if self.tasks[task].phase == PHASE_MASK:
+            return self.score_parameters(task)
+        return self.compact_parameters()
+
+    def write_back(self) -> None:
+        """Copy the weight phase's trained entries into the shared weights now (done at finish_task anyway)."""
+        for layer in self.masked_layers():
+            layer.write_back()
 
     def task_scores(self, task: int) -> dict[str, torch.Tensor] | None:
         """Float scores of `task` per layer name, or None if they were not kept."""
@@ -223,7 +247,7 @@ class SupermaskNet(nn.Module):
             self.train(was_training)
 
 
-def to_supermask(model: nn.Module, density: float, keep_scores: bool = True) -> SupermaskNet:
+def to_supermask(model: nn.Module, density: float, keep_scores: bool = False) -> SupermaskNet:
     """Wrap any torch model as a supermask model (modules are replaced in place)."""
     density = check_density(density)
     return SupermaskNet(inject_supermask_layers(model, density), density, keep_scores=keep_scores)

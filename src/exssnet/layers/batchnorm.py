@@ -21,6 +21,7 @@ class MultitaskBatchNorm(nn.Module):
         self.num_features, self.dims, self.eps, self.momentum = num_features, dims, eps, momentum
         self.norms = nn.ModuleList()
         self.task = -1
+        self._active: nn.Module | None = None  # the selected task's BatchNorm
         self._superposed: tuple[torch.Tensor, torch.Tensor] | str | None = None
 
     def add_task(self, task: int) -> None:
@@ -37,6 +38,7 @@ class MultitaskBatchNorm(nn.Module):
     def set_task(self, task: int) -> None:
         self.task = task
         self._superposed = None
+        self._active = self.norms[task] if 0 <= task < len(self.norms) else None
 
     def superpose(self, tasks: list[int], rule: str = "mixture") -> None:
         """Normalise with statistics standing for several tasks at once (task inference).
@@ -48,7 +50,7 @@ class MultitaskBatchNorm(nn.Module):
         """
         if rule not in SUPERPOSE_RULES:
             raise ValueError(f"BatchNorm superposition rule must be one of {SUPERPOSE_RULES}, got {rule!r}")
-        self.task = -1
+        self.task, self._active = -1, None
         if rule == "batch":
             self._superposed = "batch"
             return
@@ -58,6 +60,12 @@ class MultitaskBatchNorm(nn.Module):
         self._superposed = (mean, (variances + means**2).mean(dim=0) - mean**2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        active = self._active
+        if active is not None:
+            if self.training:
+                return active(x)
+            # evaluation fast path: the selected task's running statistics, without a module call
+            return F.batch_norm(x, active.running_mean, active.running_var, None, None, False, 0.0, self.eps)
         if self._superposed == "batch":
             dims = [d for d in range(x.dim()) if d != 1]
             mean, var = x.mean(dim=dims).detach(), x.var(dim=dims, unbiased=False).detach()

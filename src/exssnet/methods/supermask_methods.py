@@ -55,23 +55,18 @@ class SupermaskMethod(ContinualMethod):
         init, info = self.initial_scores(task_id, task)
         self.net.add_task(task.num_classes, initial_scores=init)
         logits_fn = self.net_logits_fn(task.num_classes)
-        for weight in self.net.weight_parameters():
-            weight.requires_grad_(False)
         mask_history = train_phase(
-            "mask", self.net, logits_fn, self.net.score_parameters(task_id), task, cfg.mask_epochs, cfg.mask_lr,
+            "mask", self.net, logits_fn, self.net.trainable_parameters(), task, cfg.mask_epochs, cfg.mask_lr,
             cfg.batch_size, task_generator(cfg.seed, task_id, 0), cfg.eval_batch_size, progress, on_epoch,
         )
         info["mask_phase"] = mask_history.to_dict()
         if self.weight_rule is not None:
             self.net.start_weight_phase(exclusive=self.weight_rule == "exclusive")
-            for weight in self.net.weight_parameters():
-                weight.requires_grad_(True)
             weight_history = train_phase(
-                "weights", self.net, logits_fn, self.net.weight_parameters(), task, cfg.weight_epochs, cfg.weight_lr,
-                cfg.batch_size, task_generator(cfg.seed, task_id, 1), cfg.eval_batch_size, progress, on_epoch,
+                "weights", self.net, logits_fn, self.net.trainable_parameters(), task, cfg.weight_epochs,
+                cfg.weight_lr, cfg.batch_size, task_generator(cfg.seed, task_id, 1), cfg.eval_batch_size, progress,
+                on_epoch,
             )
-            for weight in self.net.weight_parameters():
-                weight.requires_grad_(False)
             info["weight_phase"] = weight_history.to_dict()
         self.net.finish_task()
         self.num_learned += 1
