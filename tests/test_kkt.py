@@ -108,7 +108,7 @@ def constant_task(name: str, n: int = 600) -> TaskData:
 
 def learn(tasks: list[TaskData], **overrides) -> tuple[SupermaskMethod, list[dict]]:
     """Learn `tasks` in order the way the runner does (global seed per task)."""
-    values = dict(method="exssnet", density=0.2, mask_epochs=3, weight_epochs=1, batch_size=64, seed=0, kkt=True)
+    values = dict(method="exssnet", density=0.2, mask_epochs=3, weight_epochs=1, batch_size=64, seed=0, kkt=True, keep_scores=True)
     config = RunConfig(**{**values, **overrides})
     torch.manual_seed(config.seed)
     method = SupermaskMethod(config, Benchmark("synthetic", tasks, (DIM,)), weight_rule=None

@@ -140,3 +140,21 @@ def test_inference_weight_is_computed_when_a_task_is_selected():
     assert torch.equal(ready, layer.weight * layer.mask_of(0))
     layer.use_mask(0)  # selecting the same task again reuses it
     assert layer.effective_weight() is ready
+
+
+def test_batchnorm_eval_fast_path_equals_the_task_module():
+    from exssnet.layers import MultitaskBatchNorm
+
+    norm = MultitaskBatchNorm(5, dims=2)
+    for t in range(2):
+        norm.add_task(t)
+        norm.set_task(t)
+        norm.train()
+        norm(torch.randn(8, 5, 3, 3) * (t + 1) + t)  # distinct running statistics per task
+    norm.eval()
+    x = torch.randn(4, 5, 3, 3)
+    for t in range(2):
+        norm.set_task(t)
+        assert torch.equal(norm(x), norm.norms[t].eval()(x))
+    assert sorted(norm.state_dict()) == sorted(f"norms.{t}.{s}" for t in range(2)
+                                               for s in ("running_mean", "running_var", "num_batches_tracked"))

@@ -38,7 +38,11 @@ class MultitaskBatchNorm(nn.Module):
     def set_task(self, task: int) -> None:
         self.task = task
         self._superposed = None
-        self._active = self.norms[task] if 0 <= task < len(self.norms) else None
+        self._select(self.norms[task] if 0 <= task < len(self.norms) else None)
+
+    def _select(self, norm: nn.Module | None) -> None:
+        # a plain attribute, not a registered submodule: state_dict keys stay `norms.<t>.*`
+        object.__setattr__(self, "_active", norm)
 
     def superpose(self, tasks: list[int], rule: str = "mixture") -> None:
         """Normalise with statistics standing for several tasks at once (task inference).
@@ -50,7 +54,8 @@ class MultitaskBatchNorm(nn.Module):
         """
         if rule not in SUPERPOSE_RULES:
             raise ValueError(f"BatchNorm superposition rule must be one of {SUPERPOSE_RULES}, got {rule!r}")
-        self.task, self._active = -1, None
+        self.task = -1
+        self._select(None)
         if rule == "batch":
             self._superposed = "batch"
             return

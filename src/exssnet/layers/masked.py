@@ -207,6 +207,11 @@ class MaskedLayer(nn.Module):
             return self.weight * superposed_mask(self._alphas, packed, self.weight.shape, self.weight.dtype)
         raise RuntimeError("no task is active on this layer: call SupermaskNet.set_task first")
 
+    def cached_tensors(self) -> list[torch.Tensor]:
+        """Tensors the layer holds besides its parameters and buffers (speed caches), for memory accounting."""
+        cached = [self._ready, self._compact_base, self._threshold.buffer]
+        return [t for t in cached if t is not None]
+
     def extra_repr(self) -> str:  # pragma: no cover - cosmetic
         return f"{super().extra_repr()}, density={self.density}, tasks={self.num_committed}"
 

@@ -79,6 +79,11 @@ class ThresholdTracker:
         self.spread = 0.0  # how far the threshold moved last time: the first step of the next search
         self._buffer: torch.Tensor | None = None
 
+    @property
+    def buffer(self) -> torch.Tensor | None:
+        """The reused mask buffer (None before the first step)."""
+        return self._buffer
+
     def reset(self) -> None:
         self.threshold, self.spread, self._buffer = None, 0.0, None
 
