@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 from exssnet import ExssnetError, from_pretrained, save_pretrained, to_supermask
 from exssnet.checkpoint import CONFIG_FILE, TENSORS_FILE
 from exssnet.layers import pack_mask
-from exssnet.layers.maskcode import HEADER_BYTES, decode_mask
+from exssnet.layers.maskcode import HEADER_BYTES, decode_masks
 from exssnet.models import build_model
 
 SHAPE = (1, 8, 8)
@@ -63,12 +63,14 @@ def test_masks_cost_about_their_entropy_and_scores_are_optional(net, tmp_path):
     without = save_pretrained(net, tmp_path / "b", "lenet", SHAPE)
     tensors = load_file(str(without / TENSORS_FILE))
     entropy = -(0.2 * math.log2(0.2) + 0.8 * math.log2(0.8))  # 0.722 bit per weight at density 0.2
-    for name, layer in net.named_masked_layers():
-        for t in range(3):
-            code = tensors[f"mask.{name}.{t}"]
-            assert code.dtype == torch.uint8 and code.dim() == 1
-            assert code.numel() <= HEADER_BYTES + 3 + math.ceil(1.05 * entropy * layer.weight.numel() / 8)
-            assert torch.equal(decode_mask(code, layer.weight.shape), layer.mask_of(t))
+    layers = net.masked_layers()
+    for t in range(3):
+        code = tensors[f"masks.{t}"]
+        assert code.dtype == torch.uint8 and code.dim() == 1
+        bound = sum(HEADER_BYTES + 3 + math.ceil(1.05 * entropy * layer.weight.numel() / 8) for layer in layers)
+        assert code.numel() <= bound
+        decoded = decode_masks(code, [layer.weight.shape for layer in layers])
+        assert all(torch.equal(mask, layer.mask_of(t)) for mask, layer in zip(decoded, layers))
     assert not any(k.startswith("scores.") for k in tensors)
     size = (with_scores / TENSORS_FILE).stat().st_size - (without / TENSORS_FILE).stat().st_size
     assert size >= 3 * 4 * net.num_maskable()  # float32 scores of 3 tasks
@@ -114,19 +116,30 @@ def _flip_padding(t):
 
 
 def _as_version_1(path):
-    """Rewrite a checkpoint the way format version 1 stored it: masks bit-packed."""
-    shapes = {"1": (300, 64), "4": (100, 300), "7": (3, 100)}
+    """Rewrite a checkpoint the way format version 1 stored it: masks bit-packed, statistics per layer."""
+    layers = {"1": (300, 64), "4": (100, 300), "7": (3, 100)}
+    norms = {"2": 300, "5": 100}
 
-    def pack(tensors):
-        for key in [k for k in tensors if k.startswith("mask.")]:
-            tensors[key] = pack_mask(decode_mask(tensors[key], shapes[key.split(".")[1]]))
+    def convert(tensors):
+        for t in range(3):
+            masks = decode_masks(tensors.pop(f"masks.{t}"), list(layers.values()))
+            for name, mask in zip(layers, masks):
+                tensors[f"mask.{name}.{t}"] = pack_mask(mask)
+            offset = 0
+            for i, (name, size) in enumerate(norms.items()):
+                for stat in ("running_mean", "running_var"):
+                    tensors[f"bn.{name}.{t}.{stat}"] = tensors[f"bn.{t}.{stat}"][offset : offset + size].clone()
+                tensors[f"bn.{name}.{t}.num_batches_tracked"] = tensors[f"bn.{t}.num_batches_tracked"][i].clone()
+                offset += size
+            for stat in ("running_mean", "running_var", "num_batches_tracked"):
+                del tensors[f"bn.{t}.{stat}"]
 
-    _edit_tensors(path, pack)
+    _edit_tensors(path, convert)
     _edit_config(path, format_version=1)
 
 
 def _flip_code_bit(t, byte):
-    key = "mask.1.1"
+    key = "masks.1"
     t[key] = t[key].clone()
     t[key][byte] ^= 4
 
@@ -147,14 +160,17 @@ DAMAGE = {
     "unknown model": (lambda p: _edit_config(p, model_name="vgg99"), "unknown model 'vgg99'"),
     "more tasks than saved": (lambda p: _edit_config(p, task_classes=[2, 3, 2, 2]), "missing"),
     "extra tensor": (lambda p: _edit_tensors(p, lambda t: t.update(extra=torch.zeros(2))), "unexpected extra"),
-    "missing tensor": (lambda p: _edit_tensors(p, lambda t: t.pop("bn.2.1.running_var")), "missing bn.2.1.running_var"),
-    "wrong dtype": (lambda p: _edit_tensors(p, lambda t: t.update({"mask.1.0": t["mask.1.0"].float()})), "mask.1.0 is torch.float32"),
+    "missing tensor": (lambda p: _edit_tensors(p, lambda t: t.pop("bn.1.running_var")), "missing bn.1.running_var"),
+    "wrong dtype": (lambda p: _edit_tensors(p, lambda t: t.update({"masks.0": t["masks.0"].float()})), "masks.0 is torch.float32"),
+    "wrong statistics size": (lambda p: _edit_tensors(p, lambda t: t.update({"bn.0.running_mean": t["bn.0.running_mean"][1:].clone()})), "bn.0.running_mean is torch.float32 (399,)"),
     "nan weight": (lambda p: _edit_tensors(p, lambda t: t["weight.4"].__setitem__((0, 0), float("nan"))), "NaN"),
     "version 1 padding bits": (lambda p: (_as_version_1(p), _edit_tensors(p, _flip_padding)), "padding bits"),
-    "code header": (lambda p: _edit_tensors(p, lambda t: _flip_code_bit(t, 0)), "mask code mask.1.1 is corrupted"),
+    "code header": (lambda p: _edit_tensors(p, lambda t: _flip_code_bit(t, 0)), "mask code masks.1 is corrupted"),
+    "version 1 missing tensor": (lambda p: (_as_version_1(p), _edit_tensors(p, lambda t: t.pop("mask.4.2"))), "missing mask.4.2"),
     "code unary bit": (lambda p: _edit_tensors(p, lambda t: _flip_code_bit(t, HEADER_BYTES + 3)), "is corrupted"),
     "code remainder bit": (lambda p: _edit_tensors(p, lambda t: _flip_code_bit(t, -3)), "is corrupted"),
-    "code truncated": (lambda p: _edit_tensors(p, lambda t: t.update({"mask.1.1": t["mask.1.1"][:-2].clone()})), "is corrupted"),
+    "code truncated": (lambda p: _edit_tensors(p, lambda t: t.update({"masks.1": t["masks.1"][:-2].clone()})), "is corrupted"),
+    "code with trailing bytes": (lambda p: _edit_tensors(p, lambda t: t.update({"masks.1": torch.cat([t["masks.1"], t["masks.1"][:3]])})), "after its last mask"),
 }
 
 

@@ -6,12 +6,13 @@ code with parameter m is the optimal prefix code for them: at p = 0.1 it costs ~
 entry. The rarer symbol is coded (zeros when more than half is kept). Encoding and decoding are
 vectorised numpy, about 10 ms per million entries.
 
-Layout of a code (uint8, little-endian): a 48-byte header of six uint64 (`MAGIC`, flags with
+Layout of a code (uint8, little-endian): a 24-byte header of six uint32 (`MAGIC`, flags with
 bit 0 = complement, m, number of coded entries, bit length of the unary part, CRC-32 of the mask
 packed 8 entries per byte, so that a damaged code cannot decode to another mask), then three bit
 streams, each packed MSB first and padded to a byte: the quotients in unary (q zeros then a 1),
 the remainders' first `ceil(log2 m) - 1` bits each, and the extra bit of the remainders that
-need one (truncated binary). Decoding checks every length and position and raises ValueError.
+need one (truncated binary). A code knows its own length, so codes can be concatenated
+(`decode_masks`). Decoding checks every length, position and the checksum, and raises ValueError.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import zlib
 import numpy as np
 import torch
 
-MAGIC = 0x31434D4758  # "XGMC1"
+MAGIC = 0x31434D47  # "GMC1"
 _HEADER_WORDS = 6
-HEADER_BYTES = 8 * _HEADER_WORDS
+HEADER_BYTES = 4 * _HEADER_WORDS
+MAX_ENTRIES = 2**31 - 1
 
 
 def _remainder_layout(m: int) -> tuple[int, int]:
@@ -60,6 +62,8 @@ def _bits_of(values: np.ndarray, width: int) -> np.ndarray:
 def encode_mask(mask: torch.Tensor) -> torch.Tensor:
     """The Golomb code of a boolean mask as a 1-D uint8 tensor (on the CPU)."""
     flat = mask.detach().reshape(-1).cpu().numpy().astype(bool)
+    if flat.size > MAX_ENTRIES:
+        raise ValueError(f"a mask of {flat.size} entries is too large to code (at most {MAX_ENTRIES})")
     complement = int(flat.sum()) * 2 > flat.size
     positions = np.flatnonzero(~flat if complement else flat).astype(np.int64)
     gaps = np.diff(positions, prepend=-1) - 1
@@ -73,22 +77,40 @@ def encode_mask(mask: torch.Tensor) -> torch.Tensor:
     fixed = _bits_of(head, max(c - 1, 0))
     extra = ((r + u) & 1)[long].astype(np.uint8) if c > 0 else np.zeros(0, dtype=np.uint8)
     crc = zlib.crc32(np.packbits(flat).tobytes())
-    header = np.array([MAGIC, int(complement), m, gaps.size, unary.size, crc], dtype="<u8").view(np.uint8)
+    header = np.array([MAGIC, int(complement), m, gaps.size, unary.size, crc], dtype="<u4").view(np.uint8)
     parts = [header, np.packbits(unary), np.packbits(fixed), np.packbits(extra)]
     return torch.from_numpy(np.concatenate(parts))
 
 
 def decode_mask(code: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
     """Inverse of `encode_mask` for a mask of `shape`; a code that does not fit raises ValueError."""
+    return decode_masks(code, [shape])[0]
+
+
+def decode_masks(codes: torch.Tensor, shapes: list[torch.Size | tuple[int, ...]]) -> list[torch.Tensor]:
+    """Split and decode concatenated codes of masks of `shapes` (in order); the codes must fill `codes` exactly."""
+    data = codes.detach().reshape(-1).cpu().numpy()
+    if data.dtype != np.uint8:
+        raise ValueError("mask code is not a uint8 array")
+    masks, offset = [], 0
+    for shape in shapes:
+        mask, offset = _decode_at(data, offset, shape)
+        masks.append(mask)
+    if offset != data.size:
+        raise ValueError(f"mask code has {data.size - offset} bytes after its last mask")
+    return masks
+
+
+def _decode_at(data: np.ndarray, offset: int, shape: torch.Size | tuple[int, ...]) -> tuple[torch.Tensor, int]:
+    """The mask coded at `data[offset:]` and the offset just after its code."""
     numel = math.prod(shape)
-    data = code.detach().reshape(-1).cpu().numpy()
-    if data.dtype != np.uint8 or data.size < HEADER_BYTES:
-        raise ValueError("mask code is not a uint8 array with a header")
-    magic, flags, m, count, unary_bits, crc = (int(v) for v in data[:HEADER_BYTES].view("<u8"))
+    if data.size - offset < HEADER_BYTES:
+        raise ValueError("mask code is truncated (no header)")
+    magic, flags, m, count, unary_bits, crc = (int(v) for v in data[offset : offset + HEADER_BYTES].view("<u4"))
     if magic != MAGIC or flags not in (0, 1) or not 1 <= m <= max(numel, 1) or count > numel:
         raise ValueError("mask code header is invalid")
     c, u = _remainder_layout(m)
-    offset = HEADER_BYTES
+    offset += HEADER_BYTES
     unary_bytes = (unary_bits + 7) // 8
     if unary_bits < count or offset + unary_bytes > data.size:
         raise ValueError("mask code is truncated")
@@ -108,9 +130,10 @@ def decode_mask(code: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torc
     long = head >= u if c > 0 else np.zeros(count, dtype=bool)
     extra_count = int(long.sum())
     extra_bytes = (extra_count + 7) // 8
-    if offset + extra_bytes != data.size:
-        raise ValueError("mask code has the wrong length")
-    extra = np.unpackbits(data[offset:])[:extra_count].astype(np.int64)
+    if offset + extra_bytes > data.size:
+        raise ValueError("mask code is truncated")
+    extra = np.unpackbits(data[offset : offset + extra_bytes])[:extra_count].astype(np.int64)
+    offset += extra_bytes
     r = head.copy()
     r[long] = (head[long] << 1 | extra) - u
     if (r >= m).any():
@@ -124,4 +147,4 @@ def decode_mask(code: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torc
         flat = ~flat
     if zlib.crc32(np.packbits(flat).tobytes()) != crc:
         raise ValueError("mask code fails its checksum")
-    return torch.from_numpy(flat).view(*shape)
+    return torch.from_numpy(flat).view(*shape), offset
