@@ -69,15 +69,18 @@ def _bits_float(bits: int) -> float:
 class ThresholdTracker:
     """Exact top-k of a layer's `|scores|` each step, warm-started from the previous step's threshold.
 
-    A count `sum(|s| >= t)` costs two cheap passes; a full top-k costs ~20-70x more on a CPU. When the
-    previous threshold still keeps exactly k entries (or a few counts find one that does) no top-k runs.
-    Float32 tensors on the CPU take the warm path; other devices and dtypes use `topk_mask`.
+    A count `sum(|s| >= t)` costs two cheap passes; a full top-k costs ~20-70x more on a CPU. The
+    previous threshold is counted first; a Newton step with the previous step's local slope (entries
+    per unit of |score| near the threshold) brackets the new one, and interpolation safeguarded by
+    bisection over the float32 bit pattern finds a value keeping exactly k entries, typically in 2-4
+    counts. Float32 tensors on the CPU take this path; other devices and dtypes use `largest_k`.
     """
 
     def __init__(self) -> None:
         self.threshold: float | None = None
-        self.spread = 0.0  # how far the threshold moved last time: the first step of the next search
+        self.slope = 0.0  # entries per unit of |score| around the threshold, from the last search
         self._buffer: torch.Tensor | None = None
+        self._counted: float | None = None  # the value whose mask the buffer holds
 
     @property
     def buffer(self) -> torch.Tensor | None:
@@ -85,7 +88,7 @@ class ThresholdTracker:
         return self._buffer
 
     def reset(self) -> None:
-        self.threshold, self.spread, self._buffer = None, 0.0, None
+        self.threshold, self.slope, self._buffer, self._counted = None, 0.0, None, None
 
     def float_mask(self, magnitudes: torch.Tensor, k: int) -> torch.Tensor:
         """0/1 float mask (dtype of `magnitudes`) of the k largest entries, ties to the lowest index.
@@ -105,44 +108,44 @@ class ThresholdTracker:
 
         def count(value: float) -> int:
             torch.ge(flat, value, out=buffer)
+            self._counted = value
             return int(buffer.sum(dtype=torch.float64) if wide else buffer.sum())
 
+        self._counted = None
         if self.threshold is None:
             found = self._search_exact(flat, k)
         else:
-            found = self._search_warm(flat, k, count)
+            try:
+                found = self._search_warm(k, count)
+            except OverflowError:  # a threshold beyond float32's range: NaN or huge scores
+                found = None
         if found is None:  # ties straddle the k-th value (or NaN): the exact rule
             return largest_k(flat, k).to(flat.dtype).view_as(magnitudes)
-        value = found
-        if self.threshold is not None:
-            self.spread = abs(value - self.threshold)
-        self.threshold = value
-        torch.ge(flat, value, out=buffer)
+        self.threshold = found
+        if self._counted != found:
+            torch.ge(flat, found, out=buffer)
         return buffer.view_as(magnitudes)
 
     def _search_exact(self, flat: torch.Tensor, k: int) -> float | None:
         """First step: the k-th largest value by top-k; None if it ties with the (k+1)-th."""
-        values = torch.topk(flat, k + 1, sorted=True).values
-        kth, next_ = float(values[k - 1]), float(values[k])
+        extra = max(1, min(flat.numel() - k, k // 50))
+        values = torch.topk(flat, k + extra, sorted=True).values
+        kth, next_, far = float(values[k - 1]), float(values[k]), float(values[k + extra - 1])
         if not kth > next_:
             return None
-        self.spread = max((kth - next_) * 8, kth * 1e-3)
+        self.slope = extra / (kth - far) if kth > far else 0.0
         return kth
 
-    def _search_warm(self, flat: torch.Tensor, k: int, count) -> float | None:
+    def _search_warm(self, k: int, count) -> float | None:
         """A float32 value t with exactly k entries >= t, searched from the previous threshold; None on ties."""
-        try:
-            return self._bracket_and_search(k, count)
-        except OverflowError:  # a threshold beyond float32's range: NaN or huge scores
-            return None
-
-    def _bracket_and_search(self, k: int, count) -> float | None:
         value = self.threshold
         assert value is not None
         c = count(value)
         if c == k:
             return value
-        step = self.spread if self.spread > 0 else max(abs(value) * 1e-3, 1e-30)
+        # Newton step with the last slope, overshooting a little so that one probe brackets
+        step = 1.25 * abs(c - k) / self.slope if self.slope > 0 else max(abs(value) * 1e-3, 1e-30)
+        step = max(step, abs(value) * 1e-7, 1e-30)
         # bracket: counts fall as the threshold rises; lo keeps > k entries, hi keeps < k
         if c > k:
             lo, c_lo = value, c
@@ -164,6 +167,8 @@ class ThresholdTracker:
                 hi, c_hi = lo, c_lo
                 lo = _f32(max(hi - step, 0.0))
                 c_lo = count(lo)
+        if hi > lo:
+            self.slope = (c_lo - c_hi) / (hi - lo)
         if c_lo == k:
             return lo
         if c_hi == k:
@@ -209,7 +214,7 @@ class _ScoreMaskedWeight(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         weight, scores, *mask = ctx.saved_tensors
         grad_weight = grad * mask[0] if ctx.needs_input_grad[0] else None
-        grad_scores = grad * weight * scores.sign() if ctx.needs_input_grad[1] else None
+        grad_scores = torch.mul(grad, weight).mul_(scores.sign()) if ctx.needs_input_grad[1] else None
         return grad_weight, grad_scores, None, None
 
 
