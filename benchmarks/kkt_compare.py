@@ -22,8 +22,8 @@ from pathlib import Path
 from exssnet.config import RunConfig
 from exssnet.training.runner import run_experiment
 
-VARIANTS = {"off": {"kkt": False}, "scores": {"kkt": True}, "mask": {"kkt": True, "keep_scores": False},
-            "fresh-head": {"kkt": True, "kkt_head": "fresh"}}
+VARIANTS = {"off": {"kkt": False}, "scores": {"kkt": True, "keep_scores": True}, "mask": {"kkt": True, "keep_scores": False},
+            "fresh-head": {"kkt": True, "keep_scores": True, "kkt_head": "fresh"}}
 
 
 def run_key(benchmark: str, density: float, method: str, variant: str, seed: int) -> str:

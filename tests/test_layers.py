@@ -104,8 +104,9 @@ def test_threshold_tracker_matches_topk_mask_every_step():
     from exssnet.layers.topk import ThresholdTracker, kept_count
 
     torch.manual_seed(0)
-    for numel, density in [(5000, 0.1), (37, 0.05), (300, 0.9)]:
-        scores, tracker = torch.randn(numel) * 0.05, ThresholdTracker()
+    for numel, density, dtype in [(5000, 0.1, torch.float32), (37, 0.05, torch.float32), (300, 0.9, torch.float32),
+                                  (400, 0.1, torch.float64)]:  # float64: the exact path other devices use
+        scores, tracker = torch.randn(numel, dtype=dtype) * 0.05, ThresholdTracker()
         k = kept_count(numel, density)
         for step in range(60):
             scores += torch.randn(numel) * 1e-3 * (1 + step % 5)

@@ -94,3 +94,26 @@ def test_lenet_shape():
 def test_unknown_model_name():
     with pytest.raises(ExssnetError, match="unknown model"):
         build_model("nope", (1, 28, 28), 2)
+
+
+def test_trainable_parameters_follow_the_phase():
+    net = to_supermask(small_cnn(), density=0.2)
+    assert net.trainable_parameters() == []
+    net.add_task(3)
+    assert net.trainable_parameters() == net.score_parameters(0)
+    net.start_weight_phase(exclusive=True)
+    compact = net.trainable_parameters()
+    assert compact == net.compact_parameters() and all(p.dim() == 1 and p.requires_grad for p in compact)
+    assert sum(p.numel() for p in compact) == sum(int(m.sum()) for m in net.task_masks(0).values())
+    assert not any(w.requires_grad for w in net.weight_parameters())
+    with torch.no_grad():
+        for p in compact:
+            p.fill_(0.5)
+    net.set_task(0)  # selecting the task again keeps the compact parameters in use
+    net.eval()
+    for layer, mask in zip(net.masked_layers(), net.task_masks(0).values()):
+        assert torch.equal(layer.effective_weight()[mask], torch.full((int(mask.sum()),), 0.5))
+    net.finish_task()
+    assert net.trainable_parameters() == [] and all(layer.compact_weight is None for layer in net.masked_layers())
+    for layer, mask in zip(net.masked_layers(), net.task_masks(0).values()):
+        assert (layer.weight[mask] == 0.5).all()  # written back into the shared weights
