@@ -1,11 +1,12 @@
 """Top-k masks with a straight-through gradient, and 1-bit packing of finished masks.
 
-The mask of a layer keeps the `k = ceil(density * numel)` entries with the largest `|score|`; when
-several entries tie at the k-th largest magnitude, the ones with the lowest flat index are kept.
-`topk_mask` computes it from scratch; `ThresholdTracker` computes the same mask every training step
-without a full top-k: it warm-starts from the previous step's threshold and corrects it with exact
-counts (interpolation, safeguarded by bisection over the float's bit pattern), so the result is
-exactly `topk_mask`'s, only cheaper when scores move a little per step.
+The mask of a layer keeps the `k = ceil(density * numel)` entries with the largest `|score|`
+(`topk_mask`: the indices `torch.topk` returns, so when entries tie at the k-th largest magnitude
+torch.topk's deterministic choice decides, as it always did). `ThresholdTracker` computes the same
+mask every training step without a full top-k: it warm-starts from the previous step's threshold and
+corrects it with exact counts (interpolation, safeguarded by bisection over the float's bit pattern)
+until exactly k entries lie at or above it, which makes the set unique; only when the k-th and
+(k+1)-th magnitudes are equal does it run `torch.topk`. So its mask is `topk_mask`'s, bit for bit.
 """
 
 from __future__ import annotations
@@ -24,31 +25,18 @@ def kept_count(numel: int, density: float) -> int:
     return max(1, min(numel, math.ceil(density * numel)))
 
 
-def _mask_at_threshold(magnitudes: torch.Tensor, value: torch.Tensor | float, k: int) -> torch.Tensor:
-    """Boolean flat mask: entries above `value`, then entries equal to it by increasing index, k in all."""
-    above = magnitudes > value
-    missing = k - int(above.sum())
-    equal = magnitudes == value
-    if int(equal.sum()) > missing:
-        equal &= equal.cumsum(0) <= missing
-    return above | equal
-
-
 def topk_mask(scores: torch.Tensor, density: float) -> torch.Tensor:
-    """Boolean mask of the `ceil(density * numel)` largest entries of `|scores|` (ties: lowest index)."""
+    """Boolean mask of the `ceil(density * numel)` largest entries of `|scores|` (ties: as `torch.topk` picks)."""
     flat = scores.detach().abs().flatten()
     return largest_k(flat, kept_count(flat.numel(), density)).view_as(scores)
 
 
 def largest_k(magnitudes: torch.Tensor, k: int) -> torch.Tensor:
-    """Boolean flat mask of the k largest entries of a flat tensor (ties at the k-th value: lowest index)."""
+    """Boolean flat mask of the k largest entries of a flat tensor: the indices `torch.topk` returns."""
+    mask = torch.zeros_like(magnitudes, dtype=torch.bool)
     if k >= magnitudes.numel():
-        return torch.ones_like(magnitudes, dtype=torch.bool)
-    values, indices = torch.topk(magnitudes, k, sorted=False)
-    mask = _mask_at_threshold(magnitudes, values.min(), k)
-    if int(mask.sum()) != k:  # NaN scores: no threshold separates them; keep what topk picked
-        mask = torch.zeros_like(magnitudes, dtype=torch.bool)
-        mask[indices] = True
+        return mask.fill_(True)
+    mask[torch.topk(magnitudes, k, sorted=False).indices] = True
     return mask
 
 
@@ -91,7 +79,7 @@ class ThresholdTracker:
         self.threshold, self.slope, self._buffer, self._counted = None, 0.0, None, None
 
     def float_mask(self, magnitudes: torch.Tensor, k: int) -> torch.Tensor:
-        """0/1 float mask (dtype of `magnitudes`) of the k largest entries, ties to the lowest index.
+        """0/1 float mask (dtype of `magnitudes`) of the k largest entries, ties as `torch.topk` breaks them.
 
         The returned tensor may be reused by the next call: copy it to keep it.
         """
