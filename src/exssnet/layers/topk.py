@@ -64,6 +64,8 @@ class ThresholdTracker:
     counts. Float32 tensors on the CPU take this path; other devices and dtypes use `largest_k`.
     """
 
+    overshoot = 1.25  # the first Newton step goes this much further, so that it usually brackets
+
     def __init__(self) -> None:
         self.threshold: float | None = None
         self.slope = 0.0  # entries per unit of |score| around the threshold, from the last search
@@ -132,7 +134,7 @@ class ThresholdTracker:
         if c == k:
             return value
         # Newton step with the last slope, overshooting a little so that one probe brackets
-        step = 1.25 * abs(c - k) / self.slope if self.slope > 0 else max(abs(value) * 1e-3, 1e-30)
+        step = self.overshoot * abs(c - k) / self.slope if self.slope > 0 else max(abs(value) * 1e-3, 1e-30)
         step = max(step, abs(value) * 1e-7, 1e-30)
         # bracket: counts fall as the threshold rises; lo keeps > k entries, hi keeps < k
         if c > k:
