@@ -6,8 +6,9 @@
 
 Every round times each variant for a few steps in turn (the order rotates from round to round),
 so a change in machine load hits all of them alike; a round's ratio is variant / dense of that
-round, and the printed ratio is the median over rounds (paired medians). The supermask nets have
-`--earlier-tasks` finished tasks, so the weight phase trains only the free entries.
+round, and the printed ratio is the median over rounds (paired medians). On the CPU the clock is the
+process's CPU time (1 thread), so time that other processes take from a shared machine does not count.
+The supermask nets have `--earlier-tasks` finished tasks, so the weight phase trains only the free entries.
 
     python benchmarks/step_ratio.py [--model lenet|resnet18-reduced] [--threads 1] [--rounds 40] [--json]
 """
@@ -29,17 +30,17 @@ from exssnet.models import build_model
 MODELS = {"lenet": ((1, 28, 28), 2, 128), "resnet18-reduced": ((3, 32, 32), 20, 64)}
 
 
-def timed(fn: Callable[[], None], steps: int, device: torch.device) -> float:
-    """Median seconds of `steps` calls of `fn`."""
+def timed(fn: Callable[[], None], steps: int, device: torch.device, clock: Callable[[], float]) -> float:
+    """Median seconds of `steps` calls of `fn`, read on `clock`."""
     times = []
     for _ in range(steps):
         if device.type == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start = clock()
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
@@ -98,13 +99,14 @@ def measure(args: argparse.Namespace) -> dict:
 
     variants = {"dense_train": dense_train, "mask_phase": mask_train, "weight_phase": weight_train,
                 "dense_infer": inference(dense_eval, x), "inference": inference(infer_net, x)}
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     for fn in variants.values():  # warm-up
-        timed(fn, args.warmup, device)
+        timed(fn, args.warmup, device, clock)
     names = list(variants)
     rows: list[dict[str, float]] = []
     for r in range(args.rounds):
         order = names[r % len(names):] + names[: r % len(names)]
-        rows.append({name: timed(variants[name], args.steps, device) for name in order})
+        rows.append({name: timed(variants[name], args.steps, device, clock) for name in order})
     pairs = {"mask_phase": "dense_train", "weight_phase": "dense_train", "inference": "dense_infer"}
     ratios = {name: statistics.median(row[name] / row[base] for row in rows) for name, base in pairs.items()}
     medians = {name: statistics.median(row[name] for row in rows) for name in names}
@@ -123,15 +125,23 @@ def main() -> None:
     parser.add_argument("--density", type=float, default=0.1)
     parser.add_argument("--earlier-tasks", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--clock", choices=("cpu", "wall"), default=None,
+                        help="cpu: this process's CPU time (default on the CPU: time other processes take from a "
+                             "shared machine does not count); wall: elapsed time (default on CUDA)")
     parser.add_argument("--json", action="store_true", help="print one JSON line of the three ratios")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.clock is None:
+        args.clock = "cpu" if torch.device(args.device).type == "cpu" else "wall"
+    if args.clock == "cpu" and args.threads != 1:
+        parser.error("--clock cpu adds up the time of every thread; use it with --threads 1 or use --clock wall")
     result = measure(args)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}))
         return
     print(f"{args.model}, batch {result['_batch']}, density {args.density}, {args.earlier_tasks} earlier tasks, "
-          f"device {args.device}, {args.threads} thread(s), {args.rounds} rounds x {args.steps} steps, paired medians")
+          f"device {args.device}, {args.threads} thread(s), {args.rounds} rounds x {args.steps} steps, paired medians, "
+          f"{args.clock} clock")
     for name, ms in result["_ms"].items():
         print(f"  {name:<14} {ms:8.3f} ms")
     print(f"ratio SupSup mask-phase step / dense step:    {result['mask_phase']:.3f}")
