@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup setup-text run run-text test test-slow bench bench-many-tasks bench-text clean
+.PHONY: setup setup-text run run-text test test-slow lint bench bench-many-tasks bench-text clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ run-text: $(STAMP) $(TEXT_STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# ruff (settings in pyproject.toml: one line length, rules E, F, I)
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from exssnet.config import RunConfig
 from exssnet.methods.baselines import BASELINE_METHODS
-from exssnet.training.runner import run_experiment
+from exssnet.run.runner import run_experiment
 
 METHODS = ("supsup", "exssnet", *BASELINE_METHODS)
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from exssnet.config import RunConfig
-from exssnet.training.runner import run_experiment
+from exssnet.run.runner import run_experiment
 
 VARIANTS = {"off": {"kkt": False}, "scores": {"kkt": True, "keep_scores": True}, "mask": {"kkt": True, "keep_scores": False},
             "fresh-head": {"kkt": True, "keep_scores": True, "kkt_head": "fresh"}}

@@ -20,8 +20,8 @@ import time
 from exssnet.config import RunConfig
 from exssnet.footprint import state_bytes, task_footprint
 from exssnet.methods.base import ContinualMethod
-from exssnet.training.hooks import RunHook
-from exssnet.training.runner import run_experiment
+from exssnet.run.hooks import RunHook
+from exssnet.run.runner import run_experiment
 
 
 def rss_mb() -> float:

@@ -62,7 +62,7 @@ def main() -> None:
 
     net = to_supermask(build_model("kim-cnn", (args.max_length, cached.features.shape[-1]), 2), density=0.1)
     net.add_task(2)
-    optimizer = torch.optim.Adam(net.score_parameters(0), lr=0.001)
+    optimizer = torch.optim.Adam(net.trainable_parameters(), lr=0.001)
     order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(0))
     chunks = [order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)]
 

@@ -3,7 +3,7 @@
 import pytest
 
 from exssnet.config import RunConfig
-from exssnet.training.runner import run_experiment
+from exssnet.run.runner import run_experiment
 
 
 @pytest.mark.slow

@@ -11,9 +11,9 @@ from test_data import write_idx
 from exssnet.cli import main
 from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
-from exssnet.training.hooks import RunHook
-from exssnet.training.resume import comparable
-from exssnet.training.runner import run_experiment
+from exssnet.run.hooks import RunHook
+from exssnet.run.resume import comparable
+from exssnet.run.runner import run_experiment
 
 FAST = ["--benchmark", "split-digits", "--density", "0.2", "--mask-epochs", "1", "--weight-epochs", "1",
         "--num-tasks", "2", "--quiet", "--threads", "1"]

@@ -10,8 +10,7 @@ from exssnet.cli import main
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Split, TaskData
 from exssnet.errors import ExssnetError
-from exssnet.layers.topk import topk_mask
-from exssnet.methods.kkt import (
+from exssnet.kkt import (
     KKTSettings,
     choose_source,
     kkt_initial_scores,
@@ -20,10 +19,13 @@ from exssnet.methods.kkt import (
     penultimate_features,
     scores_from_mask,
 )
+from exssnet.layers.topk import topk_mask
 from exssnet.methods.supermask_methods import SupermaskMethod
 from exssnet.models import build_model
-from exssnet.training.resume import comparable
-from exssnet.training.runner import run_experiment
+from exssnet.run.resume import comparable
+from exssnet.run.runner import run_experiment
+from exssnet.seeds import task_seed
+from exssnet.supermask import WeightRule
 
 DIM = 32
 
@@ -82,7 +84,7 @@ def test_penultimate_features_of_a_resnet_are_its_pooled_features():
     net.eval()
     net.set_task(0)
     with torch.no_grad():
-        assert torch.equal(features, net.model.features(x))
+        assert torch.equal(features, net.model.forward_features(x))
 
 
 # ----- constructed streams -----------------------------------------------------------------
@@ -112,13 +114,13 @@ def learn(tasks: list[TaskData], **overrides) -> tuple[SupermaskMethod, list[dic
     config = RunConfig(**{**values, **overrides})
     torch.manual_seed(config.seed)
     method = SupermaskMethod(config, Benchmark("synthetic", tasks, (DIM,)), weight_rule=None
-                             if config.method == "supsup" else "exclusive")
+                             if config.method == "supsup" else WeightRule.EXCLUSIVE)
     records = [learn_one(method, tasks, t) for t in range(len(tasks))]
     return method, records
 
 
 def learn_one(method: SupermaskMethod, tasks: list[TaskData], t: int) -> dict:
-    torch.manual_seed(method.config.seed * 7919 + t)
+    torch.manual_seed(task_seed(method.config.seed, t))
     return method.learn_task(t, tasks[t], progress=False, on_epoch=None)
 
 

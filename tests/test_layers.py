@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from exssnet import to_supermask
 from exssnet.layers import MaskedConv1d, MaskedConv2d, MaskedLinear, pack_mask, topk_mask, unpack_mask
 from exssnet.layers.topk import straight_through_mask
 
@@ -40,11 +41,11 @@ def test_straight_through_gradient_reaches_every_score():
 
 
 def test_mask_phase_gradient_flows_to_scores_not_weights():
-    layer = MaskedLinear(8, 4, density=0.5)
-    layer.add_task(0)
-    layer.use_scores(0)
-    layer.weight.requires_grad_(False)
-    layer(torch.randn(3, 8)).sum().backward()
+    net = to_supermask(nn.Sequential(nn.Linear(8, 4)), density=0.5)
+    net.add_task(4)
+    layer = net.model[0]
+    assert net.trainable_parameters() == [layer.scores["0"]]
+    net(torch.randn(3, 8)).sum().backward()
     assert layer.scores["0"].grad is not None and layer.scores["0"].grad.abs().sum() > 0
     assert layer.weight.grad is None
 

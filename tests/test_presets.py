@@ -21,7 +21,7 @@ NEEDS_DATA_DIR = {"split-cifar100", "split-tinyimagenet", "webnlp", "glue"}
 
 def leading_comment(path: Path) -> str:
     lines = path.read_text().splitlines()
-    return "\n".join(line for line in lines[: next(i for i, l in enumerate(lines) if not l.startswith("#"))])
+    return "\n".join(line for line in lines[: next(i for i, text in enumerate(lines) if not text.startswith("#"))])
 
 
 def unknown_names(values: dict) -> list[str]:

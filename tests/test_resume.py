@@ -10,15 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_data import make_idx_dir
 
 from exssnet.cli import main
 from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
-from exssnet.training.hooks import RunHook
-from exssnet.training.resume import RUN_STATE_FILE, comparable
-from exssnet.training.runner import run_experiment
+from exssnet.run.files import RUN_STATE_FILE
+from exssnet.run.hooks import RunHook
+from exssnet.run.resume import comparable
+from exssnet.run.runner import run_experiment
 
 # long enough per task (about a second) to kill a subprocess between two checkpoints
 SLOW = dict(benchmark="split-digits", method="exssnet", density=0.2, mask_epochs=10, weight_epochs=10,
@@ -165,11 +165,12 @@ def test_resume_with_damaged_state_is_refused(crashed_run, tmp_path, capsys):
 
 def test_checkpoint_of_another_density_is_refused(crashed_run):
     from exssnet.checkpoint import load_compatible
-    from exssnet.training.runner import load_benchmark
+    from exssnet.run.runner import load_benchmark
 
     config = RunConfig(**{**SLOW, "density": 0.5})
     with pytest.raises(ExssnetError, match="made with density=0.2, this run needs 0.5"):
-        load_compatible(crashed_run / "checkpoints" / "task-000", config, load_benchmark(config))
+        load_compatible(crashed_run / "checkpoints" / "task-000", load_benchmark(config), model=config.model,
+                        density=config.density, keep_scores=config.keep_scores)
 
 
 def test_evaluate_reproduces_the_run(reference, tmp_path, capsys):

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -117,3 +119,44 @@ def test_trainable_parameters_follow_the_phase():
     assert net.trainable_parameters() == [] and all(layer.compact_weight is None for layer in net.masked_layers())
     for layer, mask in zip(net.masked_layers(), net.task_masks(0).values()):
         assert (layer.weight[mask] == 0.5).all()  # written back into the shared weights
+
+
+def test_phase_machine_hands_out_what_trains_and_sets_nothing_else():
+    from exssnet.supermask import Phase
+
+    net = to_supermask(small_cnn(), density=0.2)
+    trainable = lambda: [p for p in net.parameters() if p.requires_grad]  # noqa: E731
+    assert net.phase is Phase.DONE and net.trainable_parameters() == [] and trainable() == []
+    net.add_task(num_classes=3)
+    net.finish_task()
+    t = net.add_task(num_classes=3)
+    assert net.phase is Phase.MASK
+    assert {id(p) for p in trainable()} == {id(p) for p in net.trainable_parameters()} == {id(p) for p in net.score_parameters(t)}
+    net.start_weight_phase(exclusive=True)
+    assert net.phase is Phase.WEIGHTS
+    assert {id(p) for p in trainable()} == {id(p) for p in net.trainable_parameters()} == {id(p) for p in net.compact_parameters()}
+    assert not any(w.requires_grad for w in net.weight_parameters())
+    net.finish_task()
+    assert net.phase is Phase.DONE and net.trainable_parameters() == [] and trainable() == []
+
+
+@pytest.mark.parametrize(
+    "steps, message",
+    [
+        (["weights"], "no unfinished task to move to phase 'weights'"),
+        (["finish"], "no unfinished task to move to phase 'done'"),
+        (["add", "add"], "task 0 is not finished (phase 'mask')"),
+        (["add", "weights", "weights"], "task 0 cannot go from phase 'weights' to 'weights'"),
+        (["add", "weights", "add"], "task 0 is not finished (phase 'weights')"),
+        (["add", "finish", "finish"], "no unfinished task to move to phase 'done'"),
+    ],
+)
+def test_illegal_phase_transitions_are_refused_and_change_nothing(steps, message):
+    net = to_supermask(small_cnn(), density=0.2)
+    do = {"add": lambda: net.add_task(3), "weights": lambda: net.start_weight_phase(exclusive=False), "finish": net.finish_task}
+    for step in steps[:-1]:
+        do[step]()
+    before = (net.phase, net.num_tasks, [p.requires_grad for p in net.parameters()])
+    with pytest.raises(ExssnetError, match=re.escape(message)):
+        do[steps[-1]]()
+    assert (net.phase, net.num_tasks, [p.requires_grad for p in net.parameters()]) == before

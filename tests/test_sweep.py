@@ -6,8 +6,8 @@ import pytest
 from exssnet.cli import main
 from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
-from exssnet.sweep import make_grid, run_sweep
-from exssnet.training.runner import run_experiment
+from exssnet.run.runner import run_experiment
+from exssnet.run.sweep import make_grid, run_sweep
 
 BASE = ["--benchmark", "split-digits", "--mask-epochs", "1", "--weight-epochs", "1", "--num-tasks", "3",
         "--threads", "1", "--quiet"]

@@ -9,9 +9,9 @@ from exssnet.data.readers import read_digits
 from exssnet.data.tasks import Split, TaskData, carve_validation
 from exssnet.layers import MultitaskBatchNorm, pack_mask
 from exssnet.layers.topk import superposed_mask
+from exssnet.methods.loops import train_phase
 from exssnet.models import build_model
 from exssnet.task_inference import entropy, entropy_gradients, infer_task, learned_tasks, superposed
-from exssnet.training.loops import train_phase
 
 
 def small_cnn() -> nn.Module:
@@ -153,9 +153,7 @@ def test_inference_finds_the_task_of_trained_permuted_digits():
     net = to_supermask(build_model("lenet", (1, 8, 8), 10), density=0.2)
     for t, task in enumerate(tasks):
         net.add_task(10)
-        for weight in net.weight_parameters():
-            weight.requires_grad_(False)
-        train_phase("mask", net, lambda x: net(x)[:, :10], net.score_parameters(t), task, 4, 0.01, 64,
+        train_phase("mask", net, lambda x: net(x)[:, :10], net.trainable_parameters(), task, 4, 0.01, 64,
                     torch.Generator().manual_seed(t), progress=False)
         net.finish_task()
     for j, task in enumerate(tasks):

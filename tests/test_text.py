@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from text_fixtures import write_glove_txt, write_glue, write_offline_sources, write_tiny_bert, write_webnlp
 
 from exssnet.cli import main
 from exssnet.config import RunConfig
@@ -26,7 +26,6 @@ from exssnet.layers.masked import MaskedConv1d, MaskedLinear
 from exssnet.models import build_model
 from exssnet.models.kim_cnn import KimCNN
 from exssnet.supermask import to_supermask
-from text_fixtures import write_glove_txt, write_glue, write_offline_sources, write_tiny_bert, write_webnlp
 
 FAST_TEXT = ["--model", "kim-cnn", "--mask-epochs", "1", "--weight-epochs", "1", "--batch-size", "8",
              "--threads", "1", "--quiet"]

@@ -2,7 +2,6 @@
 
 import pickle
 
-import numpy as np
 import pytest
 import torch
 from vision_fixtures import tiny_color, write_cifar100, write_tiny_imagenet

@@ -33,10 +33,10 @@ from exssnet.errors import ExssnetError
 from exssnet.layers.maskcode import decode_masks, encode_mask
 from exssnet.layers.topk import kept_count, pack_mask, unpack_mask
 from exssnet.models import build_model
-from exssnet.supermask import PHASE_DONE, SupermaskNet, to_supermask
+from exssnet.models.contract import find_classifier
+from exssnet.supermask import Phase, SupermaskNet, to_supermask
 
 if TYPE_CHECKING:
-    from exssnet.config import RunConfig
     from exssnet.data.tasks import Benchmark
 
 CONFIG_FILE = "config.json"
@@ -63,7 +63,7 @@ def save_pretrained(
     An existing checkpoint is replaced only with `overwrite=True`.
     """
     directory = Path(directory)
-    if net.tasks and net.tasks[-1].phase != PHASE_DONE:
+    if net.tasks and net.tasks[-1].phase is not Phase.DONE:
         raise ExssnetError(f"task {net.num_tasks - 1} is not finished; only finished tasks can be saved")
     if directory.exists() and not overwrite:
         raise ExssnetError(f"{directory} already exists; pass overwrite=True (--overwrite) or choose another folder")
@@ -107,7 +107,7 @@ def replace_dir(source: Path, target: Path) -> None:
 
 def head_classes(net: SupermaskNet) -> int:
     """Output width of the model (the shared head every task slices)."""
-    return int(list(net.named_masked_layers())[-1][1].weight.shape[0])
+    return int(find_classifier(net.model)[1].weight.shape[0])
 
 
 def state_tensors(net: SupermaskNet, save_scores: bool) -> dict[str, torch.Tensor]:
@@ -329,10 +329,11 @@ def checkpoint_bytes(directory: str | Path) -> int:
     return sum(p.stat().st_size for p in Path(directory).iterdir() if p.is_file())
 
 
-def load_compatible(directory: str | Path, config: "RunConfig", benchmark: "Benchmark") -> SupermaskNet:
+def load_compatible(directory: str | Path, benchmark: "Benchmark", *, model: str, density: float,
+                    keep_scores: bool) -> SupermaskNet:
     """`from_pretrained`, refusing a checkpoint made for another model, density or benchmark shape."""
     saved = read_config(directory)
-    wanted = {"model_name": config.model, "density": config.density, "keep_scores": config.keep_scores,
+    wanted = {"model_name": model, "density": density, "keep_scores": keep_scores,
               "input_shape": list(benchmark.input_shape), "num_classes": benchmark.max_classes}
     for key, value in wanted.items():
         if saved[key] != value:

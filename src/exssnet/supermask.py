@@ -4,12 +4,17 @@
 signed-constant weight, no bias) and every BatchNorm1d/2d with a per-task non-affine BatchNorm,
 the way PEFT injects adapters. `SupermaskNet` is the one place that knows the phase order:
 
-    add_task -> mask phase -> [weight phase] -> finish_task   (then the next add_task)
+    add_task -> Phase.MASK -> [start_weight_phase -> Phase.WEIGHTS] -> finish_task -> Phase.DONE   (then the next add_task)
+
+It alone decides what trains: every transition goes through one guard (`_advance`), which refuses an
+illegal one with an ExssnetError and then sets `requires_grad` for the new phase; trainers take
+`trainable_parameters()`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Iterator
 
 import torch
@@ -18,8 +23,30 @@ from torch import nn
 from exssnet.errors import ExssnetError, check_density
 from exssnet.layers.batchnorm import MultitaskBatchNorm
 from exssnet.layers.masked import MaskedConv1d, MaskedConv2d, MaskedLayer, MaskedLinear
+from exssnet.modes import evaluating
 
-PHASE_MASK, PHASE_WEIGHTS, PHASE_DONE = "mask", "weights", "done"
+
+class Phase(str, Enum):
+    """Where a task is in the phase order."""
+
+    MASK = "mask"  # its scores train (the weights are frozen)
+    WEIGHTS = "weights"  # its mask is committed; compact copies of its trainable weights train (SSNeT / ExSSNeT)
+    DONE = "done"  # nothing trains; the next task may start
+
+
+# the phase a task may move to from each phase (a new task starts in MASK once the last one is DONE)
+NEXT_PHASES: dict[Phase, tuple[Phase, ...]] = {
+    Phase.MASK: (Phase.WEIGHTS, Phase.DONE),
+    Phase.WEIGHTS: (Phase.DONE,),
+    Phase.DONE: (Phase.MASK,),
+}
+
+
+class WeightRule(str, Enum):
+    """Which weights of a task's mask train in its weight phase."""
+
+    ALL = "all"  # SSNeT: every weight in the mask
+    EXCLUSIVE = "exclusive"  # ExSSNeT: only weights no earlier task's mask uses
 
 
 @dataclass
@@ -27,7 +54,7 @@ class TaskState:
     """Bookkeeping for one task: its class count and where it is in the phase order."""
 
     num_classes: int
-    phase: str = PHASE_MASK
+    phase: Phase = Phase.MASK
 
 
 def _replacement(module: nn.Module, density: float) -> nn.Module | None:
@@ -76,6 +103,7 @@ class SupermaskNet(nn.Module):
         self._index_layers()
         if not self.masked_layers():
             raise ExssnetError("the model has no Linear or Conv layer to mask")
+        self._set_trainable()
 
     # ----- structure ----------------------------------------------------------------
     def _index_layers(self) -> None:
@@ -116,8 +144,7 @@ class SupermaskNet(nn.Module):
         self, num_classes: int, initial_scores: dict[str, torch.Tensor] | None = None
     ) -> int:
         """Start a new task in its mask phase; optional initial scores per masked layer name (others start fresh)."""
-        if self.tasks and self.tasks[-1].phase != PHASE_DONE:
-            raise ExssnetError(f"task {self.num_tasks - 1} is not finished; call finish_task() before adding another")
+        self._advance(Phase.MASK)
         task = self.num_tasks
         for name, layer in self.named_masked_layers():
             layer.add_task(task, None if initial_scores is None else initial_scores.get(name))
@@ -125,56 +152,86 @@ class SupermaskNet(nn.Module):
             norm.add_task(task)
         self.model.to(self.device)
         self.tasks.append(TaskState(num_classes=num_classes))
+        self._set_trainable()
         self.set_task(task)
         return task
 
-    def start_weight_phase(self, exclusive: bool) -> None:
+    def start_weight_phase(self, exclusive: bool | WeightRule) -> None:
         """Freeze the current task's mask and let its weights train.
 
-        exclusive=True (ExSSNeT): only free weights (mask AND NOT earlier tasks' masks) train.
-        exclusive=False (SSNeT): every weight in the mask trains.
+        exclusive=True / WeightRule.EXCLUSIVE (ExSSNeT): only free weights (mask AND NOT earlier tasks' masks) train.
+        exclusive=False / WeightRule.ALL (SSNeT): every weight in the mask trains.
         Each layer trains one compact parameter holding just those entries (`trainable_parameters()`);
         the shared weights themselves never require grad, so nothing else can move them.
         """
-        task = self._current(PHASE_MASK)
+        exclusive = exclusive is WeightRule.EXCLUSIVE if isinstance(exclusive, WeightRule) else bool(exclusive)
+        task = self._advance(Phase.WEIGHTS)
         for layer in self.masked_layers():
             mask, free = layer.commit(task)
             layer.start_compact(task, free if exclusive else mask)
             if not self.keep_scores:
                 layer.drop_scores(task)
-        self.tasks[task].phase = PHASE_WEIGHTS
+        self.tasks[task].phase = Phase.WEIGHTS
+        self._set_trainable()
         self.set_task(task)
 
     def finish_task(self) -> None:
         """End the current task: its mask is frozen (committed if still in the mask phase)."""
-        task = self.num_tasks - 1
-        if task < 0 or self.tasks[task].phase == PHASE_DONE:
-            raise ExssnetError("there is no unfinished task to finish")
-        if self.tasks[task].phase == PHASE_MASK:
+        task = self._advance(Phase.DONE)
+        if self.tasks[task].phase is Phase.MASK:
             for layer in self.masked_layers():
                 layer.commit(task)
                 if not self.keep_scores:
                     layer.drop_scores(task)
         for layer in self.masked_layers():
             layer.end_compact()  # the weight phase's entries are written into the shared weights
-        self.tasks[task].phase = PHASE_DONE
+        self.tasks[task].phase = Phase.DONE
+        self._set_trainable()
         self.set_task(task)
 
-    def _current(self, phase: str) -> int:
-        task = self.num_tasks - 1
-        if task < 0 or self.tasks[task].phase != phase:
-            state = "no task" if task < 0 else f"task {task} is in phase {self.tasks[task].phase!r}"
-            raise ExssnetError(f"expected the current task in phase {phase!r}, but {state}")
-        return task
+    @property
+    def phase(self) -> Phase:
+        """The phase of the current (last) task; DONE when there is no task yet."""
+        return self.tasks[-1].phase if self.tasks else Phase.DONE
+
+    def _advance(self, to: Phase) -> int:
+        """The one guard of the phase order: the current task's id if it may move to `to`, else a clear error."""
+        current, task = self.phase, self.num_tasks - 1
+        if to in NEXT_PHASES[current]:
+            return task
+        if to is Phase.MASK:
+            raise ExssnetError(f"task {task} is not finished (phase {current.value!r}); call finish_task() before adding another")
+        if current is Phase.DONE:
+            raise ExssnetError(f"there is no unfinished task to move to phase {to.value!r}; call add_task() first")
+        raise ExssnetError(f"task {task} cannot go from phase {current.value!r} to {to.value!r}")
+
+    def _set_trainable(self) -> None:
+        """What trains in the current phase, and nothing else: the current task's scores, its compact weights, or nothing.
+
+        The shared weights never require grad; the weight phase's compact parameters exist only during it.
+        """
+        phase, task = self.phase, str(self.num_tasks - 1)
+        for layer in self.masked_layers():
+            layer.weight.requires_grad_(False)
+            for key, scores in layer.scores.items():
+                scores.requires_grad_(phase is Phase.MASK and key == task)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The tensors the current phase trains (pass them to the optimizer): scores in MASK, compact weights in WEIGHTS."""
+        if self.phase is Phase.MASK:
+            return self.score_parameters(self.num_tasks - 1)
+        if self.phase is Phase.WEIGHTS:
+            return self.compact_parameters()
+        return []
 
     def set_task(self, task: int) -> None:
         """Make `task` the subnetwork (mask and BatchNorm) the forward pass uses."""
         self.check_task(task)
         phase = self.tasks[task].phase
         for layer in self.masked_layers():
-            if phase == PHASE_MASK:
+            if phase is Phase.MASK:
                 layer.use_scores(task)
-            elif phase == PHASE_WEIGHTS:
+            elif phase is Phase.WEIGHTS:
                 layer.use_compact()
             else:
                 layer.use_mask(task)
@@ -193,16 +250,7 @@ class SupermaskNet(nn.Module):
     def compact_parameters(self) -> list[nn.Parameter]:
         """The weight phase's 1-D parameters, one per layer with at least one trainable entry."""
         return [layer.compact_weight for layer in self.masked_layers()
-                if layer.compact_weight is not None and layer.compact_weight.numel() > 0]
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """What the current task's phase trains: its scores (mask phase) or compact weights (weight phase)."""
-        task = self.num_tasks - 1
-        if task < 0 or self.tasks[task].phase == PHASE_DONE:
-            return []
-        if self.tasks[task].phase == PHASE_MASK:
-            return self.score_parameters(task)
-        return self.compact_parameters()
+                if layer.compact_weight is not None and layer.compact_weight.requires_grad]
 
     def write_back(self) -> None:
         """Copy the weight phase's trained entries into the shared weights now (done at finish_task anyway)."""
@@ -239,12 +287,8 @@ class SupermaskNet(nn.Module):
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor | tuple[torch.Tensor, ...], task: int) -> torch.Tensor:
         """Class predictions (0..C_t-1) of `task`'s subnetwork in eval mode."""
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             return self.logits(inputs, task).argmax(dim=1)
-        finally:
-            self.train(was_training)
 
 
 def to_supermask(model: nn.Module, density: float, keep_scores: bool = False) -> SupermaskNet:

@@ -36,7 +36,8 @@ import torch.nn.functional as F
 from exssnet.data.tasks import Inputs, num_examples, take
 from exssnet.errors import ExssnetError
 from exssnet.layers import MaskedLayer, MaskedLinear
-from exssnet.supermask import PHASE_DONE, SupermaskNet
+from exssnet.modes import evaluating
+from exssnet.supermask import Phase, SupermaskNet
 
 INFERENCE_MODES = ("example", "batch")
 BN_RULES = ("mixture", "batch")
@@ -45,7 +46,7 @@ INFERENCE_RULES = ("one-shot", "binary", "min-entropy")
 
 def learned_tasks(net: SupermaskNet) -> list[int]:
     """Ids of finished tasks: the only candidates task inference may choose."""
-    return [t for t, state in enumerate(net.tasks) if state.phase == PHASE_DONE]
+    return [t for t, state in enumerate(net.tasks) if state.phase is Phase.DONE]
 
 
 def candidate_tasks(net: SupermaskNet, tasks: list[int] | None) -> list[int]:
@@ -71,19 +72,6 @@ def check_settings(mode: str, bn: str, rule: str = "one-shot") -> None:
         raise ExssnetError(f"task inference rule must be one of {', '.join(INFERENCE_RULES)}, got {rule!r}")
     if rule == "binary" and mode != "batch":
         raise ExssnetError("task inference rule 'binary' works per batch: use mode 'batch'")
-
-
-@contextmanager
-def evaluating(net: SupermaskNet) -> Iterator[None]:
-    """Eval mode inside; afterwards the active task (its layer modes) and train/eval mode as before."""
-    was_training, active = net.training, net.active_task
-    net.eval()
-    try:
-        yield
-    finally:
-        if active >= 0:
-            net.set_task(active)
-        net.train(was_training)
 
 
 @contextmanager

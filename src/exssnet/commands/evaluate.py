@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 NAME = "evaluate"
@@ -23,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from exssnet.evaluation import evaluate_checkpoint
-    from exssnet.training.runner import write_json_atomic
+    from exssnet.run.evaluate import evaluate_checkpoint
+    from exssnet.run.files import write_json_atomic
 
     keys = ("benchmark", "seed", "data_dir", "device", "classes_per_task", "class_order", "threads")
     report = evaluate_checkpoint(args.checkpoint, {k: getattr(args, k) for k in keys})

@@ -57,9 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from exssnet.summary import format_summary
-    from exssnet.training.resume import interrupted_message, resume_config
-    from exssnet.training.runner import RESULTS_FILE, run_experiment
+    from exssnet.run.files import RESULTS_FILE
+    from exssnet.run.resume import interrupted_message, resume_config
+    from exssnet.run.runner import run_experiment
+    from exssnet.run.summary import format_summary
 
     if args.resume and args.out is not None:
         config = resume_config(args.out, given_values(args))

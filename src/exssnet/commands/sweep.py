@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from exssnet.report import build_report
-    from exssnet.sweep import make_grid, run_sweep
+    from exssnet.run.sweep import make_grid, run_sweep
 
     base = config_from_args(args)
     cells = make_grid(args.methods or [base.method], args.densities or [base.density], args.seeds or [base.seed])

@@ -19,6 +19,7 @@ from exssnet.data.tasks import Benchmark, Split, class_incremental_tasks
 from exssnet.data.text_options import TextOptions
 from exssnet.errors import ExssnetError
 from exssnet.registry import Registry
+from exssnet.seeds import class_order_seed, split_seed
 
 FASHION_CLASSES = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"]
 
@@ -52,7 +53,7 @@ def class_order(num_classes: int, spec: BenchmarkSpec) -> list[int]:
         return list(range(num_classes))
     if spec.class_order != "seeded":
         raise ExssnetError(f"class_order must be 'seeded' or 'sequential', got {spec.class_order!r}")
-    return torch.randperm(num_classes, generator=torch.Generator().manual_seed(spec.seed)).tolist()
+    return torch.randperm(num_classes, generator=torch.Generator().manual_seed(class_order_seed(spec.seed))).tolist()
 
 
 def split_benchmark(
@@ -68,7 +69,7 @@ def split_benchmark(
             f"but the dataset has {len(order)}"
         )
     order = order[: num_tasks * spec.classes_per_task]
-    generator = torch.Generator().manual_seed(spec.seed + 1)
+    generator = torch.Generator().manual_seed(split_seed(spec.seed))
     tasks = class_incremental_tasks(
         train, test, class_names, order, spec.classes_per_task, spec.val_fraction, generator, **task_kwargs
     )

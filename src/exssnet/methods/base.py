@@ -11,8 +11,8 @@ import torch
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.errors import ExssnetError
+from exssnet.methods.loops import EpochCallback
 from exssnet.registry import Registry
-from exssnet.training.loops import EpochCallback
 
 
 class ContinualMethod(ABC):
@@ -63,7 +63,19 @@ class ContinualMethod(ABC):
 
 MethodFactory = Callable[[RunConfig, Benchmark], ContinualMethod]
 METHODS: Registry[MethodFactory] = Registry("method")
-register_method = METHODS.register
+
+
+def register_method(name: str) -> Callable[[MethodFactory], MethodFactory]:
+    """Register a method factory under `name`; a ContinualMethod class registered this way gets `name` as its name."""
+
+    def decorate(factory: MethodFactory) -> MethodFactory:
+        METHODS.register(name)(factory)
+        if isinstance(factory, type) and issubclass(factory, ContinualMethod):
+            factory.name = name
+        return factory
+
+    return decorate
+
 method_names = METHODS.names
 
 

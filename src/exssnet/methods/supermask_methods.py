@@ -14,15 +14,15 @@ import torch
 from exssnet.checkpoint import load_compatible, save_pretrained
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
+from exssnet.kkt import KKTSettings, kkt_initial_scores
 from exssnet.methods.base import ContinualMethod, register_method
-from exssnet.methods.kkt import KKTSettings, kkt_initial_scores
+from exssnet.methods.loops import EpochCallback, train_phase
 from exssnet.metrics import sparse_overlap
 from exssnet.models import build_model
-from exssnet.supermask import SupermaskNet, to_supermask
-from exssnet.training.loops import EpochCallback, task_generator, train_phase
+from exssnet.seeds import TaskStream, task_generator
+from exssnet.supermask import SupermaskNet, WeightRule, to_supermask
 
-WEIGHT_RULES = {"supsup": None, "ssnet": "all", "exssnet": "exclusive"}
-KKT_PHASE = 2  # task_generator phase of KKT's draws (0: mask phase, 1: weight phase)
+WEIGHT_RULES: dict[str, WeightRule | None] = {"supsup": None, "ssnet": WeightRule.ALL, "exssnet": WeightRule.EXCLUSIVE}
 
 
 class SupermaskMethod(ContinualMethod):
@@ -30,7 +30,7 @@ class SupermaskMethod(ContinualMethod):
 
     supports_kkt = True
 
-    def __init__(self, config: RunConfig, benchmark: Benchmark, weight_rule: str | None) -> None:
+    def __init__(self, config: RunConfig, benchmark: Benchmark, weight_rule: WeightRule | None) -> None:
         super().__init__(config, benchmark)
         self.weight_rule = weight_rule
         dense = build_model(config.model, benchmark.input_shape, benchmark.max_classes)
@@ -39,7 +39,7 @@ class SupermaskMethod(ContinualMethod):
     def initial_scores(self, task_id: int, task: TaskData) -> tuple[dict[str, torch.Tensor] | None, dict]:
         """Scores to start `task` from (None: fresh random) and info about the choice.
 
-        With `kkt` on, KKT picks an earlier task by KNN on its penultimate features (exssnet.methods.kkt)
+        With `kkt` on, KKT picks an earlier task by KNN on its penultimate features (exssnet.kkt)
         and the info holds its record under "kkt".
         """
         cfg = self.config
@@ -47,7 +47,7 @@ class SupermaskMethod(ContinualMethod):
             return None, {}
         settings = KKTSettings(k=cfg.kkt_k, batches=cfg.kkt_batches, batch_size=cfg.kkt_batch_size, head=cfg.kkt_head)
         scores, choice = kkt_initial_scores(self.net, task, task_id, settings,
-                                            task_generator(cfg.seed, task_id, KKT_PHASE))
+                                            task_generator(cfg.seed, task_id, TaskStream.KKT))
         return scores, {"kkt": choice.to_dict()}
 
     def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
@@ -57,15 +57,14 @@ class SupermaskMethod(ContinualMethod):
         logits_fn = self.net_logits_fn(task.num_classes)
         mask_history = train_phase(
             "mask", self.net, logits_fn, self.net.trainable_parameters(), task, cfg.mask_epochs, cfg.mask_lr,
-            cfg.batch_size, task_generator(cfg.seed, task_id, 0), cfg.eval_batch_size, progress, on_epoch,
+            cfg.batch_size, task_generator(cfg.seed, task_id, TaskStream.MASK_PHASE), cfg.eval_batch_size, progress, on_epoch,
         )
         info["mask_phase"] = mask_history.to_dict()
         if self.weight_rule is not None:
-            self.net.start_weight_phase(exclusive=self.weight_rule == "exclusive")
+            self.net.start_weight_phase(self.weight_rule)
             weight_history = train_phase(
-                "weights", self.net, logits_fn, self.net.trainable_parameters(), task, cfg.weight_epochs,
-                cfg.weight_lr, cfg.batch_size, task_generator(cfg.seed, task_id, 1), cfg.eval_batch_size, progress,
-                on_epoch,
+                "weights", self.net, logits_fn, self.net.trainable_parameters(), task, cfg.weight_epochs, cfg.weight_lr,
+                cfg.batch_size, task_generator(cfg.seed, task_id, TaskStream.WEIGHT_PHASE), cfg.eval_batch_size, progress, on_epoch,
             )
             info["weight_phase"] = weight_history.to_dict()
         self.net.finish_task()
@@ -91,7 +90,8 @@ class SupermaskMethod(ContinualMethod):
                         save_scores=self.net.keep_scores, metadata=metadata)
 
     def load_checkpoint(self, directory: Path) -> None:
-        self.net = load_compatible(directory, self.config, self.benchmark).to(self.device)
+        self.net = load_compatible(directory, self.benchmark, model=self.config.model, density=self.config.density,
+                                   keep_scores=self.config.keep_scores).to(self.device)
         self.num_learned = self.net.num_tasks
 
     def summary(self) -> dict:
@@ -99,7 +99,7 @@ class SupermaskMethod(ContinualMethod):
         return {"sparse_overlap": sparse_overlap(masks)}
 
 
-def _factory(rule: str | None):
+def _factory(rule: WeightRule | None):
     def build(config: RunConfig, benchmark: Benchmark) -> SupermaskMethod:
         return SupermaskMethod(config, benchmark, rule)
 

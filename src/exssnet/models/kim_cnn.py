@@ -31,7 +31,13 @@ class KimCNN(nn.Module):
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, filters, w, bias=False) for w in self.widths)
         self.head = nn.Linear(filters * len(self.widths), num_classes, bias=False)
 
-    def features(self, tokens: torch.Tensor, mask_or_lengths: torch.Tensor) -> torch.Tensor:
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward_features(self, tokens: torch.Tensor, mask_or_lengths: torch.Tensor) -> torch.Tensor:
         """Penultimate features (B, filters * widths) of token features (B, L, D)."""
         batch, length, _ = tokens.shape
         real = token_mask(mask_or_lengths, length)
@@ -50,7 +56,7 @@ class KimCNN(nn.Module):
         return torch.cat(pooled, dim=1)
 
     def forward(self, tokens: torch.Tensor, mask_or_lengths: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(tokens, mask_or_lengths))
+        return self.forward_head(self.forward_features(tokens, mask_or_lengths))
 
 
 @register_model("kim-cnn")

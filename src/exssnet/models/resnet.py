@@ -86,12 +86,18 @@ class ResNet(nn.Module):
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.classifier = nn.Linear(channels, num_classes, bias=False)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features (after global average pooling)."""
         return self.pool(self.stages(self.stem(x)))
 
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+        return self.forward_head(self.forward_features(x))
 
 
 def _image_channels(input_shape: tuple[int, ...], model: str) -> int:

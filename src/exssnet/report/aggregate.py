@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
 from exssnet.report.loading import Run
+from exssnet.run.files import INCIDENTAL_KEYS
 
 # Config keys allowed to differ inside a group without a warning (they do not change the experiment).
-INCIDENTAL_KEYS = {"seed", "data_dir", "device", "threads", "deterministic", "log_csv", "tensorboard"}
+# runs that differ only in these keys (and the seed) form one group
+GROUP_FREE_KEYS = INCIDENTAL_KEYS | {"seed"}
 
 
 class GroupKey(NamedTuple):
@@ -115,7 +117,7 @@ class Group:
 
 def varying_keys(runs: list[Run]) -> list[str]:
     """Config keys (other than seed and machine settings) whose values differ between `runs`."""
-    keys = set().union(*(run.config for run in runs)) - INCIDENTAL_KEYS
+    keys = set().union(*(run.config for run in runs)) - GROUP_FREE_KEYS
     return sorted(k for k in keys if len({repr(run.config.get(k)) for run in runs}) > 1)
 
 

@@ -9,8 +9,8 @@ from typing import Iterable
 
 from exssnet.errors import ExssnetError
 from exssnet.metrics import average_accuracy_curve
+from exssnet.run.files import RESULTS_FILE
 
-RESULTS_FILE = "results.json"
 REQUIRED_KEYS = ("method", "benchmark", "density", "seed", "acc_matrix", "avg_acc", "forgetting")
 
 

@@ -15,6 +15,7 @@ from exssnet.data.tasks import Benchmark, TaskData
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import DenseMethod
 from exssnet.methods.baselines.replay_buffer import ReservoirBuffer
+from exssnet.seeds import BufferStream, buffer_seed
 
 OFFER_BATCH = 1024  # examples offered to the buffer at once at a task's end
 
@@ -42,11 +43,10 @@ def write_flat_grad(params: list[torch.nn.Parameter], flat: torch.Tensor) -> Non
 class AGEM(DenseMethod):
     """Projects each step's gradient so that it does not oppose the memory's average gradient."""
 
-    name = "agem"
 
     def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
         super().__init__(config, benchmark)
-        self.buffer = ReservoirBuffer(config.buffer_size, seed=config.seed * 7 + 2)
+        self.buffer = ReservoirBuffer(config.buffer_size, seed=buffer_seed(config.seed, BufferStream.AGEM))
         self.projections = 0
 
     def after_backward(self, task_id: int) -> None:

@@ -9,7 +9,6 @@ A method module only overrides the hooks it needs:
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 
@@ -17,10 +16,9 @@ from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.methods.base import ContinualMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
+from exssnet.methods.loops import EpochCallback, PhaseHistory, StepHooks, accuracy, train_phase
 from exssnet.models import build_model
-from exssnet.training.loops import EpochCallback, PhaseHistory, StepHooks, accuracy, task_generator, train_phase
-
-DENSE_STREAM = 7  # the generator stream of the dense baselines' data order
+from exssnet.seeds import TaskStream, task_generator
 
 
 class DenseMethod(ContinualMethod):
@@ -78,7 +76,7 @@ class DenseMethod(ContinualMethod):
         )
         return train_phase(
             "train", self.net, lambda x: self.task_logits(x, task_id), self.net.parameters(), task, epochs,
-            cfg.baseline_lr, cfg.batch_size, task_generator(cfg.seed, task_id, DENSE_STREAM), cfg.eval_batch_size, progress,
+            cfg.baseline_lr, cfg.batch_size, task_generator(cfg.seed, task_id, TaskStream.DENSE), cfg.eval_batch_size, progress,
             on_epoch, hooks,
         )
 

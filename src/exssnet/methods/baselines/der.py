@@ -20,7 +20,6 @@ from exssnet.methods.baselines.er import ReplayMethod
 class DER(ReplayMethod):
     """Logit matching on replayed examples."""
 
-    name = "der"
     label_replay = False
     last_logits: torch.Tensor | None = None  # the current batch's logits, stored with it after the step
 
@@ -62,5 +61,4 @@ class DER(ReplayMethod):
 class DERpp(DER):
     """DER plus label replay on a second buffer batch."""
 
-    name = "derpp"
     label_replay = True

@@ -13,6 +13,7 @@ from exssnet.data.tasks import Benchmark, Inputs, TaskData, concat_inputs
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import DenseMethod
 from exssnet.methods.baselines.replay_buffer import ReservoirBuffer
+from exssnet.seeds import BufferStream, buffer_seed
 
 
 class ReplayMethod(DenseMethod):
@@ -20,7 +21,7 @@ class ReplayMethod(DenseMethod):
 
     def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
         super().__init__(config, benchmark)
-        self.buffer = ReservoirBuffer(config.buffer_size, seed=config.seed * 7 + 1)
+        self.buffer = ReservoirBuffer(config.buffer_size, seed=buffer_seed(config.seed, BufferStream.ER))
         self.class_counts: list[int] = []
 
     def before_task(self, task_id: int, task: TaskData) -> None:
@@ -41,7 +42,6 @@ class ReplayMethod(DenseMethod):
 class ER(ReplayMethod):
     """Cross-entropy on the current batch concatenated with replay_batch_size buffer examples."""
 
-    name = "er"
 
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
         task_ids = self.task_ids_like(y, task_id)

@@ -17,6 +17,7 @@ from exssnet.data.tasks import Benchmark, Inputs, TaskData, take
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import DenseMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
+from exssnet.modes import evaluating
 
 FISHER_EXAMPLES = 1024
 ParamDict = dict[str, torch.Tensor]
@@ -27,16 +28,14 @@ def diagonal_fisher(net: MultiHeadNet, task_id: int, task: TaskData, max_example
     params = net.trunk_parameters()
     fisher = {name: torch.zeros_like(p) for name, p in params.items()}
     n = min(len(task.train), max_examples)
-    was_training = net.training
-    net.eval()
-    for i in range(n):
-        index = torch.tensor([i], device=task.train.y.device)
-        loss = F.cross_entropy(net(take(task.train.x, index), task_id), task.train.y[index])
-        grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
-        for name, grad in zip(params, grads):
-            if grad is not None:
-                fisher[name] += grad.detach() ** 2
-    net.train(was_training)
+    with evaluating(net):
+        for i in range(n):
+            index = torch.tensor([i], device=task.train.y.device)
+            loss = F.cross_entropy(net(take(task.train.x, index), task_id), task.train.y[index])
+            grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+            for name, grad in zip(params, grads):
+                if grad is not None:
+                    fisher[name] += grad.detach() ** 2
     return {name: value / max(n, 1) for name, value in fisher.items()}
 
 
@@ -57,7 +56,6 @@ def quadratic_penalty(params: dict[str, torch.nn.Parameter], importance: ParamDi
 class EWC(DenseMethod):
     """Elastic weight consolidation with one (Fisher, anchor) pair per finished task."""
 
-    name = "ewc"
     online = False
 
     def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
@@ -91,5 +89,4 @@ class EWC(DenseMethod):
 class OnlineEWC(EWC):
     """Online EWC: one Fisher decayed by ewc_gamma per task, anchored at the newest parameters."""
 
-    name = "online-ewc"
     online = True

@@ -15,7 +15,6 @@ from exssnet.methods.baselines.multihead import MultiHeadNet
 class Individual(DenseMethod):
     """Task t is learned by model t alone; later tasks never touch it (zero forgetting by construction)."""
 
-    name = "individual"
 
     def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
         super().__init__(config, benchmark)

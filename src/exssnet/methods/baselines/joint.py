@@ -14,7 +14,7 @@ import torch
 from exssnet.data.tasks import Inputs, Split, TaskData, concat_inputs, to_device
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import DenseMethod
-from exssnet.training.loops import EpochCallback, accuracy
+from exssnet.methods.loops import EpochCallback, accuracy
 
 
 def union_split(splits: list[Split], label_stride: int, device: torch.device) -> Split:
@@ -28,7 +28,6 @@ def union_split(splits: list[Split], label_stride: int, device: torch.device) ->
 class Joint(DenseMethod):
     """Multitask training on every task at the first learn_task call; later calls learn nothing new."""
 
-    name = "joint"
 
     def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
         self.num_learned += 1

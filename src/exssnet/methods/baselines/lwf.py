@@ -30,7 +30,6 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature:
 class LwF(DenseMethod):
     """Keeps old heads' answers on new data close to what the model answered before the new task."""
 
-    name = "lwf"
 
     def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
         super().__init__(config, benchmark)

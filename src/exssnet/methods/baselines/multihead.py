@@ -7,17 +7,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from exssnet.data.tasks import Inputs
-from exssnet.errors import ExssnetError
+from exssnet.models.contract import find_classifier
 
 
 def split_off_classifier(model: nn.Module) -> tuple[nn.Module, int]:
-    """Replace the model's last nn.Linear (its classifier) by Identity; returns (trunk, feature width)."""
-    names = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
-    if not names:
-        raise ExssnetError(f"{type(model).__name__} has no nn.Linear classifier to replace by per-task heads")
-    parent_name, _, child = names[-1].rpartition(".")
+    """Replace the model's classifier (see exssnet.models.contract) by Identity; returns (trunk, feature width)."""
+    name, classifier = find_classifier(model)
+    parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
-    features = getattr(parent, child).in_features
+    features = classifier.in_features
     setattr(parent, child, nn.Identity())
     return model, features
 

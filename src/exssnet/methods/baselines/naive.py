@@ -8,4 +8,3 @@ from exssnet.methods.baselines.dense import DenseMethod
 class Naive(DenseMethod):
     """Plain cross-entropy on the current task's head."""
 
-    name = "naive"

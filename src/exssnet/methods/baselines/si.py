@@ -21,7 +21,6 @@ from exssnet.methods.baselines.ewc import ParamDict, quadratic_penalty, snapshot
 class SI(DenseMethod):
     """Importance from the loss decrease each parameter caused along its training path."""
 
-    name = "si"
 
     def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
         super().__init__(config, benchmark)

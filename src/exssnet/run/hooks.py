@@ -20,5 +20,8 @@ class RunHook:
     def on_task_end(self, task: int, method: "ContinualMethod", acc_row: list[float], record: dict) -> None:
         """After a task is learned and every seen task evaluated."""
 
+    def add_results(self, results: dict) -> None:
+        """Add this hook's own entries to the results, before they are written."""
+
     def on_run_end(self, results: dict) -> None:
         """After results are assembled (and written, when the run has an output folder)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exssnet.errors import ExssnetError
-from exssnet.training.hooks import RunHook
+from exssnet.run.hooks import RunHook
 
 if TYPE_CHECKING:
     from exssnet.config import RunConfig

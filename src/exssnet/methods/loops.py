@@ -18,14 +18,6 @@ LogitsFn = Callable[[Inputs], torch.Tensor]
 EpochCallback = Callable[[dict], None]
 
 
-def task_generator(seed: int, task_id: int, stream: int) -> torch.Generator:
-    """A generator that depends only on (seed, task, stream), so any task can be replayed alone.
-
-    Streams in use: 0 mask phase, 1 weight phase, 2 KKT draws, 7 dense baselines.
-    """
-    return torch.Generator().manual_seed(seed * 1_000_003 + task_id * 101 + stream)
-
-
 @dataclass
 class StepHooks:
     """Optional changes to a phase's steps (the dense baselines use them; supermask phases need none)."""

@@ -12,9 +12,11 @@ from exssnet.checkpoint import from_pretrained, read_config
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark
 from exssnet.errors import ExssnetError
-from exssnet.training.loops import accuracy
-from exssnet.training.resume import CHECKPOINTS_DIR, RUN_STATE_FILE, read_run_state
-from exssnet.training.runner import configure_torch, load_benchmark, task_to_device
+from exssnet.methods.loops import accuracy
+from exssnet.run.files import CHECKPOINTS_DIR, RUN_STATE_FILE
+from exssnet.run.resume import read_run_state
+from exssnet.run.runner import configure_torch, load_benchmark, task_to_device
+
 
 def resolve_checkpoint(path: Path) -> Path:
     """A checkpoint folder, or the newest checkpoint of a run folder (one with run_state.json)."""

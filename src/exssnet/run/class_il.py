@@ -1,4 +1,4 @@
-"""Class-incremental evaluation for the runner: infer the task, then classify with its subnetwork.
+"""Class-incremental evaluation as a run hook: infer the task, then classify with its subnetwork.
 
 For each learned task's test set it measures
 - task-inference accuracy: how often the inferred task is the true one;
@@ -16,6 +16,8 @@ from exssnet.config import RunConfig
 from exssnet.data.tasks import Inputs, Split, TaskData, concat_inputs, num_examples, take
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import ContinualMethod
+from exssnet.run.hooks import RunHook
+from exssnet.seeds import class_il_seed
 from exssnet.supermask import SupermaskNet
 from exssnet.task_inference import check_settings, infer_task, predict_with_inferred_task
 
@@ -78,8 +80,8 @@ def evaluate_tasks(
     ]
 
 
-class ClassILEvaluator:
-    """Collects class-IL metrics after the last task (and after every task when configured)."""
+class ClassILHook(RunHook):
+    """Collects class-IL metrics after the last task (and after every task when configured) into `class_il`."""
 
     def __init__(self, config: RunConfig, method: ContinualMethod, tasks: list[TaskData]) -> None:
         check_settings(config.classil_mode, config.classil_bn, config.classil_rule)
@@ -89,6 +91,14 @@ class ClassILEvaluator:
         self.inferred_rows: list[list[float]] = []
         self.after: list[int] = []
         self.seconds = 0.0
+        self.task_given_acc: list[float] = []
+
+    def on_task_end(self, task: int, method: ContinualMethod, acc_row: list[float], record: dict) -> None:
+        self.task_given_acc = list(acc_row)
+        self.after_task(task)
+
+    def add_results(self, results: dict) -> None:
+        results["class_il"] = self.results(self.task_given_acc)
 
     def after_task(self, t: int) -> None:
         """Evaluate every task 0..t with inferred task ids, if this point is one to record."""
@@ -98,7 +108,7 @@ class ClassILEvaluator:
         cfg = self.config
         splits = [task.test for task in self.tasks[: t + 1]]
         rows = evaluate_tasks(
-            self.net, splits, cfg.classil_mode, cfg.classil_bn, cfg.classil_batch_size, cfg.seed, cfg.classil_rule
+            self.net, splits, cfg.classil_mode, cfg.classil_bn, cfg.classil_batch_size, class_il_seed(cfg.seed), cfg.classil_rule
         )
         self.task_inference_rows.append([r[0] for r in rows])
         self.inferred_rows.append([r[1] for r in rows])

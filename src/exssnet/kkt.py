@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import torch
 
 from exssnet.data.tasks import Inputs, TaskData, num_examples, take
+from exssnet.models.contract import find_classifier
+from exssnet.modes import evaluating
 from exssnet.supermask import SupermaskNet
 
 TRAIN_SHARE = 2 / 3
@@ -100,44 +102,38 @@ def scores_from_mask(mask: torch.Tensor, generator: torch.Generator) -> torch.Te
 # ----- features ---------------------------------------------------------------------------
 @torch.no_grad()
 def penultimate_features(net: SupermaskNet, x: Inputs, task: int, batch_size: int = 1024) -> torch.Tensor:
-    """Inputs of the last masked layer that runs, flattened per example, for `task`'s subnetwork.
+    """Inputs of the model's classifier, flattened per example, for `task`'s subnetwork.
 
-    Works for any supermask model: a pre-hook on every masked layer keeps the latest input.
-    The net is put in eval mode and its mode and active task are restored afterwards.
+    Works for any supermask model whose classifier can be found (exssnet.models.contract): a pre-hook on the
+    classifier keeps its input. The net is put in eval mode and its mode and active task are restored afterwards.
     """
-    return last_masked_layer_inputs(net, x, task, batch_size)[0]
+    return classifier_inputs(net, x, task, batch_size)[0]
 
 
 @torch.no_grad()
-def last_masked_layer_inputs(net: SupermaskNet, x: Inputs, task: int, batch_size: int = 1024) -> tuple[torch.Tensor, str]:
-    """`penultimate_features` and the name of the layer they feed (the classifier)."""
+def classifier_inputs(net: SupermaskNet, x: Inputs, task: int, batch_size: int = 1024) -> tuple[torch.Tensor, str]:
+    """`penultimate_features` and the name of the classifier they feed."""
+    name, classifier = find_classifier(net.model)
     captured: list = []
 
-    def keep_input(name: str):
-        def hook(module: torch.nn.Module, args: tuple) -> None:
-            captured[:] = [args[0], name]
+    def hook(module: torch.nn.Module, args: tuple) -> None:
+        captured[:] = [args[0]]
 
-        return hook
-
-    handles = [layer.register_forward_pre_hook(keep_input(name)) for name, layer in net.named_masked_layers()]
-    was_training, active = net.training, net.active_task
-    net.eval()
-    net.set_task(task)
+    handles = [classifier.register_forward_pre_hook(hook)]
     try:
-        chunks = []
-        n = num_examples(x)
-        for start in range(0, n, batch_size):
-            index = torch.arange(start, min(n, start + batch_size))
-            batch = take(x, index)
-            net(*(batch if isinstance(batch, tuple) else (batch,)))
-            chunks.append(captured[0].flatten(start_dim=1).float())
-        return torch.cat(chunks), captured[1]
+        with evaluating(net):
+            net.set_task(task)
+            chunks = []
+            n = num_examples(x)
+            for start in range(0, n, batch_size):
+                index = torch.arange(start, min(n, start + batch_size))
+                batch = take(x, index)
+                net(*(batch if isinstance(batch, tuple) else (batch,)))
+                chunks.append(captured[0].flatten(start_dim=1).float())
+            return torch.cat(chunks), name
     finally:
         for handle in handles:
             handle.remove()
-        net.train(was_training)
-        if active >= 0:
-            net.set_task(active)
 
 
 # ----- the transfer step --------------------------------------------------------------------
@@ -161,7 +157,7 @@ def select_source(net: SupermaskNet, task: TaskData, earlier: int, settings: KKT
         return KKTChoice(source=None, chance=chance)
     accs = []
     for j in range(earlier):
-        features, classifier = last_masked_layer_inputs(net, x, j)
+        features, classifier = classifier_inputs(net, x, j)
         accs.append(knn_accuracy(features[:n_train], y[:n_train], features[n_train:], y[n_train:],
                                  settings.k, task.num_classes))
     return KKTChoice(source=choose_source(accs, chance), knn_acc=accs, chance=chance,

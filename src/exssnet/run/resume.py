@@ -19,15 +19,18 @@ from typing import Any
 
 from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
-from exssnet.training.hooks import RunHook
+from exssnet.run.files import (
+    CHECKPOINTS_DIR,
+    RESULTS_FILE,
+    RESUME_FREE_KEYS,
+    RUN_STATE_FILE,
+    TIMING_KEYS,
+    checkpoint_name,
+    write_json_atomic,
+)
+from exssnet.run.hooks import RunHook
 
-RUN_STATE_FILE = "run_state.json"
-CHECKPOINTS_DIR = "checkpoints"
 STATE_VERSION = 1
-# config keys that do not change results and may differ on resume
-RESUME_FREE_KEYS = frozenset({"threads"})
-# results.json fields that hold wall-clock times (the only fields two identical runs may differ in)
-TIMING_KEYS = frozenset({"wall_time_s", "seconds", "task_time_s", "total_time_s"})
 
 
 @dataclass
@@ -105,7 +108,7 @@ def method_of_finished_run(out: Path) -> str | None:
     if (out / RUN_STATE_FILE).is_file():
         return None
     try:
-        method = json.loads((out / "results.json").read_text()).get("config", {}).get("method")
+        method = json.loads((out / RESULTS_FILE).read_text()).get("config", {}).get("method")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
         return None
     return method if isinstance(method, str) else None
@@ -129,13 +132,13 @@ def prepare_resume(out: Path | None, config: RunConfig, resume: bool, overwrite:
     if resume:
         check_method_resumable(config.method)
     if not resume:
-        if (out / RUN_STATE_FILE).exists() and not (out / "results.json").exists() and not overwrite:
+        if (out / RUN_STATE_FILE).exists() and not (out / RESULTS_FILE).exists() and not overwrite:
             raise ExssnetError(f"{out} holds an unfinished run; continue it with --resume, "
                                "pass --overwrite to start over, or choose another --out")
         return None
     state = read_run_state(out)
     if is_complete(out, state):
-        raise ExssnetError(f"the run in {out} is already complete ({out / 'results.json'} exists)")
+        raise ExssnetError(f"the run in {out} is already complete ({out / RESULTS_FILE} exists)")
     check_same_config(out, state.config, config)
     return state
 
@@ -143,7 +146,7 @@ def prepare_resume(out: Path | None, config: RunConfig, resume: bool, overwrite:
 def is_complete(out: Path, state: RunState) -> bool:
     """True when out/results.json is this run's (not an older run's that --overwrite is replacing)."""
     try:
-        results = json.loads((out / "results.json").read_text())
+        results = json.loads((out / RESULTS_FILE).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
     return (isinstance(results, dict) and results.get("config") == state.config
@@ -183,7 +186,7 @@ class CheckpointHook(RunHook):
         if not method.resumable:
             return
         folder = self.out / CHECKPOINTS_DIR
-        name = f"task-{task:03d}"
+        name = checkpoint_name(task)
         shutil.rmtree(folder / name, ignore_errors=True)  # a leftover of a kill before run_state named it
         folder.mkdir(parents=True, exist_ok=True)
         records = [*self.state.task_records, record]
@@ -195,12 +198,6 @@ class CheckpointHook(RunHook):
         for old in folder.iterdir():
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    from exssnet.training.runner import write_json_atomic as write
-
-    write(path, data)
 
 
 def comparable(results: dict) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -14,7 +13,6 @@ import torch
 from tqdm.auto import tqdm
 
 from exssnet import __version__
-from exssnet.class_il import ClassILEvaluator
 from exssnet.config import RunConfig
 from exssnet.data import BenchmarkSpec, build_benchmark
 from exssnet.data.tasks import Benchmark, Split, TaskData, to_device
@@ -23,13 +21,14 @@ from exssnet.data.text_options import TextOptions
 from exssnet.errors import ExssnetError
 from exssnet.methods import build_method
 from exssnet.methods.base import ContinualMethod
+from exssnet.methods.loops import accuracy
 from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
-from exssnet.training.hooks import RunHook
-from exssnet.training.log_hooks import logging_hooks
-from exssnet.training.loops import accuracy
-from exssnet.training.resume import CheckpointHook, prepare_resume, restore
-
-RESULTS_FILE = "results.json"
+from exssnet.run.class_il import ClassILHook
+from exssnet.run.files import RESULTS_FILE, write_json_atomic
+from exssnet.run.hooks import RunHook
+from exssnet.run.log_hooks import logging_hooks
+from exssnet.run.resume import CheckpointHook, RunState, prepare_resume, restore
+from exssnet.seeds import task_seed
 
 
 def configure_torch(config: RunConfig) -> None:
@@ -87,13 +86,6 @@ def check_nonempty(tasks: list[TaskData]) -> list[TaskData]:
     return tasks
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to a temp file in the same folder, then rename over `path`."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
 def prepare_out_dir(out: Path | None, overwrite: bool) -> None:
     """Create the output folder; refuse to replace earlier results unless told to."""
     if out is None:
@@ -104,6 +96,19 @@ def prepare_out_dir(out: Path | None, overwrite: bool) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExssnetError(f"cannot create output folder {out}: {exc}") from None
+
+
+def run_hooks(config: RunConfig, out: Path | None, method: ContinualMethod, tasks: list[TaskData],
+              state: RunState | None, extra: Sequence[RunHook], checkpoints: bool) -> list[RunHook]:
+    """Every hook of a run, in call order: class-IL evaluation, logs, the caller's, then the checkpoint."""
+    hooks: list[RunHook] = []
+    if config.scenario == "class-il":
+        hooks.append(ClassILHook(config, method, tasks))
+    hooks += logging_hooks(config, out, state.completed if state else 0)
+    hooks += extra
+    if out is not None and checkpoints:
+        hooks.append(CheckpointHook(out, config, state))
+    return hooks
 
 
 def run_experiment(
@@ -119,11 +124,11 @@ def run_experiment(
     """Learn every task of the benchmark in order; returns (and writes to `out`) the results dict.
 
     With `out`, a checkpoint is written after every task (`checkpoints`); `resume` continues the
-    run in `out` from its last finished task (see exssnet.training.resume).
+    run in `out` from its last finished task (see exssnet.run.resume). Logs, checkpoints and class-IL
+    evaluation are hooks (exssnet.run.hooks); `hooks` adds the caller's own.
     """
     state = prepare_resume(out, config, resume, overwrite)
     prepare_out_dir(out, overwrite or state is not None)  # a resumed run replaces an older run's results
-    hooks = [*logging_hooks(config, out, state.completed if state else 0), *hooks]
     configure_torch(config)
     started = time.perf_counter()
     benchmark = load_benchmark(config)
@@ -134,27 +139,25 @@ def run_experiment(
     acc: list[list[float | None]] = [[None] * n for _ in range(n)]
     task_records: list[dict] = []
     first = restore(method, out, state, acc, task_records) if out is not None else 0
-    if out is not None and checkpoints:
-        hooks = [*hooks, CheckpointHook(out, config, state)]
-    class_il = ClassILEvaluator(config, method, tasks) if config.scenario == "class-il" else None
-    for hook in hooks:
+    all_hooks = run_hooks(config, out, method, tasks, state, hooks, checkpoints)
+    for hook in all_hooks:
         hook.on_run_start(config.to_dict(), [task.name for task in tasks])
+
     bar = tqdm(range(first, n), desc=f"{config.method} on {benchmark.name}", unit="task", disable=not progress)
     for t in bar:
-        torch.manual_seed(config.seed * 7919 + t)
+        torch.manual_seed(task_seed(config.seed, t))
         task_start = time.perf_counter()
-        info = method.learn_task(t, tasks[t], progress, lambda epoch, t=t: [h.on_epoch(t, epoch) for h in hooks])
+        info = method.learn_task(t, tasks[t], progress, lambda epoch, t=t: [h.on_epoch(t, epoch) for h in all_hooks])
         wall = time.perf_counter() - task_start
         acc[t][: t + 1] = evaluate_seen(method, tasks, t, config.eval_batch_size)
         task_records.append({"name": tasks[t].name, "classes": tasks[t].classes, "wall_time_s": wall, **info})
-        if class_il is not None:
-            class_il.after_task(t)
-        for hook in hooks:
+        for hook in all_hooks:
             hook.on_task_end(t, method, acc[t][: t + 1], task_records[-1])  # type: ignore[arg-type]
         seen = sum(acc[t][: t + 1]) / (t + 1)  # type: ignore[arg-type]
         bar.set_postfix(avg_acc=f"{seen:.2f}")
         if progress:
             log(f"task {t} {tasks[t].classes}: acc on task {acc[t][t]:.2f}, avg over {t + 1} seen {seen:.2f} ({wall:.1f}s)")
+
     results = {
         "method": config.method,
         "benchmark": benchmark.name,
@@ -172,13 +175,14 @@ def run_experiment(
         "total_time_s": time.perf_counter() - started,
         "tasks": task_records,
         "benchmark_info": benchmark.info,
-        **({"class_il": class_il.results(acc[-1])} if class_il is not None else {}),  # type: ignore[arg-type]
-        "config": config.to_dict(),
-        "environment": {"exssnet": __version__, "torch": torch.__version__, "python": platform.python_version(),
-                        "device": str(device)},
     }
+    for hook in all_hooks:
+        hook.add_results(results)
+    results["config"] = config.to_dict()
+    results["environment"] = {"exssnet": __version__, "torch": torch.__version__, "python": platform.python_version(),
+                              "device": str(device)}
     if out is not None:
         write_json_atomic(out / RESULTS_FILE, results)
-    for hook in hooks:
+    for hook in all_hooks:
         hook.on_run_end(results)
     return results

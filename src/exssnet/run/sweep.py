@@ -12,9 +12,8 @@ from tqdm.auto import tqdm
 from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
 from exssnet.methods import method_names
-from exssnet.report.aggregate import INCIDENTAL_KEYS
-from exssnet.training.resume import RUN_STATE_FILE
-from exssnet.training.runner import RESULTS_FILE, run_experiment
+from exssnet.run.files import INCIDENTAL_KEYS, RESULTS_FILE, RUN_STATE_FILE
+from exssnet.run.runner import run_experiment
 
 RunFn = Callable[..., dict]
 

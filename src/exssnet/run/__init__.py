@@ -1,0 +1,1 @@
+"""The run driver: runner, resume, run hooks, evaluation, sweep."""
