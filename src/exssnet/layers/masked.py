@@ -176,8 +176,9 @@ class MaskedLayer(nn.Module):
         self._superposed, self._alphas = list(tasks), alphas
 
     def _weight_key(self) -> tuple:
+        """Storage and in-place version of the weight (a move to another device or dtype changes the storage)."""
         weight = self.weight
-        return (weight.data_ptr(), weight._version, weight.dtype, weight.device)
+        return (weight.data_ptr(), weight._version)
 
     def _refresh_ready(self) -> None:
         with torch.no_grad():
@@ -188,9 +189,10 @@ class MaskedLayer(nn.Module):
         """The weight the forward pass multiplies by, for the current mode."""
         mode = self.mode
         if mode == "mask":
-            if self.weight.requires_grad and torch.is_grad_enabled():
-                return self.weight * self.mask_of(self.task).to(self.weight.dtype)
-            if self._ready_key != self._weight_key():  # the weight changed in place or moved
+            weight = self.weight
+            if weight.requires_grad and torch.is_grad_enabled():
+                return weight * self.mask_of(self.task).to(weight.dtype)
+            if self._ready_key != (weight.data_ptr(), weight._version):  # the weight changed in place or moved
                 self._refresh_ready()
             assert self._ready is not None
             return self._ready
