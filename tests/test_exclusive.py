@@ -169,3 +169,27 @@ def test_exssnet_weight_phase_changes_only_free_weights():
             changed = layer.weight.detach() != old
             assert not changed[~free].any()
             assert changed[free].any()
+
+
+def test_weight_phase_with_channels_last_weights_writes_back_in_logical_order():
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = to_supermask(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(8 * 4 * 4, 2)), density=0.3)
+    net.add_task(2)
+    net.finish_task()
+    net.add_task(2)
+    net.to(memory_format=torch.channels_last)
+    conv = net.masked_layers()[0]
+    assert not conv.weight.is_contiguous()
+    net.start_weight_phase(exclusive=True)
+    with torch.no_grad():
+        for p in net.trainable_parameters():
+            p.fill_(0.25)
+    x = torch.randn(4, 3, 6, 6)
+    during = net(x)
+    net.finish_task()
+    free = conv.mask_of(1) & ~conv.mask_of(0)
+    assert (conv.weight[free] == 0.25).all() and not (conv.weight[~free] == 0.25).any()
+    net.set_task(1)
+    assert torch.allclose(net(x), during)

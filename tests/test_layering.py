@@ -25,6 +25,8 @@ LAYERS: dict[str, float] = {
     "exssnet.footprint": 2,
     "exssnet.seeds": 2,
     "exssnet.modes": 2,
+    "exssnet.distributed": 2,
+    "exssnet.amp": 2,
     "exssnet.models": 2,
     "exssnet.data": 2,
     # The run settings: above core (checkpoint, models, data must not need them), read by the methods.

@@ -16,7 +16,7 @@ from exssnet.models import model_names
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 PRESETS = sorted(CONFIGS.glob("*.yaml"))
-NEEDS_DATA_DIR = {"split-cifar100", "split-tinyimagenet", "webnlp", "glue"}
+NEEDS_DATA_DIR = {"split-cifar100", "split-tinyimagenet", "webnlp", "glue", "imagenet"}
 
 
 def leading_comment(path: Path) -> str:

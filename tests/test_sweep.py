@@ -7,7 +7,7 @@ from exssnet.cli import main
 from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
 from exssnet.run.runner import run_experiment
-from exssnet.run.sweep import make_grid, run_sweep
+from exssnet.run.sweep import cell_config, make_grid, run_sweep
 
 BASE = ["--benchmark", "split-digits", "--mask-epochs", "1", "--weight-epochs", "1", "--num-tasks", "3",
         "--threads", "1", "--quiet"]
@@ -61,3 +61,47 @@ def test_bad_grid_fails_before_running(tmp_path, capsys, extra, message):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "sw").exists()
+
+
+def test_parallel_sweep_matches_the_sequential_one_and_reports_a_failed_cell(tmp_path, capsys):
+    """Two cells in two processes: one equals its sequential run, the other fails; the first is kept."""
+    base = RunConfig(benchmark="split-digits", mask_epochs=1, weight_epochs=1, num_tasks=2, threads=1)
+    cells = make_grid(["exssnet"], [0.2], [0, 1])
+    sequential = run_sweep(base, cells[:1], tmp_path / "seq", progress=False)
+    assert sequential["ran"] == ["exssnet-d0.2-s0"]
+    broken = tmp_path / "par" / "exssnet-d0.2-s1"
+    broken.mkdir(parents=True)
+    (broken / "run_state.json").write_text("not json")
+    with pytest.raises(ExssnetError, match="1 sweep cell\\(s\\) failed.*exssnet-d0.2-s1"):
+        run_sweep(base, cells, tmp_path / "par", progress=False, jobs=2)
+    seq, par = (json.loads((tmp_path / d / "exssnet-d0.2-s0" / "results.json").read_text()) for d in ("seq", "par"))
+    assert par["acc_matrix"] == seq["acc_matrix"]  # deterministic: the same numbers in a worker process
+    assert par["config"]["threads"] == 1
+
+
+def test_submitit_local_executor_resumes_a_cut_short_cell(tmp_path):
+    pytest.importorskip("submitit")
+    base = RunConfig(benchmark="split-digits", mask_epochs=1, weight_epochs=1, num_tasks=2, threads=1)
+    cells = make_grid(["exssnet"], [0.2], [1])
+    run_experiment(cell_config(base, cells[0]), out=tmp_path / cells[0].name, progress=False)
+    first = json.loads((tmp_path / cells[0].name / "results.json").read_text())
+    (tmp_path / cells[0].name / "results.json").unlink()  # as if the job died after its last checkpoint
+    done = run_sweep(base, cells, tmp_path, progress=False, executor="local", jobs=2)
+    assert done["ran"] == [cells[0].name] and len(done["submitted"]) == 1 and (tmp_path / ".submitit").is_dir()
+    resumed = json.loads((tmp_path / cells[0].name / "results.json").read_text())
+    assert resumed["acc_matrix"] == first["acc_matrix"]
+    assert [t["wall_time_s"] for t in resumed["tasks"]] == [t["wall_time_s"] for t in first["tasks"]]  # restored, not retrained
+
+
+def test_sweep_jobs_flag_and_slurm_options_are_checked(tmp_path, capsys):
+    assert main(["sweep", *BASE, "--jobs", "0", "--out", str(tmp_path / "a")]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
+    assert main(["sweep", *BASE, "--executor", "slurm", "--slurm", "partition", "--out", str(tmp_path / "b")]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+
+def test_sweep_under_torchrun_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["sweep", *BASE, "--out", str(tmp_path / "c")]) == 2
+    assert "without torchrun" in capsys.readouterr().err and not (tmp_path / "c").exists()

@@ -60,3 +60,43 @@ def write_tiny_imagenet(root: Path, num_classes: int = 200, per_class_train: int
         annotations.append(f"val_{c}.JPEG\t{wnid}\t0\t0\t63\t63")
     (folder / "val" / "val_annotations.txt").write_text("\n".join(annotations) + "\n")
     return folder
+
+
+def imagenet_color(label: int) -> tuple[int, int, int]:
+    return ((label * 40) % 256, 255 - (label * 40) % 256, 100)
+
+
+def write_imagenet(root: Path, num_classes: int = 4, per_class_train: int = 5, per_class_val: int = 2,
+                   flat_val: bool = True, kaggle: bool = False) -> Path:
+    """An ILSVRC-2012 folder: train/<wnid>/<wnid>_<i>.JPEG, val flat + LOC_val_solution.csv (or class folders).
+
+    Kaggle's layout puts train/val under ILSVRC/Data/CLS-LOC and the CSV + LOC_synset_mapping.txt at the top.
+    Images have varied sizes (e.g. 50x37, a landscape and a portrait) and are solid `imagenet_color` of the
+    sorted-wnid index; one training image of class 0 is grayscale, one of class 1 is a .png.
+    """
+    wnids = [f"n{1_440_764 + 1000 * c:08d}" for c in range(num_classes)]
+    folder = root / "ILSVRC" / "Data" / "CLS-LOC" if kaggle else root
+    top = root
+    (folder / "val").mkdir(parents=True)
+    rows, number = [], 1
+    for c, wnid in enumerate(wnids):
+        (folder / "train" / wnid).mkdir(parents=True)
+        for i in range(per_class_train):
+            size = (50 + 3 * i, 37) if i % 2 else (33, 45 + i)
+            image = Image.new("RGB", size, imagenet_color(c))
+            if c == 0 and i == 1:
+                image = image.convert("L")
+            name = f"{wnid}_{i}.png" if (c == 1 and i == 0) else f"{wnid}_{i}.JPEG"
+            image.save(folder / "train" / wnid / name, quality=95)
+        for _ in range(per_class_val):
+            image_id = f"ILSVRC2012_val_{number:08d}"
+            target = folder / "val" / (wnid if not flat_val else "")
+            target.mkdir(exist_ok=True)
+            Image.new("RGB", (40, 30), imagenet_color(c)).save(target / f"{image_id}.JPEG", quality=95)
+            rows.append(f"{image_id},{wnid} 1 2 30 20 {wnid} 3 4 10 12")
+            number += 1
+    if flat_val:
+        rows = rows[::-1]  # the real CSV is not sorted by class
+        (top / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + "\n".join(rows) + "\n")
+    (top / "LOC_synset_mapping.txt").write_text("".join(f"{w} thing {c}, other\n" for c, w in enumerate(wnids)))
+    return folder

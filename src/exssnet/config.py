@@ -23,7 +23,7 @@ def setting(default: Any, help: str) -> Any:
 AT_LEAST_ONE = (
     "batch_size", "eval_batch_size", "classes_per_task", "classil_batch_size", "num_tasks",
     "kkt_k", "kkt_batches", "kkt_batch_size", "buffer_size", "replay_batch_size", "agem_mem_batch",
-    "text_max_train", "text_max_test", "encode_batch_size",
+    "text_max_train", "text_max_test", "encode_batch_size", "image_size",
 )
 
 
@@ -51,6 +51,8 @@ class RunConfig:
     keep_scores: bool = setting(False, "keep finished tasks' float scores (default: only their packed masks)")
     deterministic: bool = setting(True, "use deterministic algorithms (bit-identical reruns on CPU)")
     threads: int | None = setting(None, "torch CPU threads")
+    amp: str | None = setting(None, "automatic mixed precision: 'bf16' or 'fp16' (loss-scaled); unset: float32")
+    channels_last: bool = setting(False, "convolutions in channels-last memory format (faster with CUDA tensor cores)")
     log_csv: bool = setting(True, "write per-epoch loss and validation accuracy to metrics.csv in the output folder")
     tensorboard: bool = setting(False, "write TensorBoard scalars to tensorboard/ in the output folder")
     scenario: str = setting("task-il", "'task-il' (task id given) or 'class-il' (also infer the task, SupSup one-shot)")
@@ -87,6 +89,9 @@ class RunConfig:
     text_max_test: int | None = setting(None, "test examples per class per task, sampled with a fixed seed (default: all; text-offline 100)")
     text_order: str | None = setting(None, "task order: preset S1-S4 (webnlp), S5-S8 (glue), or comma-separated dataset names")
     encode_batch_size: int = setting(64, "batch size of the frozen encoder when features are computed")
+    # ----- benchmarks streamed from image files (imagenet); ignored by the others -----
+    image_size: int = setting(224, "imagenet: training crop and evaluation centre-crop size (eval resizes the short side to 8/7 of it first)")
+    workers: int = setting(4, "imagenet: DataLoader worker processes that decode images (0: in the main process)")
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -103,8 +108,12 @@ class RunConfig:
         for name in ("mask_lr", "weight_lr"):
             if not getattr(self, name) > 0:
                 raise ExssnetError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.amp not in (None, "bf16", "fp16"):
+            raise ExssnetError(f"amp must be 'bf16' or 'fp16' (or unset for float32), got {self.amp!r}")
         if self.kkt_head not in ("copy", "fresh"):
             raise ExssnetError(f"kkt_head must be 'copy' or 'fresh', got {self.kkt_head!r}")
+        if self.workers < 0:
+            raise ExssnetError(f"workers must be >= 0, got {self.workers}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ExssnetError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         self._check_baseline_settings()

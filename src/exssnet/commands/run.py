@@ -57,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    from exssnet import distributed
     from exssnet.run.files import RESULTS_FILE
     from exssnet.run.resume import interrupted_message, resume_config
     from exssnet.run.runner import run_experiment
@@ -67,11 +68,15 @@ def execute(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args)
     try:
-        results = run_experiment(config, out=args.out, progress=not args.quiet, overwrite=args.overwrite,
-                                 resume=args.resume, checkpoints=args.checkpoints)
+        with distributed.launch(config.device):  # torchrun: join the process group (docs/distributed.md)
+            results = run_experiment(config, out=args.out, progress=not args.quiet, overwrite=args.overwrite,
+                                     resume=args.resume, checkpoints=args.checkpoints)
+            main = distributed.is_main()
     except KeyboardInterrupt:
         print(f"exssnet: {interrupted_message(args.out)}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if not main:
+        return 0
     print(format_summary(results))
     if args.out is not None:
         print(f"results written to {args.out / RESULTS_FILE}")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from exssnet.commands.run import add_config_flags, config_from_args
+from exssnet.errors import ExssnetError
 
 NAME = "sweep"
 HELP = "run a grid of methods x densities x seeds (skipping finished cells) and report on it"
@@ -30,16 +31,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="sweep folder; one subfolder per cell")
     parser.add_argument("--no-report", action="store_true", help="skip the report after the grid")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="cells run at once: local processes (CPU threads split between them), or the Slurm array's parallelism")
+    parser.add_argument("--executor", default="process", choices=["process", "slurm", "local"],
+                        help="'process' (this machine), 'slurm' (a job array via submitit), 'local' (submitit's local executor)")
+    parser.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                        help="a submitit parameter for --executor slurm, e.g. slurm_partition=gpu, timeout_min=600, gpus_per_node=1")
+    parser.add_argument("--wait", action="store_true", help="--executor slurm: wait for the array, then report")
     add_config_flags(parser.add_argument_group("base config (every RunConfig key)"))
 
 
 def execute(args: argparse.Namespace) -> int:
+    from exssnet.distributed import launched_world_size
     from exssnet.report import build_report
+    from exssnet.run.parallel_sweep import parse_slurm_options
     from exssnet.run.sweep import make_grid, run_sweep
 
+    if launched_world_size() > 1:
+        raise ExssnetError("exssnet sweep runs its cells itself (--jobs, --executor slurm): start it without torchrun")
     base = config_from_args(args)
     cells = make_grid(args.methods or [base.method], args.densities or [base.density], args.seeds or [base.seed])
-    done = run_sweep(base, cells, args.out, progress=not args.quiet)
+    wait = args.executor != "slurm" or args.wait
+    done = run_sweep(base, cells, args.out, progress=not args.quiet, jobs=args.jobs, executor=args.executor,
+                     slurm_options=parse_slurm_options(args.slurm), wait=wait)
+    if not wait:
+        print(f"sweep of {len(cells)} runs in {args.out}: {len(done['submitted'])} submitted as Slurm job(s) "
+              f"{', '.join(done['submitted'][:3])}{' ...' if len(done['submitted']) > 3 else ''}, "
+              f"{len(done['skipped'])} already done; rerun this command when they finish to report on them")
+        return 0
     print(f"sweep of {len(cells)} runs in {args.out}: {len(done['ran'])} run, {len(done['skipped'])} already done")
     if not args.no_report:
         page = build_report([args.out], args.out / "report", title=f"sweep {args.out.name}", echo=print)

@@ -35,6 +35,8 @@ class BenchmarkSpec:
     data_dir: str | None = None
     class_order: str = "seeded"  # "seeded" permutation or "sequential"
     text: TextOptions = field(default_factory=TextOptions)  # read by text benchmarks only
+    image_size: int = 224  # benchmarks streamed from image files (imagenet): crop size
+    workers: int = 4  # benchmarks streamed from image files: DataLoader worker processes
 
 
 BenchmarkBuilder = Callable[[BenchmarkSpec], Benchmark]

@@ -24,13 +24,20 @@ def take(x: Inputs, index: torch.Tensor) -> Inputs:
 
 def concat_inputs(parts: list[Inputs]) -> Inputs:
     """Concatenate tensors (or tuples of tensors, field by field) along the batch dimension."""
+    if not all(isinstance(part, (torch.Tensor, tuple)) for part in parts):
+        raise ExssnetError("this needs every example in memory, but the benchmark streams its images from disk "
+                           "(class-il evaluation and the joint baseline are not supported on imagenet)")
     if isinstance(parts[0], tuple):
         return tuple(torch.cat(group) for group in zip(*parts))  # type: ignore[arg-type]
     return torch.cat(parts)  # type: ignore[arg-type]
 
 
-def to_device(x: Inputs, device: torch.device | str) -> Inputs:
-    return tuple(t.to(device) for t in x) if isinstance(x, tuple) else x.to(device)
+def to_device(x: Inputs, device: torch.device | str, memory_format: torch.memory_format | None = None) -> Inputs:
+    """`x` on `device`; 4-d image tensors also in `memory_format` (e.g. torch.channels_last) when given."""
+    def move(t: torch.Tensor) -> torch.Tensor:
+        return t.to(device, memory_format=memory_format) if memory_format is not None and t.dim() == 4 else t.to(device)
+
+    return tuple(move(t) for t in x) if isinstance(x, tuple) else move(x)
 
 
 @dataclass
@@ -47,14 +54,26 @@ class Split:
     def __len__(self) -> int:
         return self.y.shape[0]
 
+    def to(self, device: torch.device | str, memory_format: torch.memory_format | None = None) -> "Split":
+        return Split(to_device(self.x, device, memory_format), self.y.to(device))
+
     def batches(
-        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> Iterator[tuple[Inputs, torch.Tensor]]:
-        """Mini-batches in order, or in a seeded random order."""
+        """Mini-batches in order, or in a seeded random order.
+
+        With `shard` (rank, world size) each batch keeps only rows rank, rank + world, ... (data parallel);
+        a shuffled (training) pass then drops a last, partial batch of fewer than 2 rows per process.
+        """
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        rank, world = shard or (0, 1)
         for start in range(0, n, batch_size):
-            index = order[start : start + batch_size]
+            rows = order[start : start + batch_size]
+            if shuffle and shard is not None and len(rows) < min(batch_size, 2 * world):
+                break  # a last batch that would leave a process fewer than 2 rows (BatchNorm needs 2 to train)
+            index = rows[rank::world]
             yield take(self.x, index), self.y[index]
 
 

@@ -109,7 +109,8 @@ class MaskedLayer(nn.Module):
         self.compact_index = index
         values = self.weight.detach().reshape(-1).index_select(0, index)
         self.compact_weight = nn.Parameter(values, requires_grad=index.numel() > 0)  # none left: nothing trains
-        self._compact_base = self.weight.detach() * self.mask_of(task).to(self.weight.dtype)
+        # contiguous whatever the weight's memory format (channels_last): the forward scatters by flat index
+        self._compact_base = (self.weight.detach() * self.mask_of(task).to(self.weight.dtype)).contiguous()
         self.mode, self.task = "compact", task
         self._ready = self._ready_key = None
         return self.compact_weight
@@ -117,8 +118,15 @@ class MaskedLayer(nn.Module):
     @torch.no_grad()
     def write_back(self) -> None:
         """Copy the compact parameter's values into `weight` (the weight phase's results become shared)."""
-        if self.compact_weight is not None:
-            self.weight.view(-1).index_copy_(0, self.compact_index, self.compact_weight.detach())
+        if self.compact_weight is None:
+            return
+        weight, values = self.weight, self.compact_weight.detach()
+        if weight.is_contiguous():
+            weight.view(-1).index_copy_(0, self.compact_index, values)
+        else:  # e.g. channels_last: flat indices count in the logical (row-major) order
+            flat = weight.contiguous()
+            flat.view(-1).index_copy_(0, self.compact_index, values)
+            weight.copy_(flat)
 
     def end_compact(self) -> None:
         """Write the trained entries back and drop the compact parameter and its optimizer-facing state."""

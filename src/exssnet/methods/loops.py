@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from exssnet import amp, distributed
 from exssnet.data.tasks import Inputs, Split, TaskData
 from exssnet.errors import ExssnetError
 
@@ -43,12 +44,17 @@ class PhaseHistory:
 
 @torch.no_grad()
 def accuracy(logits_fn: LogitsFn, split: Split, batch_size: int) -> float:
-    """Percent of `split` that `logits_fn` classifies correctly (caller sets eval mode)."""
+    """Percent of `split` that `logits_fn` classifies correctly (caller sets eval mode).
+
+    Data parallel: each rank scores its rows of every batch and the counts are summed over ranks.
+    """
     if len(split) == 0:
         raise ExssnetError("cannot evaluate on an empty split")
     correct = 0
-    for x, y in split.batches(batch_size):
-        correct += int((logits_fn(x).argmax(dim=1) == y).sum())
+    for x, y in split.batches(batch_size, shard=distributed.shard()):
+        if len(y):
+            correct += int((logits_fn(x).argmax(dim=1) == y).sum())
+    correct = round(distributed.all_sum(correct)[0])
     return 100.0 * correct / len(split)
 
 
@@ -80,6 +86,9 @@ def train_phase(
     if epochs == 0 or not params:
         return history
     start = time.perf_counter()
+    sync = distributed.DataParallel(module, params)  # no-op in one process
+    scaler = amp.grad_scaler(params[0].device)  # loss scaling under --amp fp16, else a pass-through
+    augment_generator = sync.augment_generator(generator)  # `generator` itself in one process
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=0.0)
     steps = epochs * math.ceil(len(task.train) / batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
@@ -87,8 +96,8 @@ def train_phase(
     for epoch in bar:
         module.train()
         total, count = 0.0, 0
-        for x, y in task.train.batches(batch_size, shuffle=True, generator=generator):
-            seen = task.augment(x, generator) if task.augment is not None else x
+        for x, y in task.train.batches(batch_size, shuffle=True, generator=generator, shard=sync.shard):
+            seen = task.augment(x, augment_generator) if task.augment is not None else x
             loss = batch_loss(seen, y)
             if not torch.isfinite(loss):
                 raise ExssnetError(
@@ -96,16 +105,20 @@ def train_phase(
                     "lower the learning rate (or a method's penalty weights) or check the input data"
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             if hooks.after_backward is not None:
                 hooks.after_backward()
-            optimizer.step()
+            sync.average_gradients(y.shape[0])  # of the scaled gradients: every rank then skips or steps alike
+            scaler.step(optimizer)
+            scaler.update()
             schedule.step()
             if hooks.after_step is not None:
                 hooks.after_step(x, y)
             total += float(loss.detach()) * y.shape[0]
             count += y.shape[0]
+        total, count = sync.sum(total, count)
         history.loss.append(total / max(count, 1))
+        sync.average_batchnorm()
         module.eval()
         if len(task.val):
             history.val_acc.append(validate())

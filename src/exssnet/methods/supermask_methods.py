@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from exssnet import distributed
 from exssnet.checkpoint import load_compatible, save_pretrained
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
@@ -46,8 +47,9 @@ class SupermaskMethod(ContinualMethod):
         if not cfg.kkt:
             return None, {}
         settings = KKTSettings(k=cfg.kkt_k, batches=cfg.kkt_batches, batch_size=cfg.kkt_batch_size, head=cfg.kkt_head)
-        scores, choice = kkt_initial_scores(self.net, task, task_id, settings,
-                                            task_generator(cfg.seed, task_id, TaskStream.KKT))
+        scores, choice = distributed.decide_on_main(  # data parallel: rank 0 decides, every rank gets the result
+            lambda: kkt_initial_scores(self.net, task, task_id, settings, task_generator(cfg.seed, task_id, TaskStream.KKT)),
+            self.device)
         return scores, {"kkt": choice.to_dict()}
 
     def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
@@ -69,6 +71,7 @@ class SupermaskMethod(ContinualMethod):
             info["weight_phase"] = weight_history.to_dict()
         self.net.finish_task()
         self.num_learned += 1
+        distributed.check_identical(dict(self.net.state_dict()), f"the model after task {task_id} (masks, weights, BN)")
         return info
 
     def net_logits_fn(self, num_classes: int):

@@ -85,6 +85,9 @@ class ClassILHook(RunHook):
 
     def __init__(self, config: RunConfig, method: ContinualMethod, tasks: list[TaskData]) -> None:
         check_settings(config.classil_mode, config.classil_bn, config.classil_rule)
+        if any(not isinstance(task.test.x, (torch.Tensor, tuple)) for task in tasks):
+            raise ExssnetError("class-il evaluation needs the test sets in memory; this benchmark streams its "
+                               "images from disk (imagenet): use --scenario task-il")
         self.net = supermask_net_of(method)
         self.config, self.tasks = config, tasks
         self.task_inference_rows: list[list[float]] = []

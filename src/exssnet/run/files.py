@@ -16,10 +16,11 @@ CHECKPOINTS_DIR = "checkpoints"
 
 # Config keys that say where and how a run ran, not what it computes: a sweep may skip a finished cell that differs
 # only in these, and a report does not split groups by them.
-INCIDENTAL_KEYS = frozenset({"data_dir", "device", "threads", "deterministic", "log_csv", "tensorboard"})
+INCIDENTAL_KEYS = frozenset({"data_dir", "device", "threads", "deterministic", "log_csv", "tensorboard", "workers",
+                             "world_size"})
 # The subset of INCIDENTAL_KEYS a resumed run may change (device and determinism could change the numbers,
 # logging targets name files the first part of the run wrote).
-RESUME_FREE_KEYS = frozenset({"threads"})
+RESUME_FREE_KEYS = frozenset({"threads", "workers"})
 # results.json fields that hold wall-clock times (the only fields two identical runs may differ in)
 TIMING_KEYS = frozenset({"wall_time_s", "seconds", "task_time_s", "total_time_s"})
 

@@ -78,8 +78,10 @@ def read_run_state(out: Path) -> RunState:
 def config_differences(saved: dict[str, Any], config: RunConfig) -> list[str]:
     """`key: saved -> now` for every result-relevant key that differs."""
     now = config.to_dict()
+    defaults = RunConfig().to_dict()  # a key an older version did not save had its default value
     keys = sorted((set(saved) | set(now)) - RESUME_FREE_KEYS)
-    return [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in keys if saved.get(k) != now.get(k)]
+    return [f"{k}: {saved.get(k, defaults.get(k))!r} -> {now.get(k)!r}" for k in keys
+            if saved.get(k, defaults.get(k)) != now.get(k)]
 
 
 def resume_config(out: Path, given: dict[str, Any]) -> RunConfig:
@@ -149,8 +151,10 @@ def is_complete(out: Path, state: RunState) -> bool:
         results = json.loads((out / RESULTS_FILE).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
-    return (isinstance(results, dict) and results.get("config") == state.config
-            and len(results.get("acc_matrix") or []) == state.completed)
+    if not isinstance(results, dict) or not isinstance(results.get("config"), dict):
+        return False
+    config = {k: v for k, v in results["config"].items() if k != "world_size"}  # recorded, not a setting
+    return config == state.config and len(results.get("acc_matrix") or []) == state.completed
 
 
 def restore(method: Any, out: Path, state: RunState | None, acc: list[list[float | None]], records: list[dict]) -> int:

@@ -12,10 +12,10 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from exssnet import __version__
+from exssnet import __version__, amp, distributed
 from exssnet.config import RunConfig
 from exssnet.data import BenchmarkSpec, build_benchmark
-from exssnet.data.tasks import Benchmark, Split, TaskData, to_device
+from exssnet.data.tasks import Benchmark, TaskData
 from exssnet.data.text_benchmarks import check_model_fits
 from exssnet.data.text_options import TextOptions
 from exssnet.errors import ExssnetError
@@ -56,16 +56,24 @@ def load_benchmark(config: RunConfig) -> Benchmark:
             max_train_per_class=config.text_max_train, max_test_per_class=config.text_max_test,
             order=config.text_order, encode_batch_size=config.encode_batch_size, device=config.device,
         ),
+        image_size=config.image_size, workers=config.workers,
     )
     check_model_fits(config.benchmark, config.model)
     return build_benchmark(config.benchmark, spec)
 
 
-def task_to_device(task: TaskData, device: torch.device) -> TaskData:
-    def move(split: Split) -> Split:
-        return Split(to_device(split.x, device), split.y.to(device))
+def task_to_device(task: TaskData, device: torch.device, channels_last: bool = False) -> TaskData:
+    """The task's splits on `device` (image batches in channels-last memory format when asked)."""
+    fmt = torch.channels_last if channels_last else None
+    return replace(task, train=task.train.to(device, fmt), val=task.val.to(device, fmt), test=task.test.to(device, fmt))
 
-    return replace(task, train=move(task.train), val=move(task.val), test=move(task.test))
+
+def use_channels_last(method: ContinualMethod) -> None:
+    """Put the method's network (every 4-d weight and score) in channels-last memory format."""
+    net = getattr(method, "net", None)
+    if not isinstance(net, torch.nn.Module):
+        raise ExssnetError(f"--channels-last: method {method.config.method!r} has no network to convert")
+    net.to(memory_format=torch.channels_last)
 
 
 def evaluate_seen(method: ContinualMethod, tasks: list[TaskData], upto: int, batch_size: int) -> list[float]:
@@ -129,17 +137,21 @@ def run_experiment(
     """
     state = prepare_resume(out, config, resume, overwrite)
     prepare_out_dir(out, overwrite or state is not None)  # a resumed run replaces an older run's results
+    main = distributed.is_main()  # data parallel (torchrun): only rank 0 writes files, logs and prints
+    progress = progress and main
     configure_torch(config)
     started = time.perf_counter()
     benchmark = load_benchmark(config)
     method = build_method(config, benchmark)
     device = torch.device(config.device)
-    tasks = [task_to_device(task, device) for task in check_nonempty(benchmark.tasks)]
+    tasks = [task_to_device(task, device, config.channels_last) for task in check_nonempty(benchmark.tasks)]
+    if config.channels_last:
+        use_channels_last(method)
     n = len(tasks)
     acc: list[list[float | None]] = [[None] * n for _ in range(n)]
     task_records: list[dict] = []
     first = restore(method, out, state, acc, task_records) if out is not None else 0
-    all_hooks = run_hooks(config, out, method, tasks, state, hooks, checkpoints)
+    all_hooks = run_hooks(config, out, method, tasks, state, hooks, checkpoints) if main else []
     for hook in all_hooks:
         hook.on_run_start(config.to_dict(), [task.name for task in tasks])
 
@@ -147,9 +159,10 @@ def run_experiment(
     for t in bar:
         torch.manual_seed(task_seed(config.seed, t))
         task_start = time.perf_counter()
-        info = method.learn_task(t, tasks[t], progress, lambda epoch, t=t: [h.on_epoch(t, epoch) for h in all_hooks])
-        wall = time.perf_counter() - task_start
-        acc[t][: t + 1] = evaluate_seen(method, tasks, t, config.eval_batch_size)
+        with amp.autocast(config.amp, device):  # --amp bf16|fp16; float32 when unset
+            info = method.learn_task(t, tasks[t], progress, lambda epoch, t=t: [h.on_epoch(t, epoch) for h in all_hooks])
+            wall = time.perf_counter() - task_start
+            acc[t][: t + 1] = evaluate_seen(method, tasks, t, config.eval_batch_size)
         task_records.append({"name": tasks[t].name, "classes": tasks[t].classes, "wall_time_s": wall, **info})
         for hook in all_hooks:
             hook.on_task_end(t, method, acc[t][: t + 1], task_records[-1])  # type: ignore[arg-type]
@@ -178,10 +191,10 @@ def run_experiment(
     }
     for hook in all_hooks:
         hook.add_results(results)
-    results["config"] = config.to_dict()
+    results["config"] = {**config.to_dict(), "world_size": distributed.world_size()}
     results["environment"] = {"exssnet": __version__, "torch": torch.__version__, "python": platform.python_version(),
                               "device": str(device)}
-    if out is not None:
+    if out is not None and main:
         write_json_atomic(out / RESULTS_FILE, results)
     for hook in all_hooks:
         hook.on_run_end(results)

@@ -13,6 +13,7 @@ from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
 from exssnet.methods import method_names
 from exssnet.run.files import INCIDENTAL_KEYS, RESULTS_FILE, RUN_STATE_FILE
+from exssnet.run.parallel_sweep import EXECUTORS, CellJob, run_processes, submit_array, threads_per_cell
 from exssnet.run.runner import run_experiment
 
 RunFn = Callable[..., dict]
@@ -63,23 +64,58 @@ def check_existing(path: Path, config: RunConfig) -> None:
 
 
 def run_sweep(base: RunConfig, cells: Sequence[Cell], out: Path, progress: bool = True,
-              run: RunFn = run_experiment) -> dict[str, list[str]]:
-    """Run every cell whose results.json is missing (resuming cut-short cells); returns cells run and skipped."""
+              run: RunFn = run_experiment, jobs: int = 1, executor: str = "process",
+              slurm_options: dict | None = None, wait: bool = True) -> dict[str, list[str]]:
+    """Run every cell whose results.json is missing (resuming cut-short cells); returns cells run and skipped.
+
+    `jobs` > 1 runs that many cells at once in local processes (CPU threads split between them);
+    `executor` "slurm" submits the cells as a Slurm job array through submitit ("local": submitit's
+    local executor), waiting for them only with `wait` (then "submitted" lists the job ids).
+    """
+    if jobs < 1:
+        raise ExssnetError(f"--jobs must be at least 1, got {jobs}")
+    if executor not in EXECUTORS:
+        raise ExssnetError(f"unknown executor {executor!r}; known executors: {', '.join(EXECUTORS)}")
     configs = [cell_config(base, cell) for cell in cells]
     if out.exists() and not out.is_dir():
         raise ExssnetError(f"sweep output {out} exists and is not a folder")
-    done: dict[str, list[str]] = {"ran": [], "skipped": []}
-    bar = tqdm(list(zip(cells, configs)), desc="sweep", unit="run", disable=not progress)
-    for cell, config in bar:
-        bar.set_postfix_str(cell.name)
+    done: dict[str, list[str]] = {"ran": [], "skipped": [], "submitted": []}
+    pending = []
+    for cell, config in zip(cells, configs):
         results_path = out / cell.name / RESULTS_FILE
         if results_path.exists():
             check_existing(results_path, config)
             done["skipped"].append(cell.name)
-            continue
-        # a cell cut short (Ctrl-C, crash) continues from its last finished task
-        unfinished = (out / cell.name / RUN_STATE_FILE).exists()
-        results = run(config, out=out / cell.name, progress=False, resume=unfinished)
-        done["ran"].append(cell.name)
-        bar.set_postfix_str(f"{cell.name} avg_acc={results['avg_acc']:.2f}")
+        else:
+            pending.append((cell, config))
+    if executor == "process" and jobs == 1:
+        bar = tqdm(pending, desc="sweep", unit="run", disable=not progress)
+        for cell, config in bar:
+            bar.set_postfix_str(cell.name)
+            # a cell cut short (Ctrl-C, crash) continues from its last finished task
+            unfinished = (out / cell.name / RUN_STATE_FILE).exists()
+            results = run(config, out=out / cell.name, progress=False, resume=unfinished)
+            done["ran"].append(cell.name)
+            bar.set_postfix_str(f"{cell.name} avg_acc={results['avg_acc']:.2f}")
+        return done
+    # local cells share this machine's cores; a Slurm cell takes its allocation's (SLURM_CPUS_PER_TASK)
+    work = [(cell.name, CellJob((threads_per_cell(config, jobs) if executor != "slurm" else config).to_dict(),
+                                str(out / cell.name))) for cell, config in pending]
+    bar = tqdm(total=len(work), desc="sweep", unit="run", disable=not progress)
+
+    def finished(name: str, avg_acc: float) -> None:
+        done["ran"].append(name)
+        bar.update(1)
+        bar.set_postfix_str(f"{name} avg_acc={avg_acc:.2f}")
+
+    try:
+        if executor == "process":
+            run_processes(work, jobs, finished)
+        elif work:
+            out.mkdir(parents=True, exist_ok=True)
+            done["submitted"] = submit_array(work, out / ".submitit", executor, jobs, slurm_options or {}, wait, finished)
+    finally:
+        bar.close()
+    order = {cell.name: i for i, cell in enumerate(cells)}
+    done["ran"].sort(key=order.__getitem__)
     return done

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from exssnet import distributed
 from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.methods.base import ContinualMethod
@@ -63,6 +64,7 @@ class DenseMethod(ContinualMethod):
         history = self.fit(task_id, task, self.config.epochs_per_task, progress, on_epoch)
         self.after_task(task_id, task)
         self.num_learned += 1
+        distributed.check_identical(dict(self.net.state_dict()), f"the model after task {task_id}")
         return {"train_phase": history.to_dict()}
 
     def fit(self, task_id: int, task: TaskData, epochs: int, progress: bool, on_epoch: EpochCallback | None) -> PhaseHistory:

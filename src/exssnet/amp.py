@@ -1,0 +1,43 @@
+"""Automatic mixed precision (`--amp bf16|fp16`): an autocast context for a run and the loss scaler a phase needs.
+
+The runner wraps learning and evaluation in `autocast`; the training loop asks `grad_scaler` for a
+GradScaler, which is active only under fp16 autocast (bf16 keeps float32's exponent range and needs none).
+Scores, masks, optimizer states and BatchNorm statistics stay float32; matmuls and convolutions run in the
+lower precision. Works on CUDA, and on the CPU (slowly) so it can be tested without a GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+
+from exssnet.errors import ExssnetError
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def amp_dtype(amp: str | None) -> torch.dtype | None:
+    if amp is None:
+        return None
+    if amp not in AMP_DTYPES:
+        raise ExssnetError(f"amp must be one of {', '.join(AMP_DTYPES)} (or unset for float32), got {amp!r}")
+    return AMP_DTYPES[amp]
+
+
+@contextlib.contextmanager
+def autocast(amp: str | None, device: str | torch.device) -> Iterator[None]:
+    """Run the block in mixed precision `amp` on `device` (nothing changes when amp is None)."""
+    dtype = amp_dtype(amp)
+    if dtype is None:
+        yield
+        return
+    with torch.autocast(device_type=torch.device(device).type, dtype=dtype):
+        yield
+
+
+def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
+    """A loss scaler, enabled only under float16 autocast on `device`; disabled it passes everything through."""
+    on = torch.is_autocast_enabled(device.type) and torch.get_autocast_dtype(device.type) == torch.float16
+    return torch.amp.GradScaler(device.type, enabled=on)

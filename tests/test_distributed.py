@@ -1,0 +1,86 @@
+"""Data-parallel runs under torchrun on 2 CPU processes (gloo): the CI check of docs/distributed.md."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from vision_fixtures import write_imagenet
+
+from exssnet.config import RunConfig
+from exssnet.run.hooks import RunHook
+from exssnet.run.runner import run_experiment
+
+ROOT = Path(__file__).parents[1]
+FLAGS = ["--benchmark", "split-digits", "--method", "exssnet", "--mask-epochs", "2", "--weight-epochs", "2",
+         "--num-tasks", "3", "--kkt", "--kkt-batches", "3", "--kkt-k", "5"]
+
+
+def torchrun(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]),
+           "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_torchrun_two_processes_exssnet_zero_forgetting(tmp_path):
+    out = tmp_path / "dp"
+    proc = torchrun("-m", "exssnet", "run", *FLAGS, "--quiet", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("average accuracy") == 1  # only rank 0 prints, writes and logs
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["world_size"] == 2 and results["forgetting"] == 0.0
+    matrix = results["acc_matrix"]
+    assert all(matrix[i][j] == matrix[j][j] for i in range(3) for j in range(i + 1))  # old tasks never change
+    assert "kkt" in results["tasks"][1] and sorted(p.name for p in (out / "checkpoints").iterdir()) == ["task-002"]
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+    saved = {k: v for k, v in results["config"].items() if k != "world_size"}
+    single = run_experiment(RunConfig.from_dict({**saved, "threads": 1}), progress=False)
+    assert abs(single["avg_acc"] - results["avg_acc"]) < 5.0  # same data order and steps, batch cut in two
+    lines = (out / "metrics.csv").read_text().splitlines()
+    assert len(lines) == 1 + 3 * (2 + 2)  # header + one row per epoch of each phase, written once
+
+
+class Crash(RunHook):
+    """Dies at the end of task 1, before its checkpoint: task 0 is saved."""
+
+    def on_task_end(self, task, method, acc_row, record):
+        if task == 1:
+            raise RuntimeError("killed")
+
+
+def test_torchrun_resume_baselines_imagenet_and_collectives(tmp_path):
+    config = RunConfig(benchmark="split-digits", method="exssnet", num_tasks=2, mask_epochs=1, weight_epochs=1)
+    with pytest.raises(RuntimeError):
+        run_experiment(config, out=tmp_path / "crashed", progress=False, hooks=[Crash()])
+    write_imagenet(tmp_path / "imagenet-data")
+    proc = torchrun(str(ROOT / "tests" / "distributed_worker.py"), str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert [line for line in proc.stdout.splitlines() if line.startswith("ok ")] == [
+        "ok collectives", "ok resume", "ok er", "ok imagenet"]
+    resumed = json.loads((tmp_path / "crashed" / "results.json").read_text())
+    assert resumed["config"]["world_size"] == 2 and len(resumed["acc_matrix"]) == 2 and resumed["forgetting"] == 0.0
+    er = json.loads((tmp_path / "er" / "results.json").read_text())
+    assert er["method"] == "er" and er["config"]["world_size"] == 2
+    streamed = json.loads((tmp_path / "imagenet" / "results.json").read_text())
+    assert streamed["config"]["world_size"] == 2 and streamed["forgetting"] == 0.0 and len(streamed["acc_matrix"]) == 2
+
+
+def test_split_shards_partition_every_batch_and_drop_a_too_small_last_training_batch():
+    import torch
+
+    from exssnet.data.tasks import Split
+
+    split = Split(torch.arange(11.0).view(11, 1), torch.arange(11))
+    whole = [y for _, y in split.batches(4, shuffle=True, generator=torch.Generator().manual_seed(3))]
+    parts = [[y for _, y in split.batches(4, shuffle=True, generator=torch.Generator().manual_seed(3), shard=(r, 3))]
+             for r in range(3)]
+    assert [len(b) for b in whole] == [4, 4, 3] and all(len(p) == 2 for p in parts)  # 3 rows < 2 x 3 processes
+    for b in range(2):
+        assert sorted(torch.cat([p[b] for p in parts]).tolist()) == sorted(whole[b].tolist())
+    small = [len(y) for _, y in Split(torch.zeros(11, 1), torch.arange(11)).batches(4, shuffle=True, shard=(1, 2))]
+    assert small == [2, 2]  # the last global batch has 3 rows: one process would train BatchNorm on 1 row
+    ordered = [len(y) for _, y in Split(torch.zeros(9, 1), torch.arange(9)).batches(4, shard=(1, 2))]
+    assert ordered == [2, 2, 0]  # evaluation keeps every row (rank 0 scores the last one)

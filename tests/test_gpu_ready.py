@@ -1,0 +1,73 @@
+"""Mixed precision, channels-last and CUDA runs. The CUDA tests skip cleanly without a GPU (scripts/gpu_check.sh)."""
+
+import json
+
+import pytest
+import torch
+
+from exssnet.amp import autocast, grad_scaler
+from exssnet.cli import main
+from exssnet.config import RunConfig
+from exssnet.errors import ExssnetError
+from exssnet.run.runner import run_experiment
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+SHORT = dict(benchmark="split-digits", method="exssnet", num_tasks=3, mask_epochs=2, weight_epochs=2, threads=1)
+
+
+def old_tasks_unchanged(results: dict) -> bool:
+    matrix = results["acc_matrix"]
+    return all(matrix[i][j] == matrix[j][j] for i in range(len(matrix)) for j in range(i + 1))
+
+
+def test_grad_scaler_only_under_fp16_autocast():
+    cpu = torch.device("cpu")
+    assert not grad_scaler(cpu).is_enabled()
+    with autocast("bf16", "cpu"):
+        assert not grad_scaler(cpu).is_enabled() and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with autocast("fp16", "cpu"):
+        assert grad_scaler(cpu).is_enabled()
+    with pytest.raises(ExssnetError, match="amp must be"):
+        RunConfig(amp="fp8")
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_run_on_cpu_keeps_old_tasks_exact(amp, tmp_path):
+    results = run_experiment(RunConfig(**SHORT, amp=amp), out=tmp_path, progress=False)
+    assert results["forgetting"] == 0.0 and old_tasks_unchanged(results) and results["avg_acc"] > 80
+    assert json.loads((tmp_path / "results.json").read_text())["config"]["amp"] == amp
+
+
+def test_channels_last_gives_the_same_run(tmp_path):
+    base = dict(SHORT, model="cnn-small", num_tasks=2, mask_epochs=1, weight_epochs=1)
+    plain = run_experiment(RunConfig(**base), progress=False)
+    last = run_experiment(RunConfig(**base, channels_last=True), progress=False)
+    assert last["forgetting"] == 0.0
+    assert max(abs(a - b) for a, b in zip(plain["acc_matrix"][-1], last["acc_matrix"][-1])) < 5.0
+
+
+@cuda
+@pytest.mark.parametrize("amp", [None, "bf16", "fp16"])
+def test_cuda_exssnet_run_keeps_old_tasks_bit_identical(amp, tmp_path):
+    config = RunConfig(**{**SHORT, "device": "cuda", "model": "cnn-small", "amp": amp, "channels_last": amp is not None})
+    results = run_experiment(config, out=tmp_path, progress=False)
+    assert results["forgetting"] == 0.0 and old_tasks_unchanged(results)
+    assert results["environment"]["device"].startswith("cuda")
+
+
+@cuda
+def test_cuda_cli_run_and_evaluate_reproduce(tmp_path, capsys):
+    args = ["run", "--benchmark", "split-digits", "--device", "cuda", "--num-tasks", "2", "--mask-epochs", "1",
+            "--weight-epochs", "1", "--quiet", "--out", str(tmp_path)]
+    assert main(args) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert main(["evaluate", str(tmp_path), "--device", "cuda", "--out", str(tmp_path / "eval.json")]) == 0
+    evaluated = json.loads((tmp_path / "eval.json").read_text())["test_acc"]
+    assert max(abs(a - b) for a, b in zip(evaluated, results["acc_matrix"][-1])) < 0.5
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["run", "--benchmark", "split-digits", "--device", "cuda", "--quiet", "--out", str(tmp_path)]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
