@@ -69,6 +69,8 @@ class MultitaskBatchNorm(nn.Module):
         active = self._active
         if active is not None:
             if self.training:
+                if x.dtype != active.running_mean.dtype:  # mixed precision (amp): the module's own path
+                    return active(x)
                 return self._train_forward(active, x)
             # evaluation fast path: the selected task's running statistics, without a module call
             return F.batch_norm(x, active.running_mean, active.running_var, None, None, False, 0.0, self.eps)
