@@ -19,7 +19,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from exssnet.config import RunConfig
+from exssnet.run.config import RunConfig
 from exssnet.run.runner import run_experiment
 
 VARIANTS = {"off": {"kkt": False}, "scores": {"kkt": True, "keep_scores": True}, "mask": {"kkt": True, "keep_scores": False},
@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
             key = run_key(bench, density, method, variant, seed)
             if key in done:
                 continue
-            config = RunConfig(benchmark=bench, method=method, density=density, seed=seed, threads=args.threads,
-                               mask_epochs=args.mask_epochs, weight_epochs=args.weight_epochs, **VARIANTS[variant])
+            config = RunConfig.from_dict(dict(benchmark=bench, method=method, density=density, seed=seed,
+                                              threads=args.threads, mask_epochs=args.mask_epochs,
+                                              weight_epochs=args.weight_epochs, **VARIANTS[variant]))
             row = {"key": key, "benchmark": bench, "density": density, "method": method, "variant": variant,
                    "seed": seed, "mask_epochs": args.mask_epochs, "weight_epochs": args.weight_epochs,
                    **measure(run_experiment(config, progress=False))}

@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 
 from exssnet import to_supermask
-from exssnet.config import RunConfig
 from exssnet.data import BenchmarkSpec, build_benchmark
 from exssnet.methods import build_method
 from exssnet.models import build_model
+from exssnet.run.config import RunConfig
 
 
 def net_with_one_finished_task(density=0.3):

@@ -7,7 +7,6 @@ import torch
 
 from exssnet import to_supermask
 from exssnet.cli import main
-from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Split, TaskData
 from exssnet.errors import ExssnetError
 from exssnet.kkt import (
@@ -22,6 +21,7 @@ from exssnet.kkt import (
 from exssnet.layers.topk import topk_mask
 from exssnet.methods.supermask_methods import SupermaskMethod
 from exssnet.models import build_model
+from exssnet.run.config import RunConfig
 from exssnet.run.resume import comparable
 from exssnet.run.runner import run_experiment
 from exssnet.seeds import task_seed
@@ -111,10 +111,10 @@ def constant_task(name: str, n: int = 600) -> TaskData:
 def learn(tasks: list[TaskData], **overrides) -> tuple[SupermaskMethod, list[dict]]:
     """Learn `tasks` in order the way the runner does (global seed per task)."""
     values = dict(method="exssnet", density=0.2, mask_epochs=3, weight_epochs=1, batch_size=64, seed=0, kkt=True, keep_scores=True)
-    config = RunConfig(**{**values, **overrides})
+    config = RunConfig.from_dict({**values, **overrides})
     torch.manual_seed(config.seed)
     method = SupermaskMethod(config, Benchmark("synthetic", tasks, (DIM,)), weight_rule=None
-                             if config.method == "supsup" else WeightRule.EXCLUSIVE)
+                             if config.method == "supsup" else WeightRule.EXCLUSIVE, settings=config.settings_of())
     records = [learn_one(method, tasks, t) for t in range(len(tasks))]
     return method, records
 
@@ -223,26 +223,24 @@ def test_bad_kkt_settings_give_one_clear_error(args, message, capsys):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     with pytest.raises(ExssnetError, match=message.split(",")[0]):
-        RunConfig(**{args[0][2:].replace("-", "_"): args[1] if args[0] == "--kkt-head" else int(args[1])})
+        RunConfig.from_dict({args[0][2:].replace("-", "_"): args[1] if args[0] == "--kkt-head" else int(args[1])})
 
 
-def test_kkt_is_refused_by_a_method_that_ignores_it():
-    from exssnet.methods.base import ContinualMethod
-
-    class Plain(ContinualMethod):
-        learn_task = logits = eval_mode = None
-
-    with pytest.raises(ExssnetError, match="--kkt is not supported for method"):
-        Plain(RunConfig(kkt=True), Benchmark("synthetic", [gaussian_task("A", 0, 2)], (DIM,)))
-    Plain(RunConfig(), Benchmark("synthetic", [gaussian_task("A", 0, 2)], (DIM,)))
+def test_kkt_is_refused_by_a_method_that_ignores_it(capsys):
+    with pytest.raises(ExssnetError, match="--kkt is not supported for method 'ewc' \\(only exssnet, ssnet, supsup\\)"):
+        RunConfig.from_dict({"method": "ewc", "kkt": True})
+    assert main(["run", *FAST, "--method", "ewc", "--kkt"]) == 2
+    assert "exssnet: error: --kkt is not supported for method 'ewc'" in capsys.readouterr().err
+    assert RunConfig.from_dict({"method": "ewc", "kkt": False}).to_dict()["kkt"] is False
+    assert RunConfig.from_dict({"method": "supsup", "kkt": True}).settings_of().kkt is True
 
 
 @pytest.mark.parametrize("keep_scores", [True, False])
 def test_resume_with_kkt_is_identical(tmp_path, keep_scores):
     from test_resume import Crash
 
-    config = RunConfig(benchmark="split-digits", density=0.2, mask_epochs=1, weight_epochs=1, num_tasks=3,
-                       kkt=True, kkt_batches=3, keep_scores=keep_scores, threads=1)
+    config = RunConfig.from_dict(dict(benchmark="split-digits", density=0.2, mask_epochs=1, weight_epochs=1,
+                                      num_tasks=3, kkt=True, kkt_batches=3, keep_scores=keep_scores, threads=1))
     reference = run_experiment(config, out=tmp_path / "ref", progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_experiment(config, out=tmp_path / "run", progress=False, hooks=[Crash(at=1)])

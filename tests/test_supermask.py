@@ -89,8 +89,11 @@ def test_lenet_shape():
     net = to_supermask(build_model("lenet", (1, 28, 28), 2), density=0.1)
     sizes = [tuple(layer.weight.shape) for layer in net.masked_layers()]
     assert sizes == [(300, 784), (100, 300), (2, 100)]
+    assert net.norm_layers() == []  # the paper's (SupSup's) LeNet has no BatchNorm
     net.add_task(2)
     assert net(torch.randn(4, 1, 28, 28)).shape == (4, 2)
+    bn = to_supermask(build_model("lenet-bn", (1, 28, 28), 2), density=0.1)
+    assert len(bn.norm_layers()) == 2
 
 
 def test_unknown_model_name():

@@ -45,6 +45,9 @@ FORMAT = "exssnet-supermask"
 FORMAT_VERSION = 2  # 2: Golomb-coded masks; 1: bit-packed masks (loaded, never written)
 READABLE_VERSIONS = (1, 2)
 BN_STATS = ("running_mean", "running_var", "num_batches_tracked")
+# bounds on untrusted config.json values, checked before any work is sized by them
+MAX_INPUT_SIZE = 2**26
+MAX_CLASSES = 2**20
 
 
 def save_pretrained(
@@ -81,14 +84,16 @@ def save_pretrained(
         "metadata": metadata or {},
     }
     tensors = state_tensors(net, save_scores)
-    directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
         save_file(tensors, str(tmp / TENSORS_FILE), metadata={"format": FORMAT})
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         replace_dir(tmp, directory)
+    except OSError as exc:  # e.g. a full disk: an older checkpoint at `directory` is left as it was
+        raise ExssnetError(f"cannot write checkpoint {directory}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return directory
@@ -173,6 +178,9 @@ def read_config(directory: str | Path) -> dict[str, Any]:
             raise ExssnetError(f"{path}: {key} must be a list of positive integers, got {config[key]!r}")
     if config["has_scores"] and not config["keep_scores"]:
         raise ExssnetError(f"{path}: has_scores needs keep_scores")
+    if len(config["input_shape"]) > 4 or math.prod(config["input_shape"]) > MAX_INPUT_SIZE or config["num_classes"] > MAX_CLASSES:
+        raise ExssnetError(f"{path}: input_shape {config['input_shape']} or num_classes {config['num_classes']} is "
+                           "beyond what a checkpoint can hold (corrupted?)")
     if any(c > config["num_classes"] for c in config["task_classes"]):
         raise ExssnetError(f"{path}: a task has more classes than the head ({config['num_classes']})")
     return config
@@ -194,6 +202,10 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
     directory = Path(directory)
     config = read_config(directory)
     tensors = read_tensors(directory)
+    stored = {key.rsplit(".", 1)[1] for key in tensors if key.startswith(("mask.", "masks."))}  # format versions 1 and 2
+    if len(config["task_classes"]) != len(stored):  # the tensors file bounds the work config.json may ask for
+        raise ExssnetError(f"checkpoint {directory}: {CONFIG_FILE} lists {len(config['task_classes'])} task(s), "
+                           f"{TENSORS_FILE} holds masks of {len(stored)}")
     try:
         dense = build_model(config["model_name"], tuple(config["input_shape"]), config["num_classes"])
         net = to_supermask(dense, config["density"], keep_scores=config["keep_scores"])

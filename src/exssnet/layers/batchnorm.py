@@ -8,16 +8,16 @@ from torch import nn
 
 SUPERPOSE_RULES = ("mixture", "batch")
 
-_BN_BY_DIMS = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
+_BN_BY_DIMS = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
 
 class MultitaskBatchNorm(nn.Module):
-    """A list of `BatchNorm{1,2}d(affine=False)`, one per task; `task` selects which one runs."""
+    """A list of `BatchNorm{1,2,3}d(affine=False)`, one per task; `task` selects which one runs."""
 
     def __init__(self, num_features: int, dims: int = 1, eps: float = 1e-5, momentum: float | None = 0.1) -> None:
         super().__init__()
         if dims not in _BN_BY_DIMS:
-            raise ValueError(f"dims must be 1 or 2, got {dims}")
+            raise ValueError(f"dims must be 1, 2 or 3, got {dims}")
         self.num_features, self.dims, self.eps, self.momentum = num_features, dims, eps, momentum
         self.norms = nn.ModuleList()
         self.task = -1

@@ -2,6 +2,15 @@
 
 # registers the dense baselines, and supsup, ssnet, exssnet
 from exssnet.methods import baselines, supermask_methods  # noqa: F401
-from exssnet.methods.base import ContinualMethod, build_method, method_names, method_supports_resume, register_method
+from exssnet.methods.base import (
+    ContinualMethod,
+    build_method,
+    method_names,
+    method_settings_class,
+    method_supports_resume,
+    register_method,
+    settings_classes,
+)
 
-__all__ = ["ContinualMethod", "build_method", "method_names", "method_supports_resume", "register_method"]
+__all__ = ["ContinualMethod", "build_method", "method_names", "method_settings_class", "method_supports_resume",
+           "register_method", "settings_classes"]
