@@ -30,8 +30,9 @@ from pathlib import Path
 from exssnet.run.config import RunConfig
 from exssnet.run.runner import run_experiment
 
-CHANCE = {"kkt": True, "kkt_rule": "chance", "kkt_head": "copy"}  # the paper
-PAIRED = {"kkt": True, "kkt_rule": "paired", "kkt_head": "copy"}
+# scores kept (keep_scores defaults to False since the packed-mask default); "mask" starts from the binary mask
+CHANCE = {"kkt": True, "kkt_rule": "chance", "kkt_head": "copy", "keep_scores": True}  # the paper
+PAIRED = {"kkt": True, "kkt_rule": "paired", "kkt_head": "copy", "keep_scores": True}
 VARIANTS = {"off": {"kkt": False}, "scores": CHANCE, "chance": CHANCE, "mask": {**CHANCE, "keep_scores": False},
             "fresh-head": {**CHANCE, "kkt_head": "fresh"}, "chance-blend": {**CHANCE, "kkt_blend": 0.5},
             "paired": PAIRED, "paired-fresh-head": {**PAIRED, "kkt_head": "fresh"},

@@ -74,8 +74,8 @@ def test_supermask_version_runs_forward(name):
     with torch.no_grad():
         out = net.logits(x, 0)
     assert out.shape == (1, classes) and torch.isfinite(out).all()
-    # Only the masked weights and the task's scores are parameters: BatchNorm is non-affine.
-    assert sum(p.numel() for p in net.parameters()) == 2 * expected_weights(name, classes)
+    # Only the masked weights are parameters: BatchNorm is non-affine, finished tasks keep no float scores.
+    assert sum(p.numel() for p in net.parameters()) == expected_weights(name, classes)
 
 
 def test_models_refuse_non_image_inputs():

@@ -36,7 +36,7 @@ class Phase(str, Enum):
     """Where a task is in the phase order."""
 
     MASK = "mask"  # its scores train (the weights are frozen)
-    WEIGHTS = "weights"  # its mask is committed; the shared weights train (SSNeT / ExSSNeT)
+    WEIGHTS = "weights"  # its mask is committed; compact copies of its trainable weights train (SSNeT / ExSSNeT)
     DONE = "done"  # nothing trains; the next task may start
 
 
@@ -215,7 +215,7 @@ class SupermaskNet(nn.Module):
     """A model whose masked layers hold one subnetwork per task over shared weights."""
 
     def __init__(
-        self, model: nn.Module, density: float, keep_scores: bool = True, replaced: dict[int, weakref.ref] | None = None
+        self, model: nn.Module, density: float, keep_scores: bool = False, replaced: dict[int, weakref.ref] | None = None
     ) -> None:
         super().__init__()
         self.density = check_density(density)
@@ -223,7 +223,6 @@ class SupermaskNet(nn.Module):
         self.keep_scores = keep_scores
         self.tasks: list[TaskState] = []
         self.active_task = -1
-        self._grad_masks: dict[str, torch.Tensor] = {}  # weight-phase gradient masks per layer
         self._replaced = replaced or {}  # weak references to the parameters of the modules swapped out
         self._weight_use_checked = False  # the first forward pass checks how the masked weights are used
         self._index_layers()
@@ -285,14 +284,16 @@ class SupermaskNet(nn.Module):
     def start_weight_phase(self, exclusive: bool | WeightRule) -> None:
         """Freeze the current task's mask and let its weights train.
 
-        exclusive=True / WeightRule.EXCLUSIVE (ExSSNeT): only free weights (mask AND NOT earlier tasks' masks) get gradient.
-        exclusive=False / WeightRule.ALL (SSNeT): every weight in the mask gets gradient.
+        exclusive=True / WeightRule.EXCLUSIVE (ExSSNeT): only free weights (mask AND NOT earlier tasks' masks) train.
+        exclusive=False / WeightRule.ALL (SSNeT): every weight in the mask trains.
+        Each layer trains one compact parameter holding just those entries (`trainable_parameters()`);
+        the shared weights themselves never require grad, so nothing else can move them.
         """
         exclusive = exclusive is WeightRule.EXCLUSIVE if isinstance(exclusive, WeightRule) else bool(exclusive)
         task = self._advance(Phase.WEIGHTS)
-        for name, layer in self.named_masked_layers():
+        for layer in self.masked_layers():
             mask, free = layer.commit(task)
-            self._grad_masks[name] = free if exclusive else mask
+            layer.start_compact(task, free if exclusive else mask)
             if not self.keep_scores:
                 layer.drop_scores(task)
         self.tasks[task].phase = Phase.WEIGHTS
@@ -307,8 +308,9 @@ class SupermaskNet(nn.Module):
                 layer.commit(task)
                 if not self.keep_scores:
                     layer.drop_scores(task)
+        for layer in self.masked_layers():
+            layer.end_compact()  # the weight phase's entries are written into the shared weights
         self.tasks[task].phase = Phase.DONE
-        self._grad_masks = {}
         self._set_trainable()
         self.set_task(task)
 
@@ -329,30 +331,35 @@ class SupermaskNet(nn.Module):
         raise ExssnetError(f"task {task} cannot go from phase {current.value!r} to {to.value!r}")
 
     def _set_trainable(self) -> None:
-        """What trains in the current phase, and nothing else: the current task's scores, the weights, or nothing."""
+        """What trains in the current phase, and nothing else: the current task's scores, its compact weights, or nothing.
+
+        The shared weights never require grad; the weight phase's compact parameters exist only during it.
+        """
         phase, task = self.phase, str(self.num_tasks - 1)
         for layer in self.masked_layers():
-            layer.weight.requires_grad_(phase is Phase.WEIGHTS)
+            layer.weight.requires_grad_(False)
             for key, scores in layer.scores.items():
                 scores.requires_grad_(phase is Phase.MASK and key == task)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """The tensors the current phase trains (pass them to the optimizer): scores in MASK, weights in WEIGHTS."""
+        """The tensors the current phase trains (pass them to the optimizer): scores in MASK, compact weights in WEIGHTS."""
         if self.phase is Phase.MASK:
             return self.score_parameters(self.num_tasks - 1)
         if self.phase is Phase.WEIGHTS:
-            return self.weight_parameters()
+            return self.compact_parameters()
         return []
 
     def set_task(self, task: int) -> None:
         """Make `task` the subnetwork (mask and BatchNorm) the forward pass uses."""
         self.check_task(task)
         phase = self.tasks[task].phase
-        for name, layer in self.named_masked_layers():
+        for layer in self.masked_layers():
             if phase is Phase.MASK:
                 layer.use_scores(task)
+            elif phase is Phase.WEIGHTS:
+                layer.use_compact()
             else:
-                layer.use_mask(task, self._grad_masks.get(name) if phase is Phase.WEIGHTS else None)
+                layer.use_mask(task)
         for norm in self.norm_layers():
             norm.set_task(task)
         self.active_task = task
@@ -362,7 +369,18 @@ class SupermaskNet(nn.Module):
         return [layer.scores[str(task)] for layer in self.masked_layers()]
 
     def weight_parameters(self) -> list[nn.Parameter]:
+        """The shared weights (never trainable themselves: the weight phase trains compact copies)."""
         return [layer.weight for layer in self.masked_layers()]
+
+    def compact_parameters(self) -> list[nn.Parameter]:
+        """The weight phase's 1-D parameters, one per layer with at least one trainable entry."""
+        return [layer.compact_weight for layer in self.masked_layers()
+                if layer.compact_weight is not None and layer.compact_weight.requires_grad]
+
+    def write_back(self) -> None:
+        """Copy the weight phase's trained entries into the shared weights now (done at finish_task anyway)."""
+        for layer in self.masked_layers():
+            layer.write_back()
 
     def task_scores(self, task: int) -> dict[str, torch.Tensor] | None:
         """Float scores of `task` per layer name, or None if they were not kept."""
@@ -420,7 +438,7 @@ class SupermaskNet(nn.Module):
             return self.logits(inputs, task).argmax(dim=1)
 
 
-def to_supermask(model: nn.Module, density: float, keep_scores: bool = True) -> SupermaskNet:
+def to_supermask(model: nn.Module, density: float, keep_scores: bool = False) -> SupermaskNet:
     """Wrap any torch model as a supermask model (modules are replaced in place)."""
     density = check_density(density)
     replaced: dict[int, weakref.ref] = {}
