@@ -49,8 +49,10 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/step_ratio.py
+	$(BIN)/python benchmarks/step_ratio.py --model lenet
+	$(BIN)/python benchmarks/step_ratio.py --model resnet18-reduced --rounds 10 --steps 3 --warmup 3
 	$(BIN)/python benchmarks/checkpoint_size.py
+	$(BIN)/python benchmarks/resident_memory.py --model resnet18-reduced --tasks 50
 
 bench-text: $(STAMP) $(TEXT_STAMP)
 	$(BIN)/python benchmarks/text_cache.py --threads 1

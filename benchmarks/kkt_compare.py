@@ -6,8 +6,16 @@
 
 Runs one experiment at a time in this process (threads 1 by default). Every finished run is appended
 to --log as one JSON line, and runs already in the log are skipped, so the grid can be stopped and
-continued; `--table-only` prints the table of the log. Variants: `off` (no KKT), `scores` (KKT cloning
-float scores) and `mask` (KKT with --no-keep-scores: scores rebuilt from binary masks).
+continued; `--table-only` prints the table of the log. Variants: `off` (no KKT), `scores` / `chance` (the
+paper's rule, cloning float scores), `mask` (the same with --no-keep-scores: scores rebuilt from binary masks),
+`fresh-head` (paper's rule, fresh classifier), `chance-blend` (paper's rule, start 0.5 source + 0.5 fresh) and
+the `paired` rule (transfer only when the best earlier task clearly beats a fresh random subnetwork) with the
+same three starts: `paired`, `paired-fresh-head`, `paired-blend`.
+
+A KKT run in which no task transferred is bit-identical to `off` (the fallback is the very draw `off` makes),
+and every variant of one rule makes the same decisions until its first transfer. So when a run of a rule
+transferred nothing, `off` and the other variants of that rule are recorded as copies of it
+(`"same_as": "<variant>"`) instead of being run again: list the rule's variant first (`paired off ...`).
 """
 
 from __future__ import annotations
@@ -19,11 +27,34 @@ import statistics
 import sys
 from pathlib import Path
 
-from exssnet.config import RunConfig
+from exssnet.run.config import RunConfig
 from exssnet.run.runner import run_experiment
 
-VARIANTS = {"off": {"kkt": False}, "scores": {"kkt": True}, "mask": {"kkt": True, "keep_scores": False},
-            "fresh-head": {"kkt": True, "kkt_head": "fresh"}}
+# scores kept (keep_scores defaults to False since the packed-mask default); "mask" starts from the binary mask
+CHANCE = {"kkt": True, "kkt_rule": "chance", "kkt_head": "copy", "keep_scores": True}  # the paper
+PAIRED = {"kkt": True, "kkt_rule": "paired", "kkt_head": "copy", "keep_scores": True}
+VARIANTS = {"off": {"kkt": False}, "scores": CHANCE, "chance": CHANCE, "mask": {**CHANCE, "keep_scores": False},
+            "fresh-head": {**CHANCE, "kkt_head": "fresh"}, "chance-blend": {**CHANCE, "kkt_blend": 0.5},
+            "paired": PAIRED, "paired-fresh-head": {**PAIRED, "kkt_head": "fresh"},
+            "paired-blend": {**PAIRED, "kkt_blend": 0.5}}
+
+
+def rule_of(variant: str) -> str | None:
+    settings = VARIANTS[variant]
+    return settings.get("kkt_rule") if settings["kkt"] else None
+
+
+def same_run(variant: str, rows: list[dict]) -> dict | None:
+    """A finished row of the same setting that `variant` would repeat bit for bit, if any.
+
+    A row whose run transferred nothing equals `off` and every variant of its own rule.
+    """
+    for row in rows:
+        if any(source is not None for source in row["sources"]) or rule_of(row["variant"]) is None:
+            continue
+        if rule_of(variant) in (None, rule_of(row["variant"])):
+            return row
+    return None
 
 
 def run_key(benchmark: str, density: float, method: str, variant: str, seed: int) -> str:
@@ -40,6 +71,11 @@ def measure(results: dict) -> dict:
         "kkt_share": kkt_seconds / sum(results["task_time_s"]),
         "kkt_seconds_per_task": kkt_seconds / max(1, len(later)),
         "sources": [(task.get("kkt") or {}).get("source") for task in results["tasks"]],
+        "fresh_acc": [(task.get("kkt") or {}).get("fresh_acc") for task in results["tasks"]],
+        "best_knn_acc": [max((task.get("kkt") or {}).get("knn_acc") or [None]) if (task.get("kkt") or {}).get("knn_acc")
+                         else None for task in results["tasks"]],
+        "p_values": [(task.get("kkt") or {}).get("p_value") for task in results["tasks"]],
+        "sparse_overlap": results.get("sparse_overlap"),
         "total_time_s": results["total_time_s"],
     }
 
@@ -85,6 +121,36 @@ def table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def delta_table(rows: dict[str, dict]) -> str:
+    """Per seed: KKT minus no KKT (avg acc and first-mask-epoch val acc), transfers and the overlap they bring."""
+    groups: dict[tuple, dict[int, dict]] = {}
+    for row in rows.values():
+        groups.setdefault((row["benchmark"], row["density"], row["method"], row["variant"]), {})[row["seed"]] = row
+    lines = ["| benchmark | density | variant | Δ avg acc per seed | mean Δ | worst seed | Δ 1st-epoch val (mean) "
+             "| transfers | overlap of transferring tasks: KKT / off |", "|---|---|---|---|---|---|---|---|---|"]
+    order = lambda key: (key[0], -key[1], key[2], list(VARIANTS).index(key[3]))  # noqa: E731
+    for key in sorted(groups, key=order):
+        bench, density, method, variant = key
+        off = groups.get((bench, density, method, "off"), {})
+        runs = groups[key]
+        seeds = sorted(seed for seed in runs if seed in off)
+        if variant == "off" or not seeds:
+            continue
+        acc = [runs[s]["avg_acc"] - off[s]["avg_acc"] for s in seeds]
+        val = [runs[s]["first_epoch_val"] - off[s]["first_epoch_val"] for s in seeds]
+        moved = sum(source is not None for s in seeds for source in runs[s]["sources"])
+        later = sum(len(runs[s]["sources"]) - 1 for s in seeds)
+        pairs = [(runs[s]["sparse_overlap"][t], off[s]["sparse_overlap"][t]) for s in seeds
+                 for t, source in enumerate(runs[s]["sources"]) if source is not None
+                 and runs[s].get("sparse_overlap") and off[s].get("sparse_overlap")]
+        overlap = (f"{statistics.mean(p[0] for p in pairs):.2f} / {statistics.mean(p[1] for p in pairs):.2f}"
+                   if pairs else "-")
+        lines.append(f"| {bench} | {density} | {variant} | {' / '.join(f'{d:+.2f}' for d in acc)} "
+                     f"| {statistics.mean(acc):+.2f} | {min(acc):+.2f} | {statistics.mean(val):+.2f} "
+                     f"| {moved}/{later} | {overlap} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmarks", nargs="+", default=["split-mnist", "split-fashion-mnist"])
@@ -97,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--log", type=Path, default=Path("runs/kkt_compare.jsonl"))
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--deltas", action="store_true", help="print the per-seed KKT-minus-off table instead")
     args = parser.parse_args(argv)
     done = read_log(args.log)
     if not args.table_only:
@@ -106,8 +173,17 @@ def main(argv: list[str] | None = None) -> int:
             key = run_key(bench, density, method, variant, seed)
             if key in done:
                 continue
-            config = RunConfig(benchmark=bench, method=method, density=density, seed=seed, threads=args.threads,
-                               mask_epochs=args.mask_epochs, weight_epochs=args.weight_epochs, **VARIANTS[variant])
+            others = [done[k] for k in (run_key(bench, density, method, v, seed) for v in args.variants) if k in done]
+            sibling = same_run(variant, [row for row in others if "same_as" not in row])
+            if sibling is not None:
+                row = {**sibling, "key": key, "variant": variant, "same_as": sibling["variant"]}
+                done[key] = row
+                with args.log.open("a") as log:
+                    log.write(json.dumps(row) + "\n")
+                continue
+            config = RunConfig.from_dict(dict(benchmark=bench, method=method, density=density, seed=seed,
+                                              threads=args.threads, mask_epochs=args.mask_epochs,
+                                              weight_epochs=args.weight_epochs, **VARIANTS[variant]))
             row = {"key": key, "benchmark": bench, "density": density, "method": method, "variant": variant,
                    "seed": seed, "mask_epochs": args.mask_epochs, "weight_epochs": args.weight_epochs,
                    **measure(run_experiment(config, progress=False))}
@@ -116,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 log.write(json.dumps(row) + "\n")
             print(f"{key}: avg {row['avg_acc']:.2f}, 1st-epoch val {row['first_epoch_val']:.2f}, "
                   f"sources {row['sources']}, {row['total_time_s']:.0f}s", file=sys.stderr, flush=True)
-    print(table(done))
+    print(delta_table(done) if args.deltas else table(done))
     return 0
 
 

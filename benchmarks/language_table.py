@@ -17,8 +17,8 @@ import json
 import statistics
 from pathlib import Path
 
-from exssnet.config import RunConfig
 from exssnet.methods.language import LANGUAGE_METHODS
+from exssnet.run.config import RunConfig
 from exssnet.run.runner import run_experiment
 
 SUPERMASK = ("supsup", "ssnet", "exssnet")
@@ -64,10 +64,11 @@ def main() -> None:
                 folder = args.out / method / f"seed{seed}"
                 if (folder / "results.json").exists() or (method == "lamol" and not args.lamol_lm):
                     continue
-                config = RunConfig(benchmark="text-offline", method=method, seed=seed, threads=args.threads,
+                config = RunConfig.from_dict(dict(benchmark="text-offline", method=method, seed=seed, threads=args.threads,
                                    data_dir=args.data_dir, text_max_train=args.max_train, text_max_test=args.max_test,
                                    max_length=args.max_length, batch_size=args.batch_size, replay_batch_size=args.replay_batch_size, log_csv=False,
-                                   lamol_lm=args.lamol_lm, mbpa_steps=args.mbpa_steps, mbpa_test_batch=args.mbpa_test_batch, **method_settings(method, args.epochs))
+                                   lamol_lm=args.lamol_lm, mbpa_steps=args.mbpa_steps, mbpa_test_batch=args.mbpa_test_batch,
+                                   **method_settings(method, args.epochs)))
                 results = run_experiment(config, out=folder, progress=False, checkpoints=False)
                 print(f"{method} seed {seed}: avg acc {results['avg_acc']:.2f}, forgetting {results['forgetting']:.2f} "
                       f"({results['total_time_s']:.0f}s)", flush=True)

@@ -17,9 +17,9 @@ import resource
 import statistics
 import time
 
-from exssnet.config import RunConfig
 from exssnet.footprint import state_bytes, task_footprint
 from exssnet.methods.base import ContinualMethod
+from exssnet.run.config import RunConfig
 from exssnet.run.hooks import RunHook
 from exssnet.run.runner import run_experiment
 

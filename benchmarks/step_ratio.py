@@ -1,15 +1,22 @@
-"""Cost of supermasks vs a dense LeNet, measured in one run and printed as ratios.
+"""Cost of supermasks vs the same dense model, measured in one run and printed as ratios.
 
-- ExSSNeT weight-phase training step / dense training step (same LeNet, same batch, Adam)
-- SupSup mask-phase training step / dense training step
-- masked inference / dense inference
+- SupSup mask-phase training step / dense training step (Adam on the scores, lr 0.01)
+- ExSSNeT weight-phase training step / dense training step (Adam on the compact free weights, lr 5e-4)
+- masked inference (a finished task selected) / dense inference
 
-    python benchmarks/step_ratio.py [--device cuda] [--batch-size 128] [--repeats 200]
+Every round times each variant for a few steps in turn (the order rotates from round to round),
+so a change in machine load hits all of them alike; a round's ratio is variant / dense of that
+round, and the printed ratio is the median over rounds (paired medians). On the CPU the clock is the
+process's CPU time (1 thread), so time that other processes take from a shared machine does not count.
+The supermask nets have `--earlier-tasks` finished tasks, so the weight phase trains only the free entries.
+
+    python benchmarks/step_ratio.py [--model lenet|resnet18-reduced] [--threads 1] [--rounds 40] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from typing import Callable
@@ -20,18 +27,21 @@ import torch.nn.functional as F
 from exssnet import to_supermask
 from exssnet.models import build_model
 
+MODELS = {"lenet": ((1, 28, 28), 2, 128), "resnet18-reduced": ((3, 32, 32), 20, 64)}
 
-def timed(fn: Callable[[], None], repeats: int, device: torch.device) -> list[float]:
+
+def timed(fn: Callable[[], None], steps: int, device: torch.device, clock: Callable[[], float]) -> float:
+    """Median seconds of `steps` calls of `fn`, read on `clock`."""
     times = []
-    for _ in range(repeats):
+    for _ in range(steps):
         if device.type == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start = clock()
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return times
+        times.append(clock() - start)
+    return statistics.median(times)
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
@@ -51,68 +61,92 @@ def inference(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return infer
 
 
-def build_models(device: torch.device, density: float, earlier_tasks: int):
-    torch.manual_seed(0)
-    dense = build_model("lenet", (1, 28, 28), 2).to(device)
-    net = to_supermask(build_model("lenet", (1, 28, 28), 2), density).to(device)
+def supermask_net(name: str, shape: tuple[int, ...], classes: int, density: float, earlier_tasks: int,
+                  device: torch.device):
+    """A supermask net with `earlier_tasks` finished tasks (random masks) and a new task in its mask phase."""
+    net = to_supermask(build_model(name, shape, classes), density).to(device)
     for _ in range(earlier_tasks):
-        net.add_task(2)
+        net.add_task(classes)
         net.finish_task()
-    return dense, net
+    net.add_task(classes)
+    return net
+
+
+def measure(args: argparse.Namespace) -> dict:
+    device = torch.device(args.device)
+    shape, classes, batch = MODELS[args.model]
+    batch = args.batch_size or batch
+    torch.manual_seed(0)
+    x = torch.randn(batch, *shape, device=device)
+    y = torch.randint(0, classes, (batch,), device=device)
+
+    dense = build_model(args.model, shape, classes).to(device).train()
+    dense_train = train_step(dense, torch.optim.Adam(dense.parameters(), lr=1e-3), x, y)
+    dense_eval = build_model(args.model, shape, classes).to(device).eval()
+
+    mask_net = supermask_net(args.model, shape, classes, args.density, args.earlier_tasks, device).train()
+    mask_train = train_step(mask_net, torch.optim.Adam(mask_net.trainable_parameters(), lr=0.01), x, y)
+
+    weight_net = supermask_net(args.model, shape, classes, args.density, args.earlier_tasks, device)
+    weight_net.start_weight_phase(exclusive=True)
+    weight_net.train()
+    weight_train = train_step(weight_net, torch.optim.Adam(weight_net.trainable_parameters(), lr=5e-4), x, y)
+
+    infer_net = supermask_net(args.model, shape, classes, args.density, args.earlier_tasks, device)
+    infer_net.finish_task()
+    infer_net.eval()
+    infer_net.set_task(args.earlier_tasks)
+
+    variants = {"dense_train": dense_train, "mask_phase": mask_train, "weight_phase": weight_train,
+                "dense_infer": inference(dense_eval, x), "inference": inference(infer_net, x)}
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    for fn in variants.values():  # warm-up
+        timed(fn, args.warmup, device, clock)
+    names = list(variants)
+    rows: list[dict[str, float]] = []
+    for r in range(args.rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        rows.append({name: timed(variants[name], args.steps, device, clock) for name in order})
+    pairs = {"mask_phase": "dense_train", "weight_phase": "dense_train", "inference": "dense_infer"}
+    ratios = {name: statistics.median(row[name] / row[base] for row in rows) for name, base in pairs.items()}
+    medians = {name: statistics.median(row[name] for row in rows) for name in names}
+    return {"model": args.model, **{k: round(v, 3) for k, v in ratios.items()},
+            "_ms": {k: round(v * 1e3, 3) for k, v in medians.items()}, "_batch": batch}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=sorted(MODELS), default="lenet")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 128 (lenet), 64 (resnet18-reduced)")
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=5, help="steps of each variant per round")
+    parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--density", type=float, default=0.1)
+    parser.add_argument("--earlier-tasks", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--clock", choices=("cpu", "wall"), default=None,
+                        help="cpu: this process's CPU time (default on the CPU: time other processes take from a "
+                             "shared machine does not count); wall: elapsed time (default on CUDA)")
+    parser.add_argument("--json", action="store_true", help="print one JSON line of the three ratios")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    dense, net = build_models(device, args.density, earlier_tasks=4)
-    x = torch.randn(args.batch_size, 1, 28, 28, device=device)
-    y = torch.randint(0, 2, (args.batch_size,), device=device)
-
-    # mask phase of a new task: scores train, weights frozen
-    net.add_task(2)
-    mask_step = train_step(net, torch.optim.Adam(net.trainable_parameters(), lr=1e-3), x, y)
-    dense.train()
-    net.train()
-    dense_step = train_step(dense, torch.optim.Adam(dense.parameters(), lr=1e-3), x, y)
-    # warm up both, then interleave so drift in machine load hits both alike
-    for fn in (dense_step, mask_step):
-        timed(fn, 20, device)
-    results: dict[str, list[float]] = {"dense_train": [], "mask_train": [], "exssnet_train": [],
-                                       "dense_infer": [], "masked_infer": []}
-    for _ in range(args.repeats // 10):
-        results["dense_train"] += timed(dense_step, 10, device)
-        results["mask_train"] += timed(mask_step, 10, device)
-
-    net.start_weight_phase(exclusive=True)
-    weight_step = train_step(net, torch.optim.Adam(net.trainable_parameters(), lr=1e-3), x, y)
-    timed(weight_step, 20, device)
-    for _ in range(args.repeats // 10):
-        results["dense_train"] += timed(dense_step, 10, device)
-        results["exssnet_train"] += timed(weight_step, 10, device)
-    net.finish_task()
-
-    dense.eval()
-    net.eval()
-    net.set_task(2)
-    for _ in range(args.repeats // 10):
-        results["dense_infer"] += timed(inference(dense, x), 10, device)
-        results["masked_infer"] += timed(inference(net, x), 10, device)
-
-    median = {name: statistics.median(values) for name, values in results.items()}
-    print(f"LeNet 784-300-100-2, batch {args.batch_size}, density {args.density}, device {device}, "
-          f"{args.threads} thread(s), medians of {args.repeats} steps")
-    for name, value in median.items():
-        print(f"  {name:<14} {value * 1e3:8.3f} ms")
-    print(f"ratio ExSSNeT weight-phase step / dense step: {median['exssnet_train'] / median['dense_train']:.2f}")
-    print(f"ratio SupSup mask-phase step / dense step:    {median['mask_train'] / median['dense_train']:.2f}")
-    print(f"ratio masked inference / dense inference:     {median['masked_infer'] / median['dense_infer']:.2f}")
+    if args.clock is None:
+        args.clock = "cpu" if torch.device(args.device).type == "cpu" else "wall"
+    if args.clock == "cpu" and args.threads != 1:
+        parser.error("--clock cpu adds up the time of every thread; use it with --threads 1 or use --clock wall")
+    result = measure(args)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}))
+        return
+    print(f"{args.model}, batch {result['_batch']}, density {args.density}, {args.earlier_tasks} earlier tasks, "
+          f"device {args.device}, {args.threads} thread(s), {args.rounds} rounds x {args.steps} steps, paired medians, "
+          f"{args.clock} clock")
+    for name, ms in result["_ms"].items():
+        print(f"  {name:<14} {ms:8.3f} ms")
+    print(f"ratio SupSup mask-phase step / dense step:    {result['mask_phase']:.3f}")
+    print(f"ratio ExSSNeT weight-phase step / dense step: {result['weight_phase']:.3f}")
+    print(f"ratio masked inference / dense inference:     {result['inference']:.3f}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from exssnet.config import RunConfig
+from exssnet.run.config import RunConfig
 
 
 @pytest.fixture(autouse=True)

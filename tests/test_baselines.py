@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from exssnet.cli import main
-from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
 from exssnet.methods import build_method, method_names
 from exssnet.methods.base import method_text_inputs
@@ -16,6 +15,7 @@ from exssnet.methods.baselines.agem import project_gradient
 from exssnet.methods.baselines.lwf import distillation_loss
 from exssnet.methods.baselines.multihead import MultiHeadNet
 from exssnet.methods.baselines.replay_buffer import ReservoirBuffer
+from exssnet.run.config import RunConfig
 from exssnet.run.runner import load_benchmark, run_experiment
 
 TINY = dict(benchmark="split-digits", num_tasks=3, baseline_epochs=1, mask_epochs=1, weight_epochs=1, batch_size=64, seed=0)
@@ -28,11 +28,11 @@ VISION_METHODS = [m for m in method_names() if method_text_inputs(m) == "feature
 def tiny_runs() -> dict[str, dict]:
     """One 3-task, 1-epoch run per registered method (shared by the tests below)."""
     torch.set_num_threads(1)
-    return {m: run_experiment(RunConfig(method=m, **{**TINY, **SLOWER.get(m, {})}), progress=False) for m in VISION_METHODS}
+    return {m: run_experiment(RunConfig.from_dict(dict(method=m, **{**TINY, **SLOWER.get(m, {})})), progress=False) for m in VISION_METHODS}
 
 
 def method_for(name: str, **overrides):
-    config = RunConfig(method=name, **{**TINY, **overrides})
+    config = RunConfig.from_dict({"method": name, **TINY, **overrides})
     return build_method(config, load_benchmark(config))
 
 
@@ -62,7 +62,7 @@ def test_naive_changes_old_tasks(tiny_runs):
 def test_replay_buffers_hold_every_task(tiny_runs):
     for method in ("er", "der", "derpp"):
         counts = tiny_runs[method]["buffer_task_counts"]
-        assert set(counts) == {"0", "1", "2"} and sum(counts.values()) <= RunConfig().buffer_size
+        assert set(counts) == {"0", "1", "2"} and sum(counts.values()) <= RunConfig.from_dict({"method": method}).settings_of().buffer_size
     assert set(tiny_runs["agem"]["buffer_task_counts"]) == {"0", "1", "2"}  # offered at each task's end
 
 
@@ -177,12 +177,12 @@ def test_unknown_method_lists_every_method():
 ])
 def test_bad_hyperparameters_are_refused(key, value, message):
     with pytest.raises(ExssnetError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        RunConfig(method="ewc", **{key: value})
+        RunConfig.from_dict({"method": "ewc", key: value})
 
 
 def test_baseline_epochs_default_matches_supermask_budget():
-    assert RunConfig(mask_epochs=3, weight_epochs=4).epochs_per_task == 7
-    assert RunConfig(mask_epochs=3, weight_epochs=4, baseline_epochs=2).epochs_per_task == 2
+    assert method_for("naive", mask_epochs=3, weight_epochs=4, baseline_epochs=None).epochs_per_task == 7
+    assert method_for("naive", mask_epochs=3, weight_epochs=4, baseline_epochs=2).epochs_per_task == 2
 
 
 def test_cli_run_with_out_writes_results_and_no_checkpoint_then_refuses_resume(tmp_path, capsys):

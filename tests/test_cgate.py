@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from exssnet.config import RunConfig
 from exssnet.layers.gating import GatedLayer, PerTaskBatchNorm, inject_gates
 from exssnet.methods import build_method
+from exssnet.run.config import RunConfig
 from exssnet.run.runner import load_benchmark, run_experiment, task_to_device
 
 
@@ -25,8 +25,8 @@ def test_inject_gates_wraps_layers_and_batchnorms():
 
 @pytest.mark.parametrize("model", ["lenet", "cnn-small"])
 def test_finished_tasks_never_change(model):
-    config = RunConfig(benchmark="split-digits", method="cgate", model=model, num_tasks=3, baseline_epochs=2,
-                       batch_size=32, seed=0, cgate_sparsity=0.1)
+    config = RunConfig.from_dict(dict(benchmark="split-digits", method="cgate", model=model, num_tasks=3, baseline_epochs=2,
+                                      batch_size=32, seed=0, cgate_sparsity=0.1))
     benchmark = load_benchmark(config)
     method = build_method(config, benchmark)
     tasks = [task_to_device(t, torch.device("cpu")) for t in benchmark.tasks]
@@ -49,7 +49,7 @@ def test_finished_tasks_never_change(model):
 
 
 def test_cgate_run_has_zero_forgetting():
-    results = run_experiment(RunConfig(benchmark="split-digits", method="cgate", num_tasks=3, baseline_epochs=2,
-                                       batch_size=32, seed=0), progress=False)
+    results = run_experiment(RunConfig.from_dict(dict(benchmark="split-digits", method="cgate", model="lenet-bn", num_tasks=3, baseline_epochs=2,
+                                                      batch_size=32, seed=0)), progress=False)
     assert results["forgetting"] == 0.0 and results["avg_acc"] > 70.0
     assert len(results["cgate_channels_used"]) == 3

@@ -9,6 +9,8 @@ from safetensors.torch import load_file, save_file
 
 from exssnet import ExssnetError, from_pretrained, save_pretrained, to_supermask
 from exssnet.checkpoint import CONFIG_FILE, TENSORS_FILE
+from exssnet.layers import pack_mask
+from exssnet.layers.maskcode import HEADER_BYTES, decode_masks
 from exssnet.models import build_model
 
 SHAPE = (1, 8, 8)
@@ -17,14 +19,15 @@ SHAPE = (1, 8, 8)
 def trained_net(tasks=(2, 3, 2), density=0.2, keep_scores=True, exclusive=True):
     """A LeNet supermask net with finished tasks whose weights, masks and BN statistics all moved."""
     torch.manual_seed(0)
-    net = to_supermask(build_model("lenet", SHAPE, 3), density, keep_scores=keep_scores)
+    # lenet-bn: the checkpoint format must carry per-task BatchNorm statistics
+    net = to_supermask(build_model("lenet-bn", SHAPE, 3), density, keep_scores=keep_scores)
     for classes in tasks:
         t = net.add_task(classes)
         net.train()
         net.logits(torch.randn(16, *SHAPE), t)  # updates this task's BN statistics
         net.start_weight_phase(exclusive=exclusive)
         with torch.no_grad():
-            for w in net.weight_parameters():
+            for w in net.trainable_parameters():
                 w.add_(0.01 * torch.randn_like(w))
         net.finish_task()
     return net
@@ -37,7 +40,7 @@ def net():
 
 @pytest.fixture
 def saved(tmp_path, net):
-    return save_pretrained(net, tmp_path / "ckpt", "lenet", SHAPE, save_scores=True)
+    return save_pretrained(net, tmp_path / "ckpt", "lenet-bn", SHAPE, save_scores=True)
 
 
 def test_round_trip_is_exact(net, saved):
@@ -56,14 +59,19 @@ def test_round_trip_is_exact(net, saved):
     assert loaded.add_task(2) == 3
 
 
-def test_masks_cost_one_bit_per_weight_and_scores_are_optional(net, tmp_path):
-    with_scores = save_pretrained(net, tmp_path / "a", "lenet", SHAPE, save_scores=True)
-    without = save_pretrained(net, tmp_path / "b", "lenet", SHAPE)
+def test_masks_cost_about_their_entropy_and_scores_are_optional(net, tmp_path):
+    with_scores = save_pretrained(net, tmp_path / "a", "lenet-bn", SHAPE, save_scores=True)
+    without = save_pretrained(net, tmp_path / "b", "lenet-bn", SHAPE)
     tensors = load_file(str(without / TENSORS_FILE))
-    for name, layer in net.named_masked_layers():
-        for t in range(3):
-            packed = tensors[f"mask.{name}.{t}"]
-            assert packed.dtype == torch.uint8 and packed.numel() == math.ceil(layer.weight.numel() / 8)
+    entropy = -(0.2 * math.log2(0.2) + 0.8 * math.log2(0.8))  # 0.722 bit per weight at density 0.2
+    layers = net.masked_layers()
+    for t in range(3):
+        code = tensors[f"masks.{t}"]
+        assert code.dtype == torch.uint8 and code.dim() == 1
+        bound = sum(HEADER_BYTES + 3 + math.ceil(1.05 * entropy * layer.weight.numel() / 8) for layer in layers)
+        assert code.numel() <= bound
+        decoded = decode_masks(code, [layer.weight.shape for layer in layers])
+        assert all(torch.equal(mask, layer.mask_of(t)) for mask, layer in zip(decoded, layers))
     assert not any(k.startswith("scores.") for k in tensors)
     size = (with_scores / TENSORS_FILE).stat().st_size - (without / TENSORS_FILE).stat().st_size
     assert size >= 3 * 4 * net.num_maskable()  # float32 scores of 3 tasks
@@ -74,18 +82,18 @@ def test_masks_cost_one_bit_per_weight_and_scores_are_optional(net, tmp_path):
 def test_refuses_to_overwrite_and_unfinished_tasks(net, saved, tmp_path):
     before = (saved / TENSORS_FILE).read_bytes()
     with pytest.raises(ExssnetError, match="already exists"):
-        save_pretrained(net, saved, "lenet", SHAPE)
+        save_pretrained(net, saved, "lenet-bn", SHAPE)
     assert (saved / TENSORS_FILE).read_bytes() == before
     fresh = trained_net(tasks=(2,))
     fresh.add_task(2)
     with pytest.raises(ExssnetError, match="not finished"):
-        save_pretrained(fresh, tmp_path / "x", "lenet", SHAPE)
+        save_pretrained(fresh, tmp_path / "x", "lenet-bn", SHAPE)
     assert not (tmp_path / "x").exists()
 
 
 def test_overwrite_replaces_atomically(net, saved):
     small = trained_net(tasks=(2,))
-    save_pretrained(small, saved, "lenet", SHAPE, overwrite=True)
+    save_pretrained(small, saved, "lenet-bn", SHAPE, overwrite=True)
     assert from_pretrained(saved).num_tasks == 1
     assert sorted(p.name for p in saved.parent.iterdir()) == ["ckpt"]  # no temp or old folder left
 
@@ -108,6 +116,35 @@ def _flip_padding(t):
     t[key][-1] |= 1
 
 
+def _as_version_1(path):
+    """Rewrite a checkpoint the way format version 1 stored it: masks bit-packed, statistics per layer."""
+    layers = {"1": (300, 64), "4": (100, 300), "7": (3, 100)}
+    norms = {"2": 300, "5": 100}
+
+    def convert(tensors):
+        for t in range(3):
+            masks = decode_masks(tensors.pop(f"masks.{t}"), list(layers.values()))
+            for name, mask in zip(layers, masks):
+                tensors[f"mask.{name}.{t}"] = pack_mask(mask)
+            offset = 0
+            for i, (name, size) in enumerate(norms.items()):
+                for stat in ("running_mean", "running_var"):
+                    tensors[f"bn.{name}.{t}.{stat}"] = tensors[f"bn.{t}.{stat}"][offset : offset + size].clone()
+                tensors[f"bn.{name}.{t}.num_batches_tracked"] = tensors[f"bn.{t}.num_batches_tracked"][i].clone()
+                offset += size
+            for stat in ("running_mean", "running_var", "num_batches_tracked"):
+                del tensors[f"bn.{t}.{stat}"]
+
+    _edit_tensors(path, convert)
+    _edit_config(path, format_version=1)
+
+
+def _flip_code_bit(t, byte):
+    key = "masks.1"
+    t[key] = t[key].clone()
+    t[key][byte] ^= 4
+
+
 DAMAGE = {
     "garbage": (lambda p: (p / TENSORS_FILE).write_bytes(b"\x00garbage" * 50), "corrupted or truncated"),
     "truncated": (lambda p: (p / TENSORS_FILE).write_bytes((p / TENSORS_FILE).read_bytes()[:-1000]), "corrupted or truncated"),
@@ -122,12 +159,21 @@ DAMAGE = {
     "other architecture": (lambda p: _edit_config(p, input_shape=[1, 28, 28]), "tensor weight.1 is torch.float32"),
     "other head": (lambda p: _edit_config(p, num_classes=10), "the architecture needs"),
     "unknown model": (lambda p: _edit_config(p, model_name="vgg99"), "unknown model 'vgg99'"),
-    "more tasks than saved": (lambda p: _edit_config(p, task_classes=[2, 3, 2, 2]), "missing"),
+    "more tasks than saved": (lambda p: _edit_config(p, task_classes=[2, 3, 2, 2]), "lists 4 task"),
     "extra tensor": (lambda p: _edit_tensors(p, lambda t: t.update(extra=torch.zeros(2))), "unexpected extra"),
-    "missing tensor": (lambda p: _edit_tensors(p, lambda t: t.pop("bn.2.1.running_var")), "missing bn.2.1.running_var"),
-    "wrong dtype": (lambda p: _edit_tensors(p, lambda t: t.update({"mask.1.0": t["mask.1.0"].float()})), "mask.1.0 is torch.float32"),
+    "missing tensor": (lambda p: _edit_tensors(p, lambda t: t.pop("bn.1.running_var")), "missing bn.1.running_var"),
+    "wrong dtype": (lambda p: _edit_tensors(p, lambda t: t.update({"masks.0": t["masks.0"].float()})), "masks.0 is torch.float32"),
+    "wrong statistics size": (lambda p: _edit_tensors(p, lambda t: t.update({"bn.0.running_mean": t["bn.0.running_mean"][1:].clone()})),
+                              "bn.0.running_mean is torch.float32 (399,)"),
     "nan weight": (lambda p: _edit_tensors(p, lambda t: t["weight.4"].__setitem__((0, 0), float("nan"))), "NaN"),
-    "padding bits": (lambda p: _edit_tensors(p, _flip_padding), "padding bits"),
+    "version 1 padding bits": (lambda p: (_as_version_1(p), _edit_tensors(p, _flip_padding)), "padding bits"),
+    "code header": (lambda p: _edit_tensors(p, lambda t: _flip_code_bit(t, 0)), "mask code masks.1 is corrupted"),
+    "version 1 missing tensor": (lambda p: (_as_version_1(p), _edit_tensors(p, lambda t: t.pop("mask.4.2"))), "missing mask.4.2"),
+    "code unary bit": (lambda p: _edit_tensors(p, lambda t: _flip_code_bit(t, HEADER_BYTES + 3)), "is corrupted"),
+    "code remainder bit": (lambda p: _edit_tensors(p, lambda t: _flip_code_bit(t, -3)), "is corrupted"),
+    "code truncated": (lambda p: _edit_tensors(p, lambda t: t.update({"masks.1": t["masks.1"][:-2].clone()})), "is corrupted"),
+    "code with trailing bytes": (lambda p: _edit_tensors(p, lambda t: t.update({"masks.1": torch.cat([t["masks.1"], t["masks.1"][:3]])})),
+                                 "after its last mask"),
 }
 
 
@@ -176,3 +222,10 @@ def test_wrapping_twice_keeps_per_task_state():
     net = trained_net(tasks=(2,))
     again = to_supermask(net.model, 0.2)
     assert len(again.norm_layers()) == 2 and len(again.norm_layers()[0].norms) == 1
+
+
+def test_version_1_checkpoints_with_bit_packed_masks_still_load(net, saved):
+    _as_version_1(saved)
+    loaded = from_pretrained(saved)
+    original, restored = net.state_dict(), loaded.state_dict()
+    assert all(torch.equal(original[k], restored[k]) for k in original)

@@ -3,6 +3,10 @@ import json
 import pytest
 
 from exssnet.cli import main
+from exssnet.run.config import RunConfig
+from exssnet.run.hooks import RunHook
+from exssnet.run.resume import comparable
+from exssnet.run.runner import run_experiment
 
 FAST = ["--benchmark", "split-digits", "--density", "0.2", "--mask-epochs", "2", "--weight-epochs", "1",
         "--num-tasks", "3", "--quiet", "--threads", "1"]
@@ -47,3 +51,22 @@ def test_bad_class_il_settings_are_clear_errors(tmp_path, args, message, capsys)
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "results.json").exists()
+
+
+class CrashAfterTask1(RunHook):
+    def on_task_end(self, task, method, acc_row, record):
+        if task == 1:
+            raise RuntimeError("simulated crash")
+
+
+def test_class_il_rows_survive_resume(tmp_path):
+    values = {"benchmark": "split-digits", "density": 0.2, "mask_epochs": 1, "weight_epochs": 1, "num_tasks": 3,
+              "threads": 1, "scenario": "class-il", "classil_every_task": True}
+    reference = comparable(run_experiment(RunConfig(**values), out=tmp_path / "ref", progress=False))
+    out = tmp_path / "crashed"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_experiment(RunConfig(**values), out=out, progress=False, hooks=[CrashAfterTask1()])
+    resumed = comparable(run_experiment(RunConfig(**values), out=out, progress=False, resume=True))
+    assert resumed["class_il"]["evaluated_after_tasks"] == [0, 1, 2]
+    assert resumed["class_il"] == reference["class_il"]
+    assert resumed["tasks"] == reference["tasks"]

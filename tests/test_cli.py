@@ -49,7 +49,7 @@ def test_yaml_config_and_flag_override(tmp_path):
         (["--model", "vgg99"], "unknown model 'vgg99'"),
         (["--num-tasks", "6"], "need 12 classes"),
         (["--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["--device", "tpu"], "device"),
-        (["--mask-lr", "-1"], "mask_lr must be > 0"),
+        (["--mask-lr", "-1"], "mask_lr must be a finite number > 0"),
     ],
 )
 def test_bad_input_gives_one_clear_error(args, message, capsys):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from vision_fixtures import write_imagenet
 
-from exssnet.config import RunConfig
+from exssnet.run.config import RunConfig
 from exssnet.run.hooks import RunHook
 from exssnet.run.runner import run_experiment
 

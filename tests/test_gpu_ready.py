@@ -7,8 +7,8 @@ import torch
 
 from exssnet.amp import autocast, grad_scaler
 from exssnet.cli import main
-from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
+from exssnet.run.config import RunConfig
 from exssnet.run.runner import run_experiment
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

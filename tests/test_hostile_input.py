@@ -9,8 +9,8 @@ import torch
 from test_data import write_idx
 
 from exssnet.cli import main
-from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
+from exssnet.run.config import RunConfig
 from exssnet.run.hooks import RunHook
 from exssnet.run.resume import comparable
 from exssnet.run.runner import run_experiment

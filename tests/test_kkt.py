@@ -1,27 +1,33 @@
 """KKT: the KNN vote, the source choice on constructed streams, cloning, binary masks, CLI and resume."""
 
 import json
+import re
 
 import pytest
 import torch
 
 from exssnet import to_supermask
 from exssnet.cli import main
-from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Split, TaskData
 from exssnet.errors import ExssnetError
 from exssnet.kkt import (
     KKTSettings,
+    blend_scores,
     choose_source,
+    fresh_features,
+    fresh_scores,
     kkt_initial_scores,
     knn_accuracy,
     knn_predict,
+    mcnemar_p,
+    paired_decision,
     penultimate_features,
     scores_from_mask,
 )
 from exssnet.layers.topk import topk_mask
 from exssnet.methods.supermask_methods import SupermaskMethod
 from exssnet.models import build_model
+from exssnet.run.config import RunConfig
 from exssnet.run.resume import comparable
 from exssnet.run.runner import run_experiment
 from exssnet.seeds import task_seed
@@ -48,6 +54,29 @@ def test_choose_source_needs_to_beat_chance():
     assert choose_source([40.0, 50.0], 50.0) is None
     assert choose_source([60.0, 90.0, 90.0], 50.0) == 1  # best, lowest id among equals
     assert choose_source([20.0, 10.5], 10.0) == 0
+
+
+def test_mcnemar_p_counts_only_the_points_where_the_two_differ():
+    t, f = True, False
+    # 6 points only the candidate gets right, 1 only the reference: P(Bin(7, 1/2) >= 6) = 8/128
+    candidate = torch.tensor([t] * 6 + [f] + [t] * 50 + [f] * 5)
+    reference = torch.tensor([f] * 6 + [t] + [t] * 50 + [f] * 5)
+    assert mcnemar_p(candidate, reference) == pytest.approx(8 / 128)
+    assert mcnemar_p(reference, candidate) == pytest.approx(127 / 128)
+    assert mcnemar_p(candidate, candidate) == 1.0  # no discordant point: no evidence
+    assert mcnemar_p(torch.ones(10, dtype=torch.bool), torch.zeros(10, dtype=torch.bool)) == pytest.approx(2**-10)
+
+
+def test_paired_decision_divides_alpha_by_the_candidates():
+    assert paired_decision(0.03, 0.05, 1) and not paired_decision(0.03, 0.05, 2)
+    assert paired_decision(0.0249, 0.05, 2) and not paired_decision(0.05, 0.05, 1)
+
+
+def test_blend_scores_mixes_source_and_fresh():
+    source, fresh = {"a": torch.full((2, 3), 4.0)}, {"a": torch.full((2, 3), 2.0)}
+    assert torch.equal(blend_scores(source, fresh, 0.25)["a"], torch.full((2, 3), 2.5))
+    copy = blend_scores(source, fresh, 1.0)["a"]
+    assert torch.equal(copy, source["a"]) and copy.data_ptr() != source["a"].data_ptr()
 
 
 def test_scores_from_mask_reproduce_the_mask_under_top_k():
@@ -87,6 +116,49 @@ def test_penultimate_features_of_a_resnet_are_its_pooled_features():
         assert torch.equal(features, net.model.forward_features(x))
 
 
+def test_fresh_scores_are_the_next_draw_and_leave_the_global_rng_alone():
+    torch.manual_seed(0)
+    net = to_supermask(build_model("lenet", (1, 8, 8), 2), density=0.3)
+    net.add_task(2)
+    net.finish_task()
+    torch.manual_seed(3)
+    fresh = fresh_scores(net)
+    after = torch.rand(3)
+    torch.manual_seed(3)
+    net.add_task(2)  # draws its scores from the global RNG
+    drawn = net.task_scores(1)
+    assert set(fresh) == set(drawn) and all(torch.equal(fresh[name], drawn[name]) for name in drawn)
+    torch.manual_seed(3)
+    assert torch.equal(torch.rand(3), after)  # fresh_scores did not advance the global RNG
+
+
+def test_fresh_features_are_those_of_the_top_k_subnetwork_and_leave_no_trace():
+    torch.manual_seed(0)
+    net = to_supermask(build_model("lenet", (1, 8, 8), 2), density=0.3)
+    net.add_task(2)
+    net.finish_task()
+    scores = fresh_scores(net)
+    x = torch.randn(5, 1, 8, 8)
+    stored = [list(layer.scores) for layer in net.masked_layers()]
+    features = fresh_features(net, x, scores)
+    hidden = x.flatten(1)
+    batchnorm = bool(net.norm_layers())
+    for name, layer in list(net.named_masked_layers())[:2]:  # Linear -> [BatchNorm on the batch's statistics] -> ReLU
+        hidden = hidden @ (layer.weight * topk(scores[name])).T
+        if batchnorm:
+            hidden = (hidden - hidden.mean(0)) / (hidden.var(0, unbiased=False) + 1e-5).sqrt()
+        hidden = torch.relu(hidden)
+    assert torch.allclose(features, hidden, atol=1e-5)
+    assert [list(layer.scores) for layer in net.masked_layers()] == stored and net.active_task == 0
+    assert torch.equal(penultimate_features(net, x, 0), penultimate_features(net, x, 0))
+
+
+def topk(scores: torch.Tensor) -> torch.Tensor:
+    from exssnet.layers.topk import topk_mask
+
+    return topk_mask(scores, 0.3).float()
+
+
 # ----- constructed streams -----------------------------------------------------------------
 def gaussian_task(name: str, signal_dim: int, seed: int, flip: bool = False, n: int = 600) -> TaskData:
     """Label = sign of one input coordinate (of 32 Gaussian ones); `flip` swaps the two labels."""
@@ -110,11 +182,11 @@ def constant_task(name: str, n: int = 600) -> TaskData:
 
 def learn(tasks: list[TaskData], **overrides) -> tuple[SupermaskMethod, list[dict]]:
     """Learn `tasks` in order the way the runner does (global seed per task)."""
-    values = dict(method="exssnet", density=0.2, mask_epochs=3, weight_epochs=1, batch_size=64, seed=0, kkt=True)
-    config = RunConfig(**{**values, **overrides})
+    values = dict(method="exssnet", density=0.2, mask_epochs=3, weight_epochs=1, batch_size=64, seed=0, kkt=True, keep_scores=True)
+    config = RunConfig.from_dict({**values, **overrides})
     torch.manual_seed(config.seed)
     method = SupermaskMethod(config, Benchmark("synthetic", tasks, (DIM,)), weight_rule=None
-                             if config.method == "supsup" else WeightRule.EXCLUSIVE)
+                             if config.method == "supsup" else WeightRule.EXCLUSIVE, settings=config.settings_of())
     records = [learn_one(method, tasks, t) for t in range(len(tasks))]
     return method, records
 
@@ -153,10 +225,10 @@ def test_kkt_picks_the_related_task_and_leaves_old_tasks_untouched(method_name, 
 def test_nothing_beats_chance_falls_back_to_the_same_random_init_as_without_kkt():
     tasks = [gaussian_task("A", 0, 2), constant_task("C")]
     settings = dict(mask_epochs=1, weight_epochs=1, kkt_batches=20, kkt_k=1000)  # all 600 examples, k >= 400
-    with_kkt, records = learn(tasks, **settings)
+    with_kkt, records = learn(tasks, **settings, kkt_rule="chance")
     without, plain = learn(tasks, **{**settings, "kkt": False})
     assert records[1]["kkt"]["source"] is None and records[1]["kkt"]["init"] == "random"
-    assert records[1]["kkt"]["knn_acc"][0] <= 50.0
+    assert records[1]["kkt"]["knn_acc"][0] <= 50.0 and records[1]["kkt"]["decision"] == "not above chance"
     assert "kkt" not in plain[1]
     for a, b in zip(with_kkt.net.masked_layers(), without.net.masked_layers()):
         assert torch.equal(a.mask_of(1), b.mask_of(1)) and torch.equal(a.weight, b.weight)
@@ -166,7 +238,7 @@ def test_kkt_scores_are_clones_of_the_source():
     method, _ = learn([gaussian_task("A", 0, 2)], mask_epochs=1, weight_epochs=0)
     net = method.net
     source = {name: s.clone() for name, s in net.task_scores(0).items()}
-    scores, choice = kkt_initial_scores(net, gaussian_task("A2", 0, 3), 1, KKTSettings(),
+    scores, choice = kkt_initial_scores(net, gaussian_task("A2", 0, 3), 1, KKTSettings(head="copy"),
                                         torch.Generator().manual_seed(0))
     assert choice.source == 0 and choice.init == "scores"
     for name, s in scores.items():
@@ -178,23 +250,51 @@ def test_kkt_scores_are_clones_of_the_source():
     assert all(torch.equal(net.task_scores(0)[name], source[name]) for name in source)
 
 
-def test_fresh_head_copies_every_layer_but_the_classifier():
+@pytest.mark.parametrize("head, blend", [("fresh", 1.0), ("copy", 0.5), ("fresh", 0.5)])
+def test_fresh_head_and_blend_start_from_the_fresh_draw_where_asked(head, blend):
     method, _ = learn([gaussian_task("A", 0, 2)], mask_epochs=1, weight_epochs=0)
     net = method.net
     source = net.task_scores(0)
     classifier = list(source)[-1]
-    scores, choice = kkt_initial_scores(net, gaussian_task("A2", 0, 3), 1, KKTSettings(head="fresh"),
-                                        torch.Generator().manual_seed(0))
-    assert choice.source == 0 and choice.classifier == classifier and choice.to_dict()["classifier"] == classifier
-    assert set(scores) == set(source) - {classifier}
-    assert all(torch.equal(scores[name], source[name]) for name in scores)
     torch.manual_seed(5)
+    scores, choice = kkt_initial_scores(net, gaussian_task("A2", 0, 3), 1, KKTSettings(head=head, blend=blend),
+                                        torch.Generator().manual_seed(0))
+    torch.manual_seed(5)
+    fresh = fresh_scores(net)  # what the task would start from without KKT
+    assert choice.source == 0 and choice.classifier == classifier and choice.to_dict()["classifier"] == classifier
+    assert choice.decision == "transfer" and choice.p_value < 0.05 and choice.fresh_acc < choice.knn_acc[0]
+    for name in source:
+        expected = fresh[name] if name == classifier and head == "fresh" else blend * source[name] + (1 - blend) * fresh[name]
+        assert torch.allclose(scores[name], expected)
     net.add_task(2, initial_scores=scores)
-    new = net.task_scores(1)
-    assert all(torch.equal(new[name], source[name]) for name in scores)
-    assert not torch.equal(new[classifier], source[classifier])
-    bound = 1 / net.masked_layers()[-1].weight[0].numel() ** 0.5  # a fresh draw: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-    assert new[classifier].abs().max() <= bound
+    assert all(torch.equal(net.task_scores(1)[name], scores[name]) for name in scores)
+
+
+def test_paired_rule_refuses_a_source_no_better_than_a_fresh_subnetwork():
+    """Task B's label is a coordinate task A never used: A's features are no better than random ones."""
+    tasks = [gaussian_task("A", 0, 2), gaussian_task("B", 9, 3)]
+    settings = dict(mask_epochs=1, weight_epochs=1)
+    chance = learn(tasks, **settings, kkt_rule="chance")[1][1]["kkt"]
+    paired_method, paired = learn(tasks, **settings)
+    plain_method, _ = learn(tasks, **{**settings, "kkt": False})
+    assert chance["source"] == 0 and chance["decision"] == "transfer" and chance["rule"] == "chance"
+    record = paired[1]["kkt"]
+    assert record["rule"] == "paired" and record["source"] is None and record["init"] == "random"
+    assert record["decision"] == "not clearly above fresh" and record["p_value"] >= 0.05
+    assert record["fresh_acc"] == chance["fresh_acc"] and record["knn_acc"] == chance["knn_acc"]
+    for a, b in zip(paired_method.net.masked_layers(), plain_method.net.masked_layers()):
+        assert torch.equal(a.mask_of(1), b.mask_of(1)) and torch.equal(a.weight, b.weight)
+
+
+def test_transfer_raises_the_sparse_overlap_with_the_source():
+    """Table 11: a task started from an earlier task's scores shares more of its weights with earlier masks."""
+    tasks = [gaussian_task("U", 5, 1), gaussian_task("A", 0, 2), gaussian_task("A-relabelled", 0, 4, flip=True)]
+    with_kkt, records = learn(tasks)
+    without, _ = learn(tasks, kkt=False)
+    assert records[2]["kkt"]["source"] == 1
+    overlap_with, overlap_without = with_kkt.summary()["sparse_overlap"], without.summary()["sparse_overlap"]
+    assert overlap_with[:2] == overlap_without[:2]  # tasks 0 and 1 did not transfer: identical runs
+    assert overlap_with[2] > overlap_without[2] + 0.2, (overlap_with, overlap_without)
 
 
 # ----- config, CLI and resume --------------------------------------------------------------
@@ -217,32 +317,34 @@ def test_cli_run_with_kkt_writes_kkt_entries(tmp_path):
     (["--kkt-batches", "-2"], "kkt_batches must be at least 1, got -2"),
     (["--kkt-batch-size", "0"], "kkt_batch_size must be at least 1"),
     (["--kkt-head", "zero"], "kkt_head must be 'copy' or 'fresh', got 'zero'"),
+    (["--kkt-rule", "best"], "kkt_rule must be 'chance' or 'paired', got 'best'"),
+    (["--kkt-alpha", "1.5"], "kkt_alpha must be in (0, 1), got 1.5"),
+    (["--kkt-blend", "0"], "kkt_blend must be in (0, 1], got 0.0"),
 ])
 def test_bad_kkt_settings_give_one_clear_error(args, message, capsys):
     assert main(["run", *FAST, "--kkt", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
-    with pytest.raises(ExssnetError, match=message.split(",")[0]):
-        RunConfig(**{args[0][2:].replace("-", "_"): args[1] if args[0] == "--kkt-head" else int(args[1])})
+    with pytest.raises(ExssnetError, match=re.escape(message.split(",")[0])):
+        value = {"--kkt-head": str, "--kkt-rule": str, "--kkt-alpha": float, "--kkt-blend": float}.get(args[0], int)(args[1])
+        RunConfig.from_dict({args[0][2:].replace("-", "_"): value})
 
 
-def test_kkt_is_refused_by_a_method_that_ignores_it():
-    from exssnet.methods.base import ContinualMethod
-
-    class Plain(ContinualMethod):
-        learn_task = logits = eval_mode = None
-
-    with pytest.raises(ExssnetError, match="--kkt is not supported for method"):
-        Plain(RunConfig(kkt=True), Benchmark("synthetic", [gaussian_task("A", 0, 2)], (DIM,)))
-    Plain(RunConfig(), Benchmark("synthetic", [gaussian_task("A", 0, 2)], (DIM,)))
+def test_kkt_is_refused_by_a_method_that_ignores_it(capsys):
+    with pytest.raises(ExssnetError, match="--kkt is not supported for method 'ewc' \\(only exssnet, ssnet, supsup\\)"):
+        RunConfig.from_dict({"method": "ewc", "kkt": True})
+    assert main(["run", *FAST, "--method", "ewc", "--kkt"]) == 2
+    assert "exssnet: error: --kkt is not supported for method 'ewc'" in capsys.readouterr().err
+    assert RunConfig.from_dict({"method": "ewc", "kkt": False}).to_dict()["kkt"] is False
+    assert RunConfig.from_dict({"method": "supsup", "kkt": True}).settings_of().kkt is True
 
 
 @pytest.mark.parametrize("keep_scores", [True, False])
 def test_resume_with_kkt_is_identical(tmp_path, keep_scores):
     from test_resume import Crash
 
-    config = RunConfig(benchmark="split-digits", density=0.2, mask_epochs=1, weight_epochs=1, num_tasks=3,
-                       kkt=True, kkt_batches=3, keep_scores=keep_scores, threads=1)
+    config = RunConfig.from_dict(dict(benchmark="split-digits", density=0.2, mask_epochs=1, weight_epochs=1,
+                                      num_tasks=3, kkt=True, kkt_batches=3, keep_scores=keep_scores, threads=1))
     reference = run_experiment(config, out=tmp_path / "ref", progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_experiment(config, out=tmp_path / "run", progress=False, hooks=[Crash(at=1)])

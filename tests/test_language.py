@@ -9,12 +9,13 @@ import torch
 
 pytest.importorskip("transformers")
 
+from text_fixtures import write_offline_sources, write_tiny_bert, write_tiny_causal_lm  # noqa: E402
+
 from exssnet.cli import main  # noqa: E402
-from exssnet.config import RunConfig  # noqa: E402
 from exssnet.methods import build_method  # noqa: E402
 from exssnet.methods.language import LANGUAGE_METHODS  # noqa: E402
+from exssnet.run.config import RunConfig  # noqa: E402
 from exssnet.run.runner import load_benchmark, task_to_device  # noqa: E402
-from text_fixtures import write_offline_sources, write_tiny_bert, write_tiny_causal_lm  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def setup(files, method: str, **overrides):
                   text_max_train=4, text_max_test=2, num_tasks=3, baseline_epochs=2, batch_size=4, max_length=16,
                   prompt_tokens=4, adapter_size=8, buffer_size=8, replay_batch_size=4, lm_lr=1e-3, seed=0,
                   lamol_lm=str(files["lm"]))
-    config = RunConfig(**{**values, **overrides})
+    config = RunConfig.from_dict({**values, **overrides})
     benchmark = load_benchmark(config)
     return build_method(config, benchmark), [task_to_device(t, torch.device("cpu")) for t in benchmark.tasks]
 
@@ -75,7 +76,7 @@ def test_regularization_penalises_feature_drift(files):
     method.net.eval()  # no dropout: both losses see the same features
     losses = []
     for reg_lambda in (10.0, 0.0):
-        method.config.lm_reg_lambda = reg_lambda
+        method.settings.lm_reg_lambda = reg_lambda
         method.buffer.generator.manual_seed(0)  # the same replayed examples
         losses.append(float(method.training_loss(x, y, 1).detach()))
     with_penalty, without = losses
@@ -162,7 +163,7 @@ def test_idbr_adds_task_id_and_generic_space_losses(files):
     x, y = next(tasks[1].train.batches(4))
     losses = []
     for task_lambda, reg_lambda in ((0.0, 0.0), (1.0, 0.0), (1.0, 10.0)):
-        method.config.idbr_task_lambda, method.config.lm_reg_lambda = task_lambda, reg_lambda
+        method.settings.idbr_task_lambda, method.settings.lm_reg_lambda = task_lambda, reg_lambda
         torch.manual_seed(0)
         method.buffer.generator.manual_seed(0)
         method.net.eval()

@@ -22,6 +22,7 @@ LAYERS: dict[str, float] = {
     "exssnet.checkpoint": 2,
     "exssnet.task_inference": 2,
     "exssnet.kkt": 2,
+    "exssnet.diagnosis": 2,
     "exssnet.footprint": 2,
     "exssnet.seeds": 2,
     "exssnet.modes": 2,
@@ -29,8 +30,8 @@ LAYERS: dict[str, float] = {
     "exssnet.amp": 2,
     "exssnet.models": 2,
     "exssnet.data": 2,
-    # The run settings: above core (checkpoint, models, data must not need them), read by the methods.
-    "exssnet.config": 2.5,
+    # settings dataclasses: the core settings and the base of each method's own settings
+    "exssnet.settings": 2,
     "exssnet.methods": 3,
     "exssnet.run": 4,
     # reads what runs write (file names from run.files); a run never needs a report

@@ -94,3 +94,96 @@ def test_frozen_masked_weight_cache_follows_weight_updates_and_task_switches():
         layer.use_mask(1)
         expected = nn.functional.linear(x, layer.weight * layer.mask_of(1))
         assert torch.equal(layer(x), expected)
+
+
+def test_topk_ties_are_broken_as_torch_topk_breaks_them():
+    scores = torch.tensor([3.0, 1.0, -2.0, 2.0, 0.5, 2.0, -2.0])
+    mask = topk_mask(scores, 3 / 7)
+    picked = torch.zeros(7, dtype=torch.bool)
+    picked[torch.topk(scores.abs(), 3, sorted=False).indices] = True
+    assert torch.equal(mask, picked) and mask[0] and int(mask.sum()) == 3
+
+
+def test_threshold_tracker_matches_topk_mask_every_step():
+    from exssnet.layers.topk import ThresholdTracker, kept_count
+
+    torch.manual_seed(0)
+    for numel, density, dtype in [(5000, 0.1, torch.float32), (37, 0.05, torch.float32), (300, 0.9, torch.float32),
+                                  (400, 0.1, torch.float64)]:  # float64: the exact path other devices use
+        scores, tracker = torch.randn(numel, dtype=dtype) * 0.05, ThresholdTracker()
+        k = kept_count(numel, density)
+        for step in range(60):
+            scores += torch.randn(numel) * 1e-3 * (1 + step % 5)
+            if step % 10 == 9:  # some exact ties at the threshold
+                scores[: numel // 3] = scores[numel // 3 : 2 * (numel // 3)].neg()
+            assert torch.equal(tracker.float_mask(scores.abs(), k).bool(), topk_mask(scores, density))
+
+
+def test_fused_mask_phase_weight_equals_weight_times_straight_through_mask():
+    from exssnet.layers.topk import ThresholdTracker, kept_count, score_masked_weight
+
+    torch.manual_seed(1)
+    weight = torch.randn(30, 20, requires_grad=True)
+    scores = torch.randn(30, 20, requires_grad=True)
+    upstream = torch.randn(30, 20)
+    tracker = ThresholdTracker()
+    for _ in range(2):  # a cold and a warm threshold
+        fused = score_masked_weight(weight, scores, tracker, kept_count(600, 0.1))
+        grads = torch.autograd.grad((fused * upstream).sum(), [weight, scores])
+        plain = weight * straight_through_mask(scores, 0.1)
+        expected = torch.autograd.grad((plain * upstream).sum(), [weight, scores])
+        assert torch.equal(fused, plain)
+        assert all(torch.equal(a, b) for a, b in zip(grads, expected))
+
+
+def test_inference_weight_is_computed_when_a_task_is_selected():
+    layer = MaskedLinear(6, 4, density=0.5)
+    layer.add_task(0)
+    layer.commit(0)
+    layer.use_mask(0)
+    ready = layer.effective_weight()
+    assert torch.equal(ready, layer.weight * layer.mask_of(0))
+    layer.use_mask(0)  # selecting the same task again reuses it
+    assert layer.effective_weight() is ready
+
+
+def test_batchnorm_eval_fast_path_equals_the_task_module():
+    from exssnet.layers import MultitaskBatchNorm
+
+    norm = MultitaskBatchNorm(5, dims=2)
+    for t in range(2):
+        norm.add_task(t)
+        norm.set_task(t)
+        norm.train()
+        norm(torch.randn(8, 5, 3, 3) * (t + 1) + t)  # distinct running statistics per task
+    norm.eval()
+    x = torch.randn(4, 5, 3, 3)
+    for t in range(2):
+        norm.set_task(t)
+        assert torch.equal(norm(x), norm.norms[t].eval()(x))
+    assert sorted(norm.state_dict()) == sorted(f"norms.{t}.{s}" for t in range(2)
+                                               for s in ("running_mean", "running_var", "num_batches_tracked"))
+
+
+def test_batchnorm_training_fast_path_equals_the_task_module():
+    from exssnet.layers import MultitaskBatchNorm
+
+    torch.manual_seed(0)
+    for dims, shape, momentum in [(2, (8, 5, 3, 3), 0.1), (1, (16, 5), None)]:
+        fast = MultitaskBatchNorm(5, dims=dims, momentum=momentum)
+        fast.add_task(0)
+        fast.set_task(0)
+        reference = torch.nn.BatchNorm2d(5, affine=False, momentum=momentum) if dims == 2 else \
+            torch.nn.BatchNorm1d(5, affine=False, momentum=momentum)
+        fast.train()
+        for step in range(3):
+            x = (torch.randn(*shape) * (step + 1)).requires_grad_(True)
+            upstream = torch.randn(*shape)
+            out = fast(x)
+            (grad,) = torch.autograd.grad(out, x, upstream)
+            x_ref = x.detach().clone().requires_grad_(True)
+            out_ref = reference(x_ref)
+            (grad_ref,) = torch.autograd.grad(out_ref, x_ref, upstream)
+            assert torch.equal(out, out_ref) and torch.equal(grad, grad_ref)
+        for stat in ("running_mean", "running_var", "num_batches_tracked"):
+            assert torch.equal(getattr(fast.norms[0], stat), getattr(reference, stat))

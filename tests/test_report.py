@@ -28,7 +28,9 @@ def test_report_of_a_real_run(real_run, tmp_path, capsys):
     assert main(["report", str(real_run), "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "report written to" in printed
-    assert re.search(rf"split-digits\s+lenet\s+5\s+exssnet\s+no\s+0.2\s+0\s+{results['avg_acc']:.2f}", printed)
+    fingerprint = results["benchmark_info"]["data_fingerprint"][:8]
+    assert re.search(rf"split-digits\s+{fingerprint} \(built-in\)\s+lenet\s+5\s+exssnet\s+no\s+0.2\s+0\s+{results['avg_acc']:.2f}",
+                     printed)
     page = (tmp_path / "report.html").read_text()
     assert "<table>" in page and "Comparison of methods" in page
     row = re.search(r"<tr><td class=\"text\">split-digits</td>.*?</tr>", page)
@@ -47,8 +49,8 @@ def test_report_of_a_real_run(real_run, tmp_path, capsys):
         assert image.format == "PNG" and image.size == FIG_PIXELS == (640, 480)
         assert len(image.convert("RGB").getcolors(maxcolors=1 << 20)) > 50  # a drawn figure, not a blank canvas
     summary = list(csv.reader((tmp_path / "summary.csv").open()))
-    assert summary[1][:7] == ["split-digits", "lenet", "5", "exssnet", "no", "0.2", ""]
-    assert summary[1][8] == f"{results['avg_acc']:.2f}"
+    assert summary[1][:8] == ["split-digits", f"{fingerprint} (built-in)", "lenet", "5", "exssnet", "no", "0.2", ""]
+    assert summary[1][9] == f"{results['avg_acc']:.2f}"
 
 
 def test_epoch_log_matches_the_run(real_run):
@@ -118,3 +120,40 @@ def test_bad_report_input_is_a_clear_error(tmp_path, capsys, content, message):
     assert main(["report", str(target), "--out", str(tmp_path / "rep")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("exssnet: error:") and message in err and "Traceback" not in err
+
+
+def test_runs_on_different_data_under_one_benchmark_name_are_kept_apart(tmp_path):
+    def fake(path, seed, avg, fingerprint, data_dir):
+        _fake_results(path, "exssnet", 0.1, seed, avg, data_dir=data_dir)
+        results = json.loads((path / "results.json").read_text())
+        results["benchmark_info"] = {"data_fingerprint": fingerprint, "data_dir": data_dir}
+        (path / "results.json").write_text(json.dumps(results))
+
+    mnist, other = tmp_path / "data" / "mnist", tmp_path / "data" / "other"
+    fake(tmp_path / "runs" / "a", 0, 90.0, "aaaa1111" * 3, str(mnist))
+    fake(tmp_path / "runs" / "b", 1, 94.0, "aaaa1111" * 3, str(tmp_path / "copy-of-mnist"))  # same data, another folder
+    fake(tmp_path / "runs" / "c", 0, 40.0, "bbbb2222" * 3, str(other))
+    groups = group_runs(load_runs([tmp_path / "runs"]))
+    assert [(g.key.data[:8], g.seeds) for g in groups] == [("aaaa1111", [0, 1]), ("bbbb2222", [0])]
+    page = build_report([tmp_path / "runs"], tmp_path / "report").read_text()
+    assert "92.00 ± 2.83" in page and "40.00" in page
+    assert "aaaa1111 (../copy-of-mnist, ../data/mnist)" in page and "bbbb2222 (../data/other)" in page
+    assert str(tmp_path) not in page  # every path is relative to the report
+    assert "../runs/a/results.json" in page
+    summary = (tmp_path / "report" / "summary.csv").read_text()
+    assert "bbbb2222 (../data/other)" in summary
+    assert "toy, data aaaa1111, lenet, 2 tasks" in page and "toy, data bbbb2222, lenet, 2 tasks" in page
+
+
+def test_accuracy_axis_spans_at_least_ten_points():
+    from matplotlib.figure import Figure
+
+    from exssnet.report.figures import MIN_ACC_SPAN, accuracy_axis
+
+    for values, inside in (([97.1, 97.4], (97.1, 97.4)), ([99.8, 99.9], (99.8, 100.0)), ([0.2, 0.5], (0.0, 0.5)),
+                           ([40.0, 90.0], (40.0, 90.0))):
+        ax = Figure().add_subplot()
+        accuracy_axis(ax, values)
+        low, high = ax.get_ylim()
+        assert high - low >= MIN_ACC_SPAN and low >= 0.0 and high <= 105.0
+        assert low <= inside[0] and high >= inside[1]

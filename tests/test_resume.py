@@ -13,8 +13,8 @@ import pytest
 from test_data import make_idx_dir
 
 from exssnet.cli import main
-from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
+from exssnet.run.config import RunConfig
 from exssnet.run.files import RUN_STATE_FILE
 from exssnet.run.hooks import RunHook
 from exssnet.run.resume import comparable

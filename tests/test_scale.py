@@ -7,10 +7,14 @@ from exssnet.data.readers import FASHION_MNIST_DIR
 from exssnet.footprint import state_bytes, task_footprint
 from exssnet.models import build_model
 
+# running mean/var float32 + num_batches_tracked per BN layer; the paper's LeNet has no BatchNorm
+BN_BYTES = {"lenet-bn": (300 + 100) * 2 * 4 + 2 * 8, "lenet": 0}
 
+
+@pytest.mark.parametrize("model", list(BN_BYTES))
 @pytest.mark.parametrize("keep_scores", [False, True])
-def test_a_finished_task_costs_its_mask_bits_and_batchnorm_statistics(keep_scores):
-    net = to_supermask(build_model("lenet", (1, 8, 8), 2), density=0.1, keep_scores=keep_scores)
+def test_a_finished_task_costs_its_mask_bits_and_batchnorm_statistics(keep_scores, model):
+    net = to_supermask(build_model(model, (1, 8, 8), 2), density=0.1, keep_scores=keep_scores)
     sizes = [state_bytes(net)]
     for exclusive in (True, False, True, True):
         net.add_task(2)
@@ -19,7 +23,7 @@ def test_a_finished_task_costs_its_mask_bits_and_batchnorm_statistics(keep_score
         sizes.append(state_bytes(net))
     params = [layer.weight.numel() for layer in net.masked_layers()]
     expected_mask = sum((n + 7) // 8 for n in params)
-    expected_bn = (300 + 100) * 2 * 4 + 2 * 8  # running mean/var float32 + num_batches_tracked per BN layer
+    expected_bn = BN_BYTES[model]
     expected_scores = 4 * sum(params) if keep_scores else 0
     for t in range(4):
         footprint = task_footprint(net, t)

@@ -89,13 +89,39 @@ def test_lenet_shape():
     net = to_supermask(build_model("lenet", (1, 28, 28), 2), density=0.1)
     sizes = [tuple(layer.weight.shape) for layer in net.masked_layers()]
     assert sizes == [(300, 784), (100, 300), (2, 100)]
+    assert net.norm_layers() == []  # the paper's (SupSup's) LeNet has no BatchNorm
     net.add_task(2)
     assert net(torch.randn(4, 1, 28, 28)).shape == (4, 2)
+    bn = to_supermask(build_model("lenet-bn", (1, 28, 28), 2), density=0.1)
+    assert len(bn.norm_layers()) == 2
 
 
 def test_unknown_model_name():
     with pytest.raises(ExssnetError, match="unknown model"):
         build_model("nope", (1, 28, 28), 2)
+
+
+def test_trainable_parameters_follow_the_phase():
+    net = to_supermask(small_cnn(), density=0.2)
+    assert net.trainable_parameters() == []
+    net.add_task(3)
+    assert net.trainable_parameters() == net.score_parameters(0)
+    net.start_weight_phase(exclusive=True)
+    compact = net.trainable_parameters()
+    assert compact == net.compact_parameters() and all(p.dim() == 1 and p.requires_grad for p in compact)
+    assert sum(p.numel() for p in compact) == sum(int(m.sum()) for m in net.task_masks(0).values())
+    assert not any(w.requires_grad for w in net.weight_parameters())
+    with torch.no_grad():
+        for p in compact:
+            p.fill_(0.5)
+    net.set_task(0)  # selecting the task again keeps the compact parameters in use
+    net.eval()
+    for layer, mask in zip(net.masked_layers(), net.task_masks(0).values()):
+        assert torch.equal(layer.effective_weight()[mask], torch.full((int(mask.sum()),), 0.5))
+    net.finish_task()
+    assert net.trainable_parameters() == [] and all(layer.compact_weight is None for layer in net.masked_layers())
+    for layer, mask in zip(net.masked_layers(), net.task_masks(0).values()):
+        assert (layer.weight[mask] == 0.5).all()  # written back into the shared weights
 
 
 def test_phase_machine_hands_out_what_trains_and_sets_nothing_else():
@@ -111,7 +137,8 @@ def test_phase_machine_hands_out_what_trains_and_sets_nothing_else():
     assert {id(p) for p in trainable()} == {id(p) for p in net.trainable_parameters()} == {id(p) for p in net.score_parameters(t)}
     net.start_weight_phase(exclusive=True)
     assert net.phase is Phase.WEIGHTS
-    assert {id(p) for p in trainable()} == {id(p) for p in net.trainable_parameters()} == {id(p) for p in net.weight_parameters()}
+    assert {id(p) for p in trainable()} == {id(p) for p in net.trainable_parameters()} == {id(p) for p in net.compact_parameters()}
+    assert not any(w.requires_grad for w in net.weight_parameters())
     net.finish_task()
     assert net.phase is Phase.DONE and net.trainable_parameters() == [] and trainable() == []
 

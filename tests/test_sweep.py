@@ -4,8 +4,8 @@ import json
 import pytest
 
 from exssnet.cli import main
-from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
+from exssnet.run.config import RunConfig
 from exssnet.run.runner import run_experiment
 from exssnet.run.sweep import cell_config, make_grid, run_sweep
 

@@ -150,7 +150,8 @@ def permuted_digit_tasks(num_tasks: int) -> list[TaskData]:
 def test_inference_finds_the_task_of_trained_permuted_digits():
     torch.manual_seed(0)
     tasks = permuted_digit_tasks(3)
-    net = to_supermask(build_model("lenet", (1, 8, 8), 10), density=0.2)
+    # lenet-bn: with the BN-free LeNet on these 8x8 digits one-shot misses some batches (docs/classil.md measures it)
+    net = to_supermask(build_model("lenet-bn", (1, 8, 8), 10), density=0.2)
     for t, task in enumerate(tasks):
         net.add_task(10)
         train_phase("mask", net, lambda x: net(x)[:, :10], net.trainable_parameters(), task, 4, 0.01, 64,

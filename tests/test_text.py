@@ -9,8 +9,7 @@ import torch
 from text_fixtures import write_glove_txt, write_glue, write_offline_sources, write_tiny_bert, write_webnlp
 
 from exssnet.cli import main
-from exssnet.config import RunConfig
-from exssnet.data.text_benchmarks import TASK_ORDERS, split_per_class, task_order
+from exssnet.data.text_benchmarks import split_per_class, task_order
 from exssnet.data.text_features import TokenFeatures, cache_file, encode_cached, glove_text_file
 from exssnet.data.text_readers import (
     GLUE_FORMATS,
@@ -25,6 +24,7 @@ from exssnet.errors import ExssnetError
 from exssnet.layers.masked import MaskedConv1d, MaskedLinear
 from exssnet.models import build_model
 from exssnet.models.kim_cnn import KimCNN
+from exssnet.run.config import RunConfig
 from exssnet.supermask import to_supermask
 
 FAST_TEXT = ["--model", "kim-cnn", "--mask-epochs", "1", "--weight-epochs", "1", "--batch-size", "8",
@@ -74,11 +74,14 @@ def test_split_per_class_is_disjoint_and_fixed():
 
 
 def test_task_orders():
-    assert task_order("webnlp", None) == TASK_ORDERS["S1"][1]
-    assert task_order("glue", "S6") == TASK_ORDERS["S6"][1]
+    # the paper's Table 6, verbatim
+    assert task_order("glue", None) == task_order("glue", "S1") == ["mnli", "qqp", "qnli", "sst2", "cola"]
+    assert task_order("webnlp", None) == task_order("webnlp", "S2") == ["ag", "yelp", "amazon", "yahoo", "dbpedia"]
+    assert task_order("webnlp", "S5") == ["yelp", "ag", "dbpedia", "amazon", "yahoo"]
+    assert task_order("webnlp", "S8") == ["yahoo", "ag", "yelp"]
     assert task_order("glue", "sst2, cola") == ["sst2", "cola"]
     with pytest.raises(ExssnetError, match="webnlp order"):
-        task_order("glue", "S1")
+        task_order("glue", "S2")
     with pytest.raises(ExssnetError, match="must be one of"):
         task_order("webnlp", "ag,nope")
 

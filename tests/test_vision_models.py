@@ -25,14 +25,19 @@ def expected_weights(name: str, classes: int) -> int:
         return 3 * 64 * 9 + RESNET18_STAGES + 512 * classes
     if name == "resnet18-reduced":  # every stage conv is (20/64)^2 the size of ResNet18's
         return 3 * 20 * 9 + RESNET18_STAGES * 20 * 20 // (64 * 64) + 160 * classes
-    if name == "resnet50":
+    if name == "resnet50":  # the standard 7x7 stem, as torchvision's
+        return 3 * 64 * 49 + RESNET50_STAGES + 2048 * classes
+    if name == "resnet50-cifar":
         return 3 * 64 * 9 + RESNET50_STAGES + 2048 * classes
     if name == "cnn-small":  # 3x3 convs 1->32->64, 28x28 pooled twice to 7x7, 3136->128->C
         return 9 * 32 + 9 * 32 * 64 + 64 * 7 * 7 * 128 + 128 * classes
     raise AssertionError(name)
 
 
-SHAPES = {"resnet18-reduced": (3, 32, 32), "resnet18": (3, 32, 32), "resnet50": (3, 64, 64), "cnn-small": (1, 28, 28)}
+SHAPES = {
+    "resnet18-reduced": (3, 32, 32), "resnet18": (3, 32, 32), "resnet50": (3, 64, 64), "resnet50-cifar": (3, 64, 64),
+    "cnn-small": (1, 28, 28),
+}
 
 
 @pytest.mark.parametrize("name", list(SHAPES))
@@ -46,7 +51,8 @@ def test_parameter_counts_match_the_formula(name, classes):
 
 def test_documented_totals():
     assert expected_weights("resnet18-reduced", 100) == 1_106_140
-    assert expected_weights("resnet50", 200) == 23_856_832
+    assert expected_weights("resnet50", 200) == 23_856_832 + 3 * 64 * 40
+    assert expected_weights("resnet50-cifar", 200) == 23_856_832
     assert expected_weights("cnn-small", 20) == 422_688
 
 
@@ -68,8 +74,8 @@ def test_supermask_version_runs_forward(name):
     with torch.no_grad():
         out = net.logits(x, 0)
     assert out.shape == (1, classes) and torch.isfinite(out).all()
-    # Only the masked weights and the task's scores are parameters: BatchNorm is non-affine.
-    assert sum(p.numel() for p in net.parameters()) == 2 * expected_weights(name, classes)
+    # Only the masked weights are parameters: BatchNorm is non-affine, finished tasks keep no float scores.
+    assert sum(p.numel() for p in net.parameters()) == expected_weights(name, classes)
 
 
 def test_models_refuse_non_image_inputs():
@@ -77,3 +83,35 @@ def test_models_refuse_non_image_inputs():
         build_model("resnet18-reduced", (784,), 10)
     with pytest.raises(ExssnetError, match="channels, height, width"):
         build_model("cnn-small", (1, 2, 2), 10)
+
+
+def _stem_output_side(name: str, side: int) -> int:
+    model = build_model(name, (3, side, side), 10)
+    return model.stem(torch.zeros(2, 3, side, side)).shape[-1]
+
+
+def test_resnet50_has_the_standard_stem():
+    # 7x7 stride 2 then 3x3 stride-2 max-pool: 64x64 -> 16x16 entering the stages (CIFAR stem keeps 64x64).
+    assert _stem_output_side("resnet50", 64) == 16
+    assert _stem_output_side("resnet50-cifar", 64) == 64
+    stem_conv = build_model("resnet50", (3, 64, 64), 10).stem[0][0]
+    assert stem_conv.kernel_size == (7, 7) and stem_conv.stride == (2, 2)
+    assert any(isinstance(m, nn.MaxPool2d) for m in build_model("resnet50", (3, 64, 64), 10).stem.modules())
+
+
+def test_resnet18_reduced_is_supsups_layout():
+    # SupSup's GEM ResNet18: 3x3 stride-1 stem of 20 channels, stages 20/40/80/160, 4x4 maps before the pool.
+    model = build_model("resnet18-reduced", (3, 32, 32), 10)
+    assert model.stem[0][0].kernel_size == (3, 3) and model.stem[0][0].out_channels == 20
+    assert [stage[0].body[0][0].out_channels for stage in model.stages] == [20, 40, 80, 160]
+    assert model.stages(model.stem(torch.zeros(2, 3, 32, 32))).shape[-2:] == (4, 4)
+    assert model.classifier.in_features == 160
+
+
+def test_kim_cnn_activation_is_tanh_as_in_the_paper():
+    torch.manual_seed(0)
+    tokens, lengths = torch.randn(3, 12, 8) * 5, torch.tensor([12, 7, 2])
+    tanh_features = build_model("kim-cnn", (12, 8), 4).forward_features(tokens, lengths)
+    relu_features = build_model("kim-cnn-relu", (12, 8), 4).forward_features(tokens, lengths)
+    assert tanh_features.abs().max() <= 1.0 and tanh_features.min() < 0  # Tanh: bounded, can be negative
+    assert relu_features.min() >= 0 and relu_features.max() > 1.0

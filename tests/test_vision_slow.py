@@ -2,7 +2,7 @@
 
 import pytest
 
-from exssnet.config import RunConfig
+from exssnet.run.config import RunConfig
 from exssnet.run.runner import run_experiment
 
 

@@ -4,11 +4,15 @@
     net = from_pretrained("ckpt")          # a SupermaskNet with every finished task
     net.predict(x, task=2)
 
-The tensors file holds the shared weights once, every finished task's mask bit-packed
-(`mask.<layer>.<t>`, 1 bit per weight), every task's BatchNorm statistics
-(`bn.<norm>.<t>.running_mean|running_var|num_batches_tracked`) and, only when asked for,
-the float scores (`scores.<layer>.<t>`, needed by KKT). Loading validates every key, shape,
-dtype, packed size and mask density, and turns any problem into one `ExssnetError`.
+The tensors file (format version 2) holds the shared weights once (`weight.<layer>`), and per
+finished task t: its masks coded losslessly near their entropy (`masks.<t>`: the Golomb codes of the
+gaps between kept weights of every masked layer, concatenated in layer order, ~0.47 bit per weight
+at density 0.1, see `exssnet.layers.maskcode`), its BatchNorm statistics concatenated over the
+BatchNorm layers (`bn.<t>.running_mean|running_var`, `bn.<t>.num_batches_tracked` one per layer) and,
+only when asked for, its float scores (`scores.<layer>.<t>`, needed by KKT). Format version 1 (masks
+bit-packed per layer, `mask.<layer>.<t>`, statistics per layer, `bn.<norm>.<t>.<stat>`) still loads.
+Loading validates every key, shape, dtype, code, checksum and mask density, and turns any problem
+into one `ExssnetError`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from exssnet import __version__
 from exssnet.errors import ExssnetError
+from exssnet.layers.maskcode import decode_masks, encode_mask
 from exssnet.layers.topk import kept_count, pack_mask, unpack_mask
 from exssnet.models import build_model
 from exssnet.models.contract import find_classifier
@@ -37,8 +42,12 @@ if TYPE_CHECKING:
 CONFIG_FILE = "config.json"
 TENSORS_FILE = "model.safetensors"
 FORMAT = "exssnet-supermask"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: Golomb-coded masks; 1: bit-packed masks (loaded, never written)
+READABLE_VERSIONS = (1, 2)
 BN_STATS = ("running_mean", "running_var", "num_batches_tracked")
+# bounds on untrusted config.json values, checked before any work is sized by them
+MAX_INPUT_SIZE = 2**26
+MAX_CLASSES = 2**20
 
 
 def save_pretrained(
@@ -75,14 +84,16 @@ def save_pretrained(
         "metadata": metadata or {},
     }
     tensors = state_tensors(net, save_scores)
-    directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
         save_file(tensors, str(tmp / TENSORS_FILE), metadata={"format": FORMAT})
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         replace_dir(tmp, directory)
+    except OSError as exc:  # e.g. a full disk: an older checkpoint at `directory` is left as it was
+        raise ExssnetError(f"cannot write checkpoint {directory}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return directory
@@ -105,22 +116,29 @@ def head_classes(net: SupermaskNet) -> int:
 
 
 def state_tensors(net: SupermaskNet, save_scores: bool) -> dict[str, torch.Tensor]:
-    """Every tensor a checkpoint stores, by key, on the CPU and contiguous."""
+    """Every tensor a checkpoint (format version 2) stores, by key, on the CPU and contiguous."""
     tensors: dict[str, torch.Tensor] = {}
-    for name, layer in net.named_masked_layers():
+    layers = net.named_masked_layers()
+    for name, layer in layers:
         tensors[f"weight.{name}"] = layer.weight.detach()
-        for t in range(net.num_tasks):
-            tensors[f"mask.{name}.{t}"] = getattr(layer, f"packed_mask_{t}")
-            if save_scores:
-                scores = layer.scores[str(t)] if str(t) in layer.scores else None
-                if scores is None:
+    for t in range(net.num_tasks):
+        tensors[f"masks.{t}"] = torch.cat([encode_mask(layer.mask_of(t)) for layer in net.masked_layers()])
+        if save_scores:
+            for name, layer in net.named_masked_layers():
+                if str(t) not in layer.scores:
                     raise ExssnetError(f"task {t}'s scores were not kept (keep_scores=False); save without scores")
-                tensors[f"scores.{name}.{t}"] = scores.detach()
-    for name, norm in named_norms(net):
-        for t, bn in enumerate(norm.norms):
-            for stat in BN_STATS:
-                tensors[f"bn.{name}.{t}.{stat}"] = getattr(bn, stat).detach()
+                tensors[f"scores.{name}.{t}"] = layer.scores[str(t)].detach()
+        tensors.update(_task_norm_tensors(net, t))
     return {key: value.cpu().contiguous() for key, value in tensors.items()}
+
+
+def _task_norm_tensors(net: SupermaskNet, task: int) -> dict[str, torch.Tensor]:
+    """Task `task`'s BatchNorm statistics, each concatenated over the BatchNorm layers (none: no keys)."""
+    norms = [norm.norms[task] for _, norm in named_norms(net)]
+    if not norms:
+        return {}
+    return {f"bn.{task}.{stat}": torch.cat([getattr(bn, stat).detach().reshape(-1) for bn in norms])
+            for stat in BN_STATS}
 
 
 def named_norms(net: SupermaskNet):
@@ -145,8 +163,9 @@ def read_config(directory: str | Path) -> dict[str, Any]:
         raise ExssnetError(f"checkpoint config {path} is corrupted: {exc}") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ExssnetError(f"{path} is not an exssnet checkpoint config (format must be {FORMAT!r})")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise ExssnetError(f"{path}: checkpoint format version {config.get('format_version')!r} is not supported (expected {FORMAT_VERSION})")
+    if config.get("format_version") not in READABLE_VERSIONS:
+        raise ExssnetError(f"{path}: checkpoint format version {config.get('format_version')!r} is not supported "
+                           f"(this exssnet reads versions {', '.join(map(str, READABLE_VERSIONS))})")
     expected = {"model_name": str, "input_shape": list, "num_classes": int, "density": (int, float),
                 "keep_scores": bool, "has_scores": bool, "task_classes": list, "metadata": dict}
     for key, kind in expected.items():
@@ -159,6 +178,9 @@ def read_config(directory: str | Path) -> dict[str, Any]:
             raise ExssnetError(f"{path}: {key} must be a list of positive integers, got {config[key]!r}")
     if config["has_scores"] and not config["keep_scores"]:
         raise ExssnetError(f"{path}: has_scores needs keep_scores")
+    if len(config["input_shape"]) > 4 or math.prod(config["input_shape"]) > MAX_INPUT_SIZE or config["num_classes"] > MAX_CLASSES:
+        raise ExssnetError(f"{path}: input_shape {config['input_shape']} or num_classes {config['num_classes']} is "
+                           "beyond what a checkpoint can hold (corrupted?)")
     if any(c > config["num_classes"] for c in config["task_classes"]):
         raise ExssnetError(f"{path}: a task has more classes than the head ({config['num_classes']})")
     return config
@@ -180,6 +202,10 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
     directory = Path(directory)
     config = read_config(directory)
     tensors = read_tensors(directory)
+    stored = {key.rsplit(".", 1)[1] for key in tensors if key.startswith(("mask.", "masks."))}  # format versions 1 and 2
+    if len(config["task_classes"]) != len(stored):  # the tensors file bounds the work config.json may ask for
+        raise ExssnetError(f"checkpoint {directory}: {CONFIG_FILE} lists {len(config['task_classes'])} task(s), "
+                           f"{TENSORS_FILE} holds masks of {len(stored)}")
     try:
         dense = build_model(config["model_name"], tuple(config["input_shape"]), config["num_classes"])
         net = to_supermask(dense, config["density"], keep_scores=config["keep_scores"])
@@ -190,14 +216,40 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
         net.finish_task()
     if head_classes(net) != config["num_classes"]:
         raise ExssnetError(f"checkpoint {directory}: model {config['model_name']!r} does not end in a {config['num_classes']}-way head")
-    expected = state_tensors(net, config["has_scores"])
-    check_tensors(directory, tensors, expected, config["density"])
-    load_tensors(net, tensors, config["has_scores"])
+    version = config["format_version"]
+    expected = expected_tensors(net, config["has_scores"], version)
+    masks = check_tensors(directory, tensors, expected, config["density"], net, version)
+    load_tensors(net, tensors, masks, config["has_scores"], version)
     return net.to(device).eval()
 
 
-def check_tensors(directory: Path, found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], density: float) -> None:
-    """Same keys, shapes and dtypes as the rebuilt model; masks have exactly the density's kept count."""
+def expected_tensors(net: SupermaskNet, has_scores: bool, version: int) -> dict[str, torch.Tensor]:
+    """Key -> a tensor of the dtype and shape a checkpoint must hold (a mask code: any 1-D length)."""
+    expected: dict[str, torch.Tensor] = {}
+    for name, layer in net.named_masked_layers():
+        expected[f"weight.{name}"] = layer.weight.detach()
+        for t in range(net.num_tasks):
+            if version == 1:
+                expected[f"mask.{name}.{t}"] = getattr(layer, f"packed_mask_{t}")
+            if has_scores:
+                expected[f"scores.{name}.{t}"] = layer.scores[str(t)].detach()
+    for t in range(net.num_tasks):
+        if version == 1:
+            for name, norm in named_norms(net):
+                for stat in BN_STATS:
+                    expected[f"bn.{name}.{t}.{stat}"] = getattr(norm.norms[t], stat).detach()
+        else:
+            expected[f"masks.{t}"] = torch.empty(0, dtype=torch.uint8)
+            expected.update(_task_norm_tensors(net, t))
+    return expected
+
+
+def check_tensors(directory: Path, found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], density: float,
+                  net: SupermaskNet, version: int = FORMAT_VERSION) -> dict[tuple[str, int], torch.Tensor]:
+    """Same keys, shapes and dtypes as the rebuilt model; masks decode and keep the density's count.
+
+    Returns the decoded boolean masks by (layer name, task).
+    """
     missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
     if missing or extra:
         parts = [f"missing {_few(missing)}" if missing else "", f"unexpected {_few(extra)}" if extra else ""]
@@ -206,27 +258,44 @@ def check_tensors(directory: Path, found: dict[str, torch.Tensor], expected: dic
         )
     for key, want in expected.items():
         got = found[key]
-        if got.shape != want.shape or got.dtype != want.dtype:
+        variable = key.startswith("masks.")  # a code's length depends on the mask
+        if got.dtype != want.dtype or (got.dim() != 1 if variable else got.shape != want.shape):
             raise ExssnetError(
                 f"checkpoint {directory}: tensor {key} is {got.dtype} {tuple(got.shape)}, "
                 f"the architecture needs {want.dtype} {tuple(want.shape)}"
             )
         if got.is_floating_point() and not torch.isfinite(got).all():
             raise ExssnetError(f"checkpoint {directory}: tensor {key} holds NaN or infinite values")
-    for key, packed in found.items():
-        if key.startswith("mask."):
-            _check_mask(directory, key, packed, expected[f"weight.{key.split('.', 1)[1].rsplit('.', 1)[0]}"].shape, density)
+    masks: dict[tuple[str, int], torch.Tensor] = {}
+    layers = list(net.named_masked_layers())
+    for t in range(net.num_tasks):
+        if version == 1:
+            decoded = [_unpack_v1(directory, f"mask.{name}.{t}", found[f"mask.{name}.{t}"], layer.weight.shape)
+                       for name, layer in layers]
+        else:
+            try:
+                decoded = decode_masks(found[f"masks.{t}"], [layer.weight.shape for _, layer in layers])
+            except ValueError as exc:
+                raise ExssnetError(f"checkpoint {directory}: mask code masks.{t} is corrupted ({exc})") from None
+        for (name, _), mask in zip(layers, decoded):
+            _check_count(directory, f"task {t}'s mask of layer {name}", mask, density)
+            masks[(name, t)] = mask
+    return masks
 
 
-def _check_mask(directory: Path, key: str, packed: torch.Tensor, shape: torch.Size, density: float) -> None:
-    numel = math.prod(shape)
+def _unpack_v1(directory: Path, key: str, packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     mask = unpack_mask(packed, shape)
     if not torch.equal(pack_mask(mask), packed):
         raise ExssnetError(f"checkpoint {directory}: packed mask {key} has non-zero padding bits (corrupted)")
+    return mask
+
+
+def _check_count(directory: Path, what: str, mask: torch.Tensor, density: float) -> None:
+    numel = mask.numel()
     kept, want = int(mask.sum()), kept_count(numel, density)
     if kept != want:
         raise ExssnetError(
-            f"checkpoint {directory}: mask {key} keeps {kept} of {numel} weights, but density {density} keeps {want} "
+            f"checkpoint {directory}: {what} keeps {kept} of {numel} weights, but density {density} keeps {want} "
             "(the checkpoint was made with another density or is corrupted)"
         )
 
@@ -237,24 +306,32 @@ def _few(keys: list[str], limit: int = 4) -> str:
 
 
 @torch.no_grad()
-def load_tensors(net: SupermaskNet, tensors: dict[str, torch.Tensor], has_scores: bool) -> None:
-    """Copy checked tensors into a net rebuilt with the same tasks; the union mask is recomputed."""
+def load_tensors(net: SupermaskNet, tensors: dict[str, torch.Tensor], masks: dict[tuple[str, int], torch.Tensor],
+                 has_scores: bool, version: int = FORMAT_VERSION) -> None:
+    """Copy checked tensors and decoded masks into a net rebuilt with the same tasks; the union is recomputed."""
     for name, layer in net.named_masked_layers():
         layer.weight.copy_(tensors[f"weight.{name}"])
         layer.union.zero_()
         for t in range(net.num_tasks):
-            packed = tensors[f"mask.{name}.{t}"]
-            getattr(layer, f"packed_mask_{t}").copy_(packed)
-            layer.union |= unpack_mask(packed, layer.weight.shape)
-            key = f"scores.{name}.{t}"
+            mask = masks[(name, t)].to(layer.union.device)
+            getattr(layer, f"packed_mask_{t}").copy_(pack_mask(mask))
+            layer.union |= mask
             if has_scores:
-                layer.scores[str(t)].copy_(tensors[key])
+                layer.scores[str(t)].copy_(tensors[f"scores.{name}.{t}"])
             else:
                 layer.drop_scores(t)
-    for name, norm in named_norms(net):
-        for t, bn in enumerate(norm.norms):
+    for t in range(net.num_tasks):
+        offsets = {stat: 0 for stat in BN_STATS}
+        for name, norm in named_norms(net):
             for stat in BN_STATS:
-                getattr(bn, stat).copy_(tensors[f"bn.{name}.{t}.{stat}"])
+                target = getattr(norm.norms[t], stat)
+                if version == 1:
+                    target.copy_(tensors[f"bn.{name}.{t}.{stat}"])
+                else:
+                    size = target.numel()
+                    flat = tensors[f"bn.{t}.{stat}"][offsets[stat] : offsets[stat] + size]
+                    target.copy_(flat.view_as(target))
+                    offsets[stat] += size
     if net.num_tasks:
         net.set_task(net.num_tasks - 1)
 

@@ -42,3 +42,18 @@ def task_footprint(net: SupermaskNet, task: int) -> TaskFootprint:
 def state_bytes(net: SupermaskNet) -> int:
     """Bytes of every parameter and buffer of `net` (shared weights, union masks and all tasks)."""
     return sum(tensor_bytes(t) for t in net.state_dict().values())
+
+
+def resident_bytes(net: SupermaskNet) -> int:
+    """Bytes `net` keeps in memory: `state_bytes` plus the layers' speed caches (masked weight of the
+    selected task, the weight phase's frozen base, the mask phase's threshold buffer)."""
+    cached = sum(tensor_bytes(t) for layer in net.masked_layers() for t in layer.cached_tensors())
+    return state_bytes(net) + cached
+
+
+def weights_and_packed_masks_bytes(net: SupermaskNet) -> int:
+    """The floor of what a model with its finished tasks needs: shared weights + 1-bit packed masks."""
+    weights = sum(tensor_bytes(layer.weight) for layer in net.masked_layers())
+    masks = sum(tensor_bytes(getattr(layer, f"packed_mask_{t}")) for layer in net.masked_layers()
+                for t in range(layer.num_committed))
+    return weights + masks

@@ -1,8 +1,10 @@
 """Turn any torch model into a supermask model and drive its per-task phases.
 
 `to_supermask(model, density)` replaces every Linear/Conv1d/Conv2d with a masked layer (shared
-signed-constant weight, no bias) and every BatchNorm1d/2d with a per-task non-affine BatchNorm,
-the way PEFT injects adapters. `SupermaskNet` is the one place that knows the phase order:
+signed-constant weight, no bias) and every BatchNorm1d/2d/3d with a per-task non-affine BatchNorm,
+the way PEFT injects adapters; a module reused under several names becomes one shared layer. What
+cannot run correctly is refused with the module's path (`check_wrappable`, and a check of the first
+forward pass for masked weights used outside their layer). `SupermaskNet` is the one place that knows the phase order:
 
     add_task -> Phase.MASK -> [start_weight_phase -> Phase.WEIGHTS] -> finish_task -> Phase.DONE   (then the next add_task)
 
@@ -13,12 +15,16 @@ illegal one with an ExssnetError and then sets `requires_grad` for the new phase
 
 from __future__ import annotations
 
+import weakref
+from contextlib import ExitStack
 from dataclasses import dataclass
 from enum import Enum
 from typing import Iterator
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
 
 from exssnet.errors import ExssnetError, check_density
 from exssnet.layers.batchnorm import MultitaskBatchNorm
@@ -30,7 +36,7 @@ class Phase(str, Enum):
     """Where a task is in the phase order."""
 
     MASK = "mask"  # its scores train (the weights are frozen)
-    WEIGHTS = "weights"  # its mask is committed; the shared weights train (SSNeT / ExSSNeT)
+    WEIGHTS = "weights"  # its mask is committed; compact copies of its trainable weights train (SSNeT / ExSSNeT)
     DONE = "done"  # nothing trains; the next task may start
 
 
@@ -57,6 +63,9 @@ class TaskState:
     phase: Phase = Phase.MASK
 
 
+_BATCHNORMS = {nn.BatchNorm1d: 1, nn.BatchNorm2d: 2, nn.BatchNorm3d: 3}
+
+
 def _replacement(module: nn.Module, density: float) -> nn.Module | None:
     """The supermask version of `module`, or None if it is kept as is."""
     if isinstance(module, (MaskedLayer, MultitaskBatchNorm)):
@@ -71,36 +80,151 @@ def _replacement(module: nn.Module, density: float) -> nn.Module | None:
                 padding=module.padding, dilation=module.dilation, groups=module.groups,
                 padding_mode=module.padding_mode, density=density,
             )
-    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        dims = 2 if isinstance(module, nn.BatchNorm2d) else 1
-        return MultitaskBatchNorm(module.num_features, dims=dims, eps=module.eps, momentum=module.momentum)
+    dims = _batchnorm_dims(module)
+    if dims is not None:
+        return MultitaskBatchNorm(module.num_features, dims=dims, eps=module.eps, momentum=module.momentum)  # type: ignore[arg-type]
     return None
 
 
-def inject_supermask_layers(model: nn.Module, density: float) -> nn.Module:
-    """Replace Linear/Conv/BatchNorm modules of `model` in place; returns `model`."""
-    for name, child in list(model.named_children()):
+def _batchnorm_dims(module: nn.Module) -> int | None:
+    """1, 2 or 3 for a BatchNorm{1,2,3}d (or a subclass), else None."""
+    for torch_type, dims in _BATCHNORMS.items():
+        if isinstance(module, torch_type):
+            return dims
+    return None
+
+
+def check_wrappable(model: nn.Module) -> None:
+    """Refuse, naming the module's path, what a supermask model cannot run correctly.
+
+    - a lazy module whose shapes are not known yet (nothing to mask);
+    - nn.MultiheadAttention: it multiplies its projection weights functionally, so masked
+      projection layers would be bypassed;
+    - a norm layer that keeps running statistics but is not a BatchNorm{1,2,3}d (e.g. InstanceNorm
+      with track_running_stats=True, SyncBatchNorm): its statistics would be shared by every task;
+    - a weight or bias of a layer to be replaced that is also registered elsewhere (tied weights):
+      the masked layer gets a weight of its own and the tie would silently break.
+    """
+    owners: dict[int, list[tuple[str, nn.Module]]] = {}
+    for path, module in _walk(model):
+        for pname, param in module._parameters.items():
+            if param is not None:
+                owners.setdefault(id(param), []).append((f"{path}.{pname}" if path else pname, module))
+    for path, module in _walk(model):
+        where = f"module {path or '(the model itself)'!r} ({type(module).__name__})"
+        if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
+            raise ExssnetError(f"{where} is lazy and has no shape yet: run one forward pass on an example batch "
+                               "before wrapping it as a supermask model, or give it explicit sizes")
+        if isinstance(module, nn.MultiheadAttention):
+            raise ExssnetError(f"{where} cannot be masked: it multiplies its projection weights functionally, "
+                               "bypassing masked layers; build attention from nn.Linear projections instead")
+        if (isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats
+                and (_batchnorm_dims(module) is None or isinstance(module, nn.SyncBatchNorm))):
+            raise ExssnetError(f"{where} keeps running statistics, which every task would share; use "
+                               "BatchNorm1d/2d/3d (per-task statistics) or track_running_stats=False")
+        if _replacement_kind(module):
+            for pname, param in module._parameters.items():
+                others = [name for name, owner in owners.get(id(param), []) if owner is not module] if param is not None else []
+                if others:
+                    mine = f"{path}.{pname}" if path else pname
+                    raise ExssnetError(f"{mine!r} is the same tensor as {others[0]!r} (tied weights): a supermask layer "
+                                       "gets a masked weight of its own, which would silently untie them; untie them")
+
+
+def _replacement_kind(module: nn.Module) -> bool:
+    """True for the module types `_replacement` swaps out."""
+    return isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)) or _batchnorm_dims(module) is not None
+
+
+def _walk(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
+    """Every module under every name it has, except the insides of supermask layers."""
+    yield prefix, module
+    if isinstance(module, (MaskedLayer, MultitaskBatchNorm)):
+        return
+    for name, child in module._modules.items():
+        if child is not None:
+            yield from _walk(child, f"{prefix}.{name}" if prefix else name)
+
+
+def inject_supermask_layers(
+    model: nn.Module, density: float, replaced: dict[int, weakref.ref] | None = None
+) -> nn.Module:
+    """Replace Linear/Conv/BatchNorm modules of `model` in place; returns `model`.
+
+    A module object reachable under several names becomes one shared supermask layer. `replaced`,
+    when given, collects weak references to the parameters of the modules that were swapped out.
+    """
+    check_wrappable(model)
+    _inject(model, density, {}, replaced if replaced is not None else {})
+    return model
+
+
+def _inject(model: nn.Module, density: float, memo: dict[int, nn.Module], replaced: dict[int, weakref.ref]) -> None:
+    for name, child in list(model._modules.items()):  # named_children() would skip a second name of a module
+        if child is None:
+            continue
+        if id(child) in memo:
+            if memo[id(child)] is not child:
+                setattr(model, name, memo[id(child)])
+            continue
         if isinstance(child, (MaskedLayer, MultitaskBatchNorm)):
+            memo[id(child)] = child
             continue  # already a supermask layer: its inner BatchNorms are per-task state
         replacement = _replacement(child, density)
         if replacement is None:
-            inject_supermask_layers(child, density)
+            memo[id(child)] = child
+            _inject(child, density, memo, replaced)
         else:
+            memo[id(child)] = replacement
+            for param in child.parameters(recurse=False):
+                replaced[id(param)] = weakref.ref(param)
             setattr(model, name, replacement)
-    return model
+
+
+class _WeightUseProbe(TorchFunctionMode):
+    """Fails on a masked layer's raw weight used outside that layer's forward (the mask would be bypassed),
+    and on a parameter of a module that was replaced (the model still calls a module held outside its tree)."""
+
+    def __init__(self, guarded: dict[int, tuple[torch.Tensor, str]], replaced: dict[int, weakref.ref]) -> None:
+        super().__init__()
+        self.guarded, self.replaced = guarded, replaced
+        self.depth = 0  # > 0 while a masked layer's own forward runs
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        result = func(*args, **(kwargs or {}))
+        if self.depth == 0 and (getattr(func, "__name__", "") != "__get__" or isinstance(result, torch.Tensor)):
+            for value in tree_flatten((args, kwargs or {}))[0]:
+                if not isinstance(value, torch.Tensor):
+                    continue
+                guarded = self.guarded.get(id(value))
+                if guarded is not None and guarded[0] is value:
+                    raise ExssnetError(
+                        f"the model uses the weight of masked layer {guarded[1]!r} outside that layer's forward "
+                        f"({getattr(func, '__name__', func)}), e.g. tied weights or F.linear(x, layer.weight.t()): "
+                        "the mask would be bypassed; give that computation its own nn.Linear/Conv layer")
+                old = self.replaced.get(id(value))
+                if old is not None and old() is value:
+                    raise ExssnetError(
+                        "the model calls a Linear/Conv/BatchNorm that was replaced by a supermask layer through a "
+                        "reference held outside its module tree (a plain list or attribute): it would run dense; "
+                        "register it as a submodule (nn.ModuleList) instead")
+        return result
 
 
 class SupermaskNet(nn.Module):
     """A model whose masked layers hold one subnetwork per task over shared weights."""
 
-    def __init__(self, model: nn.Module, density: float, keep_scores: bool = True) -> None:
+    def __init__(
+        self, model: nn.Module, density: float, keep_scores: bool = False, replaced: dict[int, weakref.ref] | None = None
+    ) -> None:
         super().__init__()
         self.density = check_density(density)
         self.model = model
         self.keep_scores = keep_scores
         self.tasks: list[TaskState] = []
         self.active_task = -1
-        self._grad_masks: dict[str, torch.Tensor] = {}  # weight-phase gradient masks per layer
+        self._replaced = replaced or {}  # weak references to the parameters of the modules swapped out
+        self._weight_use_checked = False  # the first forward pass checks how the masked weights are used
         self._index_layers()
         if not self.masked_layers():
             raise ExssnetError("the model has no Linear or Conv layer to mask")
@@ -160,14 +284,16 @@ class SupermaskNet(nn.Module):
     def start_weight_phase(self, exclusive: bool | WeightRule) -> None:
         """Freeze the current task's mask and let its weights train.
 
-        exclusive=True / WeightRule.EXCLUSIVE (ExSSNeT): only free weights (mask AND NOT earlier tasks' masks) get gradient.
-        exclusive=False / WeightRule.ALL (SSNeT): every weight in the mask gets gradient.
+        exclusive=True / WeightRule.EXCLUSIVE (ExSSNeT): only free weights (mask AND NOT earlier tasks' masks) train.
+        exclusive=False / WeightRule.ALL (SSNeT): every weight in the mask trains.
+        Each layer trains one compact parameter holding just those entries (`trainable_parameters()`);
+        the shared weights themselves never require grad, so nothing else can move them.
         """
         exclusive = exclusive is WeightRule.EXCLUSIVE if isinstance(exclusive, WeightRule) else bool(exclusive)
         task = self._advance(Phase.WEIGHTS)
-        for name, layer in self.named_masked_layers():
+        for layer in self.masked_layers():
             mask, free = layer.commit(task)
-            self._grad_masks[name] = free if exclusive else mask
+            layer.start_compact(task, free if exclusive else mask)
             if not self.keep_scores:
                 layer.drop_scores(task)
         self.tasks[task].phase = Phase.WEIGHTS
@@ -182,8 +308,9 @@ class SupermaskNet(nn.Module):
                 layer.commit(task)
                 if not self.keep_scores:
                     layer.drop_scores(task)
+        for layer in self.masked_layers():
+            layer.end_compact()  # the weight phase's entries are written into the shared weights
         self.tasks[task].phase = Phase.DONE
-        self._grad_masks = {}
         self._set_trainable()
         self.set_task(task)
 
@@ -204,30 +331,35 @@ class SupermaskNet(nn.Module):
         raise ExssnetError(f"task {task} cannot go from phase {current.value!r} to {to.value!r}")
 
     def _set_trainable(self) -> None:
-        """What trains in the current phase, and nothing else: the current task's scores, the weights, or nothing."""
+        """What trains in the current phase, and nothing else: the current task's scores, its compact weights, or nothing.
+
+        The shared weights never require grad; the weight phase's compact parameters exist only during it.
+        """
         phase, task = self.phase, str(self.num_tasks - 1)
         for layer in self.masked_layers():
-            layer.weight.requires_grad_(phase is Phase.WEIGHTS)
+            layer.weight.requires_grad_(False)
             for key, scores in layer.scores.items():
                 scores.requires_grad_(phase is Phase.MASK and key == task)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """The tensors the current phase trains (pass them to the optimizer): scores in MASK, weights in WEIGHTS."""
+        """The tensors the current phase trains (pass them to the optimizer): scores in MASK, compact weights in WEIGHTS."""
         if self.phase is Phase.MASK:
             return self.score_parameters(self.num_tasks - 1)
         if self.phase is Phase.WEIGHTS:
-            return self.weight_parameters()
+            return self.compact_parameters()
         return []
 
     def set_task(self, task: int) -> None:
         """Make `task` the subnetwork (mask and BatchNorm) the forward pass uses."""
         self.check_task(task)
         phase = self.tasks[task].phase
-        for name, layer in self.named_masked_layers():
+        for layer in self.masked_layers():
             if phase is Phase.MASK:
                 layer.use_scores(task)
+            elif phase is Phase.WEIGHTS:
+                layer.use_compact()
             else:
-                layer.use_mask(task, self._grad_masks.get(name) if phase is Phase.WEIGHTS else None)
+                layer.use_mask(task)
         for norm in self.norm_layers():
             norm.set_task(task)
         self.active_task = task
@@ -237,7 +369,18 @@ class SupermaskNet(nn.Module):
         return [layer.scores[str(task)] for layer in self.masked_layers()]
 
     def weight_parameters(self) -> list[nn.Parameter]:
+        """The shared weights (never trainable themselves: the weight phase trains compact copies)."""
         return [layer.weight for layer in self.masked_layers()]
+
+    def compact_parameters(self) -> list[nn.Parameter]:
+        """The weight phase's 1-D parameters, one per layer with at least one trainable entry."""
+        return [layer.compact_weight for layer in self.masked_layers()
+                if layer.compact_weight is not None and layer.compact_weight.requires_grad]
+
+    def write_back(self) -> None:
+        """Copy the weight phase's trained entries into the shared weights now (done at finish_task anyway)."""
+        for layer in self.masked_layers():
+            layer.write_back()
 
     def task_scores(self, task: int) -> dict[str, torch.Tensor] | None:
         """Float scores of `task` per layer name, or None if they were not kept."""
@@ -258,7 +401,29 @@ class SupermaskNet(nn.Module):
 
     # ----- forward -----------------------------------------------------------------
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.model(*inputs)
+        if self._weight_use_checked:
+            return self.model(*inputs)
+        output = self._checked_forward(*inputs)
+        self._weight_use_checked = True
+        return output
+
+    def _checked_forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """One forward pass that refuses a masked weight used outside its layer (see `_WeightUseProbe`)."""
+        probe = _WeightUseProbe({id(layer.weight): (layer.weight, name) for name, layer in self._named_masked},
+                                self._replaced)
+
+        def enter(module: nn.Module, args: object) -> None:
+            probe.depth += 1
+
+        def leave(module: nn.Module, args: object, output: object) -> None:
+            probe.depth -= 1
+
+        with ExitStack() as stack:
+            for layer in self.masked_layers():
+                stack.callback(layer.register_forward_pre_hook(enter).remove)
+                stack.callback(layer.register_forward_hook(leave, always_call=True).remove)
+            stack.enter_context(probe)
+            return self.model(*inputs)
 
     def logits(self, inputs: torch.Tensor | tuple[torch.Tensor, ...], task: int) -> torch.Tensor:
         """Logits of `task`'s classes (the head is sliced to the task's class count)."""
@@ -273,7 +438,9 @@ class SupermaskNet(nn.Module):
             return self.logits(inputs, task).argmax(dim=1)
 
 
-def to_supermask(model: nn.Module, density: float, keep_scores: bool = True) -> SupermaskNet:
+def to_supermask(model: nn.Module, density: float, keep_scores: bool = False) -> SupermaskNet:
     """Wrap any torch model as a supermask model (modules are replaced in place)."""
     density = check_density(density)
-    return SupermaskNet(inject_supermask_layers(model, density), density, keep_scores=keep_scores)
+    replaced: dict[int, weakref.ref] = {}
+    model = inject_supermask_layers(model, density, replaced)
+    return SupermaskNet(model, density, keep_scores=keep_scores, replaced=replaced)

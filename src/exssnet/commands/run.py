@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-import typing
 from pathlib import Path
 from typing import Any
 
-from exssnet.config import RunConfig, load_yaml
+from exssnet.methods import method_names
+from exssnet.run.config import RunConfig, config_fields, config_types, load_yaml, methods_reading
 
 NAME = "run"
 HELP = "learn a sequence of tasks and write results.json"
@@ -17,12 +16,20 @@ EXIT_INTERRUPTED = 130
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One `--flag` per RunConfig field; booleans get `--flag/--no-flag`. Unset flags stay None."""
-    hints = typing.get_type_hints(RunConfig)
-    for f in dataclasses.fields(RunConfig):
+    """One `--flag` per config key (core and registered method settings); booleans get `--flag/--no-flag`.
+
+    A method setting's help starts with the methods that read it. Unset flags stay None.
+    """
+    types = config_types()
+    for f in config_fields():
         flag = "--" + f.name.replace("_", "-")
         text = f.metadata.get("help", "")
-        kinds = [t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None)]
+        methods = methods_reading(f.name)
+        if methods:
+            text = f"{', '.join(methods)}: {text}"
+        if f.name == "method":
+            text = f"one of {', '.join(method_names())}"
+        kinds = [t for t in types[f.name] if t is not type(None)]
         if kinds[0] is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
@@ -32,7 +39,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 def given_values(args: argparse.Namespace) -> dict[str, Any]:
     """Config keys from the YAML file, then flags given on the command line (defaults not included)."""
     values: dict[str, Any] = load_yaml(args.config) if args.config else {}
-    for f in dataclasses.fields(RunConfig):
+    for f in config_fields():
         given = getattr(args, f.name, None)
         if given is not None:
             values[f.name] = given

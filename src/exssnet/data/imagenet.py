@@ -120,7 +120,7 @@ def _stream(files: list[Path], labels: list[int], train: TrainTransform, eval: E
     return StreamSplit(FileInputs(ImageFiles(files, train, eval)), torch.tensor(labels, dtype=torch.long), workers)
 
 
-@register_benchmark("imagenet")
+@register_benchmark("imagenet", input_kind="image")
 def imagenet(spec: BenchmarkSpec) -> Benchmark:
     """ILSVRC-2012 from local folders: --classes-per-task 100 gives 10 tasks (configs/table8-imagenet-exssnet.yaml)."""
     directory = locate_imagenet(spec.data_dir)

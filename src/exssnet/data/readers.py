@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import math
 import pickle
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -88,21 +90,26 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as handle:
             raw = handle.read()
-    except OSError as exc:
-        raise ExssnetError(f"cannot read {path}: {exc}") from None
+    except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt gzip stream
+        raise ExssnetError(f"cannot read {path} (truncated or corrupt?): {exc}") from None
     if len(raw) < 4 or raw[0:2] != b"\x00\x00" or raw[2] != 0x08:
         raise ExssnetError(f"{path} is not an unsigned-byte IDX file")
     ndim = raw[3]
     header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ExssnetError(f"{path} is truncated: its header names {ndim} dimensions")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)
     if len(raw) - header != expected:
         raise ExssnetError(f"{path} is truncated: {len(raw) - header} bytes of data, expected {expected}")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def read_idx_dataset(directory: Path) -> tuple[Split, Split]:
-    """(train, test) from the four standard (Fashion-)MNIST IDX files in `directory`, scaled to [0, 1)."""
+def read_idx_dataset(directory: Path, num_classes: int = 10) -> tuple[Split, Split]:
+    """(train, test) from the four standard (Fashion-)MNIST IDX files in `directory`, scaled to [0, 1).
+
+    Images must be N x 28 x 28 and labels N values in 0..num_classes-1; anything else is a clear error.
+    """
     splits = []
     for name in ("train", "test"):
         images_file, labels_file = (directory / f for f in _IDX_FILES[name])
@@ -113,8 +120,17 @@ def read_idx_dataset(directory: Path) -> tuple[Split, Split]:
                 )
         images = read_idx(images_file if images_file.is_file() else Path(str(images_file)[:-3]))
         labels = read_idx(labels_file if labels_file.is_file() else Path(str(labels_file)[:-3]))
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise ExssnetError(f"{images_file.name} in {directory} holds images of shape {list(images.shape[1:])}; "
+                               "(Fashion-)MNIST IDX images are 28x28")
+        if labels.ndim != 1:
+            raise ExssnetError(f"{labels_file.name} in {directory} is not a list of labels (shape {list(labels.shape)})")
         if images.shape[0] != labels.shape[0]:
             raise ExssnetError(f"{directory}: {images.shape[0]} {name} images but {labels.shape[0]} labels")
+        if labels.size and int(labels.max()) >= num_classes:
+            bad = int((labels >= num_classes).sum())
+            raise ExssnetError(f"{labels_file.name} in {directory}: {bad} label(s) outside 0..{num_classes - 1} "
+                               f"(largest {int(labels.max())}); this benchmark has {num_classes} classes")
         splits.append(_as_split(images, labels, 1.0 / 256.0))
     return splits[0], splits[1]
 

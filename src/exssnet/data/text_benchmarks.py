@@ -19,7 +19,6 @@ from exssnet.data.benchmarks import BenchmarkSpec, register_benchmark
 from exssnet.data.tasks import Benchmark, Split, TaskData, carve_validation
 from exssnet.data.text_features import build_encoder, encode_cached
 from exssnet.data.text_options import DEFAULT_TEXT_ROOT, TextOptions
-from exssnet.data.text_tokens import load_tokenizer, tokenize
 from exssnet.data.text_readers import (
     GLUE_FORMATS,
     VADER_DOMAINS,
@@ -30,12 +29,11 @@ from exssnet.data.text_readers import (
     read_webnlp_csv,
     read_wordnet_nouns,
 )
+from exssnet.data.text_tokens import load_tokenizer, tokenize
 from exssnet.errors import ExssnetError
 from exssnet.seeds import split_seed
 
 SAMPLE_SEED = 0
-TEXT_BENCHMARKS = ("text-offline", "webnlp", "glue")
-TEXT_MODELS = ("kim-cnn",)
 SETUP_HINT = "run `make setup-text` (scripts/fetch_text_data.sh DIR fetches them into DIR; then pass --data-dir DIR)"
 
 # WebNLP datasets: folder of Zhang et al. (2015) CSVs and class count.
@@ -46,19 +44,19 @@ WEBNLP_DATASETS = {
     "yahoo": ("yahoo_answers_csv", 10),
     "dbpedia": ("dbpedia_csv", 14),
 }
-# S1-S4: the four WebNLP orders of de Masson d'Autume et al. (2019, MbPA++), recalled, not checked against
-# the ExSSNeT paper. S5-S8: GLUE orders defined by this project (S5 is the order of configs/table1-glue).
+# The paper's Table 6 (arXiv 2210.10209): S1 is GLUE by decreasing training-set size; S2-S5 are the five-task
+# and S6-S8 the three-task WebNLP orders of IDBR / MbPA++ / LAMOL.
 TASK_ORDERS = {
-    "S1": ("webnlp", ["yelp", "ag", "dbpedia", "amazon", "yahoo"]),
-    "S2": ("webnlp", ["dbpedia", "yahoo", "ag", "amazon", "yelp"]),
+    "S1": ("glue", ["mnli", "qqp", "qnli", "sst2", "cola"]),
+    "S2": ("webnlp", ["ag", "yelp", "amazon", "yahoo", "dbpedia"]),
     "S3": ("webnlp", ["yelp", "yahoo", "amazon", "dbpedia", "ag"]),
-    "S4": ("webnlp", ["ag", "yelp", "amazon", "yahoo", "dbpedia"]),
-    "S5": ("glue", ["qqp", "qnli", "cola", "mnli", "sst2"]),
-    "S6": ("glue", ["mnli", "qqp", "qnli", "sst2", "cola"]),
-    "S7": ("glue", ["cola", "sst2", "mnli", "qnli", "qqp"]),
-    "S8": ("glue", ["sst2", "mnli", "cola", "qqp", "qnli"]),
+    "S4": ("webnlp", ["dbpedia", "yahoo", "ag", "amazon", "yelp"]),
+    "S5": ("webnlp", ["yelp", "ag", "dbpedia", "amazon", "yahoo"]),
+    "S6": ("webnlp", ["ag", "yelp", "yahoo"]),
+    "S7": ("webnlp", ["yelp", "yahoo", "ag"]),
+    "S8": ("webnlp", ["yahoo", "ag", "yelp"]),
 }
-DEFAULT_ORDERS = {"webnlp": "S1", "glue": "S5"}
+DEFAULT_ORDERS = {"webnlp": "S2", "glue": "S1"}
 
 # The offline stream: (task name, source, which part of it). Sizes per class: OFFLINE_PER_CLASS.
 WORDNET_GROUPS = {
@@ -84,13 +82,6 @@ class TextTask:
     name: str
     train: TextDataset
     test: TextDataset
-
-
-def check_model_fits(benchmark_name: str, model: str) -> None:
-    """Text benchmarks give (features, lengths) inputs that only text models read."""
-    if benchmark_name in TEXT_BENCHMARKS and model not in TEXT_MODELS:
-        raise ExssnetError(f"benchmark {benchmark_name!r} gives frozen-encoder token features; model {model!r} "
-                           f"cannot read them: use --model {TEXT_MODELS[0]}")
 
 
 # ----- sampling -----------------------------------------------------------------------------------
@@ -201,7 +192,7 @@ def offline_tasks(root: Path, per_class: tuple[int, int]) -> list[TextTask]:
     return tasks
 
 
-@register_benchmark("text-offline")
+@register_benchmark("text-offline", input_kind="tokens")
 def text_offline(spec: BenchmarkSpec) -> Benchmark:
     """VADER sentiment (movie, Amazon, NYT, tweets), WordNet supersense topics and SpamAssassin: 7 tasks."""
     options = spec.text
@@ -266,13 +257,13 @@ def read_glue_task(root: Path, name: str) -> tuple[TextDataset, TextDataset]:
                  for file in ("train.tsv", fmt.test_file))
 
 
-@register_benchmark("webnlp")
+@register_benchmark("webnlp", input_kind="tokens")
 def webnlp(spec: BenchmarkSpec) -> Benchmark:
     """AG News, Yelp, Amazon, Yahoo, DBpedia from --data-dir/<dataset>/{train,test}.csv, in a task order."""
     return local_file_benchmark("webnlp", spec, "ag_news_csv/, yelp_review_full_csv/, ... (CSV files)", read_webnlp_task)
 
 
-@register_benchmark("glue")
+@register_benchmark("glue", input_kind="tokens")
 def glue(spec: BenchmarkSpec) -> Benchmark:
     """GLUE classification tasks from --data-dir/<TASK>/{train,dev}.tsv (dev serves as test), in a task order."""
     return local_file_benchmark("glue", spec, "SST-2/, CoLA/, QQP/, QNLI/, MNLI/ (TSV files)", read_glue_task)

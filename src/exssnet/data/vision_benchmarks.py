@@ -53,7 +53,7 @@ def normalise_benchmark(bench: Benchmark, mean: Sequence[float], std: Sequence[f
     return replace(bench, tasks=tasks, info=info)
 
 
-@register_benchmark("split-cifar100")
+@register_benchmark("split-cifar100", input_kind="image")
 def split_cifar100(spec: BenchmarkSpec) -> Benchmark:
     """CIFAR-100 from its python pickles; --classes-per-task 20 gives 5 tasks, 5 gives 20 tasks."""
     directory = locate_dataset(spec.data_dir, CIFAR100_FOLDER, CIFAR100_FILES, CIFAR100_LAYOUT, "CIFAR-100")
@@ -64,7 +64,7 @@ def split_cifar100(spec: BenchmarkSpec) -> Benchmark:
     return normalise_benchmark(bench, CIFAR100_MEAN, CIFAR100_STD)
 
 
-@register_benchmark("split-tinyimagenet")
+@register_benchmark("split-tinyimagenet", input_kind="image")
 def split_tinyimagenet(spec: BenchmarkSpec) -> Benchmark:
     """TinyImageNet (200 classes, 64x64; val as test); --classes-per-task 40/20/2 gives 5/10/100 tasks."""
     directory = locate_dataset(spec.data_dir, TINY_FOLDER, TINY_FILES, TINY_LAYOUT, "TinyImageNet")
@@ -95,7 +95,7 @@ def _concat(first: Split, second: Split, offset: int) -> Split:
     return Split(torch.cat([first.x, second.x]), torch.cat([first.y, second.y + offset]))
 
 
-@register_benchmark("gray-stream")
+@register_benchmark("gray-stream", input_kind="image")
 def gray_stream(spec: BenchmarkSpec) -> Benchmark:
     """MNIST digits (classes 0-9) then Fashion-MNIST items (classes 10-19): 20 classes of 28x28 grayscale.
 

@@ -1,10 +1,23 @@
-"""Top-k masks with a straight-through gradient, and 1-bit packing of finished masks."""
+"""Top-k masks with a straight-through gradient, and 1-bit packing of finished masks.
+
+The mask of a layer keeps the `k = ceil(density * numel)` entries with the largest `|score|`
+(`topk_mask`: the indices `torch.topk` returns, so when entries tie at the k-th largest magnitude
+torch.topk's deterministic choice decides, as it always did). `ThresholdTracker` computes the same
+mask every training step without a full top-k: it warm-starts from the previous step's threshold and
+corrects it with exact counts (interpolation, safeguarded by bisection over the float's bit pattern)
+until exactly k entries lie at or above it, which makes the set unique; only when the k-th and
+(k+1)-th magnitudes are equal does it run `torch.topk`. So its mask is `topk_mask`'s, bit for bit.
+"""
 
 from __future__ import annotations
 
 import math
+import struct
 
 import torch
+
+_EXACT_FLOAT_SUM = 2**24  # below this many entries a float32 sum of 0/1 values is an exact count
+_MAX_SEARCH_STEPS = 80  # more than the 32 bisection steps the bit pattern needs, plus interpolation
 
 
 def kept_count(numel: int, density: float) -> int:
@@ -13,15 +26,194 @@ def kept_count(numel: int, density: float) -> int:
 
 
 def topk_mask(scores: torch.Tensor, density: float) -> torch.Tensor:
-    """Boolean mask of the `ceil(density * numel)` largest entries of `|scores|`."""
+    """Boolean mask of the `ceil(density * numel)` largest entries of `|scores|` (ties: as `torch.topk` picks)."""
     flat = scores.detach().abs().flatten()
-    k = kept_count(flat.numel(), density)
-    mask = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
-    if k == flat.numel():
-        mask.fill_(True)
-    else:
-        mask[torch.topk(flat, k, sorted=False).indices] = True
-    return mask.view_as(scores)
+    return largest_k(flat, kept_count(flat.numel(), density)).view_as(scores)
+
+
+def largest_k(magnitudes: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean flat mask of the k largest entries of a flat tensor: the indices `torch.topk` returns."""
+    mask = torch.zeros_like(magnitudes, dtype=torch.bool)
+    if k >= magnitudes.numel():
+        return mask.fill_(True)
+    mask[torch.topk(magnitudes, k, sorted=False).indices] = True
+    return mask
+
+
+def _float_bits(value: float) -> int:
+    """Bit pattern of `value` rounded to float32 (monotonic in the value for values >= 0)."""
+    return struct.unpack("<i", struct.pack("<f", value))[0]
+
+
+def _f32(value: float) -> float:
+    """`value` rounded to the nearest float32 (what a comparison with a float32 tensor uses)."""
+    return _bits_float(_float_bits(value))
+
+
+def _bits_float(bits: int) -> float:
+    return struct.unpack("<f", struct.pack("<i", bits))[0]
+
+
+class ThresholdTracker:
+    """Exact top-k of a layer's `|scores|` each step, warm-started from the previous step's threshold.
+
+    A count `sum(|s| >= t)` costs two cheap passes; a full top-k costs ~20-70x more on a CPU. The
+    previous threshold is counted first; a Newton step with the previous step's local slope (entries
+    per unit of |score| near the threshold) brackets the new one, and interpolation safeguarded by
+    bisection over the float32 bit pattern finds a value keeping exactly k entries, typically in 2-4
+    counts. Float32 tensors on the CPU take this path; other devices and dtypes use `largest_k`.
+    """
+
+    overshoot = 1.25  # the first Newton step goes this much further, so that it usually brackets
+
+    def __init__(self) -> None:
+        self.threshold: float | None = None
+        self.slope = 0.0  # entries per unit of |score| around the threshold, from the last search
+        self._buffer: torch.Tensor | None = None
+        self._counted: float | None = None  # the value whose mask the buffer holds
+
+    @property
+    def buffer(self) -> torch.Tensor | None:
+        """The reused mask buffer (None before the first step)."""
+        return self._buffer
+
+    def reset(self) -> None:
+        self.threshold, self.slope, self._buffer, self._counted = None, 0.0, None, None
+
+    def float_mask(self, magnitudes: torch.Tensor, k: int) -> torch.Tensor:
+        """0/1 float mask (dtype of `magnitudes`) of the k largest entries, ties as `torch.topk` breaks them.
+
+        The returned tensor may be reused by the next call: copy it to keep it.
+        """
+        flat = magnitudes.reshape(-1)
+        n = flat.numel()
+        if k >= n:
+            return torch.ones_like(magnitudes)
+        if flat.dtype != torch.float32 or flat.device.type != "cpu":
+            return largest_k(flat, k).to(magnitudes.dtype).view_as(magnitudes)
+        if self._buffer is None or self._buffer.shape != flat.shape:
+            self._buffer = torch.empty_like(flat)
+        buffer = self._buffer
+        wide = n >= _EXACT_FLOAT_SUM
+
+        def count(value: float) -> int:
+            torch.ge(flat, value, out=buffer)
+            self._counted = value
+            return int(buffer.sum(dtype=torch.float64) if wide else buffer.sum())
+
+        self._counted = None
+        if self.threshold is None:
+            found = self._search_exact(flat, k)
+        else:
+            try:
+                found = self._search_warm(k, count)
+            except OverflowError:  # a threshold beyond float32's range: NaN or huge scores
+                found = None
+        if found is None:  # ties straddle the k-th value (or NaN): the exact rule
+            return largest_k(flat, k).to(flat.dtype).view_as(magnitudes)
+        self.threshold = found
+        if self._counted != found:
+            torch.ge(flat, found, out=buffer)
+        return buffer.view_as(magnitudes)
+
+    def _search_exact(self, flat: torch.Tensor, k: int) -> float | None:
+        """First step: the k-th largest value by top-k; None if it ties with the (k+1)-th."""
+        extra = max(1, min(flat.numel() - k, k // 50))
+        values = torch.topk(flat, k + extra, sorted=True).values
+        kth, next_, far = float(values[k - 1]), float(values[k]), float(values[k + extra - 1])
+        if not kth > next_:
+            return None
+        self.slope = extra / (kth - far) if kth > far else 0.0
+        return kth
+
+    def _search_warm(self, k: int, count) -> float | None:
+        """A float32 value t with exactly k entries >= t, searched from the previous threshold; None on ties."""
+        value = self.threshold
+        assert value is not None
+        c = count(value)
+        if c == k:
+            return value
+        # Newton step with the last slope, overshooting a little so that one probe brackets
+        step = self.overshoot * abs(c - k) / self.slope if self.slope > 0 else max(abs(value) * 1e-3, 1e-30)
+        step = max(step, abs(value) * 1e-7, 1e-30)
+        # bracket: counts fall as the threshold rises; lo keeps > k entries, hi keeps < k
+        if c > k:
+            lo, c_lo = value, c
+            hi = _f32(value + step)
+            c_hi = count(hi)
+            while c_hi > k:
+                step *= 4
+                lo, c_lo = hi, c_hi
+                hi = _f32(lo + step)
+                c_hi = count(hi)
+        else:
+            hi, c_hi = value, c
+            lo = _f32(max(value - step, 0.0))
+            c_lo = count(lo)
+            while c_lo < k:
+                if lo == 0.0:
+                    return None  # fewer than k entries >= 0: NaN scores
+                step *= 4
+                hi, c_hi = lo, c_lo
+                lo = _f32(max(hi - step, 0.0))
+                c_lo = count(lo)
+        if hi > lo:
+            self.slope = (c_lo - c_hi) / (hi - lo)
+        if c_lo == k:
+            return lo
+        if c_hi == k:
+            return hi
+        last_side, stalls = 0, 0
+        for _ in range(_MAX_SEARCH_STEPS):
+            lo_bits, hi_bits = _float_bits(lo), _float_bits(hi)
+            if hi_bits - lo_bits <= 1:
+                return None  # entries tie at lo: the k-th and (k+1)-th values are equal
+            if stalls >= 2:  # interpolation keeps landing on one side: halve the bit range instead
+                bits, stalls = (lo_bits + hi_bits) // 2, 0
+            else:
+                guess = lo + (hi - lo) * (c_lo - k) / (c_lo - c_hi)
+                bits = min(max(_float_bits(guess), lo_bits + 1), hi_bits - 1)
+            middle = _bits_float(bits)
+            c = count(middle)
+            if c == k:
+                return middle
+            side = 1 if c > k else -1
+            stalls = stalls + 1 if side == last_side else 0
+            last_side = side
+            if c > k:
+                lo, c_lo = middle, c
+            else:
+                hi, c_hi = middle, c
+        return None
+
+
+class _ScoreMaskedWeight(torch.autograd.Function):
+    """`weight * topk01(|scores|)` in one op; straight-through: d/dscores = grad * weight * sign(scores)."""
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, scores: torch.Tensor, tracker: ThresholdTracker, k: int):  # type: ignore[override]
+        mask = tracker.float_mask(scores.detach().abs(), k)
+        if ctx.needs_input_grad[0]:
+            mask = mask.clone()  # the tracker reuses its buffer next step
+            ctx.save_for_backward(weight, scores, mask)
+        else:
+            ctx.save_for_backward(weight, scores)
+        return weight * mask
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        weight, scores, *mask = ctx.saved_tensors
+        grad_weight = grad * mask[0] if ctx.needs_input_grad[0] else None
+        grad_scores = torch.mul(grad, weight).mul_(scores.sign()) if ctx.needs_input_grad[1] else None
+        return grad_weight, grad_scores, None, None
+
+
+def score_masked_weight(weight: torch.Tensor, scores: torch.Tensor, tracker: ThresholdTracker, k: int) -> torch.Tensor:
+    """Effective weight of the mask phase: `weight` times the top-k mask of `|scores|` (straight-through).
+
+    Equal, value and gradient, to `weight * straight_through_mask(scores, density)` for the same k.
+    """
+    return _ScoreMaskedWeight.apply(weight, scores, tracker, k)
 
 
 class _StraightThroughTopK(torch.autograd.Function):
@@ -41,25 +233,25 @@ def straight_through_mask(scores: torch.Tensor, density: float) -> torch.Tensor:
     return _StraightThroughTopK.apply(scores.abs(), density)
 
 
-class _GradMaskedProduct(torch.autograd.Function):
-    """`weight * mask` whose weight gradient is `grad * grad_mask` (exactly zero outside it)."""
+class _ScatterCompact(torch.autograd.Function):
+    """`base` with the flat entries `index` replaced by `compact`; only `compact` gets gradient."""
 
     @staticmethod
-    def forward(ctx, weight: torch.Tensor, mask: torch.Tensor, grad_mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(grad_mask)
-        return weight * mask
+    def forward(ctx, compact: torch.Tensor, base: torch.Tensor, index: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(index)
+        out = base.clone()
+        out.view(-1).index_copy_(0, index, compact)
+        return out
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
-        (grad_mask,) = ctx.saved_tensors
-        return grad_output * grad_mask, None, None
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (index,) = ctx.saved_tensors
+        return grad.reshape(-1).index_select(0, index), None, None
 
 
-def masked_weight_with_grad_mask(
-    weight: torch.Tensor, mask: torch.Tensor, grad_mask: torch.Tensor
-) -> torch.Tensor:
-    """Effective weight `weight * mask`; only entries of `grad_mask` receive gradient."""
-    return _GradMaskedProduct.apply(weight, mask, grad_mask)
+def scatter_compact(compact: torch.Tensor, base: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Weight of the weight phase: the frozen `base` with the trainable entries taken from `compact`."""
+    return _ScatterCompact.apply(compact, base, index)
 
 
 _BIT_WEIGHTS = (128, 64, 32, 16, 8, 4, 2, 1)

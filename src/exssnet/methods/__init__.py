@@ -1,7 +1,16 @@
 """Continual-learning methods by name (each module registers itself on import)."""
 
-# registers the dense baselines, and supsup, ssnet, exssnet; the language baselines
+# registers the dense baselines, supsup, ssnet, exssnet and the language baselines
 from exssnet.methods import baselines, language, supermask_methods  # noqa: F401
-from exssnet.methods.base import ContinualMethod, build_method, method_names, method_supports_resume, register_method
+from exssnet.methods.base import (
+    ContinualMethod,
+    build_method,
+    method_names,
+    method_settings_class,
+    method_supports_resume,
+    register_method,
+    settings_classes,
+)
 
-__all__ = ["ContinualMethod", "build_method", "method_names", "method_supports_resume", "register_method"]
+__all__ = ["ContinualMethod", "build_method", "method_names", "method_settings_class", "method_supports_resume",
+           "register_method", "settings_classes"]

@@ -3,29 +3,30 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.errors import ExssnetError
 from exssnet.methods.loops import EpochCallback
 from exssnet.registry import Registry
+from exssnet.settings import CoreSettings, Settings
 
 
 class ContinualMethod(ABC):
     """Learns tasks one at a time and answers task-given logits for any learned task."""
 
     name: str = ""
-    supports_kkt: bool = False  # True when the method honours config.kkt (supermask methods)
     text_inputs: str = "features"  # what a text benchmark gives it: frozen-encoder "features" or raw "tokens"
+    settings_class: type[Settings] = Settings  # set by register_method
 
-    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
-        if config.kkt and not self.supports_kkt:
-            raise ExssnetError(f"--kkt is not supported for method {config.method!r} (only supermask methods)")
+    def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
+        """`config`: the core settings of the run; `settings`: this method's own (default: its class's defaults)."""
         self.config = config
+        self.settings = settings if settings is not None else self.settings_class()
         self.benchmark = benchmark
         self.device = torch.device(config.device)
         self.num_learned = 0
@@ -46,7 +47,7 @@ class ContinualMethod(ABC):
         """Method-level facts for results.json (e.g. sparse overlap)."""
         return {}
 
-    resumable: bool = False  # True when save_checkpoint/load_checkpoint are implemented
+    resumable: bool = False  # True when save_checkpoint/load_checkpoint are implemented (read by register_method)
 
     def save_checkpoint(self, directory: Path, metadata: dict) -> None:
         """Write everything needed to continue after the learned tasks into the new folder `directory`."""
@@ -62,33 +63,70 @@ class ContinualMethod(ABC):
         return task_id
 
 
-MethodFactory = Callable[[RunConfig, Benchmark], ContinualMethod]
-METHODS: Registry[MethodFactory] = Registry("method")
+MethodFactory = Callable[[CoreSettings, Benchmark, Settings], ContinualMethod]
 
 
-def register_method(name: str) -> Callable[[MethodFactory], MethodFactory]:
-    """Register a method factory under `name`; a ContinualMethod class registered this way gets `name` as its name."""
+@dataclass(frozen=True)
+class MethodEntry:
+    """A registered method: how to build it, the settings class it reads, whether it writes checkpoints."""
+
+    factory: MethodFactory
+    settings: type[Settings]
+    resumable: bool
+
+
+METHODS: Registry[MethodEntry] = Registry("method")
+
+
+def register_method(name: str, settings: type[Settings] = Settings,
+                    resumable: bool | None = None) -> Callable[[MethodFactory], MethodFactory]:
+    """Register a method factory under `name` with its settings dataclass (its fields become config keys and flags).
+
+    A ContinualMethod class registered this way gets `name` and `settings_class`; `resumable` (whether the method
+    writes checkpoints, so --resume can continue it) defaults to the class's `resumable` attribute (False for a
+    plain function factory). `method_supports_resume` reads it: the one place that decides.
+    """
 
     def decorate(factory: MethodFactory) -> MethodFactory:
-        METHODS.register(name)(factory)
+        can_resume = resumable if resumable is not None else bool(getattr(factory, "resumable", False))
+        METHODS.register(name)(MethodEntry(factory, settings, can_resume))
         if isinstance(factory, type) and issubclass(factory, ContinualMethod):
             factory.name = name
+            factory.settings_class = settings
         return factory
 
     return decorate
 
+
 method_names = METHODS.names
 
 
+def method_settings_class(name: str) -> type[Settings]:
+    """The settings dataclass the method `name` reads."""
+    return METHODS.get(name).settings
+
+
+def settings_classes() -> dict[type[Settings], list[str]]:
+    """Every registered settings class, with the methods that read it (in registration order)."""
+    classes: dict[type[Settings], list[str]] = {}
+    for name in method_names():
+        classes.setdefault(METHODS.get(name).settings, []).append(name)
+    return classes
+
+
 def method_supports_resume(name: str) -> bool:
-    """False for methods registered as a ContinualMethod class that declares `resumable = False`."""
-    return bool(getattr(METHODS.get(name), "resumable", True))
+    """The one place that decides whether a method writes checkpoints (so --resume can continue it)."""
+    return METHODS.get(name).resumable
 
 
 def method_text_inputs(name: str) -> str:
     """'tokens' for methods that train the encoder on raw text, else 'features' (frozen-encoder features)."""
-    return str(getattr(METHODS.get(name), "text_inputs", "features"))
+    return str(getattr(METHODS.get(name).factory, "text_inputs", "features"))
 
 
-def build_method(config: RunConfig, benchmark: Benchmark) -> ContinualMethod:
-    return METHODS.get(config.method)(config, benchmark)
+def build_method(config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> ContinualMethod:
+    """Build `config.method` with its own settings (default: its settings class's defaults)."""
+    entry = METHODS.get(config.method)
+    if settings is None:  # a run's config carries every method's settings (exssnet.run.config.RunConfig)
+        settings = config.settings_of() if hasattr(config, "settings_of") else entry.settings()
+    return entry.factory(config, benchmark, settings)

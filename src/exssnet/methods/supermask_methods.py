@@ -7,32 +7,64 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from exssnet import distributed
 from exssnet.checkpoint import load_compatible, save_pretrained
-from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
+from exssnet.errors import ExssnetError
 from exssnet.kkt import KKTSettings, kkt_initial_scores
 from exssnet.methods.base import ContinualMethod, register_method
 from exssnet.methods.loops import EpochCallback, train_phase
 from exssnet.metrics import sparse_overlap
 from exssnet.models import build_model
 from exssnet.seeds import TaskStream, task_generator
+from exssnet.settings import CoreSettings, Settings, at_least_one, setting
 from exssnet.supermask import SupermaskNet, WeightRule, to_supermask
 
 WEIGHT_RULES: dict[str, WeightRule | None] = {"supsup": None, "ssnet": WeightRule.ALL, "exssnet": WeightRule.EXCLUSIVE}
 
 
+@dataclass
+class SupermaskSettings(Settings):
+    """Settings of supsup, ssnet and exssnet: KKT (KNN-based knowledge transfer, docs/kkt.md)."""
+
+    kkt: bool = setting(False, "KKT: start each task's scores from the earlier task whose features best KNN-classify it")
+    kkt_k: int = setting(10, "KKT: neighbours of the KNN vote")
+    kkt_batches: int = setting(10, "KKT: batches of the new task's training data to embed (2/3 fit, 1/3 scored)")
+    kkt_batch_size: int = setting(64, "KKT: examples per batch")
+    kkt_head: str = setting("fresh", "KKT: classifier scores from the fresh random draw ('fresh') or 'copy' the source's (the paper)")
+    kkt_rule: str = setting("paired", "KKT: transfer when the best earlier task beats 'chance' (the paper) or, 'paired', a fresh random subnetwork (McNemar)")
+    kkt_alpha: float = setting(0.05, "KKT rule 'paired': significance level, divided by the number of earlier tasks")
+    kkt_blend: float = setting(1.0, "KKT: weight of the source's scores in the start, in (0, 1]; the rest is the fresh random draw")
+
+    def check(self) -> None:
+        at_least_one(self, "kkt_k", "kkt_batches", "kkt_batch_size")
+        if self.kkt_head not in ("copy", "fresh"):
+            raise ExssnetError(f"kkt_head must be 'copy' or 'fresh', got {self.kkt_head!r}")
+        if self.kkt_rule not in ("chance", "paired"):
+            raise ExssnetError(f"kkt_rule must be 'chance' or 'paired', got {self.kkt_rule!r}")
+        if not 0.0 < self.kkt_alpha < 1.0:
+            raise ExssnetError(f"kkt_alpha must be in (0, 1), got {self.kkt_alpha}")
+        if not 0.0 < self.kkt_blend <= 1.0:
+            raise ExssnetError(f"kkt_blend must be in (0, 1], got {self.kkt_blend}")
+
+    def to_kkt(self) -> KKTSettings:
+        return KKTSettings(k=self.kkt_k, batches=self.kkt_batches, batch_size=self.kkt_batch_size, head=self.kkt_head,
+                           rule=self.kkt_rule, alpha=self.kkt_alpha, blend=self.kkt_blend)
+
+
 class SupermaskMethod(ContinualMethod):
     """A supermask network learning each task as mask phase + optional weight phase."""
 
-    supports_kkt = True
+    settings: SupermaskSettings
 
-    def __init__(self, config: RunConfig, benchmark: Benchmark, weight_rule: WeightRule | None) -> None:
-        super().__init__(config, benchmark)
+    def __init__(self, config: CoreSettings, benchmark: Benchmark, weight_rule: WeightRule | None,
+                 settings: SupermaskSettings | None = None) -> None:
+        super().__init__(config, benchmark, settings if settings is not None else SupermaskSettings())
         self.weight_rule = weight_rule
         dense = build_model(config.model, benchmark.input_shape, benchmark.max_classes)
         self.net: SupermaskNet = to_supermask(dense, config.density, keep_scores=config.keep_scores).to(self.device)
@@ -43,12 +75,12 @@ class SupermaskMethod(ContinualMethod):
         With `kkt` on, KKT picks an earlier task by KNN on its penultimate features (exssnet.kkt)
         and the info holds its record under "kkt".
         """
-        cfg = self.config
-        if not cfg.kkt:
+        if not self.settings.kkt:
             return None, {}
-        settings = KKTSettings(k=cfg.kkt_k, batches=cfg.kkt_batches, batch_size=cfg.kkt_batch_size, head=cfg.kkt_head)
+        seed = self.config.seed
         scores, choice = distributed.decide_on_main(  # data parallel: rank 0 decides, every rank gets the result
-            lambda: kkt_initial_scores(self.net, task, task_id, settings, task_generator(cfg.seed, task_id, TaskStream.KKT)),
+            lambda: kkt_initial_scores(self.net, task, task_id, self.settings.to_kkt(),
+                                       task_generator(seed, task_id, TaskStream.KKT)),
             self.device)
         return scores, {"kkt": choice.to_dict()}
 
@@ -103,11 +135,11 @@ class SupermaskMethod(ContinualMethod):
 
 
 def _factory(rule: WeightRule | None):
-    def build(config: RunConfig, benchmark: Benchmark) -> SupermaskMethod:
-        return SupermaskMethod(config, benchmark, rule)
+    def build(config: CoreSettings, benchmark: Benchmark, settings: SupermaskSettings) -> SupermaskMethod:
+        return SupermaskMethod(config, benchmark, rule, settings)
 
     return build
 
 
 for _name, _rule in WEIGHT_RULES.items():
-    register_method(_name)(_factory(_rule))
+    register_method(_name, settings=SupermaskSettings, resumable=True)(_factory(_rule))

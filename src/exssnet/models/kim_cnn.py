@@ -22,11 +22,24 @@ def token_mask(mask_or_lengths: torch.Tensor, length: int) -> torch.Tensor:
     return mask_or_lengths.bool()
 
 
-class KimCNN(nn.Module):
-    """Parallel bias-free Conv1d of several widths + ReLU, masked max-pool over time, bias-free head."""
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 
-    def __init__(self, embed_dim: int, num_classes: int, widths: tuple[int, ...] = (3, 4, 5), filters: int = 200) -> None:
+
+class KimCNN(nn.Module):
+    """Parallel bias-free Conv1d of several widths + activation, masked max-pool over time, bias-free head.
+
+    The paper (App. A.3) uses Tanh after the convolutions; `activation="relu"` is Kim's original choice.
+    """
+
+    def __init__(
+        self, embed_dim: int, num_classes: int, widths: tuple[int, ...] = (3, 4, 5), filters: int = 200,
+        activation: str = "tanh",
+    ) -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ExssnetError(f"kim-cnn activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        self.activation = activation
+        self._act = ACTIVATIONS[activation]
         self.widths = tuple(widths)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, filters, w, bias=False) for w in self.widths)
         self.head = nn.Linear(filters * len(self.widths), num_classes, bias=False)
@@ -48,7 +61,7 @@ class KimCNN(nn.Module):
         lengths = real.sum(dim=1)
         pooled = []
         for width, conv in zip(self.widths, self.convs):
-            out = torch.relu(conv(x))  # (B, F, L_out)
+            out = self._act(conv(x))  # (B, F, L_out)
             # a window starting at i is real if it starts on a real token and ends in range: i <= max(len - w, 0)
             starts = torch.arange(out.shape[-1], device=out.device)
             valid = starts.unsqueeze(0) <= (lengths - width).clamp(min=0).unsqueeze(1)
@@ -59,10 +72,21 @@ class KimCNN(nn.Module):
         return self.forward_head(self.forward_features(tokens, mask_or_lengths))
 
 
-@register_model("kim-cnn")
-def kim_cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """Kim CNN for token features shaped (max_length, embed_dim)."""
+def _check_text_shape(input_shape: tuple[int, ...], name: str) -> None:
     if len(input_shape) != 2:
-        raise ExssnetError(f"kim-cnn needs token features shaped (length, embed_dim), got {input_shape}; "
+        raise ExssnetError(f"{name} needs token features shaped (length, embed_dim), got {input_shape}; "
                            "use it with a text benchmark (text-offline, webnlp, glue)")
-    return KimCNN(embed_dim=input_shape[1], num_classes=num_classes)
+
+
+@register_model("kim-cnn", input_kind="tokens")
+def kim_cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """Kim CNN with Tanh (the paper, App. A.3) for token features shaped (max_length, embed_dim)."""
+    _check_text_shape(input_shape, "kim-cnn")
+    return KimCNN(embed_dim=input_shape[1], num_classes=num_classes, activation="tanh")
+
+
+@register_model("kim-cnn-relu", input_kind="tokens")
+def kim_cnn_relu(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """Kim CNN with ReLU (Kim 2014's choice, not the paper's)."""
+    _check_text_shape(input_shape, "kim-cnn-relu")
+    return KimCNN(embed_dim=input_shape[1], num_classes=num_classes, activation="relu")

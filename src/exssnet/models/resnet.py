@@ -2,7 +2,13 @@
 
 Dense models with bias-free convolutions, BatchNorm and a Linear classifier; `to_supermask` turns
 every conv/linear into a masked layer and every BatchNorm into a per-task non-affine BatchNorm.
-Both use a 3x3 stride-1 stem and no max-pool, the usual choice for 32x32 and 64x64 inputs.
+
+- `resnet18-reduced`: SupSup's reduced ResNet18 (from GEM): 3x3 stride-1 stem with 20 channels, BasicBlock
+  stages of 20/40/80/160 channels, global average pool, linear head; the paper's SplitCIFAR100 model.
+- `resnet50`: the standard ResNet50 (He et al. 2016) with the 7x7 stride-2 stem and 3x3 stride-2 max-pool,
+  as the paper (and SupSup's ImageNet code) uses for TinyImageNet and ImageNet.
+- `resnet50-cifar` / `resnet18`: the same stages behind a 3x3 stride-1 stem without max-pool (the
+  CIFAR-style stem; about 16x the compute of `resnet50` on 64x64 inputs). Not the paper's models.
 """
 
 from __future__ import annotations
@@ -66,15 +72,28 @@ class Bottleneck(nn.Module):
         return self.relu(self.body(x) + self.shortcut(x))
 
 
+def cifar_stem(in_channels: int, width: int) -> nn.Sequential:
+    """3x3 stride-1 conv-BN-ReLU, no pooling: keeps the full resolution of small images."""
+    return nn.Sequential(conv_bn(in_channels, width, 3), nn.ReLU())
+
+
+def imagenet_stem(in_channels: int, width: int) -> nn.Sequential:
+    """The standard 7x7 stride-2 conv-BN-ReLU and 3x3 stride-2 max-pool (4x smaller per side)."""
+    return nn.Sequential(conv_bn(in_channels, width, 7, stride=2), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1))
+
+
+STEMS = {"cifar": cifar_stem, "imagenet": imagenet_stem}
+
+
 class ResNet(nn.Module):
-    """Stem conv, four stages of residual blocks (strides 1, 2, 2, 2), global average pool, Linear head."""
+    """Stem, four stages of residual blocks (strides 1, 2, 2, 2), global average pool, Linear head."""
 
     def __init__(
         self, block: type[BasicBlock] | type[Bottleneck], depths: Sequence[int], widths: Sequence[int],
-        in_channels: int, num_classes: int,
+        in_channels: int, num_classes: int, stem: str = "cifar",
     ) -> None:
         super().__init__()
-        self.stem = nn.Sequential(conv_bn(in_channels, widths[0], 3), nn.ReLU())
+        self.stem = STEMS[stem](in_channels, widths[0])
         stages, channels = [], widths[0]
         for index, (depth, planes) in enumerate(zip(depths, widths)):
             blocks = []
@@ -106,20 +125,28 @@ def _image_channels(input_shape: tuple[int, ...], model: str) -> int:
     return input_shape[0]
 
 
-@register_model("resnet18-reduced")
+@register_model("resnet18-reduced", input_kind="image")
 def resnet18_reduced(input_shape: tuple[int, ...], num_classes: int, width: int = 20) -> nn.Module:
     """Reduced ResNet18 (widths 20/40/80/160, two BasicBlocks per stage) for 32x32 images."""
     widths = [width, 2 * width, 4 * width, 8 * width]
     return ResNet(BasicBlock, [2, 2, 2, 2], widths, _image_channels(input_shape, "resnet18-reduced"), num_classes)
 
 
-@register_model("resnet18")
+@register_model("resnet18", input_kind="image")
 def resnet18(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """Full-width ResNet18 (widths 64/128/256/512) with the same 3x3 stem."""
     return resnet18_reduced(input_shape, num_classes, width=64)
 
 
-@register_model("resnet50")
+@register_model("resnet50", input_kind="image")
 def resnet50(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """ResNet50 (Bottleneck blocks 3/4/6/3, widths 64..512, 2048 features) for 64x64 images."""
-    return ResNet(Bottleneck, [3, 4, 6, 3], [64, 128, 256, 512], _image_channels(input_shape, "resnet50"), num_classes)
+    """Standard ResNet50 (7x7/2 stem + max-pool, Bottleneck blocks 3/4/6/3, 2048 features): TinyImageNet, ImageNet."""
+    channels = _image_channels(input_shape, "resnet50")
+    return ResNet(Bottleneck, [3, 4, 6, 3], [64, 128, 256, 512], channels, num_classes, stem="imagenet")
+
+
+@register_model("resnet50-cifar", input_kind="image")
+def resnet50_cifar(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """ResNet50 stages behind the CIFAR-style 3x3 stride-1 stem, no max-pool (not the paper's model)."""
+    channels = _image_channels(input_shape, "resnet50-cifar")
+    return ResNet(Bottleneck, [3, 4, 6, 3], [64, 128, 256, 512], channels, num_classes, stem="cifar")

@@ -8,7 +8,7 @@ from exssnet.errors import ExssnetError
 from exssnet.models.registry import register_model
 
 
-@register_model("cnn-small")
+@register_model("cnn-small", input_kind="image")
 def cnn_small(
     input_shape: tuple[int, ...], num_classes: int, channels: tuple[int, int] = (32, 64), hidden: int = 128
 ) -> nn.Module:

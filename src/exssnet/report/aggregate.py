@@ -21,6 +21,7 @@ class GroupKey(NamedTuple):
     density: float
     kkt: bool
     num_tasks: int
+    data: str = ""  # fingerprint of the data's content ("" for results that do not record it)
 
 
 def group_key(run: Run) -> GroupKey:
@@ -28,6 +29,7 @@ def group_key(run: Run) -> GroupKey:
     return GroupKey(
         benchmark=str(r["benchmark"]), model=str(r.get("model", c.get("model", "?"))), method=str(r["method"]),
         density=float(r["density"]), kkt=bool(c.get("kkt", False)), num_tasks=len(r["acc_matrix"]),
+        data=run.data_fingerprint,
     )
 
 
@@ -54,7 +56,7 @@ def mean_over_tasks_after_first(overlap: list[float]) -> float:
 
 @dataclass
 class Group:
-    """Runs of one experiment (same benchmark, model, method, density, KKT, task count), one per seed."""
+    """Runs of one experiment (same benchmark, data, model, method, density, KKT, task count), one per seed."""
 
     key: GroupKey
     runs: list[Run] = field(default_factory=list)
@@ -64,6 +66,11 @@ class Group:
     def label(self) -> str:
         kkt = "+kkt" if self.key.kkt else ""
         return " ".join([f"{self.key.method}{kkt} d={self.key.density:g}", *(f"{k}={v}" for k, v in self.extra)])
+
+    @property
+    def data_dirs(self) -> list[str]:
+        """Where the runs read their data ("" for a benchmark's built-in source)."""
+        return sorted({run.data_dir for run in self.runs})
 
     @property
     def seeds(self) -> list[int]:
@@ -139,7 +146,7 @@ def group_runs(runs: Iterable[Run]) -> list[Group]:
     for run in runs:
         key = group_key(run)
         groups.setdefault(key, Group(key)).runs.append(run)
-    order = lambda g: (g.key.benchmark, g.key.model, g.key.num_tasks, g.key.method, g.key.kkt, g.key.density, g.extra)  # noqa: E731
+    order = lambda g: (g.key.benchmark, g.key.data, g.key.model, g.key.num_tasks, g.key.method, g.key.kkt, g.key.density, g.extra)  # noqa: E731
     return sorted((part for group in groups.values() for part in _split(group)), key=order)
 
 

@@ -21,11 +21,17 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
 
 
-def settings(groups: list[Group]) -> dict[tuple[str, str, int], list[Group]]:
-    """Groups that share a benchmark, model and task count (comparable on one plot)."""
-    found: dict[tuple[str, str, int], list[Group]] = {}
+def settings(groups: list[Group]) -> dict[str, list[Group]]:
+    """Groups that share a benchmark, its data, model and task count (comparable on one plot), by section name."""
+    datasets: dict[tuple[str, str, int], set[str]] = {}
     for group in groups:
-        found.setdefault((group.key.benchmark, group.key.model, group.key.num_tasks), []).append(group)
+        datasets.setdefault((group.key.benchmark, group.key.model, group.key.num_tasks), set()).add(group.key.data)
+    found: dict[str, list[Group]] = {}
+    for group in groups:
+        setting = (group.key.benchmark, group.key.model, group.key.num_tasks)
+        data = f", data {group.key.data[:8] or '?'}" if len(datasets[setting]) > 1 else ""  # only when it tells apart
+        name = f"{group.key.benchmark}{data}, {group.key.model}, {group.key.num_tasks} tasks"
+        found.setdefault(name, []).append(group)
     return found
 
 
@@ -57,7 +63,7 @@ def write_summary_csv(groups: list[Group], path: Path) -> Path:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
-        writer.writerows(table_rows(groups))
+        writer.writerows(table_rows(groups, path.parent))
     return path
 
 
@@ -69,16 +75,13 @@ def build_report(paths: Iterable[str | Path], out: Path, title: str = "exssnet r
     """
     groups = group_runs(load_runs(paths))
     if echo is not None:
-        echo(text_table(groups))
+        echo(text_table(groups, out))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExssnetError(f"cannot create report folder {out}: {exc}") from None
-    sections = [
-        setting_section(f"{bench}, {model}, {tasks} tasks", members, out)
-        for (bench, model, tasks), members in settings(groups).items()
-    ]
+    sections = [setting_section(name, members, out) for name, members in settings(groups).items()]
     write_summary_csv(groups, out / SUMMARY_FILE)
     page = out / REPORT_FILE
-    page.write_text(render_page(title, groups, sections), encoding="utf-8")
+    page.write_text(render_page(title, groups, sections, out), encoding="utf-8")
     return page

@@ -15,6 +15,25 @@ FIG_INCHES = (6.4, 4.8)
 DPI = 100
 FIG_PIXELS = (round(FIG_INCHES[0] * DPI), round(FIG_INCHES[1] * DPI))
 LINE_STYLES = ["-", "--", ":", "-."]  # lines that coincide stay distinguishable
+MIN_ACC_SPAN = 10.0  # accuracy axes span at least this many points: a 0.3-point change is not drawn as a cliff
+
+
+def accuracy_axis(ax, values: list[float]) -> None:
+    """Y limits for accuracy (percent) showing at least MIN_ACC_SPAN points, within 0..100, noted on the axis."""
+    finite = [v for v in values if v == v]
+    if not finite:
+        return
+    low, high = min(finite), max(finite)
+    pad = max(0.0, (MIN_ACC_SPAN - (high - low)) / 2)
+    low, high = low - pad, high + pad
+    if low < 0:
+        low, high = 0.0, min(100.0, high - low)
+    if high > 100:
+        low, high = max(0.0, low - (high - 100)), 100.0
+    margin = 0.05 * (high - low)
+    ax.set_ylim(max(0.0, low - margin), min(100.0, high + margin) if high < 100 else 100.0 + margin)
+    ax.annotate(f"y axis spans {ax.get_ylim()[1] - ax.get_ylim()[0]:.1f} points (at least {MIN_ACC_SPAN:g})",
+                xy=(0.0, 1.0), xycoords="axes fraction", xytext=(2, 2), textcoords="offset points", fontsize=6, va="bottom")
 
 
 def _figure() -> tuple[Figure, object]:
@@ -71,6 +90,7 @@ def accuracy_curves(groups: list[Group], title: str, path: Path) -> Path:
         ax.plot(x, mean, marker="o", markersize=3, label=f"{group.label} (n={len(group.runs)})",
                 linestyle=LINE_STYLES[i % len(LINE_STYLES)])
         ax.fill_between(x, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.2)
+    accuracy_axis(ax, [v for group in groups for m, s in zip(*group.curve) for v in (m - s, m + s)])
     return _finish_plot(fig, ax, title, "tasks learned", "average accuracy of seen tasks (%)", path, integer_x=True)
 
 
@@ -93,6 +113,8 @@ def accuracy_vs_density(series: dict[str, list[Group]], title: str, path: Path) 
         stats = [g.avg_acc for g in groups]
         ax.errorbar([g.key.density for g in groups], [s.mean for s in stats], yerr=[s.std for s in stats],
                     marker="o", capsize=3, label=name)
+    accuracy_axis(ax, [v for groups in series.values() for g in groups
+                       for v in (g.avg_acc.mean - g.avg_acc.std, g.avg_acc.mean + g.avg_acc.std)])
     return _finish_plot(fig, ax, title, "mask density (fraction of weights kept)", "average accuracy (%)", path)
 
 
@@ -108,4 +130,6 @@ def accuracy_vs_overlap(series: dict[str, list[Group]], title: str, path: Path) 
                     marker="o", linestyle="none", capsize=3, label=name)
         for overlap, acc, density in points:
             ax.annotate(f"{density:g}", (overlap.mean, acc.mean), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    accuracy_axis(ax, [v for groups in series.values() for g in groups if g.overlap is not None
+                       for v in (g.avg_acc.mean - g.avg_acc.std, g.avg_acc.mean + g.avg_acc.std)])
     return _finish_plot(fig, ax, title, "mean sparse overlap (tasks after the first)", "average accuracy (%)", path)

@@ -31,6 +31,21 @@ class Run:
         return self.results.get("avg_acc_curve") or average_accuracy_curve(self.results["acc_matrix"])
 
     @property
+    def data_fingerprint(self) -> str:
+        """Fingerprint of the data's content, "" when the file does not record it."""
+        info = self.results.get("benchmark_info")
+        value = info.get("data_fingerprint") if isinstance(info, dict) else None
+        return value if isinstance(value, str) else ""
+
+    @property
+    def data_dir(self) -> str:
+        """The data folder the run read (absolute when recorded so), "" for the benchmark's built-in source."""
+        info = self.results.get("benchmark_info")
+        value = info.get("data_dir") if isinstance(info, dict) else None
+        value = value or self.config.get("data_dir")
+        return value if isinstance(value, str) else ""
+
+    @property
     def overlap(self) -> list[float] | None:
         return self.results.get("sparse_overlap")
 

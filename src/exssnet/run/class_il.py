@@ -12,10 +12,10 @@ import time
 
 import torch
 
-from exssnet.config import RunConfig
 from exssnet.data.tasks import Inputs, Split, TaskData, concat_inputs, num_examples, take
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import ContinualMethod
+from exssnet.run.config import RunConfig
 from exssnet.run.hooks import RunHook
 from exssnet.seeds import class_il_seed
 from exssnet.supermask import SupermaskNet
@@ -31,7 +31,7 @@ def supermask_net_of(method: ContinualMethod) -> SupermaskNet:
 
 
 def infer_and_predict(
-    net: SupermaskNet, x: Inputs, candidates: list[int], mode: str, bn: str, batch_size: int, rule: str = "one-shot"
+    net: SupermaskNet, x: Inputs, candidates: list[int], mode: str, bn: str, batch_size: int, rule: str = "min-entropy"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(inferred task, predicted class within it) for every example of `x`, batch by batch."""
     n = num_examples(x)
@@ -48,7 +48,7 @@ def infer_and_predict(
 
 
 def evaluate_tasks(
-    net: SupermaskNet, splits: list[Split], mode: str, bn: str, batch_size: int, seed: int = 0, rule: str = "one-shot"
+    net: SupermaskNet, splits: list[Split], mode: str, bn: str, batch_size: int, seed: int = 0, rule: str = "min-entropy"
 ) -> list[tuple[float, float]]:
     """(task-inference accuracy, inferred-task accuracy), percent, for each task's split.
 
@@ -83,7 +83,9 @@ def evaluate_tasks(
 class ClassILHook(RunHook):
     """Collects class-IL metrics after the last task (and after every task when configured) into `class_il`."""
 
-    def __init__(self, config: RunConfig, method: ContinualMethod, tasks: list[TaskData]) -> None:
+    def __init__(self, config: RunConfig, method: ContinualMethod, tasks: list[TaskData],
+                 finished_records: list[dict] | None = None) -> None:
+        """`finished_records`: the task records of a resumed run's finished tasks (their class-IL rows are kept)."""
         check_settings(config.classil_mode, config.classil_bn, config.classil_rule)
         if any(not isinstance(task.test.x, (torch.Tensor, tuple)) for task in tasks):
             raise ExssnetError("class-il evaluation needs the test sets in memory; this benchmark streams its "
@@ -95,28 +97,47 @@ class ClassILHook(RunHook):
         self.after: list[int] = []
         self.seconds = 0.0
         self.task_given_acc: list[float] = []
+        for t, record in enumerate(finished_records or []):
+            if "class_il" in record:
+                self.restore(t, record["class_il"])
 
     def on_task_end(self, task: int, method: ContinualMethod, acc_row: list[float], record: dict) -> None:
+        """Measure (when due) and keep the rows in the task's record, which the checkpoint hook saves next."""
         self.task_given_acc = list(acc_row)
-        self.after_task(task)
+        rows = self.after_task(task)
+        if rows is not None:
+            record["class_il"] = rows
 
     def add_results(self, results: dict) -> None:
         results["class_il"] = self.results(self.task_given_acc)
 
-    def after_task(self, t: int) -> None:
-        """Evaluate every task 0..t with inferred task ids, if this point is one to record."""
+    def after_task(self, t: int) -> dict | None:
+        """Evaluate every task 0..t with inferred task ids, if this point is one to record.
+
+        Returns the rows measured (to keep with the task's record, so a resumed run has them), or None.
+        """
         if not (self.config.classil_every_task or t == len(self.tasks) - 1):
-            return
+            return None
         start = time.perf_counter()
         cfg = self.config
         splits = [task.test for task in self.tasks[: t + 1]]
         rows = evaluate_tasks(
             self.net, splits, cfg.classil_mode, cfg.classil_bn, cfg.classil_batch_size, class_il_seed(cfg.seed), cfg.classil_rule
         )
-        self.task_inference_rows.append([r[0] for r in rows])
-        self.inferred_rows.append([r[1] for r in rows])
+        record = {"task_inference_acc": [r[0] for r in rows], "inferred_task_acc": [r[1] for r in rows],
+                  "seconds": time.perf_counter() - start}
+        self.restore(t, record)
+        return record
+
+    def restore(self, t: int, record: dict) -> None:
+        """Take the rows measured after task `t` (by `after_task`, possibly in the run this one resumes)."""
+        rows = (record.get("task_inference_acc"), record.get("inferred_task_acc"))
+        if not all(isinstance(row, list) and len(row) == t + 1 for row in rows):
+            raise ExssnetError(f"the class-IL record of task {t} is damaged (expected {t + 1} accuracies per row)")
+        self.task_inference_rows.append(list(rows[0]))  # type: ignore[arg-type]
+        self.inferred_rows.append(list(rows[1]))  # type: ignore[arg-type]
         self.after.append(t)
-        self.seconds += time.perf_counter() - start
+        self.seconds += float(record.get("seconds", 0.0))
 
     def results(self, task_given_acc: list[float]) -> dict:
         """The `class_il` entry of results.json (final rows are after the last task)."""

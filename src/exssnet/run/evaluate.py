@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from exssnet.checkpoint import from_pretrained, read_config
-from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark
 from exssnet.errors import ExssnetError
 from exssnet.methods.loops import accuracy
+from exssnet.run.config import RunConfig, config_fields
 from exssnet.run.files import CHECKPOINTS_DIR, RUN_STATE_FILE
 from exssnet.run.resume import read_run_state
 from exssnet.run.runner import configure_torch, load_benchmark, task_to_device
@@ -32,7 +31,7 @@ def benchmark_config(saved: dict[str, Any], overrides: dict[str, Any]) -> RunCon
     """The run config stored in the checkpoint (if any) with `overrides` (e.g. --benchmark, --seed) on top."""
     run_config = saved["metadata"].get("run_config")
     run_config = run_config if isinstance(run_config, dict) else {}
-    known = {f.name for f in dataclasses.fields(RunConfig)}
+    known = {f.name for f in config_fields()}
     values = {k: v for k, v in run_config.items() if k in known}  # keys of other versions are ignored
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["num_tasks"] = len(saved["task_classes"]) or None

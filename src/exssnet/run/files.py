@@ -1,7 +1,7 @@
 """The one place that names a run folder's files, writes them atomically, and says which config keys are incidental.
 
 A run folder `--out DIR` holds `results.json` when the run is finished, and while it goes on
-`run_state.json` plus `checkpoints/task-<t>/` (see exssnet.run.resume).
+`run_state.json` plus `checkpoints/task-<t>/` (see exssnet.run.resume) and `drift.safetensors` (exssnet.run.drift).
 """
 
 from __future__ import annotations
@@ -10,9 +10,12 @@ import json
 import os
 from pathlib import Path
 
+from exssnet.errors import ExssnetError
+
 RESULTS_FILE = "results.json"
 RUN_STATE_FILE = "run_state.json"
 CHECKPOINTS_DIR = "checkpoints"
+DRIFT_FILE = "drift.safetensors"  # earlier tasks' outputs right after each was learned (exssnet.run.drift)
 
 # Config keys that say where and how a run ran, not what it computes: a sweep may skip a finished cell that differs
 # only in these, and a report does not split groups by them.
@@ -22,7 +25,7 @@ INCIDENTAL_KEYS = frozenset({"data_dir", "device", "threads", "deterministic", "
 # logging targets name files the first part of the run wrote).
 RESUME_FREE_KEYS = frozenset({"threads", "workers"})
 # results.json fields that hold wall-clock times (the only fields two identical runs may differ in)
-TIMING_KEYS = frozenset({"wall_time_s", "seconds", "task_time_s", "total_time_s"})
+TIMING_KEYS = frozenset({"wall_time_s", "seconds", "task_time_s", "total_time_s", "eval_time_s"})
 
 
 def checkpoint_name(task: int) -> str:
@@ -31,7 +34,11 @@ def checkpoint_name(task: int) -> str:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to a temp file in the same folder, then rename over `path`."""
+    """Write JSON to a temp file in the same folder, then rename over `path` (the old file stays on failure)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ExssnetError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -10,8 +10,8 @@ from exssnet.errors import ExssnetError
 from exssnet.run.hooks import RunHook
 
 if TYPE_CHECKING:
-    from exssnet.config import RunConfig
     from exssnet.methods.base import ContinualMethod
+    from exssnet.run.config import RunConfig
 
 CSV_FILE = "metrics.csv"
 CSV_COLUMNS = ["task", "phase", "epoch", "loss", "val_acc"]

@@ -14,8 +14,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
+from exssnet.run.config import RunConfig
 from exssnet.run.files import RUN_STATE_FILE
 
 EXECUTORS = ("process", "slurm", "local")  # local: submitit's local executor (tests, a workstation)

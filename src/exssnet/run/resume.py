@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
+from exssnet.methods import method_supports_resume
+from exssnet.run.config import RunConfig
 from exssnet.run.files import (
     CHECKPOINTS_DIR,
     RESULTS_FILE,
@@ -118,8 +119,6 @@ def method_of_finished_run(out: Path) -> str | None:
 
 def check_method_resumable(method: str) -> None:
     """A clear error for --resume with a method that writes no checkpoints (the dense baselines)."""
-    from exssnet.methods import method_supports_resume
-
     if not method_supports_resume(method):
         raise ExssnetError(f"--resume is not supported for method {method!r}: it writes no checkpoints "
                            "(its runs are short); run it again without --resume")
@@ -161,8 +160,7 @@ def restore(method: Any, out: Path, state: RunState | None, acc: list[list[float
     """Load the method's checkpoint and fill the finished rows; returns the first task to learn."""
     if state is None or state.completed == 0:
         return 0
-    if not method.resumable:
-        raise ExssnetError(f"--resume is not supported for method {method.config.method!r} yet")
+    check_method_resumable(method.config.method)
     if state.completed > len(acc):
         raise ExssnetError(f"{out / RUN_STATE_FILE} has {state.completed} finished tasks, the benchmark only {len(acc)}")
     method.load_checkpoint(out / CHECKPOINTS_DIR / str(state.checkpoint))
@@ -182,26 +180,47 @@ class CheckpointHook(RunHook):
         self.out = out
         self.state = state or RunState(config.to_dict(), [], [], None)
         self.task_names: list[str] = []
+        # checkpoint folders this run (or the run it resumes) wrote: the only ones it may delete
+        self.written: set[str] = {self.state.checkpoint} if self.state.checkpoint else set()
 
     def on_run_start(self, config: dict, task_names: list[str]) -> None:
         self.task_names = task_names
 
     def on_task_end(self, task: int, method: Any, acc_row: list[float], record: dict) -> None:
-        if not method.resumable:
+        if not method_supports_resume(method.config.method):
             return
         folder = self.out / CHECKPOINTS_DIR
         name = checkpoint_name(task)
-        shutil.rmtree(folder / name, ignore_errors=True)  # a leftover of a kill before run_state named it
-        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / name
+        if target.exists():
+            if not is_checkpoint_folder(target):
+                raise ExssnetError(f"{target} exists and is not an exssnet checkpoint; move it out of "
+                                   f"{folder} (a run writes its checkpoints there) and resume")
+            shutil.rmtree(target)  # a leftover of a kill before run_state.json named it
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExssnetError(f"cannot create {folder}: {exc.strerror or exc}") from None
         records = [*self.state.task_records, record]
         metadata = {"run_config": self.state.config, "task_names": self.task_names[: task + 1],
                     "class_names": [r["classes"] for r in records]}
-        method.save_checkpoint(folder / name, metadata)
+        method.save_checkpoint(target, metadata)
+        self.written.add(name)
         self.state = RunState(self.state.config, [*self.state.acc_rows, list(acc_row)], records, name)
         write_json_atomic(self.out / RUN_STATE_FILE, self.state.to_dict())
-        for old in folder.iterdir():
-            if old.name != name:
-                shutil.rmtree(old, ignore_errors=True)
+        for old in sorted(self.written - {name}):
+            shutil.rmtree(folder / old, ignore_errors=True)
+        self.written = {name}
+
+
+def is_checkpoint_folder(path: Path) -> bool:
+    """True for a folder an exssnet run wrote as a checkpoint (its config.json names the format)."""
+    from exssnet.checkpoint import CONFIG_FILE, FORMAT
+
+    try:
+        return json.loads((path / CONFIG_FILE).read_text()).get("format") == FORMAT
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return False
 
 
 def comparable(results: dict) -> dict:

@@ -13,38 +13,69 @@ import torch
 from tqdm.auto import tqdm
 
 from exssnet import __version__, amp, distributed
-from exssnet.config import RunConfig
 from exssnet.data import BenchmarkSpec, build_benchmark
+from exssnet.data.benchmarks import benchmark_input_kind
+from exssnet.data.fingerprint import combine, data_fingerprint
 from exssnet.data.tasks import Benchmark, TaskData
-from exssnet.data.text_benchmarks import check_model_fits
 from exssnet.data.text_options import TextOptions
+from exssnet.diagnosis import at_chance, chance_threshold, likely_cause
 from exssnet.errors import ExssnetError
 from exssnet.methods import build_method
 from exssnet.methods.base import ContinualMethod, method_text_inputs
 from exssnet.methods.loops import accuracy
 from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
+from exssnet.models.registry import model_input_kind, model_names
 from exssnet.run.class_il import ClassILHook
-from exssnet.run.files import RESULTS_FILE, write_json_atomic
+from exssnet.run.config import RunConfig
+from exssnet.run.drift import DriftHook
+from exssnet.run.files import CHECKPOINTS_DIR, RESULTS_FILE, RUN_STATE_FILE, write_json_atomic
 from exssnet.run.hooks import RunHook
-from exssnet.run.log_hooks import logging_hooks
+from exssnet.run.log_hooks import CSV_FILE, TENSORBOARD_DIR, logging_hooks
 from exssnet.run.resume import CheckpointHook, RunState, prepare_resume, restore
 from exssnet.seeds import task_seed
+from exssnet.supermask import SupermaskNet
+
+
+def check_device(name: str) -> torch.device:
+    """The torch device `name` if this machine has it (cpu, cuda[:N], mps), else a clear error."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ExssnetError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ExssnetError(f"device {name!r} requested but CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ExssnetError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ExssnetError(f"device {name!r} requested but MPS is not available on this machine")
+    elif device.type != "cpu":
+        raise ExssnetError(f"device {name!r} is not supported; use cpu, cuda or cuda:N")
+    return device
 
 
 def configure_torch(config: RunConfig) -> None:
     """Seed, threads, determinism and a usable device, or a clear error."""
-    if config.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ExssnetError(f"device {config.device!r} requested but CUDA is not available on this machine")
-    try:
-        torch.device(config.device)
-    except RuntimeError:
-        raise ExssnetError(f"unknown device {config.device!r}; use cpu, cuda or cuda:N") from None
+    check_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
     if config.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(config.seed)
+
+
+INPUT_KINDS = {"image": "image tensors", "tokens": "frozen-encoder token features"}
+
+
+def check_model_fits(benchmark: str, model: str) -> None:
+    """Refuse a model that cannot read what the benchmark gives (both registrations' `input_kind`)."""
+    gives, reads = benchmark_input_kind(benchmark), model_input_kind(model)
+    if gives is not None and reads is not None and gives != reads:
+        fitting = [name for name in model_names() if model_input_kind(name) == gives]
+        raise ExssnetError(f"benchmark {benchmark!r} gives {INPUT_KINDS.get(gives, gives)}; model {model!r} "
+                           f"cannot read them: use --model {', '.join(fitting) or 'a model of that input kind'}")
 
 
 def load_benchmark(config: RunConfig) -> Benchmark:
@@ -61,7 +92,12 @@ def load_benchmark(config: RunConfig) -> Benchmark:
     )
     if method_text_inputs(config.method) == "features":  # language methods read tokens with their own encoder
         check_model_fits(config.benchmark, config.model)
-    return build_benchmark(config.benchmark, spec)
+    benchmark = build_benchmark(config.benchmark, spec)
+    if "data_fingerprint" not in benchmark.info:  # the tasks' test sets, whatever their order
+        benchmark.info["data_fingerprint"] = combine(data_fingerprint(task.test) for task in benchmark.tasks)
+    if config.data_dir is not None:
+        benchmark.info["data_dir"] = str(Path(config.data_dir).expanduser().resolve())
+    return benchmark
 
 
 def task_to_device(task: TaskData, device: torch.device, channels_last: bool = False) -> TaskData:
@@ -86,6 +122,18 @@ def evaluate_seen(method: ContinualMethod, tasks: list[TaskData], upto: int, bat
     ]
 
 
+def chance_flag(method: ContinualMethod, config: RunConfig, task: TaskData, t: int, acc: float) -> dict | None:
+    """{"chance", "likely_cause"} when task `t` ended no better than guessing, else None."""
+    if not at_chance(acc, task.num_classes, len(task.test)):
+        return None
+    net = getattr(method, "net", None)
+    supermask = isinstance(net, SupermaskNet)
+    own_lrs = {key: value for key, value in method.settings.to_dict().items() if key.endswith("_lr")}
+    lrs = {"mask_lr": config.mask_lr, "weight_lr": config.weight_lr} if supermask else own_lrs
+    cause = likely_cause(net if supermask else None, t, task.num_classes, lrs)
+    return {"chance": chance_threshold(task.num_classes, len(task.test))[0], "likely_cause": cause}
+
+
 def check_nonempty(tasks: list[TaskData]) -> list[TaskData]:
     """Refuse, before anything is trained, a task without training or test examples."""
     for t, task in enumerate(tasks):
@@ -96,8 +144,12 @@ def check_nonempty(tasks: list[TaskData]) -> list[TaskData]:
     return tasks
 
 
-def prepare_out_dir(out: Path | None, overwrite: bool) -> None:
-    """Create the output folder; refuse to replace earlier results unless told to."""
+def prepare_out_dir(out: Path | None, overwrite: bool, files: Sequence[str] = (), folders: Sequence[str] = ()) -> None:
+    """Create the output folder and check, before anything trains, that every output place is writable.
+
+    `files` are the files the run will write in `out`, `folders` the folders it will write into.
+    Refuses to replace earlier results unless told to.
+    """
     if out is None:
         return
     if (out / RESULTS_FILE).exists() and not overwrite:
@@ -105,17 +157,51 @@ def prepare_out_dir(out: Path | None, overwrite: bool) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ExssnetError(f"cannot create output folder {out}: {exc}") from None
+        raise ExssnetError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+    for name in (RESULTS_FILE, *files):
+        path = out / name
+        if path.is_dir() or (path.exists() and not os.access(path, os.W_OK)):
+            raise ExssnetError(f"cannot write {path}: it is {'a folder' if path.is_dir() else 'not writable'}")
+    for folder in (out, *(out / name for name in folders)):
+        if folder.exists() and not folder.is_dir():
+            raise ExssnetError(f"cannot write into {folder}: it is a file, not a folder")
+        if folder.is_dir():
+            check_writable_folder(folder)
+
+
+def check_writable_folder(folder: Path) -> None:
+    """Create and remove a probe file in `folder`, or raise a clear error."""
+    probe = folder / f".exssnet-write-check-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ExssnetError(f"cannot write into output folder {folder}: {exc.strerror or exc}") from None
+
+
+def output_places(config: RunConfig, checkpoints: bool) -> tuple[list[str], list[str]]:
+    """(files, folders) a run with `config` writes in its output folder besides results.json."""
+    files, folders = [], []
+    if checkpoints:
+        files.append(RUN_STATE_FILE)
+        folders.append(CHECKPOINTS_DIR)
+    if config.log_csv:
+        files.append(CSV_FILE)
+    if config.tensorboard:
+        folders.append(TENSORBOARD_DIR)
+    return files, folders
 
 
 def run_hooks(config: RunConfig, out: Path | None, method: ContinualMethod, tasks: list[TaskData],
               state: RunState | None, extra: Sequence[RunHook], checkpoints: bool) -> list[RunHook]:
-    """Every hook of a run, in call order: class-IL evaluation, logs, the caller's, then the checkpoint."""
+    """Every hook of a run, in call order: class-IL evaluation, logs, the caller's, drift, then the checkpoint."""
     hooks: list[RunHook] = []
     if config.scenario == "class-il":
-        hooks.append(ClassILHook(config, method, tasks))
+        hooks.append(ClassILHook(config, method, tasks, state.task_records if state else None))
     hooks += logging_hooks(config, out, state.completed if state else 0)
     hooks += extra
+    # drift records are saved before the checkpoint names the task finished, so a resume finds them
+    hooks.append(DriftHook(tasks, config.eval_batch_size, out, state.completed if state else 0))
     if out is not None and checkpoints:
         hooks.append(CheckpointHook(out, config, state))
     return hooks
@@ -138,13 +224,14 @@ def run_experiment(
     evaluation are hooks (exssnet.run.hooks); `hooks` adds the caller's own.
     """
     state = prepare_resume(out, config, resume, overwrite)
-    prepare_out_dir(out, overwrite or state is not None)  # a resumed run replaces an older run's results
     main = distributed.is_main()  # data parallel (torchrun): only rank 0 writes files, logs and prints
+    files, folders = output_places(config, checkpoints) if main else ([], [])
+    prepare_out_dir(out, overwrite or state is not None, files, folders)  # a resumed run replaces older results
     progress = progress and main
     configure_torch(config)
     started = time.perf_counter()
     benchmark = load_benchmark(config)
-    method = build_method(config, benchmark)
+    method = build_method(config, benchmark, config.settings_of())
     device = torch.device(config.device)
     tasks = [task_to_device(task, device, config.channels_last) for task in check_nonempty(benchmark.tasks)]
     if config.channels_last:
@@ -166,6 +253,11 @@ def run_experiment(
             wall = time.perf_counter() - task_start
             acc[t][: t + 1] = evaluate_seen(method, tasks, t, config.eval_batch_size)
         task_records.append({"name": tasks[t].name, "classes": tasks[t].classes, "wall_time_s": wall, **info})
+        flag = chance_flag(method, config, tasks[t], t, acc[t][t])  # type: ignore[arg-type]
+        if flag is not None:
+            task_records[-1]["at_chance"] = flag
+            if progress:
+                log(f"warning: task {t} ended at chance accuracy ({acc[t][t]:.2f}%): {flag['likely_cause']}")
         for hook in all_hooks:
             hook.on_task_end(t, method, acc[t][: t + 1], task_records[-1])  # type: ignore[arg-type]
         seen = sum(acc[t][: t + 1]) / (t + 1)  # type: ignore[arg-type]
@@ -189,6 +281,9 @@ def run_experiment(
         "task_time_s": [record["wall_time_s"] for record in task_records],
         "total_time_s": time.perf_counter() - started,
         "tasks": task_records,
+        "warnings": [f"task {t} ({r['name']}) ended at chance accuracy ({acc[t][t]:.2f}%, chance "
+                     f"{r['at_chance']['chance']:.2f}%); likely cause: {r['at_chance']['likely_cause']}"
+                     for t, r in enumerate(task_records) if "at_chance" in r],
         "benchmark_info": benchmark.info,
     }
     for hook in all_hooks:

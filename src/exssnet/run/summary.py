@@ -24,4 +24,5 @@ def format_summary(results: dict) -> str:
                      f"task-inference accuracy {c['avg_task_inference_acc']:.2f}, "
                      f"inferred-task accuracy {c['avg_inferred_acc']:.2f} (task given {c['avg_task_given_acc']:.2f})")
     lines.append("task time (s):    " + " ".join(f"{s:.1f}" for s in results["task_time_s"]))
+    lines.extend(f"warning: {w}" for w in results.get("warnings") or [])
     return "\n".join(lines)

@@ -9,9 +9,9 @@ from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from exssnet.config import RunConfig
 from exssnet.errors import ExssnetError
 from exssnet.methods import method_names
+from exssnet.run.config import RunConfig
 from exssnet.run.files import INCIDENTAL_KEYS, RESULTS_FILE, RUN_STATE_FILE
 from exssnet.run.parallel_sweep import EXECUTORS, CellJob, run_processes, submit_array, threads_per_cell
 from exssnet.run.runner import run_experiment

@@ -1,17 +1,11 @@
-"""Dense continual-learning baselines (task-incremental, one head per task); each module registers its methods."""
+"""Dense continual-learning baselines (task-incremental, one head per task).
 
-from exssnet.methods.baselines import (  # noqa: F401  (register the baseline methods)
-    agem,
-    cgate,
-    der,
-    er,
-    ewc,
-    individual,
-    joint,
-    lwf,
-    naive,
-    si,
-)
+Every module of this package is imported here, and each registers its methods on import: adding a baseline
+is one new file (plus its test), with no list to update.
+"""
 
-BASELINE_METHODS = ("naive", "ewc", "online-ewc", "si", "lwf", "agem", "er", "der", "derpp", "joint", "individual")
-VISION_ONLY_METHODS = ("cgate",)  # task-incremental channel gating over vision backbones
+import importlib
+import pkgutil
+
+for _module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    importlib.import_module(f"{__name__}.{_module.name}")

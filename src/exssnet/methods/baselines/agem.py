@@ -8,14 +8,16 @@ if g . g_ref < 0 it is replaced by g - (g . g_ref / g_ref . g_ref) g_ref.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, TaskData
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import DenseMethod
-from exssnet.methods.baselines.replay_buffer import ReservoirBuffer
+from exssnet.methods.baselines.replay_buffer import BufferSettings, ReservoirBuffer
 from exssnet.seeds import BufferStream, buffer_seed
+from exssnet.settings import CoreSettings, Settings, at_least_one, setting
 
 OFFER_BATCH = 1024  # examples offered to the buffer at once at a task's end
 
@@ -39,14 +41,25 @@ def write_flat_grad(params: list[torch.nn.Parameter], flat: torch.Tensor) -> Non
         offset += p.numel()
 
 
-@register_method("agem")
+@dataclass
+class AGEMSettings(BufferSettings):
+    """Settings of agem."""
+
+    agem_mem_batch: int = setting(256, "buffer examples in the reference gradient")
+
+    def check(self) -> None:
+        super().check()
+        at_least_one(self, "agem_mem_batch")
+
+
+@register_method("agem", settings=AGEMSettings)
 class AGEM(DenseMethod):
     """Projects each step's gradient so that it does not oppose the memory's average gradient."""
 
 
-    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
-        super().__init__(config, benchmark)
-        self.buffer = ReservoirBuffer(config.buffer_size, seed=buffer_seed(config.seed, BufferStream.AGEM))
+    def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
+        super().__init__(config, benchmark, settings)
+        self.buffer = ReservoirBuffer(self.settings.buffer_size, seed=buffer_seed(config.seed, BufferStream.AGEM))
         self.projections = 0
 
     def after_backward(self, task_id: int) -> None:
@@ -54,7 +67,7 @@ class AGEM(DenseMethod):
             return
         params = [p for p in self.net.parameters() if p.requires_grad]
         grad = flat_grad(params)
-        memory = self.buffer.sample(self.config.agem_mem_batch)
+        memory = self.buffer.sample(self.settings.agem_mem_batch)
         for p in params:
             p.grad = None
         self.net.mixed_cross_entropy(self.net.features(memory.x), memory.y, memory.task_ids).backward()

@@ -12,23 +12,36 @@ BatchNorms, gates and head: its outputs never change again (forgetting 0 by cons
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.layers.gating import GatedLayer, PerTaskBatchNorm, inject_gates
 from exssnet.methods.base import register_method
-from exssnet.methods.baselines.dense import DenseMethod
+from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
+from exssnet.settings import CoreSettings, Settings, loss_weight, setting
 
 
-@register_method("cgate")
+@dataclass
+class CGateSettings(BaselineSettings):
+    """CGATE's own setting beside the dense baselines' epochs and learning rate."""
+
+    cgate_sparsity: float = setting(0.02, "weight of the sparsity objective (mean soft gate)")
+
+    def check(self) -> None:
+        super().check()
+        loss_weight(self, "cgate_sparsity")
+
+
+@register_method("cgate", settings=CGateSettings)
 class CGate(DenseMethod):
     """Per-task channel gates with a sparsity objective; channels a finished task uses are frozen."""
 
-    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
-        super().__init__(config, benchmark)
+    def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
+        super().__init__(config, benchmark, settings)
         self.anchors: dict[GatedLayer, dict[str, torch.Tensor]] = {}  # frozen filters' values, per gated layer
         self.channels_used: list[list[int]] = []  # per task: relevant channels per gated layer
 
@@ -63,7 +76,7 @@ class CGate(DenseMethod):
         loss = F.cross_entropy(self.task_logits(x, task_id), y)
         soft = [layer.last_soft.mean() for layer in self.gated() if layer.last_soft is not None]
         if soft:
-            loss = loss + self.config.cgate_sparsity * torch.stack(soft).mean()
+            loss = loss + self.settings.cgate_sparsity * torch.stack(soft).mean()
         return loss
 
     def after_backward(self, task_id: int) -> None:
@@ -96,4 +109,4 @@ class CGate(DenseMethod):
         layers = self.gated()
         return {"cgate_channels_used": self.channels_used,
                 "cgate_channels": [layer.out_channels for layer in layers],
-                "cgate_frozen_fraction": sum(int(l.frozen.sum()) for l in layers) / sum(l.out_channels for l in layers)}
+                "cgate_frozen_fraction": sum(int(g.frozen.sum()) for g in layers) / sum(g.out_channels for g in layers)}

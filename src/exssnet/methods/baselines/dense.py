@@ -9,17 +9,33 @@ A method module only overrides the hooks it needs:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from exssnet import distributed
-from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
+from exssnet.errors import ExssnetError
 from exssnet.methods.base import ContinualMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
 from exssnet.methods.loops import EpochCallback, PhaseHistory, StepHooks, accuracy, train_phase
 from exssnet.models import build_model
 from exssnet.seeds import TaskStream, task_generator
+from exssnet.settings import CoreSettings, Settings, finite_positive, setting
+
+
+@dataclass
+class BaselineSettings(Settings):
+    """Settings every dense baseline reads."""
+
+    baseline_epochs: int | None = setting(None, "epochs per task (default mask_epochs + weight_epochs)")
+    baseline_lr: float = setting(0.001, "Adam learning rate")
+
+    def check(self) -> None:
+        if self.baseline_epochs is not None and self.baseline_epochs < 0:
+            raise ExssnetError(f"baseline_epochs must be >= 0, got {self.baseline_epochs}")
+        finite_positive(self, "baseline_lr")
 
 
 class DenseMethod(ContinualMethod):
@@ -27,9 +43,15 @@ class DenseMethod(ContinualMethod):
 
     resumable = False  # baselines write no checkpoints; --resume is refused with a clear error
 
-    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
-        super().__init__(config, benchmark)
+    def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
+        super().__init__(config, benchmark, settings)
         self.net = self.new_net()
+
+    @property
+    def epochs_per_task(self) -> int:
+        """Epochs trained per task: the same total as a supermask method unless baseline_epochs is set."""
+        epochs = self.settings.baseline_epochs
+        return self.config.mask_epochs + self.config.weight_epochs if epochs is None else epochs
 
     def new_net(self) -> MultiHeadNet:
         dense = build_model(self.config.model, self.benchmark.input_shape, self.benchmark.max_classes)
@@ -51,7 +73,7 @@ class DenseMethod(ContinualMethod):
         return list(self.net.parameters())
 
     def learning_rate(self) -> float:
-        return self.config.baseline_lr
+        return self.settings.baseline_lr
 
     def after_backward(self, task_id: int) -> None:
         pass
@@ -68,7 +90,7 @@ class DenseMethod(ContinualMethod):
     # --- the engine-facing interface ---------------------------------------------------------------
     def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
         self.before_task(task_id, task)
-        history = self.fit(task_id, task, self.config.epochs_per_task, progress, on_epoch)
+        history = self.fit(task_id, task, self.epochs_per_task, progress, on_epoch)
         self.after_task(task_id, task)
         self.num_learned += 1
         distributed.check_identical(dict(self.net.state_dict()), f"the model after task {task_id}")

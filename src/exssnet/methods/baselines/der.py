@@ -8,15 +8,30 @@ The buffer stores each kept example with the logits its own head gave it during 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from exssnet.data.tasks import Inputs, concat_inputs, num_examples
 from exssnet.methods.base import register_method
-from exssnet.methods.baselines.er import ReplayMethod
+from exssnet.methods.baselines.er import ReplayMethod, ReplaySettings
+from exssnet.settings import loss_weight, setting
 
 
-@register_method("der")
+@dataclass
+class DERSettings(ReplaySettings):
+    """Settings of der and derpp."""
+
+    der_alpha: float = setting(0.3, "weight of the logit-matching loss")
+    der_beta: float = setting(0.5, "weight of the replayed-label loss (derpp)")
+
+    def check(self) -> None:
+        super().check()
+        loss_weight(self, "der_alpha", "der_beta")
+
+
+@register_method("der", settings=DERSettings)
 class DER(ReplayMethod):
     """Logit matching on replayed examples."""
 
@@ -36,9 +51,9 @@ class DER(ReplayMethod):
             logits = self.net(x, task_id)
             self.last_logits = F.pad(logits.detach(), (0, width - logits.shape[1]))
             return F.cross_entropy(logits, y)
-        for_logits = self.buffer.sample(self.config.replay_batch_size)
+        for_logits = self.buffer.sample(self.settings.replay_batch_size)
         batches = [x, for_logits.x]
-        for_labels = self.buffer.sample(self.config.replay_batch_size) if self.label_replay else None
+        for_labels = self.buffer.sample(self.settings.replay_batch_size) if self.label_replay else None
         if for_labels is not None:
             batches.append(for_labels.x)
         features = self.net.features(concat_inputs(batches))
@@ -46,10 +61,10 @@ class DER(ReplayMethod):
         self.last_logits = F.pad(logits.detach(), (0, width - logits.shape[1]))
         m = num_examples(for_logits.x)
         replayed = self.net.padded_logits(features[n : n + m], for_logits.task_ids, width)
-        loss = F.cross_entropy(logits, y) + self.config.der_alpha * self.logit_mse(
+        loss = F.cross_entropy(logits, y) + self.settings.der_alpha * self.logit_mse(
             replayed, for_logits.logits, for_logits.task_ids)
         if for_labels is not None:
-            loss = loss + self.config.der_beta * self.net.mixed_cross_entropy(
+            loss = loss + self.settings.der_beta * self.net.mixed_cross_entropy(
                 features[n + m :], for_labels.y, for_labels.task_ids)
         return loss
 
@@ -57,7 +72,7 @@ class DER(ReplayMethod):
         self.buffer.add(x, y, self.task_ids_like(y, task_id), logits=self.last_logits)
 
 
-@register_method("derpp")
+@register_method("derpp", settings=DERSettings)
 class DERpp(DER):
     """DER plus label replay on a second buffer batch."""
 

@@ -6,22 +6,35 @@ replayed examples are scored by their own task's head. Inputs are stored before 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData, concat_inputs
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import DenseMethod
-from exssnet.methods.baselines.replay_buffer import ReservoirBuffer
+from exssnet.methods.baselines.replay_buffer import BufferSettings, ReservoirBuffer
 from exssnet.seeds import BufferStream, buffer_seed
+from exssnet.settings import CoreSettings, Settings, at_least_one, setting
+
+
+@dataclass
+class ReplaySettings(BufferSettings):
+    """Settings of the methods that replay buffer examples in each step (er, der, derpp)."""
+
+    replay_batch_size: int = setting(64, "buffer examples replayed per step")
+
+    def check(self) -> None:
+        super().check()
+        at_least_one(self, "replay_batch_size")
 
 
 class ReplayMethod(DenseMethod):
     """A dense method with a reservoir buffer that current batches are offered to after each step."""
 
-    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
-        super().__init__(config, benchmark)
-        self.buffer = ReservoirBuffer(config.buffer_size, seed=buffer_seed(config.seed, BufferStream.ER))
+    def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
+        super().__init__(config, benchmark, settings)
+        self.buffer = ReservoirBuffer(self.settings.buffer_size, seed=buffer_seed(config.seed, BufferStream.ER))
         self.class_counts: list[int] = []
 
     def before_task(self, task_id: int, task: TaskData) -> None:
@@ -38,7 +51,7 @@ class ReplayMethod(DenseMethod):
         return {"buffer_task_counts": {str(t): n for t, n in sorted(self.buffer.task_counts().items())}}
 
 
-@register_method("er")
+@register_method("er", settings=ReplaySettings)
 class ER(ReplayMethod):
     """Cross-entropy on the current batch concatenated with replay_batch_size buffer examples."""
 
@@ -46,7 +59,7 @@ class ER(ReplayMethod):
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
         task_ids = self.task_ids_like(y, task_id)
         if len(self.buffer):
-            replay = self.buffer.sample(self.config.replay_batch_size)
+            replay = self.buffer.sample(self.settings.replay_batch_size)
             x, y = concat_inputs([x, replay.x]), torch.cat([y, replay.y])
             task_ids = torch.cat([task_ids, replay.task_ids])
         return self.net.mixed_cross_entropy(self.net.features(x), y, task_ids)

@@ -9,15 +9,18 @@ training examples). The penalty is lambda/2 * sum F * (theta - anchor)^2:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData, take
+from exssnet.errors import ExssnetError
 from exssnet.methods.base import register_method
-from exssnet.methods.baselines.dense import DenseMethod
+from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
 from exssnet.modes import evaluating
+from exssnet.settings import CoreSettings, Settings, loss_weight, setting
 
 FISHER_EXAMPLES = 1024
 ParamDict = dict[str, torch.Tensor]
@@ -52,14 +55,28 @@ def quadratic_penalty(params: dict[str, torch.nn.Parameter], importance: ParamDi
     return total
 
 
-@register_method("ewc")
+@dataclass
+class EWCSettings(BaselineSettings):
+    """Settings of ewc and online-ewc."""
+
+    ewc_lambda: float = setting(100.0, "penalty strength")
+    ewc_gamma: float = setting(1.0, "decay of the accumulated Fisher (online-ewc), in [0, 1]")
+
+    def check(self) -> None:
+        super().check()
+        loss_weight(self, "ewc_lambda")
+        if not 0.0 <= self.ewc_gamma <= 1.0:
+            raise ExssnetError(f"ewc_gamma must be in [0, 1] (the Fisher decay), got {self.ewc_gamma}")
+
+
+@register_method("ewc", settings=EWCSettings)
 class EWC(DenseMethod):
     """Elastic weight consolidation with one (Fisher, anchor) pair per finished task."""
 
     online = False
 
-    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
-        super().__init__(config, benchmark)
+    def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
+        super().__init__(config, benchmark, settings)
         self.consolidated: list[tuple[ParamDict, ParamDict]] = []  # (Fisher, anchor) pairs
 
     def consolidate(self, fisher: ParamDict, anchor: ParamDict) -> None:
@@ -67,7 +84,7 @@ class EWC(DenseMethod):
         anchor = snapshot(anchor)
         if self.online and self.consolidated:
             old, _ = self.consolidated[0]
-            fisher = {name: self.config.ewc_gamma * old[name] + fisher[name] for name in fisher}
+            fisher = {name: self.settings.ewc_gamma * old[name] + fisher[name] for name in fisher}
             self.consolidated = []
         self.consolidated.append((fisher, anchor))
 
@@ -76,7 +93,7 @@ class EWC(DenseMethod):
         total = next(iter(params.values())).new_zeros(())
         for fisher, anchor in self.consolidated:
             total = total + quadratic_penalty(params, fisher, anchor)
-        return 0.5 * self.config.ewc_lambda * total
+        return 0.5 * self.settings.ewc_lambda * total
 
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
         return super().training_loss(x, y, task_id) + self.penalty()
@@ -85,7 +102,7 @@ class EWC(DenseMethod):
         self.consolidate(diagonal_fisher(self.net, task_id, task), self.net.trunk_parameters())
 
 
-@register_method("online-ewc")
+@register_method("online-ewc", settings=EWCSettings)
 class OnlineEWC(EWC):
     """Online EWC: one Fisher decayed by ewc_gamma per task, anchored at the newest parameters."""
 

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import torch
 
-from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.methods.base import register_method
-from exssnet.methods.baselines.dense import DenseMethod
+from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
+from exssnet.settings import CoreSettings, Settings
 
 
-@register_method("individual")
+@register_method("individual", settings=BaselineSettings)
 class Individual(DenseMethod):
     """Task t is learned by model t alone; later tasks never touch it (zero forgetting by construction)."""
 
 
-    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
-        super().__init__(config, benchmark)
+    def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
+        super().__init__(config, benchmark, settings)
         self.nets: list[MultiHeadNet] = []
 
     def before_task(self, task_id: int, task: TaskData) -> None:

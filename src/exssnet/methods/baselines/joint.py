@@ -13,7 +13,7 @@ import torch
 
 from exssnet.data.tasks import Inputs, Split, TaskData, concat_inputs, to_device
 from exssnet.methods.base import register_method
-from exssnet.methods.baselines.dense import DenseMethod
+from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
 from exssnet.methods.loops import EpochCallback, accuracy
 
 
@@ -24,7 +24,7 @@ def union_split(splits: list[Split], label_stride: int, device: torch.device) ->
     return Split(to_device(x, device), y.to(device))
 
 
-@register_method("joint")
+@register_method("joint", settings=BaselineSettings)
 class Joint(DenseMethod):
     """Multitask training on every task at the first learn_task call; later calls learn nothing new."""
 
@@ -42,7 +42,7 @@ class Joint(DenseMethod):
                          union_split([each.val for each in tasks], stride, self.device),
                          union_split([each.test for each in tasks], stride, self.device), augment=task.augment)
         self.val_splits = [Split(to_device(each.val.x, self.device), each.val.y.to(self.device)) for each in tasks]
-        history = self.fit(0, union, self.config.epochs_per_task, progress, on_epoch)
+        history = self.fit(0, union, self.epochs_per_task, progress, on_epoch)
         return {"train_phase": history.to_dict(), "trained_on_tasks": len(tasks)}
 
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:

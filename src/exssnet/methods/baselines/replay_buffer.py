@@ -13,6 +13,19 @@ import torch
 
 from exssnet.data.tasks import Inputs, num_examples, pad_tokens
 from exssnet.errors import ExssnetError
+from exssnet.methods.baselines.dense import BaselineSettings
+from exssnet.settings import at_least_one, setting
+
+
+@dataclass
+class BufferSettings(BaselineSettings):
+    """Settings of every method that keeps a replay buffer (er, der, derpp, agem)."""
+
+    buffer_size: int = setting(500, "examples kept in the replay buffer (reservoir)")
+
+    def check(self) -> None:
+        super().check()
+        at_least_one(self, "buffer_size")
 
 
 @dataclass

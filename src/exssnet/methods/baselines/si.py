@@ -8,22 +8,37 @@ valid quadratic); the penalty is c * sum importance * (theta - theta_end)^2.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.methods.base import register_method
-from exssnet.methods.baselines.dense import DenseMethod
+from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
 from exssnet.methods.baselines.ewc import ParamDict, quadratic_penalty, snapshot
+from exssnet.settings import CoreSettings, Settings, finite_positive, loss_weight, setting
 
 
-@register_method("si")
+@dataclass
+class SISettings(BaselineSettings):
+    """Settings of si."""
+
+    si_c: float = setting(0.5, "penalty strength")
+    si_xi: float = setting(0.001, "damping of the importance denominator, > 0")
+
+    def check(self) -> None:
+        super().check()
+        finite_positive(self, "si_xi")
+        loss_weight(self, "si_c")
+
+
+@register_method("si", settings=SISettings)
 class SI(DenseMethod):
     """Importance from the loss decrease each parameter caused along its training path."""
 
 
-    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
-        super().__init__(config, benchmark)
+    def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
+        super().__init__(config, benchmark, settings)
         params = self.net.trunk_parameters()
         self.importance: ParamDict = {name: torch.zeros_like(p) for name, p in params.items()}
         self.anchor: ParamDict = snapshot(params)
@@ -35,7 +50,7 @@ class SI(DenseMethod):
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
         loss = super().training_loss(x, y, task_id)
         if self.num_learned:
-            loss = loss + self.config.si_c * quadratic_penalty(self.net.trunk_parameters(), self.importance, self.anchor)
+            loss = loss + self.settings.si_c * quadratic_penalty(self.net.trunk_parameters(), self.importance, self.anchor)
         return loss
 
     def before_task(self, task_id: int, task: TaskData) -> None:
@@ -58,5 +73,5 @@ class SI(DenseMethod):
         params = self.net.trunk_parameters()
         for name, p in params.items():
             change = p.detach() - self.task_start[name]
-            self.importance[name] += self.path[name].clamp(min=0) / (change ** 2 + self.config.si_xi)
+            self.importance[name] += self.path[name].clamp(min=0) / (change ** 2 + self.settings.si_xi)
         self.anchor = snapshot(params)

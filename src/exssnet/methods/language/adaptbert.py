@@ -13,7 +13,7 @@ from exssnet.errors import ExssnetError
 from exssnet.layers.adapter import AdaptedDense, inject_adapters
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.er import ER
-from exssnet.methods.language.base import LanguageMethod, freeze
+from exssnet.methods.language.base import LanguageMethod, LanguageSettings, freeze
 from exssnet.methods.language.encoder_net import PooledEncoder
 
 
@@ -24,7 +24,7 @@ class AdapterMethod(LanguageMethod):
 
     def build_trunk(self, model: nn.Module) -> PooledEncoder:
         freeze(model)
-        self.sites: list[AdaptedDense] = inject_adapters(model, self.config.adapter_size)
+        self.sites: list[AdaptedDense] = inject_adapters(model, self.settings.adapter_size)
         if not self.sites:
             raise ExssnetError(f"{type(model).__name__} has no BERT-like attention/feed-forward output to adapt")
         if not self.per_task_adapters:
@@ -52,11 +52,11 @@ class AdapterMethod(LanguageMethod):
         return self.net(x, task_id)
 
 
-@register_method("adaptbert-ft")
+@register_method("adaptbert-ft", settings=LanguageSettings)
 class AdaptBertFT(AdapterMethod):
     """Shared adapters and the task's head, trained task after task."""
 
 
-@register_method("adaptbert-replay")
+@register_method("adaptbert-replay", settings=LanguageSettings)
 class AdaptBertReplay(AdapterMethod, ER):
     """Shared adapters and heads with experience replay."""

@@ -8,17 +8,48 @@ over `config.encoder` instead of `config.model`, whose benchmark gives (input_id
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from exssnet.config import RunConfig
 from exssnet.data.tasks import Benchmark
 from exssnet.errors import ExssnetError
 from exssnet.methods.baselines.dense import DenseMethod
+from exssnet.methods.baselines.er import ReplaySettings
 from exssnet.methods.language.encoder_net import EncoderNet, PooledEncoder, load_encoder
+from exssnet.settings import CoreSettings, Settings, at_least_one, finite_positive, loss_weight, setting
 
 LANGUAGE_METHODS = ("ft", "replay", "regularization", "adaptbert-ft", "adaptbert-replay", "multiadaptbert",
                     "prompt-tuning", "mbpa", "lamol", "idbr")
+
+
+@dataclass
+class LanguageSettings(ReplaySettings):
+    """Settings of the language baselines (one class for the family; the replay methods also read the buffer's)."""
+
+    lm_lr: float = setting(3e-5, "Adam learning rate of the pretrained encoder's weights")
+    lm_new_lr: float = setting(1e-3, "Adam learning rate of new parameters (heads, adapters, prompts)")
+    lm_reg_lambda: float = setting(1.0, "regularization, idbr: weight of the L2 between current and previous hidden features")
+    adapter_size: int = setting(64, "adaptbert-*, multiadaptbert: Houlsby adapter bottleneck width")
+    prompt_tokens: int = setting(50, "prompt-tuning: soft prompt tokens per task")
+    mbpa_neighbours: int = setting(32, "mbpa: memory neighbours retrieved per test example for local adaptation")
+    mbpa_steps: int = setting(5, "mbpa: local adaptation steps per test batch (0: no local adaptation)")
+    mbpa_lr: float = setting(1e-3, "mbpa: SGD learning rate of local adaptation")
+    mbpa_lambda: float = setting(1e-3, "mbpa: weight of the L2 pull towards the base weights during local adaptation")
+    mbpa_test_batch: int = setting(16, "mbpa: test examples that share one local adaptation")
+    mbpa_replay_every: int = setting(10, "mbpa: sparse replay, one buffer batch every N training steps")
+    lamol_lm: str | None = setting(None, "lamol: Hugging Face causal language model name or folder (pseudo-sample generator)")
+    lamol_gamma: float = setting(0.2, "lamol: pseudo samples per earlier task, as a fraction of the new task's training size")
+    idbr_task_lambda: float = setting(0.5, "idbr: weight of the task-id loss on the task-specific space")
+
+    def check(self) -> None:
+        super().check()
+        at_least_one(self, "adapter_size", "prompt_tokens", "mbpa_neighbours", "mbpa_test_batch", "mbpa_replay_every")
+        finite_positive(self, "lm_lr", "lm_new_lr", "mbpa_lr")
+        loss_weight(self, "lm_reg_lambda", "mbpa_lambda", "lamol_gamma", "idbr_task_lambda")
+        if self.mbpa_steps < 0:
+            raise ExssnetError(f"mbpa_steps must be >= 0, got {self.mbpa_steps}")
 
 
 class LanguageMethod(DenseMethod):
@@ -26,11 +57,11 @@ class LanguageMethod(DenseMethod):
 
     text_inputs = "tokens"
 
-    def __init__(self, config: RunConfig, benchmark: Benchmark) -> None:
+    def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
         if benchmark.info.get("inputs") != "tokens":
             raise ExssnetError(f"method {config.method!r} fine-tunes a text encoder: use it with a text benchmark "
                                "(text-offline, webnlp, glue)")
-        super().__init__(config, benchmark)
+        super().__init__(config, benchmark, settings)
 
     def new_net(self) -> EncoderNet:
         trunk = self.build_trunk(load_encoder(self.config.encoder))
@@ -49,12 +80,12 @@ class LanguageMethod(DenseMethod):
         return list(self.net.heads[task_id].parameters())
 
     def trainable_parameters(self, task_id: int) -> list:  # type: ignore[override]
-        groups = [{"params": self.encoder_parameters(), "lr": self.config.lm_lr},
-                  {"params": self.new_parameters(task_id), "lr": self.config.lm_new_lr}]
+        groups = [{"params": self.encoder_parameters(), "lr": self.settings.lm_lr},
+                  {"params": self.new_parameters(task_id), "lr": self.settings.lm_new_lr}]
         return [g for g in groups if g["params"]]
 
     def learning_rate(self) -> float:
-        return self.config.lm_new_lr
+        return self.settings.lm_new_lr
 
 
 def freeze(module: nn.Module) -> None:

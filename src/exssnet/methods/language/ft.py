@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from exssnet.methods.base import register_method
-from exssnet.methods.language.base import LanguageMethod
+from exssnet.methods.language.base import LanguageMethod, LanguageSettings
 
 
-@register_method("ft")
+@register_method("ft", settings=LanguageSettings)
 class FineTune(LanguageMethod):
     """Cross-entropy on the current task's head; encoder at lm_lr, head at lm_new_lr."""
 

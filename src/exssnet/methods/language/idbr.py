@@ -18,7 +18,7 @@ from torch import nn
 from exssnet.data.tasks import Inputs, TaskData, concat_inputs
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.er import ER
-from exssnet.methods.language.base import LanguageMethod
+from exssnet.methods.language.base import LanguageMethod, LanguageSettings
 from exssnet.methods.language.encoder_net import EncoderNet, PooledEncoder, frozen_copy, load_encoder
 from exssnet.methods.language.regularization import feature_drift
 
@@ -39,7 +39,7 @@ class DisentangledEncoder(PooledEncoder):
         return torch.cat(self.spaces(ids, mask), dim=1)
 
 
-@register_method("idbr")
+@register_method("idbr", settings=LanguageSettings)
 class IDBR(LanguageMethod, ER):
     """Replay + task-id loss on the specific space + drift penalty on the generic space."""
 
@@ -66,14 +66,14 @@ class IDBR(LanguageMethod, ER):
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
         task_ids = self.task_ids_like(y, task_id)
         if len(self.buffer):
-            replay = self.buffer.sample(self.config.replay_batch_size)
+            replay = self.buffer.sample(self.settings.replay_batch_size)
             x, y = concat_inputs([x, replay.x]), torch.cat([y, replay.y])
             task_ids = torch.cat([task_ids, replay.task_ids])
         generic, specific = self.net.trunk.spaces(*x)
         loss = self.net.mixed_cross_entropy(torch.cat([generic, specific], dim=1), y, task_ids)
-        loss = loss + self.config.idbr_task_lambda * F.cross_entropy(self.net.task_classifier(specific), task_ids)
+        loss = loss + self.settings.idbr_task_lambda * F.cross_entropy(self.net.task_classifier(specific), task_ids)
         if self.reference is not None:
             with torch.no_grad():
                 reference, _ = self.reference.spaces(*x)
-            loss = loss + self.config.lm_reg_lambda * feature_drift(generic, reference)
+            loss = loss + self.settings.lm_reg_lambda * feature_drift(generic, reference)
         return loss

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import torch
 
-from exssnet.data.tasks import Inputs, TaskData, concat_inputs, num_examples, take
+from exssnet.data.tasks import Benchmark, Inputs, TaskData, concat_inputs, take
 from exssnet.data.text_tokens import load_tokenizer, tokenize
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import register_method
-from exssnet.methods.language.base import LanguageMethod
+from exssnet.methods.language.base import LanguageMethod, LanguageSettings
 from exssnet.seeds import BufferStream, buffer_seed
+from exssnet.settings import CoreSettings, Settings
 
 
 def load_causal_lm(name: str | None):  # noqa: ANN201 - (model, tokenizer)
@@ -43,13 +44,13 @@ def load_causal_lm(name: str | None):  # noqa: ANN201 - (model, tokenizer)
     return model, tokenizer
 
 
-@register_method("lamol")
+@register_method("lamol", settings=LanguageSettings)
 class Lamol(LanguageMethod):
     """Classifier replay of pseudo texts written by a causal LM that learns every task's texts."""
 
-    def __init__(self, config, benchmark) -> None:  # noqa: ANN001
-        super().__init__(config, benchmark)
-        self.lm, self.lm_tokenizer = load_causal_lm(config.lamol_lm)
+    def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
+        super().__init__(config, benchmark, settings)
+        self.lm, self.lm_tokenizer = load_causal_lm(self.settings.lamol_lm)
         self.lm.to(self.device)
         self.encoder_tokenizer = load_tokenizer(config.encoder)
         self.pseudo: tuple[Inputs, torch.Tensor, torch.Tensor] | None = None  # (x, y, task ids)
@@ -78,7 +79,7 @@ class Lamol(LanguageMethod):
         self.pseudo = None
         if task_id == 0:
             return
-        per_task = max(1, round(self.config.lamol_gamma * len(task.train)))
+        per_task = max(1, round(self.settings.lamol_gamma * len(task.train)))
         prompts, labels, task_ids = [], [], []
         for j, earlier in enumerate(self.benchmark.tasks[:task_id]):
             for i in range(per_task):
@@ -97,7 +98,7 @@ class Lamol(LanguageMethod):
         task_ids = torch.full_like(y, task_id)
         if self.pseudo is not None:
             px, py, pt = self.pseudo
-            pick = torch.randperm(len(py), generator=self.generator)[: self.config.replay_batch_size].to(self.device)
+            pick = torch.randperm(len(py), generator=self.generator)[: self.settings.replay_batch_size].to(self.device)
             x, y, task_ids = concat_inputs([x, take(px, pick)]), torch.cat([y, py[pick]]), torch.cat([task_ids, pt[pick]])
         return self.net.mixed_cross_entropy(self.net.features(x), y, task_ids)
 
@@ -110,10 +111,10 @@ class Lamol(LanguageMethod):
 
     def train_lm(self, texts: list[str]) -> None:
         eos = self.lm_tokenizer.eos_token or ""
-        optimizer = torch.optim.Adam(self.lm.parameters(), lr=self.config.lm_lr)
+        optimizer = torch.optim.Adam(self.lm.parameters(), lr=self.settings.lm_lr)
         self.lm.train()
         size = self.config.batch_size
-        for _ in range(self.config.epochs_per_task):
+        for _ in range(self.epochs_per_task):
             order = torch.randperm(len(texts), generator=self.generator).tolist()
             for start in range(0, len(order), size):
                 batch = self.lm_tokenizer([texts[i] + eos for i in order[start : start + size]], return_tensors="pt",
@@ -126,4 +127,4 @@ class Lamol(LanguageMethod):
         self.lm.eval()
 
     def summary(self) -> dict:
-        return {"lamol_pseudo_counts": self.pseudo_counts, "lamol_lm": self.config.lamol_lm}
+        return {"lamol_pseudo_counts": self.pseudo_counts, "lamol_lm": self.settings.lamol_lm}

@@ -14,19 +14,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from exssnet.data.tasks import Inputs, concat_inputs, num_examples, take
+from exssnet.data.tasks import Benchmark, Inputs, concat_inputs, num_examples, take
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.er import ER
-from exssnet.methods.language.base import LanguageMethod
+from exssnet.methods.language.base import LanguageMethod, LanguageSettings
 from exssnet.methods.language.encoder_net import frozen_copy
+from exssnet.settings import CoreSettings, Settings
 
 
-@register_method("mbpa")
+@register_method("mbpa", settings=LanguageSettings)
 class MbPA(LanguageMethod, ER):
     """Sparse replay while training; local adaptation on memory neighbours at test time."""
 
-    def __init__(self, config, benchmark) -> None:  # noqa: ANN001
-        super().__init__(config, benchmark)
+    def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
+        super().__init__(config, benchmark, settings)
         self.key_net = frozen_copy(self.net.trunk)  # the pretrained encoder, before any task
         self.steps = 0
         self._keys: tuple[int, torch.Tensor] | None = None  # (buffer.seen when computed, keys)
@@ -35,8 +36,8 @@ class MbPA(LanguageMethod, ER):
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
         self.steps += 1
         task_ids = self.task_ids_like(y, task_id)
-        if len(self.buffer) and self.steps % self.config.mbpa_replay_every == 0:
-            replay = self.buffer.sample(self.config.replay_batch_size)
+        if len(self.buffer) and self.steps % self.settings.mbpa_replay_every == 0:
+            replay = self.buffer.sample(self.settings.replay_batch_size)
             x, y = concat_inputs([x, replay.x]), torch.cat([y, replay.y])
             task_ids = torch.cat([task_ids, replay.task_ids])
         return self.net.mixed_cross_entropy(self.net.features(x), y, task_ids)
@@ -57,7 +58,7 @@ class MbPA(LanguageMethod, ER):
             return rows
         with torch.no_grad():
             distances = torch.cdist(self.key_net(*x), self.memory_keys()[rows])
-        k = min(self.config.mbpa_neighbours, rows.numel())
+        k = min(self.settings.mbpa_neighbours, rows.numel())
         return rows[distances.topk(k, dim=1, largest=False).indices.flatten().unique()]
 
     def parameters_of(self, task_id: int) -> list[torch.nn.Parameter]:
@@ -65,18 +66,18 @@ class MbPA(LanguageMethod, ER):
 
     def local_logits(self, x: Inputs, task_id: int) -> torch.Tensor:
         rows = self.neighbours(x, task_id)
-        if rows.numel() == 0 or self.config.mbpa_steps == 0:
+        if rows.numel() == 0 or self.settings.mbpa_steps == 0:
             return self.net(x, task_id)
         params = [p for p in self.parameters_of(task_id) if p.requires_grad]
         base = [p.detach().clone() for p in params]
         memory_x = tuple(store[rows] for store in self.buffer.x)
         memory_y = self.buffer.y[rows]
-        optimizer = torch.optim.SGD(params, lr=self.config.mbpa_lr)
+        optimizer = torch.optim.SGD(params, lr=self.settings.mbpa_lr)
         try:
             with torch.enable_grad():
-                for _ in range(self.config.mbpa_steps):
+                for _ in range(self.settings.mbpa_steps):
                     loss = F.cross_entropy(self.net(memory_x, task_id), memory_y)
-                    loss = loss + self.config.mbpa_lambda * sum(((p - b) ** 2).sum() for p, b in zip(params, base))
+                    loss = loss + self.settings.mbpa_lambda * sum(((p - b) ** 2).sum() for p, b in zip(params, base))
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -93,7 +94,7 @@ class MbPA(LanguageMethod, ER):
         task_id = self.check_task(task_id)
         if not len(self.buffer):
             return self.net(x, task_id)
-        n, size = num_examples(x), self.config.mbpa_test_batch
+        n, size = num_examples(x), self.settings.mbpa_test_batch
         chunks = [take(x, torch.arange(i, min(i + size, n), device=self.device)) for i in range(0, n, size)]
         return torch.cat([self.local_logits(chunk, task_id) for chunk in chunks])
 

@@ -11,7 +11,7 @@ from torch import nn
 from exssnet.data.tasks import Inputs, TaskData
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import register_method
-from exssnet.methods.language.base import LanguageMethod, freeze
+from exssnet.methods.language.base import LanguageMethod, LanguageSettings, freeze
 
 
 def prompt_config(tokens: int):  # noqa: ANN201 - a peft config
@@ -22,7 +22,7 @@ def prompt_config(tokens: int):  # noqa: ANN201 - a peft config
     return PromptTuningConfig(task_type="FEATURE_EXTRACTION", num_virtual_tokens=tokens)
 
 
-@register_method("prompt-tuning")
+@register_method("prompt-tuning", settings=LanguageSettings)
 class PromptTuning(LanguageMethod):
     """Per-task soft prompts (PEFT) over a frozen encoder."""
 
@@ -32,13 +32,13 @@ class PromptTuning(LanguageMethod):
     def before_task(self, task_id: int, task: TaskData) -> None:
         super().before_task(task_id, task)
         trunk = self.net.trunk
-        config = prompt_config(self.config.prompt_tokens)
+        config = prompt_config(self.settings.prompt_tokens)
         if task_id == 0:
             from peft import get_peft_model
 
             positions = getattr(trunk.model.config, "max_position_embeddings", None)
-            if positions is not None and self.config.prompt_tokens + self.config.max_length > positions:
-                raise ExssnetError(f"prompt_tokens + max_length ({self.config.prompt_tokens} + {self.config.max_length}) "
+            if positions is not None and self.settings.prompt_tokens + self.config.max_length > positions:
+                raise ExssnetError(f"prompt_tokens + max_length ({self.settings.prompt_tokens} + {self.config.max_length}) "
                                    f"exceeds the encoder's {positions} positions; lower one of them")
             freeze(trunk.model)
             trunk.model = get_peft_model(trunk.model, config, adapter_name="task0")

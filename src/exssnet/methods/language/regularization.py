@@ -11,6 +11,7 @@ import torch
 
 from exssnet.data.tasks import Inputs, TaskData, concat_inputs
 from exssnet.methods.base import register_method
+from exssnet.methods.language.base import LanguageSettings
 from exssnet.methods.language.encoder_net import frozen_copy
 from exssnet.methods.language.replay import Replay
 
@@ -20,7 +21,7 @@ def feature_drift(features: torch.Tensor, reference: torch.Tensor) -> torch.Tens
     return ((features - reference) ** 2).sum(dim=1).mean()
 
 
-@register_method("regularization")
+@register_method("regularization", settings=LanguageSettings)
 class Regularization(Replay):
     """Replay + L2 between current and previous-task pooled hidden features."""
 
@@ -33,7 +34,7 @@ class Regularization(Replay):
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
         task_ids = self.task_ids_like(y, task_id)
         if len(self.buffer):
-            replay = self.buffer.sample(self.config.replay_batch_size)
+            replay = self.buffer.sample(self.settings.replay_batch_size)
             x, y = concat_inputs([x, replay.x]), torch.cat([y, replay.y])
             task_ids = torch.cat([task_ids, replay.task_ids])
         features = self.net.features(x)
@@ -41,5 +42,5 @@ class Regularization(Replay):
         if self.reference is not None:
             with torch.no_grad():
                 reference = self.reference(*x)
-            loss = loss + self.config.lm_reg_lambda * feature_drift(features, reference)
+            loss = loss + self.settings.lm_reg_lambda * feature_drift(features, reference)
         return loss

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.er import ER
-from exssnet.methods.language.base import LanguageMethod
+from exssnet.methods.language.base import LanguageMethod, LanguageSettings
 
 
-@register_method("replay")
+@register_method("replay", settings=LanguageSettings)
 class Replay(LanguageMethod, ER):
     """Each step: the current batch plus replay_batch_size stored examples, each on its own task's head."""
 

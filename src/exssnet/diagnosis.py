@@ -1,0 +1,42 @@
+"""Flag a task that ends at chance accuracy, with the likely cause (results.json and the summary show it)."""
+
+from __future__ import annotations
+
+import math
+
+from exssnet.supermask import SupermaskNet
+
+# a task is at chance when its accuracy is within this many binomial standard errors of 100 / classes
+STANDARD_ERRORS = 2.0
+MIN_MARGIN = 1.0  # percentage points, for large test sets
+
+
+def chance_threshold(num_classes: int, num_test: int) -> tuple[float, float]:
+    """(chance accuracy, highest accuracy still flagged), percent."""
+    p = 1.0 / num_classes
+    margin = max(MIN_MARGIN, STANDARD_ERRORS * 100.0 * math.sqrt(p * (1 - p) / max(1, num_test)))
+    return 100.0 * p, 100.0 * p + margin
+
+
+def at_chance(acc: float, num_classes: int, num_test: int) -> bool:
+    """True when `acc` (percent) is no better than guessing among `num_classes` on `num_test` examples."""
+    return num_classes > 1 and acc <= chance_threshold(num_classes, num_test)[1]
+
+
+def likely_cause(net: SupermaskNet | None, task: int, num_classes: int, lrs: dict[str, float]) -> str:
+    """The most likely reason a task stayed at chance: an empty head row, a too sparse layer, or the optimisation."""
+    if net is not None and task < net.num_tasks and net.tasks[task].phase != "mask":
+        named = list(net.named_masked_layers())
+        head_name, head = named[-1]
+        rows = head.mask_of(task)[:num_classes].flatten(1).sum(dim=1)
+        empty = [c for c, kept in enumerate(rows.tolist()) if kept == 0]
+        if empty:
+            return (f"at density {net.density:g} the classifier {head_name!r} keeps {int(rows.sum())} weight(s) for the "
+                    f"task's {num_classes} classes and none for class(es) {empty}: raise --density")
+        for name, layer in named:
+            kept, outputs = int(layer.mask_of(task).sum()), layer.weight.shape[0]
+            if kept < outputs:
+                return (f"at density {net.density:g} layer {name!r} keeps {kept} of {layer.weight.numel()} weights, "
+                        f"fewer than its {outputs} outputs: raise --density")
+    settings = ", ".join(f"{k} {v:g}" for k, v in lrs.items())
+    return f"the optimisation did not learn it: check the learning rates ({settings}) and the epochs"
