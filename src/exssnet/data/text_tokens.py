@@ -27,17 +27,22 @@ def hf_source(name: str) -> str:
     return source
 
 
-def load_tokenizer(name: str) -> Any:
-    """The tokenizer of a Hugging Face encoder name or folder, or a clear error."""
+def load_pretrained(auto_class: str, name: str, what: str) -> Any:
+    """`transformers.<auto_class>.from_pretrained` of a Hugging Face name or folder, or a clear error naming `what`."""
     try:
-        from transformers import AutoTokenizer
+        import transformers
     except ImportError:
         raise ExssnetError("language methods need `pip install transformers` (or run `make setup`)") from None
     source = hf_source(name)
     try:
-        return AutoTokenizer.from_pretrained(source)
+        return getattr(transformers, auto_class).from_pretrained(source)
     except (OSError, ValueError) as exc:
-        raise ExssnetError(f"cannot load the tokenizer of {source!r} (a Hugging Face name or a local folder): {exc}") from None
+        raise ExssnetError(f"cannot load {what} {source!r} (a Hugging Face name or a local folder): {exc}") from None
+
+
+def load_tokenizer(name: str) -> Any:
+    """The tokenizer of a Hugging Face encoder name or folder, or a clear error."""
+    return load_pretrained("AutoTokenizer", name, "the tokenizer of")
 
 
 def tokenize(tokenizer: Any, examples: Sequence[TextExample], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:

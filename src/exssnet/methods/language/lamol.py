@@ -12,13 +12,10 @@ Real numbers need a pretrained LM (e.g. a GPT-2 folder); the tests use a tiny ra
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
 
 from exssnet.data.tasks import Benchmark, Inputs, TaskData, concat_inputs, take
-from exssnet.data.text_tokens import load_tokenizer, tokenize
+from exssnet.data.text_tokens import load_pretrained, load_tokenizer, tokenize
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import register_method
 from exssnet.methods.language.base import LanguageMethod, LanguageSettings
@@ -29,15 +26,8 @@ from exssnet.settings import CoreSettings, Settings
 def load_causal_lm(name: str | None):  # noqa: ANN201 - (model, tokenizer)
     if not name:
         raise ExssnetError("lamol needs a causal language model: pass --lamol-lm NAME_OR_FOLDER (e.g. a GPT-2 folder)")
-    if Path(name).is_dir():
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForCausalLM.from_pretrained(name)
-    except (OSError, ValueError) as exc:
-        raise ExssnetError(f"cannot load causal language model {name!r}: {exc}") from None
+    tokenizer = load_pretrained("AutoTokenizer", name, "the tokenizer of causal language model")
+    model = load_pretrained("AutoModelForCausalLM", name, "causal language model")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     tokenizer.padding_side = "left"  # decoder-only generation continues the prompt's last token

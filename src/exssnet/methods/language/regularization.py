@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from exssnet.data.tasks import Inputs, TaskData, concat_inputs
+from exssnet.data.tasks import Inputs, TaskData
 from exssnet.methods.base import register_method
 from exssnet.methods.language.base import LanguageSettings
 from exssnet.methods.language.encoder_net import frozen_copy
@@ -32,11 +32,7 @@ class Regularization(Replay):
         self.reference = frozen_copy(self.net.trunk) if task_id > 0 else None
 
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
-        task_ids = self.task_ids_like(y, task_id)
-        if len(self.buffer):
-            replay = self.buffer.sample(self.settings.replay_batch_size)
-            x, y = concat_inputs([x, replay.x]), torch.cat([y, replay.y])
-            task_ids = torch.cat([task_ids, replay.task_ids])
+        x, y, task_ids = self.with_replay(x, y, task_id)
         features = self.net.features(x)
         loss = self.net.mixed_cross_entropy(features, y, task_ids)
         if self.reference is not None:
