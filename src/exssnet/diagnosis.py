@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-from exssnet.supermask import SupermaskNet
+from exssnet.errors import ExssnetError
+from exssnet.models.contract import find_classifier
+from exssnet.supermask import Phase, SupermaskNet
 
 # a task is at chance when its accuracy is within this many binomial standard errors of 100 / classes
 STANDARD_ERRORS = 2.0
@@ -25,15 +27,18 @@ def at_chance(acc: float, num_classes: int, num_test: int) -> bool:
 
 def likely_cause(net: SupermaskNet | None, task: int, num_classes: int, lrs: dict[str, float]) -> str:
     """The most likely reason a task stayed at chance: an empty head row, a too sparse layer, or the optimisation."""
-    if net is not None and task < net.num_tasks and net.tasks[task].phase != "mask":
-        named = list(net.named_masked_layers())
-        head_name, head = named[-1]
-        rows = head.mask_of(task)[:num_classes].flatten(1).sum(dim=1)
-        empty = [c for c, kept in enumerate(rows.tolist()) if kept == 0]
-        if empty:
-            return (f"at density {net.density:g} the classifier {head_name!r} keeps {int(rows.sum())} weight(s) for the "
-                    f"task's {num_classes} classes and none for class(es) {empty}: raise --density")
-        for name, layer in named:
+    if net is not None and task < net.num_tasks and net.tasks[task].phase is not Phase.MASK:
+        try:
+            head_name, head = find_classifier(net.model)  # the model's classifier, as KKT and checkpoints find it
+        except ExssnetError:  # a model that does not name its classifier: only the per-layer check below applies
+            head_name, head = None, None
+        if head is not None:
+            rows = head.mask_of(task)[:num_classes].flatten(1).sum(dim=1)
+            empty = [c for c, kept in enumerate(rows.tolist()) if kept == 0]
+            if empty:
+                return (f"at density {net.density:g} the classifier {head_name!r} keeps {int(rows.sum())} weight(s) for the "
+                        f"task's {num_classes} classes and none for class(es) {empty}: raise --density")
+        for name, layer in net.named_masked_layers():
             kept, outputs = int(layer.mask_of(task).sum()), layer.weight.shape[0]
             if kept < outputs:
                 return (f"at density {net.density:g} layer {name!r} keeps {kept} of {layer.weight.numel()} weights, "

@@ -79,6 +79,7 @@ def check_model_fits(benchmark: str, model: str) -> None:
 
 
 def load_benchmark(config: RunConfig) -> Benchmark:
+    inputs = method_text_inputs(config.method)  # language methods read tokens with their own encoder
     spec = BenchmarkSpec(
         seed=config.seed, num_tasks=config.num_tasks, classes_per_task=config.classes_per_task,
         val_fraction=config.val_fraction, data_dir=config.data_dir, class_order=config.class_order,
@@ -86,11 +87,11 @@ def load_benchmark(config: RunConfig) -> Benchmark:
             encoder=config.encoder, max_length=config.max_length, cache_dir=config.cache_dir,
             max_train_per_class=config.text_max_train, max_test_per_class=config.text_max_test,
             order=config.text_order, encode_batch_size=config.encode_batch_size, device=config.device,
-            inputs=method_text_inputs(config.method),
+            inputs=inputs,
         ),
         image_size=config.image_size, workers=config.workers,
     )
-    if method_text_inputs(config.method) == "features":  # language methods read tokens with their own encoder
+    if inputs == "features":
         check_model_fits(config.benchmark, config.model)
     benchmark = build_benchmark(config.benchmark, spec)
     if "data_fingerprint" not in benchmark.info:  # the tasks' test sets, whatever their order
