@@ -132,11 +132,6 @@ class CoreSettings(Settings):
             raise ExssnetError(f"max_length must be in 1..4096, got {self.max_length}")
 
 
-def core_fields() -> tuple[dataclasses.Field, ...]:
-    """The core settings' fields (not a run's method settings)."""
-    return tuple(f for f in dataclasses.fields(CoreSettings))
-
-
 def check_types(config: Any) -> None:
     """Refuse a value of the wrong type with one clear error; an int where a float is expected becomes a float."""
     hints = typing.get_type_hints(type(config))
@@ -144,7 +139,7 @@ def check_types(config: Any) -> None:
         if f.name not in hints or not f.init:
             continue
         value = getattr(config, f.name)
-        allowed = _allowed_types(hints[f.name])
+        allowed = field_types(hints[f.name])
         if float in allowed and isinstance(value, int) and not isinstance(value, bool):
             setattr(config, f.name, float(value))
             continue
@@ -155,11 +150,7 @@ def check_types(config: Any) -> None:
 
 def field_types(hint: Any) -> tuple[type, ...]:
     """The plain types a field's annotation allows (`int | None` -> (int, NoneType))."""
-    return _allowed_types(hint)
-
-
-def _allowed_types(hint: Any) -> tuple[type, ...]:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        return tuple(t for arg in typing.get_args(hint) for t in _allowed_types(arg))
+        return tuple(t for arg in typing.get_args(hint) for t in field_types(arg))
     return (origin or hint,)
