@@ -16,7 +16,7 @@ from exssnet import distributed
 from exssnet.checkpoint import load_compatible, save_pretrained
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.errors import ExssnetError
-from exssnet.kkt import KKTSettings, kkt_initial_scores
+from exssnet.kkt import HEADS, RULES, KKTSettings, kkt_initial_scores
 from exssnet.methods.base import ContinualMethod, register_method
 from exssnet.methods.loops import EpochCallback, train_phase
 from exssnet.metrics import sparse_overlap
@@ -43,10 +43,9 @@ class SupermaskSettings(Settings):
 
     def check(self) -> None:
         at_least_one(self, "kkt_k", "kkt_batches", "kkt_batch_size")
-        if self.kkt_head not in ("copy", "fresh"):
-            raise ExssnetError(f"kkt_head must be 'copy' or 'fresh', got {self.kkt_head!r}")
-        if self.kkt_rule not in ("chance", "paired"):
-            raise ExssnetError(f"kkt_rule must be 'chance' or 'paired', got {self.kkt_rule!r}")
+        for name, allowed in (("kkt_head", HEADS), ("kkt_rule", RULES)):
+            if getattr(self, name) not in allowed:
+                raise ExssnetError(f"{name} must be {' or '.join(map(repr, allowed))}, got {getattr(self, name)!r}")
         if not 0.0 < self.kkt_alpha < 1.0:
             raise ExssnetError(f"kkt_alpha must be in (0, 1), got {self.kkt_alpha}")
         if not 0.0 < self.kkt_blend <= 1.0:
