@@ -200,7 +200,7 @@ class MaskedLayer(nn.Module):
             weight = self.weight
             if weight.requires_grad and torch.is_grad_enabled():
                 return weight * self.mask_of(self.task).to(weight.dtype)
-            if self._ready_key != (weight.data_ptr(), weight._version):  # the weight changed in place or moved
+            if self._ready_key != self._weight_key():  # the weight changed in place or moved
                 self._refresh_ready()
             assert self._ready is not None
             return self._ready
