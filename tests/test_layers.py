@@ -136,6 +136,43 @@ def test_fused_mask_phase_weight_equals_weight_times_straight_through_mask():
         assert all(torch.equal(a, b) for a, b in zip(grads, expected))
 
 
+def test_fused_mask_phase_gradient_with_two_forwards_before_one_backward():
+    """The reused scratch tensor (|scores| in the forward, sign in the backward) never leaks across calls."""
+    from exssnet.layers.topk import ThresholdTracker, kept_count, score_masked_weight
+
+    torch.manual_seed(2)
+    weight = torch.randn(12, 10)
+    scores = torch.randn(12, 10, requires_grad=True)
+    scores.data[0, :3] = 0.0  # sign(0) = 0: no gradient for exact zeros
+    up1, up2 = torch.randn(12, 10), torch.randn(12, 10)
+    tracker, k = ThresholdTracker(), kept_count(120, 0.2)
+    first = score_masked_weight(weight, scores, tracker, k)
+    second = score_masked_weight(weight * 2, scores, tracker, k)  # a second forward reuses the scratch
+    (grad,) = torch.autograd.grad((first * up1 + second * up2).sum(), [scores])
+    plain = weight * straight_through_mask(scores, 0.2)
+    plain2 = (weight * 2) * straight_through_mask(scores, 0.2)
+    (expected,) = torch.autograd.grad((plain * up1 + plain2 * up2).sum(), [scores])
+    assert torch.equal(grad, expected) and torch.equal(grad[0, :3], torch.zeros(3))
+    # a recorded backward (create_graph) keeps its own sign tensor: a later forward cannot change it
+    leaf = weight.clone().requires_grad_(True)
+    fused = score_masked_weight(leaf, scores, tracker, k)
+    (graded,) = torch.autograd.grad((fused * up1).sum(), [scores], create_graph=True)
+    score_masked_weight(weight, -scores.detach(), tracker, k)  # overwrites the scratch
+    (second_order,) = torch.autograd.grad(graded.sum(), [leaf])  # d/dweight of sum(up1 * sign(scores))
+    assert torch.equal(second_order, up1 * scores.detach().sign())
+
+
+def test_weight_phase_layer_without_trainable_entries_uses_its_frozen_weight():
+    layer = MaskedLinear(8, 6, density=0.25)
+    layer.add_task(0)
+    mask, _ = layer.commit(0)
+    compact = layer.start_compact(0, torch.zeros_like(mask))
+    assert compact.numel() == 0 and not compact.requires_grad
+    assert torch.equal(layer.effective_weight(), layer.weight * mask)
+    out = layer(torch.randn(3, 8))
+    assert out.shape == (3, 6) and not out.requires_grad
+
+
 def test_inference_weight_is_computed_when_a_task_is_selected():
     layer = MaskedLinear(6, 4, density=0.5)
     layer.add_task(0)

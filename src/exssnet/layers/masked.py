@@ -211,6 +211,8 @@ class MaskedLayer(nn.Module):
             assert self.compact_weight is not None and self._compact_base is not None
             if self._compact_base.device != self.compact_weight.device:
                 self._compact_base = self._compact_base.to(self.compact_weight.device)
+            if self.compact_weight.numel() == 0:  # nothing of this layer trains: its weight is the frozen base
+                return self._compact_base
             return scatter_compact(self.compact_weight, self._compact_base, self.compact_index)
         if mode == "superpose":
             assert self._alphas is not None
@@ -220,8 +222,8 @@ class MaskedLayer(nn.Module):
 
     def cached_tensors(self) -> list[torch.Tensor]:
         """Tensors the layer holds besides its parameters and buffers (speed caches), for memory accounting."""
-        cached = [self._ready, self._compact_base, self._threshold.buffer]
-        return [t for t in cached if t is not None]
+        cached = [self._ready, self._compact_base]
+        return [t for t in cached if t is not None] + self._threshold.buffers
 
     def extra_repr(self) -> str:  # pragma: no cover - cosmetic
         return f"{super().extra_repr()}, density={self.density}, tasks={self.num_committed}"

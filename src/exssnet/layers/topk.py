@@ -71,14 +71,31 @@ class ThresholdTracker:
         self.slope = 0.0  # entries per unit of |score| around the threshold, from the last search
         self._buffer: torch.Tensor | None = None
         self._counted: float | None = None  # the value whose mask the buffer holds
+        self._scratch: torch.Tensor | None = None  # |scores| in the forward, sign(scores) in the backward
 
     @property
     def buffer(self) -> torch.Tensor | None:
         """The reused mask buffer (None before the first step)."""
         return self._buffer
 
+    @property
+    def buffers(self) -> list[torch.Tensor]:
+        """Every tensor the tracker keeps between steps (for memory accounting)."""
+        return [t for t in (self._buffer, self._scratch) if t is not None]
+
     def reset(self) -> None:
-        self.threshold, self.slope, self._buffer, self._counted = None, 0.0, None, None
+        self.threshold, self.slope, self._buffer, self._counted, self._scratch = None, 0.0, None, None, None
+
+    def scratch(self, like: torch.Tensor) -> torch.Tensor:
+        """A reused tensor shaped like `like`, for a value needed only within one forward or backward call.
+
+        Reusing it spares a fresh allocation of the layer's size per call; every fresh large block costs
+        page faults on a CPU (glibc returns freed blocks of this size to the kernel).
+        """
+        scratch = self._scratch
+        if scratch is None or scratch.shape != like.shape or scratch.dtype != like.dtype or scratch.device != like.device:
+            scratch = self._scratch = torch.empty_like(like, memory_format=torch.contiguous_format)
+        return scratch
 
     def float_mask(self, magnitudes: torch.Tensor, k: int) -> torch.Tensor:
         """0/1 float mask (dtype of `magnitudes`) of the k largest entries, ties as `torch.topk` breaks them.
@@ -192,7 +209,9 @@ class _ScoreMaskedWeight(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, weight: torch.Tensor, scores: torch.Tensor, tracker: ThresholdTracker, k: int):  # type: ignore[override]
-        mask = tracker.float_mask(scores.detach().abs(), k)
+        # |scores| goes to the tracker's scratch tensor: it is only read within this call
+        mask = tracker.float_mask(torch.abs(scores.detach(), out=tracker.scratch(scores)), k)
+        ctx.tracker = tracker
         if ctx.needs_input_grad[0]:
             mask = mask.clone()  # the tracker reuses its buffer next step
             ctx.save_for_backward(weight, scores, mask)
@@ -204,7 +223,12 @@ class _ScoreMaskedWeight(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         weight, scores, *mask = ctx.saved_tensors
         grad_weight = grad * mask[0] if ctx.needs_input_grad[0] else None
-        grad_scores = torch.mul(grad, weight).mul_(scores.sign()) if ctx.needs_input_grad[1] else None
+        grad_scores = None
+        if ctx.needs_input_grad[1]:
+            # sign(scores) in the tracker's scratch, unless this backward is itself recorded (create_graph),
+            # where a later step would overwrite a tensor the recorded graph keeps
+            sign = scores.sign() if torch.is_grad_enabled() else torch.sign(scores, out=ctx.tracker.scratch(scores))
+            grad_scores = torch.mul(grad, weight).mul_(sign)
         return grad_weight, grad_scores, None, None
 
 
