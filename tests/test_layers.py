@@ -119,6 +119,24 @@ def test_threshold_tracker_matches_topk_mask_every_step():
             assert torch.equal(tracker.float_mask(scores.abs(), k).bool(), topk_mask(scores, density))
 
 
+def test_threshold_tracker_matches_topk_mask_under_training_drift():
+    """Adam-sized moves of every score each step (the band search path), quantised scores (ties), a jump."""
+    from exssnet.layers.topk import ThresholdTracker, kept_count
+
+    generator = torch.Generator().manual_seed(3)
+    for numel, density, quantum in [(20000, 0.1, 0.0), (3000, 0.3, 0.0), (4000, 0.1, 1e-3), (50, 0.1, 0.0)]:
+        scores, tracker = torch.randn(numel, generator=generator) * 0.05, ThresholdTracker()
+        k = kept_count(numel, density)
+        for step in range(40):
+            scores += torch.randn(numel, generator=generator).sign() * 0.01 * (0.2 + step % 3)
+            if quantum:
+                scores = (scores / quantum).round() * quantum  # many exact ties
+            if step == 25:
+                scores *= 3.0  # a large jump of the threshold
+            mask = tracker.float_mask(scores.abs(), k).bool()
+            assert torch.equal(mask, topk_mask(scores, density)), (numel, step)
+
+
 def test_fused_mask_phase_weight_equals_weight_times_straight_through_mask():
     from exssnet.layers.topk import ThresholdTracker, kept_count, score_masked_weight
 
