@@ -69,6 +69,7 @@ class ThresholdTracker:
     def __init__(self) -> None:
         self.threshold: float | None = None
         self.slope = 0.0  # entries per unit of |score| around the threshold, from the last search
+        self.move = 0.0  # how far the threshold moved in the last search: the next search starts that much further
         self._buffer: torch.Tensor | None = None
         self._counted: float | None = None  # the value whose mask the buffer holds
         self._scratch: torch.Tensor | None = None  # |scores| in the forward, sign(scores) in the backward
@@ -84,7 +85,8 @@ class ThresholdTracker:
         return [t for t in (self._buffer, self._scratch) if t is not None]
 
     def reset(self) -> None:
-        self.threshold, self.slope, self._buffer, self._counted, self._scratch = None, 0.0, None, None, None
+        self.threshold, self.slope, self.move = None, 0.0, 0.0
+        self._buffer, self._counted, self._scratch = None, None, None
 
     def scratch(self, like: torch.Tensor) -> torch.Tensor:
         """A reused tensor shaped like `like`, for a value needed only within one forward or backward call.
@@ -128,6 +130,7 @@ class ThresholdTracker:
                 found = None
         if found is None:  # ties straddle the k-th value (or NaN): the exact rule
             return largest_k(flat, k).to(flat.dtype).view_as(magnitudes)
+        self.move = found - self.threshold if self.threshold is not None else 0.0
         self.threshold = found
         if self._counted != found:
             torch.ge(flat, found, out=buffer)
@@ -145,8 +148,11 @@ class ThresholdTracker:
 
     def _search_warm(self, k: int, count) -> float | None:
         """A float32 value t with exactly k entries >= t, searched from the previous threshold; None on ties."""
+        assert self.threshold is not None
+        # thresholds drift steadily while scores train: start where the last move would take it
         value = self.threshold
-        assert value is not None
+        if self.move and value + self.move > 0:
+            value = _f32(value + self.move)
         c = count(value)
         if c == k:
             return value
