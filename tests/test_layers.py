@@ -191,6 +191,16 @@ def test_weight_phase_layer_without_trainable_entries_uses_its_frozen_weight():
     assert out.shape == (3, 6) and not out.requires_grad
 
 
+def test_mask_phase_buffers_are_freed_when_the_mask_is_committed():
+    layer = MaskedConv2d(4, 6, 3, density=0.2)
+    layer.add_task(0)
+    layer.use_scores(0)
+    layer.effective_weight().sum().backward()  # the tracker's mask buffer and scratch exist now
+    assert len(layer.cached_tensors()) == 2
+    layer.commit(0)
+    assert layer.cached_tensors() == []
+
+
 def test_inference_weight_is_computed_when_a_task_is_selected():
     layer = MaskedLinear(6, 4, density=0.5)
     layer.add_task(0)

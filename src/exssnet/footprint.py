@@ -46,7 +46,7 @@ def state_bytes(net: SupermaskNet) -> int:
 
 def resident_bytes(net: SupermaskNet) -> int:
     """Bytes `net` keeps in memory: `state_bytes` plus the layers' speed caches (masked weight of the
-    selected task, the weight phase's frozen base, the mask phase's threshold buffer)."""
+    selected task, the weight phase's frozen base, the mask phase's threshold buffers)."""
     cached = sum(tensor_bytes(t) for layer in net.masked_layers() for t in layer.cached_tensors())
     return state_bytes(net) + cached
 

@@ -84,6 +84,7 @@ class MaskedLayer(nn.Module):
         if task != self.num_committed:
             raise RuntimeError(f"tasks must be committed in order: expected {self.num_committed}, got {task}")
         mask = topk_mask(self.scores[str(task)], self.density)
+        self._threshold.reset()  # the mask phase is over: free the tracker's mask and scratch tensors
         self.register_buffer(f"packed_mask_{task}", pack_mask(mask))
         free = mask & ~self.union
         self.union |= mask
