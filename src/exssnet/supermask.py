@@ -281,6 +281,36 @@ class SupermaskNet(nn.Module):
         self.set_task(task)
         return task
 
+    def restart_task(self, initial_scores: dict[str, torch.Tensor] | None = None,
+                     norm_states: list[dict[str, torch.Tensor]] | None = None) -> None:
+        """Start the current task's mask phase again from new scores (fresh draws for layers not given).
+
+        Its BatchNorm statistics start again too, or take `norm_states` (from `mask_phase_state`).
+        Only the task in its mask phase changes: committed tasks and the shared weights stay as they are.
+        """
+        if self.phase is not Phase.MASK:
+            raise ExssnetError(f"only a task in its mask phase can restart (phase {self.phase.value!r})")
+        task = self.num_tasks - 1
+        for name, layer in self.named_masked_layers():
+            layer.replace_scores(task, None if initial_scores is None else initial_scores.get(name))
+        for i, norm in enumerate(self.norm_layers()):
+            if norm_states is None:
+                norm.reset_task(task)
+            else:
+                norm.norms[task].load_state_dict(norm_states[i])
+        self.model.to(self.device)
+        self._set_trainable()
+        self.set_task(task)
+
+    def mask_phase_state(self) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]]:
+        """Copies of what the current mask phase trained: its scores per layer and its BatchNorm statistics."""
+        if self.phase is not Phase.MASK:
+            raise ExssnetError(f"no task is in its mask phase (phase {self.phase.value!r})")
+        task = self.num_tasks - 1
+        scores = {name: layer.scores[str(task)].detach().clone() for name, layer in self.named_masked_layers()}
+        norms = [{k: v.clone() for k, v in norm.norms[task].state_dict().items()} for norm in self.norm_layers()]
+        return scores, norms
+
     def start_weight_phase(self, exclusive: bool | WeightRule) -> None:
         """Freeze the current task's mask and let its weights train.
 
