@@ -64,6 +64,8 @@ class TaskState:
 
 
 _BATCHNORMS = {nn.BatchNorm1d: 1, nn.BatchNorm2d: 2, nn.BatchNorm3d: 3}
+_MASKED_CONVS = ((nn.Conv2d, MaskedConv2d), (nn.Conv1d, MaskedConv1d))
+_MASKABLE = (nn.Linear, *(torch_type for torch_type, _ in _MASKED_CONVS))  # the layer types that get masked
 
 
 def _replacement(module: nn.Module, density: float) -> nn.Module | None:
@@ -72,8 +74,7 @@ def _replacement(module: nn.Module, density: float) -> nn.Module | None:
         return None
     if isinstance(module, nn.Linear):
         return MaskedLinear(module.in_features, module.out_features, density=density)
-    conv_types = ((nn.Conv2d, MaskedConv2d), (nn.Conv1d, MaskedConv1d))
-    for torch_type, masked_type in conv_types:
+    for torch_type, masked_type in _MASKED_CONVS:
         if isinstance(module, torch_type):
             return masked_type(
                 module.in_channels, module.out_channels, module.kernel_size, stride=module.stride,
@@ -133,7 +134,7 @@ def check_wrappable(model: nn.Module) -> None:
 
 def _replacement_kind(module: nn.Module) -> bool:
     """True for the module types `_replacement` swaps out."""
-    return isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)) or _batchnorm_dims(module) is not None
+    return isinstance(module, _MASKABLE) or _batchnorm_dims(module) is not None
 
 
 def _walk(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
