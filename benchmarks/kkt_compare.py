@@ -31,9 +31,13 @@ from exssnet.run.config import RunConfig
 from exssnet.run.runner import run_experiment
 
 # scores kept (keep_scores defaults to False since the packed-mask default); "mask" starts from the binary mask
-CHANCE = {"kkt": True, "kkt_rule": "chance", "kkt_head": "copy", "keep_scores": True}  # the paper
-PAIRED = {"kkt": True, "kkt_rule": "paired", "kkt_head": "copy", "keep_scores": True}
-VARIANTS = {"off": {"kkt": False}, "scores": CHANCE, "chance": CHANCE, "mask": {**CHANCE, "keep_scores": False},
+CHANCE = {"kkt": True, "kkt_rule": "chance", "kkt_head": "copy", "kkt_rescue": False, "keep_scores": True}  # the paper
+PAIRED = {"kkt": True, "kkt_rule": "paired", "kkt_head": "copy", "kkt_rescue": False, "keep_scores": True}
+# the defaults of --kkt (rule paired, fresh head, rescue on, binary-mask start), and the same without the rescue
+DEFAULT = {"kkt": True}
+NO_RESCUE = {"kkt": True, "kkt_rescue": False}
+VARIANTS = {"off": {"kkt": False}, "default": DEFAULT, "no-rescue": NO_RESCUE, "scores": CHANCE, "chance": CHANCE,
+            "mask": {**CHANCE, "keep_scores": False},
             "fresh-head": {**CHANCE, "kkt_head": "fresh"}, "chance-blend": {**CHANCE, "kkt_blend": 0.5},
             "paired": PAIRED, "paired-fresh-head": {**PAIRED, "kkt_head": "fresh"},
             "paired-blend": {**PAIRED, "kkt_blend": 0.5}}
@@ -41,16 +45,20 @@ VARIANTS = {"off": {"kkt": False}, "scores": CHANCE, "chance": CHANCE, "mask": {
 
 def rule_of(variant: str) -> str | None:
     settings = VARIANTS[variant]
-    return settings.get("kkt_rule") if settings["kkt"] else None
+    return settings.get("kkt_rule", "paired") if settings["kkt"] else None
 
 
 def same_run(variant: str, rows: list[dict]) -> dict | None:
     """A finished row of the same setting that `variant` would repeat bit for bit, if any.
 
-    A row whose run transferred nothing equals `off` and every variant of its own rule.
+    A row whose run neither transferred nor rescued a task equals `off` and every variant of its own rule.
     """
+    without_rescue = lambda v: {k: x for k, x in VARIANTS[v].items() if k != "kkt_rescue"}  # noqa: E731
     for row in rows:
-        if any(source is not None for source in row["sources"]) or rule_of(row["variant"]) is None:
+        rescued = any(row.get("rescues") or [])
+        if not rescued and without_rescue(row["variant"]) == without_rescue(variant):
+            return row  # the rescue setting alone differs and no rescue happened
+        if any(source is not None for source in row["sources"]) or rescued or rule_of(row["variant"]) is None:
             continue
         if rule_of(variant) in (None, rule_of(row["variant"])):
             return row
@@ -71,6 +79,8 @@ def measure(results: dict) -> dict:
         "kkt_share": kkt_seconds / sum(results["task_time_s"]),
         "kkt_seconds_per_task": kkt_seconds / max(1, len(later)),
         "sources": [(task.get("kkt") or {}).get("source") for task in results["tasks"]],
+        "rescues": [((task.get("kkt") or {}).get("rescue") or {}).get("kept") for task in results["tasks"]],
+        "at_chance": sum(1 for w in results.get("warnings", []) if "chance" in str(w)),
         "fresh_acc": [(task.get("kkt") or {}).get("fresh_acc") for task in results["tasks"]],
         "best_knn_acc": [max((task.get("kkt") or {}).get("knn_acc") or [None]) if (task.get("kkt") or {}).get("knn_acc")
                          else None for task in results["tasks"]],
@@ -127,7 +137,8 @@ def delta_table(rows: dict[str, dict]) -> str:
     for row in rows.values():
         groups.setdefault((row["benchmark"], row["density"], row["method"], row["variant"]), {})[row["seed"]] = row
     lines = ["| benchmark | density | variant | Δ avg acc per seed | mean Δ | worst seed | Δ 1st-epoch val (mean) "
-             "| transfers | overlap of transferring tasks: KKT / off |", "|---|---|---|---|---|---|---|---|---|"]
+             "| transfers | rescues (kept) | tasks at chance: KKT / off | overlap of transferring tasks: KKT / off |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     order = lambda key: (key[0], -key[1], key[2], list(VARIANTS).index(key[3]))  # noqa: E731
     for key in sorted(groups, key=order):
         bench, density, method, variant = key
@@ -145,9 +156,12 @@ def delta_table(rows: dict[str, dict]) -> str:
                  and runs[s].get("sparse_overlap") and off[s].get("sparse_overlap")]
         overlap = (f"{statistics.mean(p[0] for p in pairs):.2f} / {statistics.mean(p[1] for p in pairs):.2f}"
                    if pairs else "-")
+        rescues = [kept for s in seeds for kept in runs[s].get("rescues") or [] if kept]
+        rescued = f"{len(rescues)} ({rescues.count('rescue')})" if rescues else "0"
+        dead = lambda rows: sum(rows[s].get("at_chance", 0) for s in seeds)  # noqa: E731
         lines.append(f"| {bench} | {density} | {variant} | {' / '.join(f'{d:+.2f}' for d in acc)} "
                      f"| {statistics.mean(acc):+.2f} | {min(acc):+.2f} | {statistics.mean(val):+.2f} "
-                     f"| {moved}/{later} | {overlap} |")
+                     f"| {moved}/{later} | {rescued} | {dead(runs)} / {dead(off)} | {overlap} |")
     return "\n".join(lines)
 
 

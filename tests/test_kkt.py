@@ -352,3 +352,93 @@ def test_resume_with_kkt_is_identical(tmp_path, keep_scores):
     assert comparable(resumed) == comparable(reference)
     assert [t["kkt"]["source"] for t in resumed["tasks"]][0] is None
     assert all(len(t["kkt"]["knn_acc"]) == i for i, t in enumerate(resumed["tasks"]))
+
+
+# ----- rescue: a mask phase that ends at chance runs once more from the other start -------------
+def test_restart_task_replaces_scores_and_statistics_and_state_round_trips():
+    torch.manual_seed(0)
+    net = to_supermask(build_model("lenet-bn", (1, 8, 8), 2), density=0.3)
+    net.add_task(2)
+    net.finish_task()
+    net.add_task(2)
+    net.train()
+    net(torch.randn(16, 1, 8, 8))  # moves task 1's BatchNorm statistics
+    scores, norms = net.mask_phase_state()
+    mask_before = [layer.mask_of(0).clone() for layer in net.masked_layers()]
+    given = {name: torch.full_like(s, 0.5) for name, s in list(scores.items())[:1]}
+    net.restart_task(given)
+    now = net.task_scores(1)
+    first = next(iter(given))
+    assert torch.equal(now[first], given[first]) and not torch.equal(now[first], scores[first])
+    assert all(not torch.equal(now[name], scores[name]) for name in list(scores)[1:])  # fresh draws
+    assert all(float(norm.norms[1].running_mean.abs().sum()) == 0.0 for norm in net.norm_layers())
+    assert net.trainable_parameters() == net.score_parameters(1)
+    net.restart_task(scores, norms)
+    assert all(torch.equal(net.task_scores(1)[name], scores[name]) for name in scores)
+    assert all(torch.equal(norm.norms[1].running_mean, state["running_mean"]) for norm, state in zip(net.norm_layers(), norms))
+    assert all(torch.equal(layer.mask_of(0), m) for layer, m in zip(net.masked_layers(), mask_before))
+    net.start_weight_phase(True)
+    with pytest.raises(ExssnetError, match="only a task in its mask phase can restart"):
+        net.restart_task()
+
+
+def start_and_rescue(method: SupermaskMethod, task: TaskData, t: int, second_acc: float | None):
+    """Add task t as learn_task does, pretend its first mask phase ended at chance, and rescue it.
+
+    `second_acc` None: the rescue really trains; else a stand-in training that scrambles the scores and reports it.
+    Returns (KKT record, scores the rescue started from, scores before the rescue, history kept).
+    """
+    from exssnet.methods.loops import PhaseHistory, train_phase
+
+    torch.manual_seed(task_seed(method.config.seed, t))
+    init, info = method.initial_scores(t, task)
+    method.net.add_task(task.num_classes, initial_scores=init)
+    before = method.net.mask_phase_state()[0]
+    started: dict = {}
+
+    def train_mask() -> PhaseHistory:
+        started.update(method.net.mask_phase_state()[0])
+        if second_acc is None:
+            return train_phase("mask", method.net, method.net_logits_fn(2), method.net.trainable_parameters(), task, 1,
+                               0.01, 64, torch.Generator().manual_seed(0), progress=False)
+        for p in method.net.trainable_parameters():
+            p.data.normal_()
+        return PhaseHistory("mask", loss=[0.7], val_acc=[second_acc])
+
+    kept = method.rescue_at_chance(t, task, PhaseHistory("mask", loss=[0.69], val_acc=[50.0]), train_mask, info["kkt"])
+    return info["kkt"], started, before, kept
+
+
+def test_rescue_after_a_fresh_start_retries_from_the_best_earlier_task_and_keeps_the_better():
+    method, _ = learn([gaussian_task("U", 5, 1), gaussian_task("A", 0, 2)], mask_epochs=1, weight_epochs=1)
+    record, started, _, kept = start_and_rescue(method, gaussian_task("B", 9, 3), 2, second_acc=None)
+    assert record["source"] is None  # B is unrelated: the paired rule kept the fresh draw
+    best = max(range(2), key=lambda j: (record["knn_acc"][j], -j))
+    assert record["rescue"]["start"] == f"task {best}" and record["rescue"]["kept"] == "rescue"
+    assert record["rescue"]["first_val_acc"] == 50.0 and record["rescue"]["val_acc"] == kept.val_acc[-1] > 60
+    source = method.net.task_scores(best)
+    assert all(torch.equal(started[name], source[name]) for name in source)  # the whole source, head included
+
+
+def test_rescue_after_a_transfer_retries_from_the_fresh_draw_and_restores_the_first_when_not_better():
+    tasks = [gaussian_task("U", 5, 1), gaussian_task("A", 0, 2)]
+    method, _ = learn(tasks, mask_epochs=1, weight_epochs=1)
+    torch.manual_seed(task_seed(0, 2))
+    fresh = fresh_scores(method.net)
+    record, started, before, kept = start_and_rescue(method, gaussian_task("A2", 0, 4, flip=True), 2, second_acc=40.0)
+    assert record["source"] == 1 and record["rescue"]["start"] == "fresh" and record["rescue"]["kept"] == "first"
+    assert all(torch.equal(started[name], fresh[name]) for name in fresh)  # the start the run without KKT uses
+    assert kept.val_acc == [50.0] and record["rescue"]["other_phase"]["val_acc"] == [40.0]
+    assert all(torch.equal(method.net.task_scores(2)[name], before[name]) for name in before)
+
+
+def test_a_task_at_chance_either_way_keeps_its_first_start_and_the_rescue_is_recorded():
+    tasks = [gaussian_task("A", 0, 2), constant_task("C")]
+    with_kkt, records = learn(tasks, mask_epochs=1, weight_epochs=1)
+    without, _ = learn(tasks, mask_epochs=1, weight_epochs=1, kkt=False)
+    no_rescue, plain = learn(tasks, mask_epochs=1, weight_epochs=1, kkt_rescue=False)
+    rescue = records[1]["kkt"]["rescue"]
+    assert rescue["start"] == "task 0" and rescue["kept"] == "first" and rescue["first_val_acc"] <= 55
+    assert "rescue" not in plain[1]["kkt"] and "rescue" not in records[0]["kkt"]
+    for a, b in zip(with_kkt.net.masked_layers(), without.net.masked_layers()):
+        assert torch.equal(a.mask_of(1), b.mask_of(1)) and torch.equal(a.weight, b.weight)

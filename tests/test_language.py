@@ -200,3 +200,19 @@ def test_prompts_longer_than_the_encoder_positions_are_refused(files, capsys):
     args = ["run", "--benchmark", "text-offline", "--data-dir", str(files["data"]), "--encoder", str(files["bert"]),
             "--method", "prompt-tuning", "--text-max-train", "4", "--max-length", "32", "--prompt-tokens", "40", "--quiet"]
     assert main(args) == 2 and "positions" in capsys.readouterr().err
+
+
+def test_quiet_run_draws_no_hugging_face_progress_bar(files, tmp_path):
+    """`--quiet` also silences the bars transformers draws while it loads an encoder (fresh process)."""
+    import os
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "exssnet", "run", "--benchmark", "text-offline", "--data-dir", str(files["data"]),
+            "--encoder", str(files["bert"]), "--method", "ft", "--text-max-train", "2", "--text-max-test", "2",
+            "--num-tasks", "2", "--baseline-epochs", "1", "--batch-size", "4", "--max-length", "16", "--threads", "1",
+            "--quiet", "--out", str(tmp_path / "o")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_HUB_DISABLE")}
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "%|" not in done.stderr and "it/s]" not in done.stderr, done.stderr

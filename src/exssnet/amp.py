@@ -9,6 +9,7 @@ lower precision. Works on CUDA, and on the CPU (slowly) so it can be tested with
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Iterator
 
 import torch
@@ -41,3 +42,15 @@ def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
     """A loss scaler, enabled only under float16 autocast on `device`; disabled it passes everything through."""
     on = torch.is_autocast_enabled(device.type) and torch.get_autocast_dtype(device.type) == torch.float16
     return torch.amp.GradScaler(device.type, enabled=on)
+
+
+def step_schedule(schedule: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler) -> None:
+    """`schedule.step()` after every batch. Under loss scaling the first optimizer steps may be skipped (inf
+    gradients while the scale settles); the schedule still follows the batches, so torch's warning about a
+    scheduler step before any optimizer step is expected then and muted."""
+    if not scaler.is_enabled():
+        schedule.step()
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`")
+        schedule.step()

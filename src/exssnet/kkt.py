@@ -70,6 +70,7 @@ class KKTChoice:
     fresh_acc: float | None = None  # percent: KNN accuracy of the fresh random subnetwork's features
     p_value: float | None = None  # "paired": one-sided McNemar p of the best earlier task against the fresh one
     decision: str = "no earlier task"  # "transfer", "no earlier task", "not above chance", "not clearly above fresh"
+    fresh: dict[str, torch.Tensor] | None = field(default=None, repr=False)  # the fresh draw (not recorded)
 
     def to_dict(self) -> dict:
         return {"source": self.source, "knn_acc": self.knn_acc, "chance": self.chance,
@@ -303,6 +304,7 @@ def kkt_initial_scores(net: SupermaskNet, task: TaskData, task_id: int, settings
 
     `generator` drives every KKT draw; the fresh scores come from a fork of the global RNG, so the
     result depends on nothing else and a run without transfer is bit-identical to one without KKT.
+    `choice.fresh` keeps the fresh draw (not recorded) for `rescue_scores`.
     """
     start = time.perf_counter()
     fresh = fresh_scores(net) if task_id > 0 else None
@@ -313,5 +315,23 @@ def kkt_initial_scores(net: SupermaskNet, task: TaskData, task_id: int, settings
         scores = blend_scores(source, fresh, settings.blend)
         if settings.head == "fresh":
             scores[choice.classifier] = fresh[choice.classifier].clone()
+    choice.fresh = fresh
     choice.seconds = time.perf_counter() - start
     return scores, choice
+
+
+def rescue_scores(net: SupermaskNet, choice: KKTChoice, generator: torch.Generator) -> tuple[dict[str, torch.Tensor] | None, str]:
+    """The other start for a task whose mask phase ended at chance from the start `choice` gave it.
+
+    After a transfer: the fresh draw (the start the run without KKT uses). After the fresh draw: the
+    best earlier task's scores, classifier included (the paper's start: the source's head once
+    learned a task, the fresh one just failed). Returns (scores, what they are); (None, "") when
+    there is no other start (no earlier task, or KKT could not score them).
+    """
+    if choice.source is not None:
+        return ({name: s.clone() for name, s in choice.fresh.items()}, "fresh") if choice.fresh else (None, "")
+    best = best_candidate(choice.knn_acc)
+    if best is None:
+        return None, ""
+    scores, _ = source_scores(net, best, generator)
+    return scores, f"task {best}"

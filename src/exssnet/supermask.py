@@ -64,6 +64,8 @@ class TaskState:
 
 
 _BATCHNORMS = {nn.BatchNorm1d: 1, nn.BatchNorm2d: 2, nn.BatchNorm3d: 3}
+_MASKED_CONVS = ((nn.Conv2d, MaskedConv2d), (nn.Conv1d, MaskedConv1d))
+_MASKABLE = (nn.Linear, *(torch_type for torch_type, _ in _MASKED_CONVS))  # the layer types that get masked
 
 
 def _replacement(module: nn.Module, density: float) -> nn.Module | None:
@@ -72,8 +74,7 @@ def _replacement(module: nn.Module, density: float) -> nn.Module | None:
         return None
     if isinstance(module, nn.Linear):
         return MaskedLinear(module.in_features, module.out_features, density=density)
-    conv_types = ((nn.Conv2d, MaskedConv2d), (nn.Conv1d, MaskedConv1d))
-    for torch_type, masked_type in conv_types:
+    for torch_type, masked_type in _MASKED_CONVS:
         if isinstance(module, torch_type):
             return masked_type(
                 module.in_channels, module.out_channels, module.kernel_size, stride=module.stride,
@@ -133,7 +134,7 @@ def check_wrappable(model: nn.Module) -> None:
 
 def _replacement_kind(module: nn.Module) -> bool:
     """True for the module types `_replacement` swaps out."""
-    return isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)) or _batchnorm_dims(module) is not None
+    return isinstance(module, _MASKABLE) or _batchnorm_dims(module) is not None
 
 
 def _walk(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
@@ -280,6 +281,36 @@ class SupermaskNet(nn.Module):
         self._set_trainable()
         self.set_task(task)
         return task
+
+    def restart_task(self, initial_scores: dict[str, torch.Tensor] | None = None,
+                     norm_states: list[dict[str, torch.Tensor]] | None = None) -> None:
+        """Start the current task's mask phase again from new scores (fresh draws for layers not given).
+
+        Its BatchNorm statistics start again too, or take `norm_states` (from `mask_phase_state`).
+        Only the task in its mask phase changes: committed tasks and the shared weights stay as they are.
+        """
+        if self.phase is not Phase.MASK:
+            raise ExssnetError(f"only a task in its mask phase can restart (phase {self.phase.value!r})")
+        task = self.num_tasks - 1
+        for name, layer in self.named_masked_layers():
+            layer.replace_scores(task, None if initial_scores is None else initial_scores.get(name))
+        for i, norm in enumerate(self.norm_layers()):
+            if norm_states is None:
+                norm.reset_task(task)
+            else:
+                norm.norms[task].load_state_dict(norm_states[i])
+        self.model.to(self.device)
+        self._set_trainable()
+        self.set_task(task)
+
+    def mask_phase_state(self) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]]:
+        """Copies of what the current mask phase trained: its scores per layer and its BatchNorm statistics."""
+        if self.phase is not Phase.MASK:
+            raise ExssnetError(f"no task is in its mask phase (phase {self.phase.value!r})")
+        task = self.num_tasks - 1
+        scores = {name: layer.scores[str(task)].detach().clone() for name, layer in self.named_masked_layers()}
+        norms = [{k: v.clone() for k, v in norm.norms[task].state_dict().items()} for norm in self.norm_layers()]
+        return scores, norms
 
     def start_weight_phase(self, exclusive: bool | WeightRule) -> None:
         """Freeze the current task's mask and let its weights train.

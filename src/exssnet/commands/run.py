@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,15 @@ from exssnet.run.config import RunConfig, config_fields, config_types, load_yaml
 NAME = "run"
 HELP = "learn a sequence of tasks and write results.json"
 EXIT_INTERRUPTED = 130
+
+
+def quiet_hugging_face() -> None:
+    """No Hugging Face progress bars either (loading an encoder or tokenizer draws them otherwise)."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # read when huggingface_hub / transformers are imported
+    if "huggingface_hub" in sys.modules:  # already imported: switch the bars off directly
+        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +80,8 @@ def execute(args: argparse.Namespace) -> int:
     from exssnet.run.runner import run_experiment
     from exssnet.run.summary import format_summary
 
+    if args.quiet:
+        quiet_hugging_face()
     if args.resume and args.out is not None:
         config = resume_config(args.out, given_values(args))
     else:

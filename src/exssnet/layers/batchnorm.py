@@ -36,6 +36,10 @@ class MultitaskBatchNorm(nn.Module):
         """Start `target`'s running statistics from `source`'s (a copy)."""
         self.norms[target].load_state_dict(self.norms[source].state_dict())
 
+    def reset_task(self, task: int) -> None:
+        """Forget `task`'s running statistics (a restarted mask phase starts them again)."""
+        self.norms[task].reset_running_stats()
+
     def set_task(self, task: int) -> None:
         self.task = task
         self._superposed = None

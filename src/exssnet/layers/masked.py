@@ -79,6 +79,13 @@ class MaskedLayer(nn.Module):
             raise ValueError(f"initial scores shape {tuple(initial_scores.shape)} != weight {tuple(self.weight.shape)}")
         self.scores[str(task)] = nn.Parameter(initial_scores.detach().clone().to(self.weight.device))
 
+    def replace_scores(self, task: int, scores: torch.Tensor | None = None) -> None:
+        """Restart the uncommitted `task`'s scores from `scores` (a fresh draw when None)."""
+        if task < self.num_committed or str(task) not in self.scores:
+            raise RuntimeError(f"task {task} has no scores in training to replace")
+        self.add_task(task, scores)
+        self._threshold.reset()
+
     def commit(self, task: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Freeze `task`'s mask from its scores; return (mask, free) with free = mask AND NOT earlier union."""
         if task != self.num_committed:

@@ -112,7 +112,7 @@ def train_phase(
             sync.average_gradients(y.shape[0])  # of the scaled gradients: every rank then skips or steps alike
             scaler.step(optimizer)
             scaler.update()
-            schedule.step()
+            amp.step_schedule(schedule, scaler)
             if hooks.after_step is not None:
                 hooks.after_step(x, y)
             total += float(loss.detach()) * y.shape[0]

@@ -7,18 +7,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from exssnet import distributed
 from exssnet.checkpoint import load_compatible, save_pretrained
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
+from exssnet.diagnosis import at_chance
 from exssnet.errors import ExssnetError
-from exssnet.kkt import HEADS, RULES, KKTSettings, kkt_initial_scores
+from exssnet.kkt import HEADS, RULES, KKTChoice, KKTSettings, kkt_initial_scores, rescue_scores
 from exssnet.methods.base import ContinualMethod, register_method
-from exssnet.methods.loops import EpochCallback, train_phase
+from exssnet.methods.loops import EpochCallback, PhaseHistory, train_phase
 from exssnet.metrics import sparse_overlap
 from exssnet.models import build_model
 from exssnet.seeds import TaskStream, task_generator
@@ -40,6 +42,8 @@ class SupermaskSettings(Settings):
     kkt_rule: str = setting("paired", "KKT: transfer when the best earlier task beats 'chance' (the paper) or, 'paired', a fresh random subnetwork (McNemar)")
     kkt_alpha: float = setting(0.05, "KKT rule 'paired': significance level, divided by the number of earlier tasks")
     kkt_blend: float = setting(1.0, "KKT: weight of the source's scores in the start, in (0, 1]; the rest is the fresh random draw")
+    kkt_rescue: bool = setting(True, "KKT: a task whose mask phase ends at chance on validation runs it once more from the other "
+                                     "start (fresh draw <-> best earlier task) and keeps the better")
 
     def check(self) -> None:
         at_least_one(self, "kkt_k", "kkt_batches", "kkt_batch_size")
@@ -67,6 +71,7 @@ class SupermaskMethod(ContinualMethod):
         self.weight_rule = weight_rule
         dense = build_model(config.model, benchmark.input_shape, benchmark.max_classes)
         self.net: SupermaskNet = to_supermask(dense, config.density, keep_scores=config.keep_scores).to(self.device)
+        self._kkt_choice: KKTChoice | None = None  # the current task's KKT choice with its fresh draw (rank 0)
 
     def initial_scores(self, task_id: int, task: TaskData) -> tuple[dict[str, torch.Tensor] | None, dict]:
         """Scores to start `task` from (None: fresh random) and info about the choice.
@@ -77,10 +82,14 @@ class SupermaskMethod(ContinualMethod):
         if not self.settings.kkt:
             return None, {}
         seed = self.config.seed
-        scores, choice = distributed.decide_on_main(  # data parallel: rank 0 decides, every rank gets the result
-            lambda: kkt_initial_scores(self.net, task, task_id, self.settings.to_kkt(),
-                                       task_generator(seed, task_id, TaskStream.KKT)),
-            self.device)
+
+        def decide() -> tuple[dict[str, torch.Tensor] | None, KKTChoice]:
+            scores, choice = kkt_initial_scores(self.net, task, task_id, self.settings.to_kkt(),
+                                                task_generator(seed, task_id, TaskStream.KKT))
+            self._kkt_choice = choice  # rank 0 keeps the fresh draw for a rescue; it is not broadcast
+            return scores, replace(choice, fresh=None)
+
+        scores, choice = distributed.decide_on_main(decide, self.device)  # data parallel: rank 0 decides, every rank gets it
         return scores, {"kkt": choice.to_dict()}
 
     def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
@@ -88,10 +97,13 @@ class SupermaskMethod(ContinualMethod):
         init, info = self.initial_scores(task_id, task)
         self.net.add_task(task.num_classes, initial_scores=init)
         logits_fn = self.net_logits_fn(task.num_classes)
-        mask_history = train_phase(
+        train_mask = lambda: train_phase(  # noqa: E731
             "mask", self.net, logits_fn, self.net.trainable_parameters(), task, cfg.mask_epochs, cfg.mask_lr,
             cfg.batch_size, task_generator(cfg.seed, task_id, TaskStream.MASK_PHASE), cfg.eval_batch_size, progress, on_epoch,
         )
+        mask_history = train_mask()
+        if self.settings.kkt and self.settings.kkt_rescue:
+            mask_history = self.rescue_at_chance(task_id, task, mask_history, train_mask, info["kkt"])
         info["mask_phase"] = mask_history.to_dict()
         if self.weight_rule is not None:
             self.net.start_weight_phase(self.weight_rule)
@@ -104,6 +116,31 @@ class SupermaskMethod(ContinualMethod):
         self.num_learned += 1
         distributed.check_identical(dict(self.net.state_dict()), f"the model after task {task_id} (masks, weights, BN)")
         return info
+
+    def rescue_at_chance(self, task_id: int, task: TaskData, first: PhaseHistory, train_mask: Callable[[], PhaseHistory],
+                         record: dict) -> PhaseHistory:
+        """KKT rescue: a mask phase that ended at chance on validation runs once more from the other start
+        (`kkt.rescue_scores`); the one with the higher final validation accuracy stays (the first on ties).
+
+        `record` (the task's KKT record) gets a "rescue" entry; without a validation split nothing happens.
+        """
+        if not first.val_acc or not at_chance(first.val_acc[-1], task.num_classes, len(task.val)):
+            return first
+        choice = self._kkt_choice
+        scores, start = distributed.decide_on_main(
+            lambda: rescue_scores(self.net, choice, task_generator(self.config.seed, task_id, TaskStream.KKT)), self.device)
+        record["rescue"] = {"first_val_acc": first.val_acc[-1], "start": start or None}
+        if scores is None:
+            return first
+        kept = self.net.mask_phase_state()
+        self.net.restart_task(scores)
+        second = train_mask()
+        better = second.val_acc[-1] > first.val_acc[-1]
+        if not better:
+            self.net.restart_task(*kept)
+        record["rescue"].update(val_acc=second.val_acc[-1], kept="rescue" if better else "first",
+                                other_phase=(first if better else second).to_dict())
+        return second if better else first
 
     def net_logits_fn(self, num_classes: int):
         def logits_fn(x: Inputs) -> torch.Tensor:
