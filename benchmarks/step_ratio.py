@@ -10,6 +10,9 @@ round, and the printed ratio is the median over rounds (paired medians). On the 
 process's CPU time (1 thread), so time that other processes take from a shared machine does not count.
 The supermask nets have `--earlier-tasks` finished tasks, so the weight phase trains only the free entries.
 
+The process keeps freed memory as the `exssnet` command does (`exssnet.allocator`, glibc): without it every
+variant, dense included, pays page faults each step (`--allocator default` measures that setting).
+
     python benchmarks/step_ratio.py [--model lenet|resnet18-reduced] [--threads 1] [--rounds 40] [--json]
 """
 
@@ -25,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from exssnet import to_supermask
+from exssnet.allocator import keep_freed_memory
 from exssnet.models import build_model
 
 MODELS = {"lenet": ((1, 28, 28), 2, 128), "resnet18-reduced": ((3, 32, 32), 20, 64)}
@@ -129,7 +133,11 @@ def main() -> None:
                         help="cpu: this process's CPU time (default on the CPU: time other processes take from a "
                              "shared machine does not count); wall: elapsed time (default on CUDA)")
     parser.add_argument("--json", action="store_true", help="print one JSON line of the three ratios")
+    parser.add_argument("--allocator", choices=("keep", "default"), default="keep",
+                        help="keep: freed memory stays in the process, as in `exssnet` runs; default: glibc's own settings")
     args = parser.parse_args()
+    if args.allocator == "keep":
+        keep_freed_memory()
     torch.set_num_threads(args.threads)
     if args.clock is None:
         args.clock = "cpu" if torch.device(args.device).type == "cpu" else "wall"
@@ -141,7 +149,7 @@ def main() -> None:
         return
     print(f"{args.model}, batch {result['_batch']}, density {args.density}, {args.earlier_tasks} earlier tasks, "
           f"device {args.device}, {args.threads} thread(s), {args.rounds} rounds x {args.steps} steps, paired medians, "
-          f"{args.clock} clock")
+          f"{args.clock} clock, allocator {args.allocator}")
     for name, ms in result["_ms"].items():
         print(f"  {name:<14} {ms:8.3f} ms")
     print(f"ratio SupSup mask-phase step / dense step:    {result['mask_phase']:.3f}")

@@ -28,6 +28,7 @@ LAYERS: dict[str, float] = {
     "exssnet.modes": 2,
     "exssnet.distributed": 2,
     "exssnet.amp": 2,
+    "exssnet.allocator": 2,
     "exssnet.models": 2,
     "exssnet.data": 2,
     # settings dataclasses: the core settings and the base of each method's own settings

@@ -11,6 +11,7 @@ import sys
 from types import ModuleType
 from typing import Sequence
 
+from exssnet.allocator import keep_freed_memory
 from exssnet.commands import evaluate, report, run, sweep
 from exssnet.errors import ExssnetError
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # ~10% faster CPU steps: no page faults from memory glibc would hand back every step
     try:
         return args.execute(args)
     except ExssnetError as exc:
