@@ -295,11 +295,7 @@ class SupermaskNet(nn.Module):
         for name, layer in self.named_masked_layers():
             layer.replace_scores(task, None if initial_scores is None else initial_scores.get(name))
         for i, norm in enumerate(self.norm_layers()):
-            if norm_states is None:
-                norm.reset_task(task)
-            else:
-                norm.norms[task].load_state_dict(norm_states[i])
-        self.model.to(self.device)
+            norm.reset_task(task, None if norm_states is None else norm_states[i])
         self._set_trainable()
         self.set_task(task)
 
@@ -308,9 +304,8 @@ class SupermaskNet(nn.Module):
         if self.phase is not Phase.MASK:
             raise ExssnetError(f"no task is in its mask phase (phase {self.phase.value!r})")
         task = self.num_tasks - 1
-        scores = {name: layer.scores[str(task)].detach().clone() for name, layer in self.named_masked_layers()}
-        norms = [{k: v.clone() for k, v in norm.norms[task].state_dict().items()} for norm in self.norm_layers()]
-        return scores, norms
+        scores = {name: s.clone() for name, s in self.task_scores(task).items()}
+        return scores, [norm.task_state(task) for norm in self.norm_layers()]
 
     def start_weight_phase(self, exclusive: bool | WeightRule) -> None:
         """Freeze the current task's mask and let its weights train.

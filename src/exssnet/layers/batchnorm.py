@@ -32,13 +32,16 @@ class MultitaskBatchNorm(nn.Module):
         norm = _BN_BY_DIMS[self.dims](self.num_features, eps=self.eps, momentum=self.momentum, affine=False)
         self.norms.append(norm)
 
-    def copy_task(self, source: int, target: int) -> None:
-        """Start `target`'s running statistics from `source`'s (a copy)."""
-        self.norms[target].load_state_dict(self.norms[source].state_dict())
+    def task_state(self, task: int) -> dict[str, torch.Tensor]:
+        """A copy of `task`'s running statistics."""
+        return {k: v.clone() for k, v in self.norms[task].state_dict().items()}
 
-    def reset_task(self, task: int) -> None:
-        """Forget `task`'s running statistics (a restarted mask phase starts them again)."""
-        self.norms[task].reset_running_stats()
+    def reset_task(self, task: int, state: dict[str, torch.Tensor] | None = None) -> None:
+        """Start `task`'s running statistics again, or from `state` (from `task_state`)."""
+        if state is None:
+            self.norms[task].reset_running_stats()
+        else:
+            self.norms[task].load_state_dict(state)
 
     def set_task(self, task: int) -> None:
         self.task = task
