@@ -83,6 +83,14 @@ def test_regularization_penalises_feature_drift(files):
     assert with_penalty > without
 
 
+def learn_first_task(method, tasks) -> torch.Tensor:
+    """Learn task 0 and return its test logits (eval mode) to compare with after later tasks."""
+    method.learn_task(0, tasks[0], False, None)
+    method.eval_mode()
+    with torch.no_grad():
+        return method.logits(tasks[0].test.x, 0)
+
+
 def test_adaptbert_trains_adapters_only(files):
     method, tasks = setup(files, "adaptbert-ft")
     before = snapshot(method.net.trunk)
@@ -93,10 +101,7 @@ def test_adaptbert_trains_adapters_only(files):
 
 def test_multiadaptbert_keeps_earlier_adapters_and_outputs(files):
     method, tasks = setup(files, "multiadaptbert")
-    method.learn_task(0, tasks[0], False, None)
-    method.eval_mode()
-    with torch.no_grad():
-        before_logits = method.logits(tasks[0].test.x, 0)
+    before_logits = learn_first_task(method, tasks)
     before = snapshot(method.net)
     method.learn_task(1, tasks[1], False, None)
     method.eval_mode()
@@ -108,10 +113,7 @@ def test_multiadaptbert_keeps_earlier_adapters_and_outputs(files):
 
 def test_prompt_tuning_trains_prompts_only(files):
     method, tasks = setup(files, "prompt-tuning")
-    method.learn_task(0, tasks[0], False, None)
-    method.eval_mode()
-    with torch.no_grad():
-        before_logits = method.logits(tasks[0].test.x, 0)
+    before_logits = learn_first_task(method, tasks)
     before: dict[str, torch.Tensor] = {}
     fit = method.fit
 
