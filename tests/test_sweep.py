@@ -1,11 +1,15 @@
 import csv
 import json
+import os
+import signal
+import time
 
 import pytest
 
 from exssnet.cli import main
 from exssnet.errors import ExssnetError
 from exssnet.run.config import RunConfig
+from exssnet.run.parallel_sweep import run_processes
 from exssnet.run.runner import run_experiment
 from exssnet.run.sweep import cell_config, make_grid, run_sweep
 
@@ -72,7 +76,7 @@ def test_parallel_sweep_matches_the_sequential_one_and_reports_a_failed_cell(tmp
     broken = tmp_path / "par" / "exssnet-d0.2-s1"
     broken.mkdir(parents=True)
     (broken / "run_state.json").write_text("not json")
-    with pytest.raises(ExssnetError, match="1 sweep cell\\(s\\) failed.*exssnet-d0.2-s1"):
+    with pytest.raises(ExssnetError, match="1 of 2 sweep cells failed.*exssnet-d0.2-s1: "):
         run_sweep(base, cells, tmp_path / "par", progress=False, jobs=2)
     seq, par = (json.loads((tmp_path / d / "exssnet-d0.2-s0" / "results.json").read_text()) for d in ("seq", "par"))
     assert par["acc_matrix"] == seq["acc_matrix"]  # deterministic: the same numbers in a worker process
@@ -105,3 +109,62 @@ def test_sweep_under_torchrun_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["sweep", *BASE, "--out", str(tmp_path / "c")]) == 2
     assert "without torchrun" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+def test_default_sweep_runs_every_cell_when_one_fails_and_names_it(tmp_path, capsys):
+    """--jobs 1: the first cell fails (its run_state.json is corrupt), the second still runs; exit 2 names the cell."""
+    out = tmp_path / "sw"
+    (out / "supsup-d0.2-s0").mkdir(parents=True)
+    (out / "supsup-d0.2-s0" / "run_state.json").write_text("not json")
+    args = ["sweep", *BASE, "--num-tasks", "2", "--methods", "supsup", "--densities", "0.2", "--seeds", "0,1",
+            "--no-report", "--out", str(out)]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert (out / "supsup-d0.2-s1" / "results.json").is_file()  # the later cell ran
+    assert "1 run, 0 already done, 1 failed" in captured.out
+    error = [line for line in captured.err.splitlines() if line.startswith("exssnet: error:")]
+    assert len(error) == 1 and "1 of 2 sweep cells failed" in error[0] and "supsup-d0.2-s0: " in error[0]
+    assert "run_state.json" in error[0] and "Traceback" not in captured.err
+
+
+def test_sweep_checks_every_cell_before_the_first_starts(tmp_path, capsys):
+    """A language method on an image benchmark is refused before the (valid) first cell runs."""
+    out = tmp_path / "sw"
+    assert main(["sweep", *BASE, "--methods", "supsup,ft", "--seeds", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no cell was started" in err and "ft-d" in err and "text benchmark" in err and "Traceback" not in err
+    assert not list(out.glob("*/results.json")) and not (out / "supsup-d0.5-s0").exists()
+
+
+class KilledCell:
+    """A cell whose process the kernel kills (as the out-of-memory killer does)."""
+
+    def __call__(self) -> float:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return 0.0
+
+
+class SlowCell:
+    def __call__(self) -> float:
+        time.sleep(0.5)
+        return 42.0
+
+
+def test_a_killed_cell_process_is_named_and_the_others_finish():
+    finished = {}
+    failures = run_processes([("killed", KilledCell()), ("slow", SlowCell()), ("after", SlowCell())], 2,
+                             lambda name, acc: finished.setdefault(name, acc))
+    assert finished == {"slow": 42.0, "after": 42.0}
+    assert list(failures) == ["killed"] and "SIGKILL" in failures["killed"]
+
+
+def test_slurm_executor_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("submitit")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no srun
+    assert main(["sweep", *BASE, "--executor", "slurm", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("exssnet: error: --executor slurm needs Slurm") and len(err.splitlines()) == 1
+    assert main(["sweep", *BASE, "--executor", "local", "--slurm", "slurm_partitoin=gpu", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "bad --slurm option" in err and "partitoin" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -45,22 +45,29 @@ def execute(args: argparse.Namespace) -> int:
     from exssnet.distributed import launched_world_size
     from exssnet.report import build_report
     from exssnet.run.parallel_sweep import parse_slurm_options
-    from exssnet.run.sweep import make_grid, run_sweep
+    from exssnet.run.sweep import SweepCellsFailed, make_grid, run_sweep
 
     if launched_world_size() > 1:
         raise ExssnetError("exssnet sweep runs its cells itself (--jobs, --executor slurm): start it without torchrun")
     base = config_from_args(args)
     cells = make_grid(args.methods or [base.method], args.densities or [base.density], args.seeds or [base.seed])
     wait = args.executor != "slurm" or args.wait
-    done = run_sweep(base, cells, args.out, progress=not args.quiet, jobs=args.jobs, executor=args.executor,
-                     slurm_options=parse_slurm_options(args.slurm), wait=wait)
+    failed: SweepCellsFailed | None = None
+    try:
+        done = run_sweep(base, cells, args.out, progress=not args.quiet, jobs=args.jobs, executor=args.executor,
+                         slurm_options=parse_slurm_options(args.slurm), wait=wait)
+    except SweepCellsFailed as exc:  # the other cells finished: report on them, then fail
+        failed, done = exc, exc.done
     if not wait:
         print(f"sweep of {len(cells)} runs in {args.out}: {len(done['submitted'])} submitted as Slurm job(s) "
               f"{', '.join(done['submitted'][:3])}{' ...' if len(done['submitted']) > 3 else ''}, "
               f"{len(done['skipped'])} already done; rerun this command when they finish to report on them")
         return 0
-    print(f"sweep of {len(cells)} runs in {args.out}: {len(done['ran'])} run, {len(done['skipped'])} already done")
-    if not args.no_report:
+    print(f"sweep of {len(cells)} runs in {args.out}: {len(done['ran'])} run, {len(done['skipped'])} already done"
+          + (f", {len(failed.failures)} failed" if failed else ""))
+    if not args.no_report and (done["ran"] or done["skipped"]):
         page = build_report([args.out], args.out / "report", title=f"sweep {args.out.name}", echo=print)
         print(f"report written to {page}")
+    if failed:
+        raise failed
     return 0

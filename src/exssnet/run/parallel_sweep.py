@@ -8,9 +8,12 @@ one task of work.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import shutil
+import signal
+import tempfile
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -52,27 +55,81 @@ class CellJob:
         return submitit.helpers.DelayedSubmission(CellJob(self.config, self.out))
 
 
-def run_processes(jobs_list: Sequence[tuple[str, CellJob]], jobs: int,
-                  on_done: Callable[[str, float], None]) -> None:
-    """Run the cells in `jobs` spawned processes; every cell runs even if another fails, then failures are reported."""
-    failures = []
+def failure_reason(exc: BaseException) -> str:
+    """One line saying why a cell failed: the ExssnetError's message, else the exception's type and message."""
+    if isinstance(exc, ExssnetError):
+        return str(exc)
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def exit_reason(exitcode: int | None) -> str:
+    """Why a cell's process ended without a result (killed by a signal, or exited early)."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = (" (the kernel's out-of-memory killer sends SIGKILL: try fewer --jobs or a smaller batch)"
+                if -exitcode == signal.SIGKILL else "")
+        return f"its process was killed by {name}{hint}"
+    return f"its process exited with code {exitcode} without a result"
+
+
+def run_cell_process(job: Callable[[], float], channel: Connection) -> None:
+    """The body of one cell's process: run it and send ("ok", avg_acc) or ("failed", reason) back."""
+    try:
+        outcome: tuple[str, Any] = ("ok", job())
+    except BaseException as exc:  # noqa: BLE001  (Ctrl-C included: the parent names the cell)
+        outcome = ("failed", failure_reason(exc))
+    channel.send(outcome)
+    channel.close()
+
+
+def run_processes(jobs_list: Sequence[tuple[str, Callable[[], float]]], jobs: int,
+                  on_done: Callable[[str, float], None],
+                  on_failed: Callable[[str, str], None] = lambda name, reason: None) -> dict[str, str]:
+    """Run every cell in its own process, `jobs` at a time; returns {cell: reason} of the cells that failed.
+
+    A cell that raises, or whose process is killed (e.g. by the out-of-memory killer), fails alone:
+    the other cells run to the end. `on_done(name, avg_acc)` / `on_failed(name, reason)` are called as
+    each cell ends.
+    """
     # forkserver: each cell is forked from a server that imported the runner once (fast start, unlike spawn)
     # and has run no torch computation (safe, unlike forking this process, whose OpenMP pool may be running)
     context = get_context("forkserver")
     context.set_forkserver_preload(["exssnet.run.runner"])
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(job): name for name, job in jobs_list}
-        for future in as_completed(futures):
-            name = futures[future]
-            try:
-                on_done(name, future.result())
-            except ExssnetError as exc:
-                failures.append(f"{name}: {exc}")
-            except Exception as exc:  # a crash in one cell must not hide the others' results
-                failures.append(f"{name}: {type(exc).__name__}: {exc}")
-    if failures:
-        raise ExssnetError(f"{len(failures)} sweep cell(s) failed (finished cells are kept; rerun to retry): "
-                           + "; ".join(failures))
+    waiting = list(jobs_list)
+    running: dict[int, tuple[str, Any, Connection]] = {}
+    failures: dict[str, str] = {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                name, job = waiting.pop(0)
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(target=run_cell_process, args=(job, sender), name=f"exssnet-cell-{name}")
+                process.start()
+                sender.close()
+                running[process.sentinel] = (name, process, receiver)
+            for sentinel in wait(list(running)):
+                name, process, receiver = running.pop(sentinel)  # type: ignore[index]
+                try:
+                    outcome = receiver.recv() if receiver.poll() else None
+                except (EOFError, OSError):
+                    outcome = None
+                receiver.close()
+                process.join()
+                if outcome is not None and outcome[0] == "ok":
+                    on_done(name, float(outcome[1]))
+                    continue
+                failures[name] = outcome[1] if outcome is not None else exit_reason(process.exitcode)
+                on_failed(name, failures[name])
+    finally:
+        for _, process, receiver in running.values():  # interrupted: stop the cells still running
+            process.terminate()
+            process.join()
+            receiver.close()
+    return failures
 
 
 def parse_slurm_options(items: Sequence[str]) -> dict[str, Any]:
@@ -86,21 +143,54 @@ def parse_slurm_options(items: Sequence[str]) -> dict[str, Any]:
     return options
 
 
-def submit_array(jobs_list: Sequence[tuple[str, CellJob]], folder: Path, executor: str, jobs: int,
-                 options: dict[str, Any], wait: bool, on_done: Callable[[str, float], None]) -> list[str]:
-    """Submit the cells as one job array (Slurm) or as local submitit jobs; returns the job ids."""
+def _import_submitit() -> Any:
     try:
         import submitit
     except ImportError:
         raise ExssnetError("--executor slurm/local needs submitit: pip install 'exssnet[slurm]' (submitit==1.5.4)") from None
+    return submitit
+
+
+def check_executor(executor: str, options: dict[str, Any]) -> None:
+    """Before any cell starts: submitit installed, Slurm's commands present (slurm), every --slurm key known."""
+    if executor == "process":
+        if options:
+            raise ExssnetError(f"--slurm {', '.join(options)}: --slurm options are for --executor slurm or local")
+        return
+    submitit = _import_submitit()
+    missing = [command for command in ("sbatch", "srun") if shutil.which(command) is None]
+    if executor == "slurm" and missing:
+        raise ExssnetError(f"--executor slurm needs Slurm, but {' and '.join(missing)} is not on this machine's PATH: "
+                           "run the sweep on a Slurm login node, or use --executor process (this machine)")
+    with tempfile.TemporaryDirectory() as folder:  # submitit's own key and type checks, without a cluster
+        probe = submitit.AutoExecutor(folder=folder, cluster="debug")
+        try:
+            probe.update_parameters(**options)
+        except (NameError, AssertionError, TypeError, ValueError) as exc:
+            lines = [line for line in str(exc).splitlines()
+                     if line.strip() and not line.startswith(("Known executors", "As a reminder"))]
+            generic = ", ".join(submitit.AutoExecutor._typed_parameters())
+            raise ExssnetError(f"bad --slurm option: {' '.join(lines) or type(exc).__name__} (keys are {generic}, "
+                               "or slurm_<sbatch option> such as slurm_partition=gpu)") from None
+
+
+def submit_array(jobs_list: Sequence[tuple[str, CellJob]], folder: Path, executor: str, jobs: int,
+                 options: dict[str, Any], wait: bool, on_done: Callable[[str, float], None]) -> list[str]:
+    """Submit the cells as one job array (Slurm) or as local submitit jobs; returns the job ids.
+
+    Raises an ExssnetError naming every failed cell once all have ended (with `wait`)."""
+    submitit = _import_submitit()
+    check_executor(executor, options)
     cluster = "slurm" if executor == "slurm" else "local"
-    auto = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=cluster)
     try:
+        auto = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=cluster)
         auto.update_parameters(name="exssnet-sweep", slurm_array_parallelism=jobs, **options)
-    except (TypeError, ValueError) as exc:
-        raise ExssnetError(f"bad --slurm option: {exc}") from None
-    with auto.batch():
-        submitted = [auto.submit(job) for _, job in jobs_list]
+        with auto.batch():
+            submitted = [auto.submit(job) for _, job in jobs_list]
+    except Exception as exc:  # sbatch refused the array, or submitit could not start
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        raise ExssnetError(f"could not submit the sweep with --executor {executor}: "
+                           f"{lines[-1] if lines else type(exc).__name__}") from None
     if wait:
         failures = []
         for (name, _), job in zip(jobs_list, submitted):
@@ -109,5 +199,6 @@ def submit_array(jobs_list: Sequence[tuple[str, CellJob]], folder: Path, executo
             except Exception as exc:  # submitit wraps the cell's error in a FailedJobError
                 failures.append(f"{name}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}")
         if failures:
-            raise ExssnetError(f"{len(failures)} sweep cell(s) failed (logs in {folder}): " + "; ".join(failures))
+            raise ExssnetError(f"{len(failures)} of {len(jobs_list)} sweep cells failed (logs in {folder}; finished "
+                               "cells are kept, rerun to retry): " + "; ".join(failures))
     return [job.job_id for job in submitted]

@@ -9,12 +9,22 @@ from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
+from exssnet.data.benchmarks import benchmark_input_kind
 from exssnet.errors import ExssnetError
 from exssnet.methods import method_names
+from exssnet.methods.base import method_text_inputs
 from exssnet.run.config import RunConfig
 from exssnet.run.files import INCIDENTAL_KEYS, RESULTS_FILE, RUN_STATE_FILE
-from exssnet.run.parallel_sweep import EXECUTORS, CellJob, run_processes, submit_array, threads_per_cell
-from exssnet.run.runner import run_experiment
+from exssnet.run.parallel_sweep import (
+    EXECUTORS,
+    CellJob,
+    check_executor,
+    failure_reason,
+    run_processes,
+    submit_array,
+    threads_per_cell,
+)
+from exssnet.run.runner import check_model_fits, run_experiment
 
 RunFn = Callable[..., dict]
 
@@ -63,20 +73,59 @@ def check_existing(path: Path, config: RunConfig) -> None:
         raise ExssnetError(f"{path} was made with other settings ({details}); use another --out or delete it")
 
 
+class SweepCellsFailed(ExssnetError):
+    """Some cells failed (each named with its reason); the others ran. `done` is what run_sweep would return."""
+
+    def __init__(self, failures: dict[str, str], total: int, done: dict[str, list[str]]) -> None:
+        self.failures, self.done = failures, done
+        listed = "; ".join(f"{name}: {reason}" for name, reason in failures.items())
+        super().__init__(f"{len(failures)} of {total} sweep cells failed (finished cells are kept; rerun to retry "
+                         f"them): {listed}")
+
+
+def check_cell(config: RunConfig) -> None:
+    """What can be known of a cell before any cell runs: the method reads what the benchmark gives, the model fits."""
+    kind = benchmark_input_kind(config.benchmark)
+    if method_text_inputs(config.method) == "tokens":
+        if kind not in (None, "tokens"):
+            raise ExssnetError(f"method {config.method!r} fine-tunes a text encoder: use it with a text benchmark "
+                               f"(text-offline, webnlp, glue), not {config.benchmark!r}")
+    else:
+        check_model_fits(config.benchmark, config.model)
+
+
+def check_cells(cells: Sequence[Cell], configs: Sequence[RunConfig]) -> None:
+    """Refuse the sweep, before any cell starts, when some cells cannot run (each named)."""
+    problems: dict[str, list[str]] = {}
+    for cell, config in zip(cells, configs):
+        try:
+            check_cell(config)
+        except ExssnetError as exc:
+            problems.setdefault(str(exc), []).append(cell.name)
+    if problems:
+        raise ExssnetError("no cell was started, since some cannot run: " + "; ".join(
+            f"{', '.join(names)}: {reason}" for reason, names in problems.items()))
+
+
 def run_sweep(base: RunConfig, cells: Sequence[Cell], out: Path, progress: bool = True,
               run: RunFn = run_experiment, jobs: int = 1, executor: str = "process",
               slurm_options: dict | None = None, wait: bool = True) -> dict[str, list[str]]:
     """Run every cell whose results.json is missing (resuming cut-short cells); returns cells run and skipped.
 
-    `jobs` > 1 runs that many cells at once in local processes (CPU threads split between them);
-    `executor` "slurm" submits the cells as a Slurm job array through submitit ("local": submitit's
-    local executor), waiting for them only with `wait` (then "submitted" lists the job ids).
+    Every setting of every cell is checked before the first starts. Cells are isolated: one that fails
+    (or whose process is killed) is named with its reason and the others still run; then SweepCellsFailed
+    (an ExssnetError) lists the failed cells. `jobs` > 1 runs that many cells at once, each in its own
+    local process (CPU threads split between them); `executor` "slurm" submits the cells as a Slurm job
+    array through submitit ("local": submitit's local executor), waiting for them only with `wait`
+    (then "submitted" lists the job ids).
     """
     if jobs < 1:
         raise ExssnetError(f"--jobs must be at least 1, got {jobs}")
     if executor not in EXECUTORS:
         raise ExssnetError(f"unknown executor {executor!r}; known executors: {', '.join(EXECUTORS)}")
+    check_executor(executor, slurm_options or {})
     configs = [cell_config(base, cell) for cell in cells]
+    check_cells(cells, configs)
     if out.exists() and not out.is_dir():
         raise ExssnetError(f"sweep output {out} exists and is not a folder")
     done: dict[str, list[str]] = {"ran": [], "skipped": [], "submitted": []}
@@ -88,34 +137,46 @@ def run_sweep(base: RunConfig, cells: Sequence[Cell], out: Path, progress: bool 
             done["skipped"].append(cell.name)
         else:
             pending.append((cell, config))
-    if executor == "process" and jobs == 1:
-        bar = tqdm(pending, desc="sweep", unit="run", disable=not progress)
-        for cell, config in bar:
-            bar.set_postfix_str(cell.name)
-            # a cell cut short (Ctrl-C, crash) continues from its last finished task
-            unfinished = (out / cell.name / RUN_STATE_FILE).exists()
-            results = run(config, out=out / cell.name, progress=False, resume=unfinished)
-            done["ran"].append(cell.name)
-            bar.set_postfix_str(f"{cell.name} avg_acc={results['avg_acc']:.2f}")
-        return done
-    # local cells share this machine's cores; a Slurm cell takes its allocation's (SLURM_CPUS_PER_TASK)
-    work = [(cell.name, CellJob((threads_per_cell(config, jobs) if executor != "slurm" else config).to_dict(),
-                                str(out / cell.name))) for cell, config in pending]
-    bar = tqdm(total=len(work), desc="sweep", unit="run", disable=not progress)
+    failures: dict[str, str] = {}
+    bar = tqdm(total=len(pending), desc="sweep", unit="run", disable=not progress)
 
     def finished(name: str, avg_acc: float) -> None:
         done["ran"].append(name)
         bar.update(1)
         bar.set_postfix_str(f"{name} avg_acc={avg_acc:.2f}")
 
+    def failed(name: str, reason: str) -> None:
+        failures[name] = reason
+        bar.update(1)
+        if progress:
+            bar.write(f"sweep cell {name} failed: {reason}")
+
     try:
-        if executor == "process":
-            run_processes(work, jobs, finished)
-        elif work:
+        if executor == "process" and jobs == 1:
+            for cell, config in pending:
+                bar.set_postfix_str(cell.name)
+                # a cell cut short (Ctrl-C, crash) continues from its last finished task
+                unfinished = (out / cell.name / RUN_STATE_FILE).exists()
+                try:
+                    results = run(config, out=out / cell.name, progress=False, resume=unfinished)
+                except Exception as exc:  # one failing cell must not stop the others
+                    failed(cell.name, failure_reason(exc))
+                    continue
+                finished(cell.name, results["avg_acc"])
+        elif executor == "process":
+            # local cells share this machine's cores
+            work = [(cell.name, CellJob(threads_per_cell(config, jobs).to_dict(), str(out / cell.name)))
+                    for cell, config in pending]
+            run_processes(work, jobs, finished, failed)
+        elif pending:
+            # a Slurm cell takes its allocation's cores (SLURM_CPUS_PER_TASK)
+            work = [(cell.name, CellJob(config.to_dict(), str(out / cell.name))) for cell, config in pending]
             out.mkdir(parents=True, exist_ok=True)
             done["submitted"] = submit_array(work, out / ".submitit", executor, jobs, slurm_options or {}, wait, finished)
     finally:
         bar.close()
     order = {cell.name: i for i, cell in enumerate(cells)}
     done["ran"].sort(key=order.__getitem__)
+    if failures:
+        raise SweepCellsFailed(dict(sorted(failures.items(), key=lambda item: order[item[0]])), len(pending), done)
     return done
