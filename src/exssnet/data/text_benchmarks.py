@@ -194,29 +194,41 @@ def offline_tasks(root: Path, per_class: tuple[int, int]) -> list[TextTask]:
 
 @register_benchmark("text-offline", input_kind="tokens")
 def text_offline(spec: BenchmarkSpec) -> Benchmark:
-    """VADER sentiment (movie, Amazon, NYT, tweets), WordNet supersense topics and SpamAssassin: 7 tasks."""
+    """VADER sentiment (movie, Amazon, NYT, tweets), WordNet supersense topics and SpamAssassin: 7 tasks
+    (--text-order picks some of them and their order, e.g. spam,vader-movie)."""
     options = spec.text
     root = Path(spec.data_dir).expanduser() if spec.data_dir else DEFAULT_TEXT_ROOT
     per_class = (options.max_train_per_class or OFFLINE_PER_CLASS[0], options.max_test_per_class or OFFLINE_PER_CLASS[1])
-    return encode_benchmark("text-offline", offline_tasks(root, per_class), spec, options, _cache_dir(options, root))
+    by_name = {task.name: task for task in offline_tasks(root, per_class)}
+    tasks = [by_name[name] for name in task_order("text-offline", options.order)]  # --text-order: which, in what order
+    return encode_benchmark("text-offline", tasks, spec, options, _cache_dir(options, root))
 
 
 # ----- WebNLP and GLUE from local files -----------------------------------------------------------
 def task_order(benchmark: str, order: str | None) -> list[str]:
-    """Dataset names in learning order from a preset name (S1..S8) or a comma-separated list."""
-    known = list(WEBNLP_DATASETS) if benchmark == "webnlp" else list(GLUE_FORMATS)
+    """Dataset names in learning order from a preset name (S1..S8) or a comma-separated list.
+
+    text-offline has no preset: its order is a comma-separated list of its task names (default: the stream's order).
+    """
+    offline = benchmark == "text-offline"
+    known = ([n for n, _, _ in OFFLINE_STREAM] if offline else
+             list(WEBNLP_DATASETS) if benchmark == "webnlp" else list(GLUE_FORMATS))
+    if offline and order is None:
+        return known
     order = order or DEFAULT_ORDERS[benchmark]
     if order in TASK_ORDERS:
         kind, names = TASK_ORDERS[order]
         if kind != benchmark:
             presets = ", ".join(k for k, (b, _) in TASK_ORDERS.items() if b == benchmark)
-            raise ExssnetError(f"task order {order} is a {kind} order; {benchmark} orders are {presets}")
+            allowed = f"{benchmark} orders are {presets}" if presets else f"{benchmark} takes comma-separated task names"
+            raise ExssnetError(f"task order {order} is a {kind} order; {allowed} (from {', '.join(known)})")
         return list(names)
     names = [n.strip() for n in order.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
     if not names or unknown or len(set(names)) != len(names):
-        raise ExssnetError(f"text_order {order!r} must be one of {', '.join(TASK_ORDERS)} or distinct names from "
-                           f"{', '.join(known)}, comma-separated")
+        presets = [k for k, (b, _) in TASK_ORDERS.items() if b == benchmark]
+        raise ExssnetError(f"text_order {order!r} must be {'one of ' + ', '.join(presets) + ' or ' if presets else ''}"
+                           f"distinct names from {', '.join(known)}, comma-separated")
     return names
 
 
