@@ -31,6 +31,18 @@ IMAGENET_LAYOUT = (
 SOLUTION_CSV = "LOC_val_solution.csv"
 SYNSET_MAPPING = "LOC_synset_mapping.txt"
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
+# --image-size bounds: a crop below 8 pixels leaves no image for a network's downsampling; above 1024 (4x the
+# usual 224-256 and beyond any published ImageNet recipe) one batch of 256 float32 crops is over 3 GiB before a
+# single activation, so a typo such as 100000 would end in the out-of-memory killer instead of an error.
+IMAGE_SIZE_RANGE = (8, 1024)
+
+
+def check_image_size(size: int) -> int:
+    low, high = IMAGE_SIZE_RANGE
+    if not isinstance(size, int) or not low <= size <= high:
+        raise ExssnetError(f"--image-size {size!r} is out of range: the crop side must be {low}..{high} pixels "
+                           "(224 is the usual ImageNet size)")
+    return size
 
 
 def locate_imagenet(data_dir: str | None) -> Path:
@@ -79,28 +91,42 @@ def read_val_solution(path: Path) -> dict[str, str]:
     return labels
 
 
-def val_files(directory: Path, data_dir: Path, wnids: list[str]) -> dict[str, list[Path]]:
-    """Validation files per wnid: from class folders, or flat files labelled by the solution CSV."""
+def val_files(directory: Path, data_dir: Path, wnids: list[str], chosen: list[str]) -> dict[str, list[Path]]:
+    """Validation files of each `chosen` wnid: from class folders, or flat files labelled by the solution CSV.
+
+    The CSV is checked against every class of train/ (`wnids`), whichever classes this run uses; an image the
+    CSV lists for a chosen class but val/ lacks is refused (a partial copy would give a partial test set).
+    """
     val = directory / "val"
     known = set(wnids)
     folders = [p for p in val.iterdir() if p.is_dir() and p.name in known]
-    per_class: dict[str, list[Path]] = {w: [] for w in wnids}
+    per_class: dict[str, list[Path]] = {w: [] for w in chosen}
     if folders:
         for folder in folders:
-            per_class[folder.name] = _images(folder)
+            if folder.name in per_class:
+                per_class[folder.name] = _images(folder)
         return per_class
     solution = _solution_csv(directory, data_dir)
     if solution is None:
         raise ExssnetError(f"{val} has no class folders and no {SOLUTION_CSV} was found in {directory} or {data_dir}; "
                            f"expected layout: {IMAGENET_LAYOUT}")
     labels = read_val_solution(solution)
+    present = set()
     for path in _images(val):
         wnid = labels.get(path.stem)
         if wnid is None:
             raise ExssnetError(f"{path.name} is not listed in {solution}")
         if wnid not in known:
             raise ExssnetError(f"{solution} labels {path.stem} with {wnid}, which has no folder in {directory / 'train'}")
-        per_class[wnid].append(path)
+        present.add(path.stem)
+        if wnid in per_class:
+            per_class[wnid].append(path)
+    missing = sorted(image for image, wnid in labels.items() if wnid in per_class and image not in present)
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ExssnetError(f"{len(missing)} validation image(s) that {solution} lists for this run's classes are "
+                           f"missing from {val} ({shown}): the test set would be incomplete; copy them, or use the "
+                           "class-folder layout val/<wnid>/ with only the images you have")
     return per_class
 
 
@@ -123,6 +149,7 @@ def _stream(files: list[Path], labels: list[int], train: TrainTransform, eval: E
 @register_benchmark("imagenet", input_kind="image")
 def imagenet(spec: BenchmarkSpec) -> Benchmark:
     """ILSVRC-2012 from local folders: --classes-per-task 100 gives 10 tasks (configs/table8-imagenet-exssnet.yaml)."""
+    check_image_size(spec.image_size)
     directory = locate_imagenet(spec.data_dir)
     data_dir = Path(spec.data_dir).expanduser()  # type: ignore[arg-type]
     wnids = train_wnids(directory)
@@ -134,7 +161,7 @@ def imagenet(spec: BenchmarkSpec) -> Benchmark:
         raise ExssnetError(f"imagenet: {num_tasks} tasks of {per_task} classes need {num_tasks * per_task} classes, "
                            f"but {directory / 'train'} has {len(wnids)}")
     order = order[: num_tasks * per_task]
-    tests = val_files(directory, data_dir, [wnids[c] for c in order])
+    tests = val_files(directory, data_dir, wnids, [wnids[c] for c in order])
     names = class_names(directory, data_dir, wnids)
     train_tf, eval_tf = TrainTransform(spec.image_size), EvalTransform(spec.image_size)
     generator = torch.Generator().manual_seed(spec.seed + 1)
@@ -161,5 +188,8 @@ def imagenet(spec: BenchmarkSpec) -> Benchmark:
                               test=_stream(*test, train_tf, eval_tf, spec.workers)))  # type: ignore[arg-type]
     info = {"class_order": order, "classes_per_task": per_task, "data_dir": str(directory), "streamed": True,
             "image_size": spec.image_size, "augment": "random resized crop (0.08-1) + flip; eval: resize 8/7, centre crop",
-            "normalise": {"mean": list(train_tf.mean), "std": list(train_tf.std)}}
+            "normalise": {"mean": list(train_tf.mean), "std": list(train_tf.std)},
+            # images per split of each task: results.json shows which test set an accuracy was measured on
+            "task_sizes": {task.name: {"train": len(task.train), "val": len(task.val), "test": len(task.test)}
+                           for task in tasks}}
     return Benchmark(name="imagenet", tasks=tasks, input_shape=(3, spec.image_size, spec.image_size), info=info)

@@ -35,8 +35,18 @@ def _load_rgb(path: Path, draft: int | None = None):
             if draft is not None:
                 image.draft("RGB", (draft, draft))  # JPEG: decode at a reduced scale, still >= draft per side
             return image.convert("RGB")
-    except (OSError, UnidentifiedImageError) as exc:
-        raise ExssnetError(f"cannot read image {path}: {exc}") from None
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ExssnetError(f"cannot read image {path}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+
+
+def worker_error_line(exc: ExssnetError) -> ExssnetError:
+    """The one-line error a DataLoader worker raised, without the worker traceback the loader wraps it in."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return exc
+    prefix = f"{ExssnetError.__module__}.{ExssnetError.__name__}: "
+    own = [line[len(prefix):] for line in lines if line.startswith(prefix)]
+    return ExssnetError(own[-1] if own else lines[-1])
 
 
 def to_normalised_tensor(image, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -197,4 +207,8 @@ class StreamSplit:
             if not items:
                 yield torch.empty((0, *self.x.shape[1:]), device=device), self.y.new_empty((0,))
                 continue
-            yield self.x.place(next(loaded)), labels[rows].to(device, non_blocking=True)
+            try:
+                batch = next(loaded)
+            except ExssnetError as exc:  # e.g. a truncated image: one line naming the file, not a worker traceback
+                raise worker_error_line(exc) from None
+            yield self.x.place(batch), labels[rows].to(device, non_blocking=True)
