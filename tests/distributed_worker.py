@@ -5,6 +5,8 @@ OUT/imagenet-data a tiny ILSVRC folder).
 Each check prints one "ok <name>" line from rank 0; any failure raises (torchrun then exits non-zero).
 """
 
+import contextlib
+import io
 import sys
 from pathlib import Path
 
@@ -69,6 +71,18 @@ def check_collectives() -> None:
     say("ok collectives")
 
 
+def check_small_batch_refused(out: Path) -> None:
+    """Batch 3 over 2 processes with BatchNorm: one clear error on every rank, before anything is trained."""
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors):
+        code = main(["run", "--benchmark", "split-digits", "--model", "lenet-bn", "--num-tasks", "2", "--batch-size", "3",
+                     "--quiet", "--out", str(out)])
+    lines = errors.getvalue().splitlines()
+    assert code == 2 and len(lines) == 1 and "--batch-size 3 is the global batch, cut across 2 processes" in lines[0], lines
+    assert not (out / "checkpoints").exists()
+    say("ok small batch")
+
+
 def run(*args: str) -> None:
     code = main(["run", *args, "--quiet"])
     assert code == 0, f"exssnet run {' '.join(args)} exited with {code}"
@@ -87,4 +101,5 @@ if __name__ == "__main__":
         "--workers", "1", "--model", "cnn-small", "--mask-epochs", "1", "--weight-epochs", "1", "--batch-size", "4",
         "--out", str(out / "imagenet"))
     say("ok imagenet")
+    check_small_batch_refused(out / "small-batch")
     dist.destroy_process_group()

@@ -59,7 +59,7 @@ def test_torchrun_resume_baselines_imagenet_and_collectives(tmp_path):
     proc = torchrun(str(ROOT / "tests" / "distributed_worker.py"), str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert [line for line in proc.stdout.splitlines() if line.startswith("ok ")] == [
-        "ok collectives", "ok resume", "ok er", "ok imagenet"]
+        "ok collectives", "ok resume", "ok er", "ok imagenet", "ok small batch"]
     resumed = json.loads((tmp_path / "crashed" / "results.json").read_text())
     assert resumed["config"]["world_size"] == 2 and len(resumed["acc_matrix"]) == 2 and resumed["forgetting"] == 0.0
     er = json.loads((tmp_path / "er" / "results.json").read_text())
@@ -84,3 +84,30 @@ def test_split_shards_partition_every_batch_and_drop_a_too_small_last_training_b
     assert small == [2, 2]  # the last global batch has 3 rows: one process would train BatchNorm on 1 row
     ordered = [len(y) for _, y in Split(torch.zeros(9, 1), torch.arange(9)).batches(4, shard=(1, 2))]
     assert ordered == [2, 2, 0]  # evaluation keeps every row (rank 0 scores the last one)
+
+
+def test_a_global_batch_that_leaves_a_process_too_few_rows_is_refused_before_training(monkeypatch):
+    """Under torchrun (world size patched to 2 here) batch 3 would give one process 1 row: BatchNorm cannot train."""
+    from torch import nn
+
+    from exssnet import distributed
+    from exssnet.errors import ExssnetError
+
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    trained = []
+
+    class Trained(RunHook):
+        def on_epoch(self, task, epoch):
+            trained.append(task)
+
+    config = RunConfig(benchmark="split-digits", model="lenet-bn", num_tasks=2, mask_epochs=1, weight_epochs=1,
+                       batch_size=3)
+    with pytest.raises(ExssnetError, match="--batch-size 3 is the global batch, cut across 2 processes: BatchNorm "
+                                           "needs at least 2 rows per process .* use --batch-size 4 or more"):
+        run_experiment(config, progress=False, hooks=[Trained()])
+    assert not trained
+    # without BatchNorm one row per process is fine, none is not (batch 1 used to end as "loss became nan")
+    distributed.check_batch_size(3, nn.Linear(2, 2), world=2)
+    with pytest.raises(ExssnetError, match="a process would get no rows; use --batch-size 2"):
+        distributed.check_batch_size(1, nn.Linear(2, 2), world=2)
+    distributed.check_batch_size(1, nn.BatchNorm1d(2), world=1)  # one process: nothing to check

@@ -25,6 +25,8 @@ import torch.distributed as dist
 from torch import nn
 
 from exssnet.errors import ExssnetError
+from exssnet.layers.batchnorm import MultitaskBatchNorm
+from exssnet.layers.gating import PerTaskBatchNorm
 
 
 def active() -> bool:
@@ -149,6 +151,32 @@ def check_identical(tensors: Mapping[str, torch.Tensor], what: str) -> None:
         shown = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
         raise ExssnetError(f"data-parallel ranks disagree on {what}: {shown} differ between ranks "
                            "(non-deterministic kernels or a rank-dependent code path); the run stops here")
+
+
+def has_batchnorm(module: nn.Module | None) -> bool:
+    """True when `module` normalises with batch statistics in training (any BatchNorm, per-task ones included)."""
+    kinds = (nn.modules.batchnorm._BatchNorm, MultitaskBatchNorm, PerTaskBatchNorm)
+    return module is not None and any(isinstance(m, kinds) for m in module.modules())
+
+
+def check_batch_size(batch_size: int, module: nn.Module | None, world: int | None = None) -> None:
+    """Before training under data parallel: every process must get a row of each global batch, and 2 with BatchNorm.
+
+    Rank r takes rows r, r + W, ... of a batch of B rows, so the smallest share is B // W rows: B < W leaves
+    a process nothing to learn from, and B < 2W leaves one a single row, on which BatchNorm cannot train.
+    """
+    world = world_size() if world is None else world
+    if world <= 1:
+        return
+    batchnorm = has_batchnorm(module)
+    need = 2 * world if batchnorm else world
+    if batch_size >= need:
+        return
+    fewest = batch_size // world
+    why = (f"BatchNorm needs at least 2 rows per process to train and a process would get {fewest}" if batchnorm
+           else "a process would get no rows")
+    raise ExssnetError(f"--batch-size {batch_size} is the global batch, cut across {world} processes: {why}; "
+                       f"use --batch-size {need} or more (or start fewer processes)")
 
 
 def _batchnorms(module: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:

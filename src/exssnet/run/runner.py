@@ -233,6 +233,7 @@ def run_experiment(
     started = time.perf_counter()
     benchmark = load_benchmark(config)
     method = build_method(config, benchmark, config.settings_of())
+    distributed.check_batch_size(config.batch_size, getattr(method, "net", None))  # torchrun: rows for every process
     device = torch.device(config.device)
     tasks = [task_to_device(task, device, config.channels_last) for task in check_nonempty(benchmark.tasks)]
     if config.channels_last:
