@@ -11,7 +11,7 @@ from exssnet.errors import ExssnetError
 from exssnet.run.config import RunConfig
 from exssnet.run.parallel_sweep import run_processes
 from exssnet.run.runner import run_experiment
-from exssnet.run.sweep import cell_config, make_grid, run_sweep
+from exssnet.run.sweep import SweepCellsFailed, cell_config, make_grid, run_sweep
 
 BASE = ["--benchmark", "split-digits", "--mask-epochs", "1", "--weight-epochs", "1", "--num-tasks", "3",
         "--threads", "1", "--quiet"]
@@ -90,8 +90,13 @@ def test_submitit_local_executor_resumes_a_cut_short_cell(tmp_path):
     run_experiment(cell_config(base, cells[0]), out=tmp_path / cells[0].name, progress=False)
     first = json.loads((tmp_path / cells[0].name / "results.json").read_text())
     (tmp_path / cells[0].name / "results.json").unlink()  # as if the job died after its last checkpoint
-    done = run_sweep(base, cells, tmp_path, progress=False, executor="local", jobs=2)
-    assert done["ran"] == [cells[0].name] and len(done["submitted"]) == 1 and (tmp_path / ".submitit").is_dir()
+    broken = make_grid(["exssnet"], [0.2], [2])[0]  # a second cell fails; the first is still resumed and kept
+    (tmp_path / broken.name).mkdir()
+    (tmp_path / broken.name / "run_state.json").write_text("not json")
+    with pytest.raises(SweepCellsFailed, match="1 of 2 sweep cells failed.*exssnet-d0.2-s2: .*run_state.json") as caught:
+        run_sweep(base, [*cells, broken], tmp_path, progress=False, executor="local", jobs=2)
+    done = caught.value.done
+    assert done["ran"] == [cells[0].name] and len(done["submitted"]) == 2 and (tmp_path / ".submitit").is_dir()
     resumed = json.loads((tmp_path / cells[0].name / "results.json").read_text())
     assert resumed["acc_matrix"] == first["acc_matrix"]
     assert [t["wall_time_s"] for t in resumed["tasks"]] == [t["wall_time_s"] for t in first["tasks"]]  # restored, not retrained

@@ -174,11 +174,23 @@ def check_executor(executor: str, options: dict[str, Any]) -> None:
                                "or slurm_<sbatch option> such as slurm_partition=gpu)") from None
 
 
+def job_failure_reason(exc: BaseException) -> str:
+    """The cell's own error line from a submitit job error (whose message holds the job's traceback)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    rules = [i for i, line in enumerate(lines) if set(line) == {"-"}]
+    if len(rules) >= 2 and rules[1] > rules[0] + 1:  # "... with trace:", a rule, the traceback, a rule, the log paths
+        last = lines[rules[1] - 1]
+        prefix = f"{ExssnetError.__module__}.{ExssnetError.__name__}: "
+        return last[len(prefix):] if last.startswith(prefix) else last
+    return lines[0] if lines else type(exc).__name__  # e.g. a job Slurm killed: its state
+
+
 def submit_array(jobs_list: Sequence[tuple[str, CellJob]], folder: Path, executor: str, jobs: int,
-                 options: dict[str, Any], wait: bool, on_done: Callable[[str, float], None]) -> list[str]:
+                 options: dict[str, Any], wait: bool, on_done: Callable[[str, float], None],
+                 on_failed: Callable[[str, str], None] = lambda name, reason: None) -> list[str]:
     """Submit the cells as one job array (Slurm) or as local submitit jobs; returns the job ids.
 
-    Raises an ExssnetError naming every failed cell once all have ended (with `wait`)."""
+    With `wait`, `on_done(name, avg_acc)` / `on_failed(name, reason)` are called as each cell's job ends."""
     submitit = _import_submitit()
     check_executor(executor, options)
     cluster = "slurm" if executor == "slurm" else "local"
@@ -192,13 +204,11 @@ def submit_array(jobs_list: Sequence[tuple[str, CellJob]], folder: Path, executo
         raise ExssnetError(f"could not submit the sweep with --executor {executor}: "
                            f"{lines[-1] if lines else type(exc).__name__}") from None
     if wait:
-        failures = []
         for (name, _), job in zip(jobs_list, submitted):
             try:
-                on_done(name, job.result())
+                value = job.result()
             except Exception as exc:  # submitit wraps the cell's error in a FailedJobError
-                failures.append(f"{name}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}")
-        if failures:
-            raise ExssnetError(f"{len(failures)} of {len(jobs_list)} sweep cells failed (logs in {folder}; finished "
-                               "cells are kept, rerun to retry): " + "; ".join(failures))
+                on_failed(name, f"{job_failure_reason(exc)} (log in {folder / str(job.job_id)})")
+                continue
+            on_done(name, value)
     return [job.job_id for job in submitted]

@@ -172,7 +172,8 @@ def run_sweep(base: RunConfig, cells: Sequence[Cell], out: Path, progress: bool 
             # a Slurm cell takes its allocation's cores (SLURM_CPUS_PER_TASK)
             work = [(cell.name, CellJob(config.to_dict(), str(out / cell.name))) for cell, config in pending]
             out.mkdir(parents=True, exist_ok=True)
-            done["submitted"] = submit_array(work, out / ".submitit", executor, jobs, slurm_options or {}, wait, finished)
+            done["submitted"] = submit_array(work, out / ".submitit", executor, jobs, slurm_options or {}, wait,
+                                             finished, failed)
     finally:
         bar.close()
     order = {cell.name: i for i, cell in enumerate(cells)}
