@@ -138,7 +138,12 @@ def test_sweep_checks_every_cell_before_the_first_starts(tmp_path, capsys):
     assert main(["sweep", *BASE, "--methods", "supsup,ft", "--seeds", "0", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "no cell was started" in err and "ft-d" in err and "text benchmark" in err and "Traceback" not in err
-    assert not list(out.glob("*/results.json")) and not (out / "supsup-d0.5-s0").exists()
+    assert not out.exists()  # not even the valid first cell ran
+    assert main(["sweep", "--benchmark", "text-offline", "--model", "kim-cnn", "--text-order", "S2", "--methods", "supsup,exssnet",
+                 "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no cell was started" in err and "supsup-d0.1-s0, exssnet-d0.1-s0: task order S2 is a webnlp order" in err
+    assert not out.exists()
 
 
 class KilledCell:

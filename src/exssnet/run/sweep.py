@@ -10,6 +10,8 @@ from typing import Callable, Sequence
 from tqdm.auto import tqdm
 
 from exssnet.data.benchmarks import benchmark_input_kind
+from exssnet.data.imagenet import check_image_size
+from exssnet.data.text_benchmarks import task_order
 from exssnet.errors import ExssnetError
 from exssnet.methods import method_names
 from exssnet.methods.base import method_text_inputs
@@ -83,8 +85,12 @@ class SweepCellsFailed(ExssnetError):
                          f"them): {listed}")
 
 
+TEXT_ORDERED = ("text-offline", "webnlp", "glue")  # benchmarks whose tasks --text-order picks
+
+
 def check_cell(config: RunConfig) -> None:
-    """What can be known of a cell before any cell runs: the method reads what the benchmark gives, the model fits."""
+    """What can be known of a cell before any cell runs, without reading data: the method reads what the
+    benchmark gives, the model fits, the text task order and the image size are valid."""
     kind = benchmark_input_kind(config.benchmark)
     if method_text_inputs(config.method) == "tokens":
         if kind not in (None, "tokens"):
@@ -92,6 +98,10 @@ def check_cell(config: RunConfig) -> None:
                                f"(text-offline, webnlp, glue), not {config.benchmark!r}")
     else:
         check_model_fits(config.benchmark, config.model)
+    if config.benchmark in TEXT_ORDERED:
+        task_order(config.benchmark, config.text_order)
+    if config.benchmark == "imagenet":
+        check_image_size(config.image_size)
 
 
 def check_cells(cells: Sequence[Cell], configs: Sequence[RunConfig]) -> None:
