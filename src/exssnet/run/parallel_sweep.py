@@ -81,7 +81,7 @@ def run_cell_process(job: Callable[[], float], channel: Connection) -> None:
     try:
         outcome: tuple[str, Any] = ("ok", job())
     except BaseException as exc:  # noqa: BLE001  (Ctrl-C included: the parent names the cell)
-        outcome = ("failed", failure_reason(exc))
+        outcome = ("failed", failure_reason(exc)[:4000])  # well under a pipe's buffer: the parent reads after exit
     channel.send(outcome)
     channel.close()
 
