@@ -39,7 +39,7 @@ def test_bad_mlp_names_are_clear_errors(name):
 
 def test_mlp_works_under_supermask_and_per_task_heads():
     net = to_supermask(build_model("mlp-20-10", (1, 28, 28), 10), density=0.5)
-    net.add_task()
+    net.add_task(10)
     assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     heads = MultiHeadNet(build_model("mlp", (1, 28, 28), 10))
     heads.add_head(10)
