@@ -63,3 +63,31 @@ def sparse_overlap(masks: Sequence[Mapping[str, torch.Tensor]]) -> list[float]:
             union[name] = previous | mask
         overlaps.append(shared / kept if kept else 0.0)
     return overlaps
+
+
+# --- storage (WSN's CAP, Kang et al. 2022) -------------------------------------------------------------
+FLOAT_BITS = 32
+
+
+def union_density(masks: Sequence[Mapping[str, torch.Tensor]]) -> float:
+    """Fraction of the masked weights that at least one task's mask keeps (1 - sparsity of the union)."""
+    union: dict[str, torch.Tensor] = {}
+    for task_masks in masks:
+        for name, mask in task_masks.items():
+            union[name] = union.get(name, torch.zeros_like(mask, dtype=torch.bool)) | mask.bool()
+    total = sum(m.numel() for m in union.values())
+    return sum(int(m.sum()) for m in union.values()) / total if total else 0.0
+
+
+def storage(weight_fraction: float, mask_bits_per_param_per_task: float, tasks: int) -> dict:
+    """Storage of a model for all `tasks`, per parameter of one dense model.
+
+    `weight_fraction`: float32 weights stored, in dense-model copies (the union density for a mask method,
+    1 for one shared model, T for one model per task); masks add `mask_bits_per_param_per_task` per task.
+    `capacity` is WSN's CAP in percent of one dense model, (weights + mask bits * T / 32) * 100;
+    `bits_per_param_per_task` is the same storage in bits per parameter, divided over the tasks.
+    """
+    if tasks < 1:
+        raise ValueError("storage needs at least one task")
+    bits = FLOAT_BITS * weight_fraction + mask_bits_per_param_per_task * tasks
+    return {"capacity": 100.0 * bits / FLOAT_BITS, "bits_per_param_per_task": bits / tasks}

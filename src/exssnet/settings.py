@@ -79,6 +79,8 @@ class CoreSettings(Settings):
     weight_epochs: int = setting(5, "epochs of the weight phase per task (ssnet, exssnet)")
     mask_lr: float = setting(0.01, "Adam learning rate of the mask phase")
     weight_lr: float = setting(0.0005, "Adam learning rate of the weight phase")
+    keep_best_epoch: bool = setting(False, "end every training phase with the epoch of lowest validation loss "
+                                           "(WSN's protocol; vision methods)")
     keep_scores: bool = setting(False, "keep finished tasks' float scores (default: only their packed masks)")
     deterministic: bool = setting(True, "use deterministic algorithms (bit-identical reruns on CPU)")
     threads: int | None = setting(None, "torch CPU threads")

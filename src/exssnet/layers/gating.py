@@ -4,8 +4,9 @@
 (global average pool of the layer's input -> Linear(in, hidden) -> ReLU -> Linear(hidden, out))
 decides, per example, which output channels run: during training a straight-through Gumbel
 (logistic-noise) sigmoid gives hard 0/1 gates with soft gradients; in evaluation a channel runs when
-its gate logit is positive AND the channel is in the task's `relevant` set (the channels the task
-fired while training), so a finished task only ever reads channels whose filters are frozen.
+its gate logit is positive AND the channel is in the task's `relevant` set (the channels whose gates
+fire on more than a threshold fraction of the task's validation examples, as Abati et al. 2020),
+so a finished task only ever reads channels whose filters are frozen.
 `PerTaskBatchNorm` gives every task its own affine BatchNorm (statistics and scale/shift).
 """
 
@@ -48,7 +49,8 @@ class GatedLayer(nn.Module):
         self.relevant: list[torch.Tensor] = []  # per finished task: the channels it may use
         self.task = 0
         self.last_soft: torch.Tensor | None = None  # soft gates of the last training forward (sparsity loss)
-        self.fired: torch.Tensor | None = None  # when counting: channels fired by any example so far
+        self.fired: torch.Tensor | None = None  # when counting: per channel, how many examples fired it so far
+        self.seen = 0  # when counting: examples seen so far
 
     def add_task(self) -> None:
         device = self.layer.weight.device
@@ -65,13 +67,27 @@ class GatedLayer(nn.Module):
         if self.task < len(self.relevant):
             gates = gates & self.relevant[self.task]
         if self.fired is not None:
-            self.fired |= gates.any(dim=0)
+            self.fired += gates.sum(dim=0)
+            self.seen += gates.shape[0]
         return gates.to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.layer(x)
         gates = self.gate_values(x)
         return out * gates.view(*gates.shape, *([1] * (out.dim() - 2)))
+
+    def start_counting(self) -> None:
+        """Count, per channel, the examples whose (evaluation-mode) gate fires, until `firing_probability`."""
+        self.fired = torch.zeros(self.out_channels, dtype=torch.long, device=self.layer.weight.device)
+        self.seen = 0
+
+    def firing_probability(self) -> torch.Tensor:
+        """Fraction of the counted examples that fired each channel; stops counting."""
+        if self.fired is None or self.seen == 0:
+            raise ValueError("firing_probability needs start_counting and at least one forward in eval mode")
+        probability = self.fired.double() / self.seen
+        self.fired, self.seen = None, 0
+        return probability
 
     def finish_task(self, relevant: torch.Tensor) -> None:
         """Record the finished task's channels and freeze their filters for every later task."""

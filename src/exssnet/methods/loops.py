@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from exssnet import amp, distributed
 from exssnet.data.tasks import Inputs, Split, TaskData
 from exssnet.errors import ExssnetError
+from exssnet.methods.best_epoch import BestEpoch
 
 LogitsFn = Callable[[Inputs], torch.Tensor]
 EpochCallback = Callable[[dict], None]
@@ -37,9 +38,11 @@ class PhaseHistory:
     loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    best_epoch: dict | None = None  # with keep_best: the restored epoch and each epoch's validation loss
 
     def to_dict(self) -> dict:
-        return {"loss": self.loss, "val_acc": self.val_acc, "seconds": self.seconds}
+        best = {} if self.best_epoch is None else {"keep_best_epoch": self.best_epoch}
+        return {"loss": self.loss, "val_acc": self.val_acc, "seconds": self.seconds, **best}
 
 
 @torch.no_grad()
@@ -72,11 +75,14 @@ def train_phase(
     progress: bool = True,
     on_epoch: EpochCallback | None = None,
     hooks: StepHooks | None = None,
+    keep_best: bool = False,
 ) -> PhaseHistory:
     """Train `params` for `epochs` with a fresh Adam (weight decay 0) and a per-step cosine schedule.
 
     `module` is put in train mode for steps and eval mode for the per-epoch validation.
     A NaN or infinite loss stops the run with a clear error.
+    `keep_best` (and a validation split): end with the state of the epoch of lowest validation loss
+    (exssnet.methods.best_epoch).
     """
     hooks = hooks or StepHooks()
     batch_loss = hooks.batch_loss or (lambda x, y: F.cross_entropy(logits_fn(x), y))
@@ -93,6 +99,7 @@ def train_phase(
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=0.0)
     steps = epochs * math.ceil(len(task.train) / batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    best = BestEpoch(module, logits_fn, task.val, eval_batch_size) if keep_best and len(task.val) else None
     bar = tqdm(range(epochs), desc=f"  {task.name} {name}", leave=False, disable=not progress, unit="ep")
     for epoch in bar:
         module.train()
@@ -123,9 +130,14 @@ def train_phase(
         module.eval()
         if len(task.val):
             history.val_acc.append(validate())
+        if best is not None:
+            best.update(epoch + 1)
         bar.set_postfix(loss=f"{history.loss[-1]:.4f}", val=f"{history.val_acc[-1]:.2f}" if history.val_acc else "-")
         if on_epoch is not None:
             on_epoch({"phase": name, "epoch": epoch + 1, "loss": history.loss[-1],
                       "val_acc": history.val_acc[-1] if history.val_acc else None})
+    if best is not None:
+        best.restore()
+        history.best_epoch = best.to_dict()
     history.seconds = time.perf_counter() - start
     return history

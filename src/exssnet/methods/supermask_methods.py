@@ -100,6 +100,7 @@ class SupermaskMethod(ContinualMethod):
         train_mask = lambda: train_phase(  # noqa: E731
             "mask", self.net, logits_fn, self.net.trainable_parameters(), task, cfg.mask_epochs, cfg.mask_lr,
             cfg.batch_size, task_generator(cfg.seed, task_id, TaskStream.MASK_PHASE), cfg.eval_batch_size, progress, on_epoch,
+            keep_best=cfg.keep_best_epoch,
         )
         mask_history = train_mask()
         if self.settings.kkt and self.settings.kkt_rescue:
@@ -110,6 +111,7 @@ class SupermaskMethod(ContinualMethod):
             weight_history = train_phase(
                 "weights", self.net, logits_fn, self.net.trainable_parameters(), task, cfg.weight_epochs, cfg.weight_lr,
                 cfg.batch_size, task_generator(cfg.seed, task_id, TaskStream.WEIGHT_PHASE), cfg.eval_batch_size, progress, on_epoch,
+                keep_best=cfg.keep_best_epoch,
             )
             info["weight_phase"] = weight_history.to_dict()
         self.net.finish_task()

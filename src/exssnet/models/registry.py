@@ -16,7 +16,9 @@ from torch import nn
 from exssnet.registry import Registry
 
 ModelBuilder = Callable[[tuple[int, ...], int], nn.Module]
+FamilyResolver = Callable[[str], tuple[ModelBuilder, dict]]
 MODELS: Registry[ModelBuilder] = Registry("model")
+FAMILIES: dict[str, tuple[FamilyResolver, dict[str, Any]]] = {}  # prefix -> (resolver of the name's tail, metadata)
 model_names = MODELS.names
 
 
@@ -26,15 +28,39 @@ def register_model(name: str, input_kind: str | None = None, classifier: str | N
     return MODELS.register(name, input_kind=input_kind, classifier=classifier, **metadata)
 
 
+def register_model_family(prefix: str, **metadata: Any) -> Callable[[FamilyResolver], FamilyResolver]:
+    """Register parametrised names `<prefix>-<tail>` (e.g. `mlp-100-100`): the resolver turns the tail into a
+    builder and extra metadata (it raises ExssnetError for a tail it cannot read)."""
+
+    def decorate(resolve: FamilyResolver) -> FamilyResolver:
+        if prefix in FAMILIES:
+            raise ValueError(f"model family {prefix!r} is registered twice")
+        FAMILIES[prefix] = (resolve, dict(metadata))
+        return resolve
+
+    return decorate
+
+
+def lookup_model(name: str) -> tuple[ModelBuilder, dict[str, Any]]:
+    """(builder, metadata) of a registered name or of a family's parametrised name; unknown names: clear error."""
+    if name not in MODELS.names():
+        for prefix, (resolve, metadata) in FAMILIES.items():
+            if name.startswith(prefix + "-"):
+                builder, extra = resolve(name[len(prefix) + 1:])
+                return builder, {**metadata, **extra}
+    return MODELS.get(name), MODELS.metadata(name)
+
+
 def model_input_kind(name: str) -> str | None:
     """"image", "tokens", or None when the registration did not say."""
-    return MODELS.metadata(name).get("input_kind")
+    return lookup_model(name)[1].get("input_kind")
 
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """A dense model by registered name, for inputs of `input_shape` (no batch dim)."""
-    model = MODELS.get(name)(tuple(input_shape), num_classes)
-    classifier = MODELS.metadata(name).get("classifier")
+    """A dense model by registered (or family) name, for inputs of `input_shape` (no batch dim)."""
+    builder, metadata = lookup_model(name)
+    model = builder(tuple(input_shape), num_classes)
+    classifier = metadata.get("classifier")
     if classifier is not None and not callable(getattr(model, "get_classifier", None)):
         model.classifier_name = classifier
     return model

@@ -32,6 +32,7 @@ from exssnet.run.files import CHECKPOINTS_DIR, RESULTS_FILE, RUN_STATE_FILE, wri
 from exssnet.run.hooks import RunHook
 from exssnet.run.log_hooks import CSV_FILE, TENSORBOARD_DIR, logging_hooks
 from exssnet.run.resume import CheckpointHook, RunState, prepare_resume, restore
+from exssnet.run.storage import storage_summary
 from exssnet.seeds import task_seed
 from exssnet.supermask import SupermaskNet
 
@@ -279,6 +280,7 @@ def run_experiment(
         "avg_acc_curve": average_accuracy_curve(acc),
         "sparse_overlap": None,
         **method.summary(),
+        **storage_summary(method),  # capacity, bits_per_param_per_task (exssnet.run.storage)
         "task_names": [task.name for task in tasks],
         "task_time_s": [record["wall_time_s"] for record in task_records],
         "total_time_s": time.perf_counter() - started,

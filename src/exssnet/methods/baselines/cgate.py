@@ -3,10 +3,12 @@
 Every Linear/Conv of the trunk becomes a `GatedLayer` and every BatchNorm a per-task BatchNorm
 (exssnet.layers.gating). Task t trains its own gating modules, BatchNorms and head plus the filters
 no earlier task uses, with cross-entropy + `cgate_sparsity` * (mean soft gate over the gated layers),
-the sparsity objective that makes each task switch on few channels. After the task, the channels its
-gates fired on its training data (evaluation mode) are its relevant set: their filters are frozen for
-every later task (gradients zeroed, values restored after each step) and, at test time, the task's
-gates are restricted to that set. A finished task therefore reads only frozen filters, its own
+the sparsity objective that makes each task switch on few channels. After the task, the channels whose
+gates fire (evaluation mode) on more than `cgate_relevance` of its validation examples (its training
+examples when it has no validation split) are its relevant set, as Abati et al. 2020 select the kernels
+to protect by their firing probability on validation data: their filters are frozen for every later
+task (gradients zeroed, values restored after each step) and, at test time, the task's gates are
+restricted to that set. A finished task therefore reads only frozen filters, its own
 BatchNorms, gates and head: its outputs never change again (forgetting 0 by construction).
 """
 
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
+from exssnet.errors import ExssnetError
 from exssnet.layers.gating import GatedLayer, PerTaskBatchNorm, inject_gates
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
@@ -30,10 +33,15 @@ class CGateSettings(BaselineSettings):
     """CGATE's own setting beside the dense baselines' epochs and learning rate."""
 
     cgate_sparsity: float = setting(0.02, "weight of the sparsity objective (mean soft gate)")
+    cgate_relevance: float = setting(0.1, "a channel is relevant to (and frozen after) a task when its gate fires on "
+                                          "more than this fraction of the task's validation examples, in [0, 1)")
 
     def check(self) -> None:
         super().check()
         loss_weight(self, "cgate_sparsity")
+        value = self.cgate_relevance
+        if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+            raise ExssnetError(f"cgate_relevance must be in [0, 1), got {value!r}")
 
 
 @register_method("cgate", settings=CGateSettings)
@@ -93,16 +101,17 @@ class CGate(DenseMethod):
 
     @torch.no_grad()
     def after_task(self, task_id: int, task: TaskData) -> None:
-        """Mark the channels the task's gates fire on its training data as its relevant, frozen set."""
+        """Mark the channels whose gates fire on more than `cgate_relevance` of the task's validation
+        examples (training examples without a validation split) as its relevant, frozen set."""
         layers = self.gated()
         for layer in layers:
-            layer.fired = torch.zeros(layer.out_channels, dtype=torch.bool, device=self.device)
+            layer.start_counting()
         self.net.eval()
-        for x, _ in task.train.batches(self.config.eval_batch_size):
+        split = task.val if len(task.val) else task.train
+        for x, _ in split.batches(self.config.eval_batch_size):
             self.task_logits(x, task_id)
         for layer in layers:
-            layer.finish_task(layer.fired)
-            layer.fired = None
+            layer.finish_task(layer.firing_probability() > self.settings.cgate_relevance)
         self.channels_used.append([int(layer.relevant[-1].sum()) for layer in layers])
 
     def summary(self) -> dict:

@@ -108,7 +108,7 @@ class DenseMethod(ContinualMethod):
         return train_phase(
             "train", self.net, lambda x: self.task_logits(x, task_id), self.trainable_parameters(task_id), task, epochs,
             self.learning_rate(), cfg.batch_size, task_generator(cfg.seed, task_id, TaskStream.DENSE), cfg.eval_batch_size, progress,
-            on_epoch, hooks,
+            on_epoch, hooks, keep_best=cfg.keep_best_epoch,
         )
 
     def logits(self, x: Inputs, task_id: int) -> torch.Tensor:

@@ -1,0 +1,57 @@
+"""benchmarks/wsn_pmnist.py: shortened presets, skipping finished rows, and the table beside WSN's numbers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "wsn_pmnist.py"
+
+
+@pytest.fixture(scope="module")
+def grid():
+    spec = importlib.util.spec_from_file_location("wsn_pmnist", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_presets_are_found_and_shortened(grid):
+    assert {"naive", "supsup", "exssnet", "ewc"} <= set(grid.presets())
+    assert grid.shortened({"baseline_epochs": 5, "num_tasks": 10}, 1, 2) == {"baseline_epochs": 2, "num_tasks": 1}
+    assert grid.shortened({"mask_epochs": 3, "weight_epochs": 2}, None, 1) == {"mask_epochs": 1, "weight_epochs": 0}
+    assert grid.shortened({"mask_epochs": 5, "weight_epochs": 0}, None, 2) == {"mask_epochs": 2, "weight_epochs": 0}
+
+
+def test_diagonal_mean_is_wsns_printed_average(grid):
+    assert grid.diagonal_mean([[90.0, None], [80.0, 70.0]]) == 80.0
+
+
+def test_grid_appends_one_row_per_run_and_skips_rows_it_has(grid, tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fake_run(name, seed, threads, out, short):
+        calls.append((name, seed))
+        return {"preset": name, "seed": seed, "avg_acc": 96.0 + seed, "diagonal_acc": 96.0, "forgetting": 0.0,
+                "capacity": 150.0, "bits_per_param_per_task": 4.0, "seconds": 60.0, "tasks": 10, "short": short}
+
+    monkeypatch.setattr(grid, "run_one", fake_run)
+    results = tmp_path / "rows.jsonl"
+    args = ["--presets", "supsup", "naive", "--seeds", "0", "1", "--results", str(results), "--out", str(tmp_path)]
+    assert grid.main(args) == 0
+    assert calls == [("supsup", 0), ("naive", 0), ("supsup", 1), ("naive", 1)]
+    assert len(results.read_text().splitlines()) == 4
+    assert grid.main(args) == 0
+    assert len(calls) == 4  # nothing run twice
+    table = capsys.readouterr().out
+    row = next(line for line in table.splitlines() if line.startswith("| supsup "))
+    assert "96.50 ± 0.71" in row and "SupSup" in row and "96.31 ± 0.09" in row and "+0.19" in row
+    assert json.loads(results.read_text().splitlines()[0])["preset"] == "supsup"
+
+
+def test_unknown_preset_is_refused(grid, capsys):
+    assert grid.main(["--presets", "nope", "--table-only"]) == 2
+    assert "unknown preset" in capsys.readouterr().err

@@ -1,0 +1,37 @@
+"""The WSN Table 1 (Permuted MNIST) presets share WSN's protocol; only the method and its phase split differ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exssnet.run.config import RunConfig, load_yaml
+
+PRESETS = sorted((Path(__file__).parents[1] / "configs").glob("wsn-t1-pmnist-*.yaml"))
+DENSE = {"naive", "ewc", "individual", "joint", "cgate"}
+
+
+def test_every_table_row_that_exists_here_has_a_preset():
+    names = {p.stem.removeprefix("wsn-t1-pmnist-") for p in PRESETS}
+    assert {"naive", "ewc", "individual", "joint", "supsup", "ssnet", "exssnet", "exssnet-kkt", "cgate"} <= names
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
+def test_preset_follows_wsns_protocol(preset):
+    config = RunConfig.from_dict(load_yaml(preset))
+    assert (config.benchmark, config.model, config.num_tasks, config.classes_per_task) == ("permuted-mnist", "mlp", 10, 10)
+    assert (config.batch_size, config.val_fraction, config.keep_best_epoch) == (10, 0.1, True)
+    if config.method in DENSE:
+        settings = config.settings_of()
+        assert (settings.baseline_epochs, settings.baseline_lr) == (5, 0.001)
+        if config.method == "ewc":
+            assert settings.ewc_lambda == 1000.0
+    elif preset.stem.endswith("-5x5"):
+        assert (config.mask_epochs, config.weight_epochs) == (5, 5)  # the documented double-budget variant
+    elif config.method == "supsup":
+        assert config.mask_epochs == 5
+    else:
+        assert config.mask_epochs + config.weight_epochs == 5  # equal budget: 3 mask + 2 weight epochs
+    if preset.stem.endswith("-kkt"):
+        assert config.settings_of().kkt is True
