@@ -400,16 +400,16 @@ class SupermaskNet(nn.Module):
 
         Nothing is added to the net: the scores are not parameters and no task id is taken.
         """
-        previous = self.active_task
-        try:
-            with evaluating(self):
+        with evaluating(self):  # selects the active task again afterwards
+            try:
                 for name, layer in self.named_masked_layers():
                     layer.select(View.SCORES, scores=scores[name])
                 for norm in self.norm_layers():
                     norm.select(View.SUPERPOSED, tasks=[], rule="batch")
                 yield
-        finally:
-            self._reselect(previous)
+            finally:
+                if self.active_task < 0:  # no task to select again: clear the temporary view
+                    self._reselect(-1)
 
     @contextmanager
     def superposed(self, tasks: list[int], alphas: torch.Tensor, bn: str = "batch") -> Iterator[None]:
@@ -418,16 +418,16 @@ class SupermaskNet(nn.Module):
         the block; gradients flow to `alphas`. The active task is selected again after."""
         for t in tasks:
             self.check_task(t)
-        previous = self.active_task
-        try:
-            with evaluating(self):
+        with evaluating(self):  # selects the active task again afterwards
+            try:
                 for layer in self.masked_layers():
                     layer.select(View.SUPERPOSED, tasks=tasks, alphas=alphas)
                 for norm in self.norm_layers():
                     norm.select(View.SUPERPOSED, tasks=tasks, rule=bn)
                 yield
-        finally:
-            self._reselect(previous)
+            finally:
+                if self.active_task < 0:
+                    self._reselect(-1)
 
     def _reselect(self, task: int) -> None:
         """Select `task` again after a temporary view (nothing when no task was active)."""
