@@ -100,3 +100,45 @@ def test_from_pretrained_loads_the_state_dict_without_replaying_tasks(tmp_path, 
     monkeypatch.setattr(SupermaskNet, "finish_task", no_replay)
     loaded = from_pretrained(saved)
     assert_same_logits(net, loaded, range(3))
+
+
+class SharedTwice(torch.nn.Module):
+    """One Linear and one BatchNorm reached under two names each (the state dict lists them twice)."""
+
+    classifier_name = "head"
+
+    def __init__(self, input_shape=SHAPE, num_classes=3):
+        super().__init__()
+        self.body = torch.nn.Linear(int(torch.tensor(input_shape).prod()), 16)
+        self.shared = torch.nn.Linear(16, 16)
+        self.alias = self.shared
+        self.norm = torch.nn.BatchNorm1d(16)
+        self.norm_alias = self.norm
+        self.head = torch.nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        h = torch.relu(self.norm(self.shared(self.body(x.flatten(1)))))
+        return self.head(self.norm_alias(self.alias(h)))
+
+
+def test_checkpoint_stores_a_shared_layer_once_and_loads_it_under_both_names(tmp_path):
+    from safetensors.torch import load_file
+
+    from exssnet.models.registry import MODELS, register_model
+
+    if "test-shared-twice" not in MODELS.names():
+        register_model("test-shared-twice")(SharedTwice)
+    torch.manual_seed(0)
+    net = to_supermask(SharedTwice(), 0.5)
+    x = torch.randn(16, *SHAPE)
+    for _ in range(2):
+        net.add_task(3)
+        train_steps(net, x)
+        net.finish_task()
+    saved = save_pretrained(net, tmp_path / "ckpt", "test-shared-twice", SHAPE)
+    keys = set(load_file(str(saved / "model.safetensors")))
+    assert keys == {"weight.body", "weight.shared", "weight.head", "masks.0", "masks.1"} | {
+        f"bn.{t}.{s}" for t in range(2) for s in ("running_mean", "running_var", "num_batches_tracked")}
+    loaded = from_pretrained(saved)
+    assert loaded.model.alias is loaded.model.shared and loaded.model.norm_alias is loaded.model.norm
+    assert_same_logits(net, loaded, range(2))

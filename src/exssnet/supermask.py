@@ -437,7 +437,7 @@ class SupermaskNet(nn.Module):
             for layer in self.masked_layers():
                 layer.select(View.NONE)
             for norm in self.norm_layers():
-                norm.set_task(-1)
+                norm.select(View.NONE)
 
     def layer_output(self, layer: MaskedLayer, x: torch.Tensor, task: int) -> torch.Tensor:
         """What masked `layer` outputs for its input `x` under finished `task`'s mask (the selection stays)."""
