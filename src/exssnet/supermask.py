@@ -234,6 +234,7 @@ class SupermaskNet(nn.Module):
         self._replaced = replaced or {}  # weak references to the parameters of the modules swapped out
         self._weight_use_checked = False  # the first forward pass checks how the masked weights are used
         self._index_layers()
+        self.register_load_state_dict_post_hook(SupermaskNet._after_load)
         if not self.masked_layers():
             raise ExssnetError("the model has no Linear or Conv layer to mask")
         self._set_trainable()
@@ -459,15 +460,21 @@ class SupermaskNet(nn.Module):
             raise ExssnetError("the state dict's task list has an unfinished task before the last one")
         self.tasks = tasks
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):  # type: ignore[override]
-        """`nn.Module.load_state_dict`, creating the task slots the state dict names; the last task is selected."""
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):  # type: ignore[no-untyped-def]
         if self.phase is Phase.WEIGHTS:
             raise ExssnetError("cannot load a state dict into a net in its weight phase: finish the task first")
-        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
-        self.model.to(self.device)  # task slots created by the load sit on the CPU
-        self._set_trainable()
-        self._reselect(self.num_tasks - 1)
-        return result
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    @staticmethod
+    def _after_load(net: nn.Module, incompatible: object) -> None:
+        """After `load_state_dict` (of this net or a module holding it): new task slots on the net's device,
+        what trains set for the loaded phase, the last task selected."""
+        assert isinstance(net, SupermaskNet)
+        net.model.to(net.device)  # task slots created by the load sit on the CPU
+        net._set_trainable()
+        net._reselect(net.num_tasks - 1)
 
     # ----- parameters per phase ---------------------------------------------------
     def score_parameters(self, task: int) -> list[nn.Parameter]:
@@ -540,7 +547,11 @@ class SupermaskNet(nn.Module):
 
 
 def to_supermask(model: nn.Module, density: float, keep_scores: bool = False) -> SupermaskNet:
-    """Wrap any torch model as a supermask model (modules are replaced in place)."""
+    """Wrap any torch model as a supermask model (modules are replaced in place).
+
+    The net starts without tasks; `load_state_dict` of a trained net's state dict creates its tasks
+    (masks, scores, BatchNorm statistics, class counts and phases), bit for bit.
+    """
     density = check_density(density)
     replaced: dict[int, weakref.ref] = {}
     model = inject_supermask_layers(model, density, replaced)
