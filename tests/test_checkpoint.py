@@ -9,7 +9,6 @@ from safetensors.torch import load_file, save_file
 
 from exssnet import ExssnetError, from_pretrained, save_pretrained, to_supermask
 from exssnet.checkpoint import CONFIG_FILE, TENSORS_FILE
-from exssnet.layers import pack_mask
 from exssnet.layers.maskcode import HEADER_BYTES, decode_masks
 from exssnet.models import build_model
 
@@ -48,6 +47,7 @@ def test_round_trip_is_exact(net, saved):
     assert [t.num_classes for t in loaded.tasks] == [2, 3, 2]
     original, restored = net.state_dict(), loaded.state_dict()
     assert list(original) == list(restored)
+    assert original.pop("_extra_state") == restored.pop("_extra_state")
     assert all(torch.equal(original[k], restored[k]) for k in original)
     x = torch.randn(7, *SHAPE)
     net.eval()
@@ -110,35 +110,6 @@ def _edit_tensors(path, fn):
     save_file(tensors, str(path / TENSORS_FILE))
 
 
-def _flip_padding(t):
-    key = "mask.7.1"  # the head: 3 * 100 = 300 bits, 4 of them padding
-    t[key] = t[key].clone()
-    t[key][-1] |= 1
-
-
-def _as_version_1(path):
-    """Rewrite a checkpoint the way format version 1 stored it: masks bit-packed, statistics per layer."""
-    layers = {"1": (300, 64), "4": (100, 300), "7": (3, 100)}
-    norms = {"2": 300, "5": 100}
-
-    def convert(tensors):
-        for t in range(3):
-            masks = decode_masks(tensors.pop(f"masks.{t}"), list(layers.values()))
-            for name, mask in zip(layers, masks):
-                tensors[f"mask.{name}.{t}"] = pack_mask(mask)
-            offset = 0
-            for i, (name, size) in enumerate(norms.items()):
-                for stat in ("running_mean", "running_var"):
-                    tensors[f"bn.{name}.{t}.{stat}"] = tensors[f"bn.{t}.{stat}"][offset : offset + size].clone()
-                tensors[f"bn.{name}.{t}.num_batches_tracked"] = tensors[f"bn.{t}.num_batches_tracked"][i].clone()
-                offset += size
-            for stat in ("running_mean", "running_var", "num_batches_tracked"):
-                del tensors[f"bn.{t}.{stat}"]
-
-    _edit_tensors(path, convert)
-    _edit_config(path, format_version=1)
-
-
 def _flip_code_bit(t, byte):
     key = "masks.1"
     t[key] = t[key].clone()
@@ -166,9 +137,8 @@ DAMAGE = {
     "wrong statistics size": (lambda p: _edit_tensors(p, lambda t: t.update({"bn.0.running_mean": t["bn.0.running_mean"][1:].clone()})),
                               "bn.0.running_mean is torch.float32 (399,)"),
     "nan weight": (lambda p: _edit_tensors(p, lambda t: t["weight.4"].__setitem__((0, 0), float("nan"))), "NaN"),
-    "version 1 padding bits": (lambda p: (_as_version_1(p), _edit_tensors(p, _flip_padding)), "padding bits"),
+    "pre-1.0 version 1": (lambda p: _edit_config(p, format_version=1), "version 1 is not supported"),
     "code header": (lambda p: _edit_tensors(p, lambda t: _flip_code_bit(t, 0)), "mask code masks.1 is corrupted"),
-    "version 1 missing tensor": (lambda p: (_as_version_1(p), _edit_tensors(p, lambda t: t.pop("mask.4.2"))), "missing mask.4.2"),
     "code unary bit": (lambda p: _edit_tensors(p, lambda t: _flip_code_bit(t, HEADER_BYTES + 3)), "is corrupted"),
     "code remainder bit": (lambda p: _edit_tensors(p, lambda t: _flip_code_bit(t, -3)), "is corrupted"),
     "code truncated": (lambda p: _edit_tensors(p, lambda t: t.update({"masks.1": t["masks.1"][:-2].clone()})), "is corrupted"),
@@ -222,10 +192,3 @@ def test_wrapping_twice_keeps_per_task_state():
     net = trained_net(tasks=(2,))
     again = to_supermask(net.model, 0.2)
     assert len(again.norm_layers()) == 2 and len(again.norm_layers()[0].norms) == 1
-
-
-def test_version_1_checkpoints_with_bit_packed_masks_still_load(net, saved):
-    _as_version_1(saved)
-    loaded = from_pretrained(saved)
-    original, restored = net.state_dict(), loaded.state_dict()
-    assert all(torch.equal(original[k], restored[k]) for k in original)

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from exssnet import to_supermask
 from exssnet.data import BenchmarkSpec, build_benchmark
+from exssnet.layers import View
 from exssnet.methods import build_method
 from exssnet.models import build_model
 from exssnet.run.config import RunConfig
@@ -103,7 +104,7 @@ def test_compact_training_equals_full_weight_training_with_a_gradient_mask():
     for name, layer in reference.named_masked_layers():
         free[name] = layer.mask_of(1) & ~layer.mask_of(0)
         layer.end_compact()
-        layer.use_mask(1)
+        layer.select(View.MASK, 1)
         layer.weight.requires_grad_(True)
     for net, params in ((compact, compact.trainable_parameters()), (reference, reference.weight_parameters())):
         net.train()

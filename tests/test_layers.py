@@ -5,8 +5,24 @@ import torch
 from torch import nn
 
 from exssnet import to_supermask
-from exssnet.layers import MaskedConv1d, MaskedConv2d, MaskedLinear, pack_mask, topk_mask, unpack_mask
-from exssnet.layers.topk import straight_through_mask
+from exssnet.layers import MaskedConv1d, MaskedConv2d, MaskedLinear, View, pack_mask, topk_mask, unpack_mask
+
+
+class _StraightThroughTopK(torch.autograd.Function):
+    """Test oracle: forward the 0/1 top-k mask of the input; backward pass the gradient through unchanged."""
+
+    @staticmethod
+    def forward(ctx, magnitudes, density):
+        return topk_mask(magnitudes, density).to(magnitudes.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output, None
+
+
+def straight_through_mask(scores, density):
+    """Float 0/1 mask of top-k |scores|, differentiable w.r.t. `scores` by straight-through (SupSup's GetSubnet)."""
+    return _StraightThroughTopK.apply(scores.abs(), density)
 
 
 @pytest.mark.parametrize("density", [0.01, 0.05, 0.1, 0.333, 0.5, 1.0])
@@ -21,7 +37,7 @@ from exssnet.layers.topk import straight_through_mask
 def test_topk_keeps_ceil_density_times_numel(layer, density):
     layer = layer(density)
     layer.add_task(0)
-    layer.use_scores(0)
+    layer.select(View.SCORES, 0)
     kept = int((layer.effective_weight() != 0).sum())
     assert kept == max(1, math.ceil(density * layer.weight.numel()))
 
@@ -74,7 +90,7 @@ def test_unpack_rejects_wrong_size():
 def test_masked_layers_match_dense_ops_with_masked_weight():
     conv = MaskedConv2d(2, 3, 3, stride=2, padding=1, density=0.3)
     conv.add_task(0)
-    conv.use_scores(0)
+    conv.select(View.SCORES, 0)
     x = torch.randn(2, 2, 9, 9)
     w = conv.effective_weight().detach()
     assert torch.allclose(conv(x), nn.functional.conv2d(x, w, stride=2, padding=1))
@@ -86,12 +102,12 @@ def test_frozen_masked_weight_cache_follows_weight_updates_and_task_switches():
         layer.add_task(t)
         layer.commit(t)
     x = torch.randn(3, 6)
-    layer.use_mask(0)
+    layer.select(View.MASK, 0)
     with torch.no_grad():
         before = layer(x)
         layer.weight.mul_(2.0)  # an optimizer step changes the weight in place
         assert torch.allclose(layer(x), 2 * before)
-        layer.use_mask(1)
+        layer.select(View.MASK, 1)
         expected = nn.functional.linear(x, layer.weight * layer.mask_of(1))
         assert torch.equal(layer(x), expected)
 
@@ -194,7 +210,7 @@ def test_weight_phase_layer_without_trainable_entries_uses_its_frozen_weight():
 def test_mask_phase_buffers_are_freed_when_the_mask_is_committed():
     layer = MaskedConv2d(4, 6, 3, density=0.2)
     layer.add_task(0)
-    layer.use_scores(0)
+    layer.select(View.SCORES, 0)
     layer.effective_weight().sum().backward()  # the tracker's mask buffer and scratch exist now
     assert len(layer.cached_tensors()) == 2
     layer.commit(0)
@@ -205,10 +221,10 @@ def test_inference_weight_is_computed_when_a_task_is_selected():
     layer = MaskedLinear(6, 4, density=0.5)
     layer.add_task(0)
     layer.commit(0)
-    layer.use_mask(0)
+    layer.select(View.MASK, 0)
     ready = layer.effective_weight()
     assert torch.equal(ready, layer.weight * layer.mask_of(0))
-    layer.use_mask(0)  # selecting the same task again reuses it
+    layer.select(View.MASK, 0)  # selecting the same task again reuses it
     assert layer.effective_weight() is ready
 
 
@@ -252,3 +268,28 @@ def test_batchnorm_training_fast_path_equals_the_task_module():
             assert torch.equal(out, out_ref) and torch.equal(grad, grad_ref)
         for stat in ("running_mean", "running_var", "num_batches_tracked"):
             assert torch.equal(getattr(fast.norms[0], stat), getattr(reference, stat))
+
+
+@pytest.mark.parametrize("make, op", [
+    (lambda: MaskedLinear(30, 12, density=0.2), nn.functional.linear),
+    (lambda: MaskedConv2d(3, 5, 3, stride=2, padding=1, density=0.15),
+     lambda x, w: nn.functional.conv2d(x, w, stride=2, padding=1)),
+])
+def test_fast_mask_phase_forward_equals_supsups_reference_forward(make, op):
+    """`reference_forward` (SupSup's plain masked forward) is what the fast View.SCORES path computes, value and gradient."""
+    from exssnet.layers import reference_forward
+
+    torch.manual_seed(0)
+    layer = make()
+    layer.add_task(0)
+    layer.select(View.SCORES, 0)
+    x = torch.randn(4, 30) if isinstance(layer, MaskedLinear) else torch.randn(4, 3, 9, 9)
+    scores = layer.scores["0"]
+    for step in range(3):  # the warm-started threshold of later steps too
+        fast = layer(x)
+        (fast_grad,) = torch.autograd.grad((fast * fast).sum(), scores)
+        reference = reference_forward(x, layer.weight, scores, layer.density, op)
+        (reference_grad,) = torch.autograd.grad((reference * reference).sum(), scores)
+        assert torch.equal(fast, reference) and torch.equal(fast_grad, reference_grad)
+        with torch.no_grad():
+            scores.sub_(0.5 * fast_grad)

@@ -38,8 +38,8 @@ def test_superposition_holds_no_float_copy_of_masks():
         net.add_task(2)
         net.finish_task()
     layer = net.masked_layers()[0]
-    layer.superpose([0, 1, 2], torch.full((3,), 1 / 3))
-    assert not any(isinstance(v, torch.Tensor) and v.shape[:1] == (3,) and v.dim() == 3 for v in vars(layer).values())
+    with net.superposed([0, 1, 2], torch.full((3,), 1 / 3)):
+        assert not any(isinstance(v, torch.Tensor) and v.shape[:1] == (3,) and v.dim() == 3 for v in vars(layer).values())
     net.set_task(1)
     assert layer._alphas is None and layer._superposed == []
 

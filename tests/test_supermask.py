@@ -52,8 +52,8 @@ def test_finished_task_keeps_packed_mask_and_optionally_drops_scores():
     net.finish_task()
     layer = net.masked_layers()[0]
     assert "0" not in layer.scores
-    assert layer.packed_mask_0.dtype == torch.uint8
-    assert layer.packed_mask_0.numel() == -(-layer.weight.numel() // 8)
+    assert layer.packed_mask(0).dtype == torch.uint8
+    assert layer.packed_mask(0).numel() == -(-layer.weight.numel() // 8)
     assert net.task_scores(0) is None
 
 

@@ -7,11 +7,11 @@ from torch import nn
 from exssnet import ExssnetError, to_supermask
 from exssnet.data.readers import read_digits
 from exssnet.data.tasks import Split, TaskData, carve_validation
-from exssnet.layers import MultitaskBatchNorm, pack_mask
+from exssnet.layers import MultitaskBatchNorm, View, pack_mask
 from exssnet.layers.topk import superposed_mask
 from exssnet.methods.loops import train_phase
 from exssnet.models import build_model
-from exssnet.task_inference import entropy, entropy_gradients, infer_task, learned_tasks, superposed
+from exssnet.task_inference import entropy, entropy_gradients, infer_task, learned_tasks
 
 
 def small_cnn() -> nn.Module:
@@ -52,7 +52,7 @@ def test_one_task_superposition_is_that_tasks_network():
     net.eval()
     x = torch.randn(8, 1, 6, 6)
     expected = net.logits(x, 1)
-    with superposed(net, [1], torch.ones(1), "mixture"):
+    with net.superposed([1], torch.ones(1), "mixture"):
         assert torch.allclose(net(x)[:, :3], expected, atol=1e-6)
 
 
@@ -90,15 +90,16 @@ def test_inference_changes_no_statistics_mask_or_mode():
     net.eval()
     before = net(x)
     net.train()
-    state = {k: v.clone() for k, v in net.state_dict().items()}
+    state = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in net.state_dict().items()}
     for mode in ("example", "batch"):
         for bn in ("mixture", "batch"):
             infer_task(net, x, mode=mode, bn=bn)
     after_state = net.state_dict()
     assert state.keys() == after_state.keys()
-    assert all(torch.equal(state[k], after_state[k]) for k in state), "inference modified a buffer or parameter"
+    assert all(torch.equal(v, after_state[k]) if isinstance(v, torch.Tensor) else v == after_state[k]
+               for k, v in state.items()), "inference modified a buffer or parameter"
     assert net.training and net.active_task == 3
-    assert all(layer.mode == "scores" for layer in net.masked_layers())
+    assert all(layer.view is View.SCORES for layer in net.masked_layers())
     assert all(norm.task == 3 for norm in net.model.modules() if isinstance(norm, MultitaskBatchNorm))
     net.eval()
     assert torch.equal(net(x), before)

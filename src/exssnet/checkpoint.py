@@ -4,13 +4,17 @@
     net = from_pretrained("ckpt")          # a SupermaskNet with every finished task
     net.predict(x, task=2)
 
-The tensors file (format version 2) holds the shared weights once (`weight.<layer>`), and per
-finished task t: its masks coded losslessly near their entropy (`masks.<t>`: the Golomb codes of the
-gaps between kept weights of every masked layer, concatenated in layer order, ~0.47 bit per weight
-at density 0.1, see `exssnet.layers.maskcode`), its BatchNorm statistics concatenated over the
-BatchNorm layers (`bn.<t>.running_mean|running_var`, `bn.<t>.num_batches_tracked` one per layer) and,
-only when asked for, its float scores (`scores.<layer>.<t>`, needed by KKT). Format version 1 (masks
-bit-packed per layer, `mask.<layer>.<t>`, statistics per layer, `bn.<norm>.<t>.<stat>`) still loads.
+The checkpoint is a codec around `net.state_dict()`. The tensors file (format version 2) holds the
+shared weights once (`weight.<layer>`), and per finished task t: its masks coded losslessly near their
+entropy (`masks.<t>`: the Golomb codes of the gaps between kept weights of every masked layer,
+concatenated in layer order, ~0.47 bit per weight at density 0.1, see `exssnet.layers.maskcode`), its
+BatchNorm statistics concatenated over the BatchNorm layers (`bn.<t>.running_mean|running_var`,
+`bn.<t>.num_batches_tracked` one per layer) and, only when asked for, its float scores
+(`scores.<layer>.<t>`, needed by KKT). Any other parameter or buffer of the model is stored as is
+(`state.<key>`); the union of the masks is recomputed, and the task list is `config.json`'s
+`task_classes`. Loading decodes all this back into a state dict and hands it to
+`to_supermask(build_model(...)).load_state_dict(..., strict=True)`. Format version 1 (pre-1.0,
+bit-packed masks) is no longer read.
 Loading validates every key, shape, dtype, code, checksum and mask density, and turns any problem
 into one `ExssnetError`.
 """
@@ -30,8 +34,9 @@ from safetensors.torch import load_file, save_file
 
 from exssnet import __version__
 from exssnet.errors import ExssnetError
+from exssnet.layers.batchnorm import MultitaskBatchNorm
 from exssnet.layers.maskcode import decode_masks, encode_mask
-from exssnet.layers.topk import kept_count, pack_mask, unpack_mask
+from exssnet.layers.topk import kept_count, pack_mask
 from exssnet.models import build_model
 from exssnet.models.contract import find_classifier
 from exssnet.supermask import Phase, SupermaskNet, to_supermask
@@ -42,8 +47,8 @@ if TYPE_CHECKING:
 CONFIG_FILE = "config.json"
 TENSORS_FILE = "model.safetensors"
 FORMAT = "exssnet-supermask"
-FORMAT_VERSION = 2  # 2: Golomb-coded masks; 1: bit-packed masks (loaded, never written)
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 2  # 2: Golomb-coded masks (version 1, bit-packed masks before 1.0, is no longer read)
+READABLE_VERSIONS = (2,)
 BN_STATS = ("running_mean", "running_var", "num_batches_tracked")
 # bounds on untrusted config.json values, checked before any work is sized by them
 MAX_INPUT_SIZE = 2**26
@@ -116,34 +121,70 @@ def head_classes(net: SupermaskNet) -> int:
 
 
 def state_tensors(net: SupermaskNet, save_scores: bool) -> dict[str, torch.Tensor]:
-    """Every tensor a checkpoint (format version 2) stores, by key, on the CPU and contiguous."""
+    """Every tensor a checkpoint (format version 2) stores, by key, on the CPU and contiguous: `net.state_dict()` encoded."""
+    state = _canonical(net, net.state_dict())
     tensors: dict[str, torch.Tensor] = {}
-    layers = net.named_masked_layers()
-    for name, layer in layers:
-        tensors[f"weight.{name}"] = layer.weight.detach()
+    consumed = {"_extra_state"}
+    for name, layer in net.named_masked_layers():
+        key = _layer_keys(name)
+        tensors[f"weight.{name}"] = state[key("weight")]
+        consumed |= {key("weight"), key("union")}
+        consumed |= {k for k in state if k.startswith(key("masks.")) or k.startswith(key("scores."))}
+        if save_scores:
+            for t in range(net.num_tasks):
+                if key(f"scores.{t}") not in state:
+                    raise ExssnetError(f"task {t}'s scores were not kept (keep_scores=False); save without scores")
+                tensors[f"scores.{name}.{t}"] = state[key(f"scores.{t}")]
     for t in range(net.num_tasks):
         tensors[f"masks.{t}"] = torch.cat([encode_mask(layer.mask_of(t)) for layer in net.masked_layers()])
-        if save_scores:
-            for name, layer in net.named_masked_layers():
-                if str(t) not in layer.scores:
-                    raise ExssnetError(f"task {t}'s scores were not kept (keep_scores=False); save without scores")
-                tensors[f"scores.{name}.{t}"] = layer.scores[str(t)].detach()
-        tensors.update(_task_norm_tensors(net, t))
-    return {key: value.cpu().contiguous() for key, value in tensors.items()}
+        norms = named_norms(net)
+        for stat in BN_STATS if norms else ():
+            parts = [_norm_key(name, t, stat) for name, _ in norms]
+            tensors[f"bn.{t}.{stat}"] = torch.cat([state[k].reshape(-1) for k in parts])
+            consumed |= set(parts)
+    for key, value in state.items():
+        if key not in consumed:
+            tensors[f"state.{key}"] = value
+    return {key: value.detach().cpu().contiguous() for key, value in tensors.items()}
 
 
-def _task_norm_tensors(net: SupermaskNet, task: int) -> dict[str, torch.Tensor]:
-    """Task `task`'s BatchNorm statistics, each concatenated over the BatchNorm layers (none: no keys)."""
-    norms = [norm.norms[task] for _, norm in named_norms(net)]
-    if not norms:
-        return {}
-    return {f"bn.{task}.{stat}": torch.cat([getattr(bn, stat).detach().reshape(-1) for bn in norms])
-            for stat in BN_STATS}
+def _layer_keys(name: str):
+    """State-dict key of a masked layer's entry: `model.<name>.<entry>`."""
+    return lambda entry: f"model.{name}.{entry}"
 
 
-def named_norms(net: SupermaskNet):
-    from exssnet.layers.batchnorm import MultitaskBatchNorm
+def _norm_key(name: str, task: int, stat: str) -> str:
+    return f"model.{name}.norms.{task}.{stat}"
 
+
+def _aliases(net: SupermaskNet) -> dict[str, str]:
+    """State-dict key prefix of each module reached under a second name -> the prefix of its first name."""
+    first: dict[int, str] = {}
+    aliases: dict[str, str] = {}
+    for name, module in net.model.named_modules(remove_duplicate=False):
+        prefix = f"model.{name}." if name else "model."
+        if id(module) in first:
+            aliases[prefix] = first[id(module)]
+        else:
+            first[id(module)] = prefix
+    return aliases
+
+
+def _canonical(net: SupermaskNet, state: dict[str, Any]) -> dict[str, Any]:
+    """`state` without the keys of modules reached under a second name (a shared layer is stored once)."""
+    aliases = tuple(_aliases(net))
+    return {key: value for key, value in state.items() if not key.startswith(aliases)} if aliases else dict(state)
+
+
+def _with_aliases(net: SupermaskNet, state: dict[str, Any]) -> dict[str, Any]:
+    """`state` with the keys of every second name of a shared module filled in from its first name."""
+    out = dict(state)
+    for alias, original in _aliases(net).items():
+        out.update({alias + key[len(original):]: value for key, value in state.items() if key.startswith(original)})
+    return out
+
+
+def named_norms(net: SupermaskNet) -> list[tuple[str, MultitaskBatchNorm]]:
     return [(name, m) for name, m in net.model.named_modules() if isinstance(m, MultitaskBatchNorm)]
 
 
@@ -198,54 +239,59 @@ def read_tensors(directory: Path) -> dict[str, torch.Tensor]:
 
 
 def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> SupermaskNet:
-    """Rebuild a `SupermaskNet` (in eval mode) with every finished task of the checkpoint in `directory`."""
+    """Rebuild a `SupermaskNet` (in eval mode) with every finished task of the checkpoint in `directory`.
+
+    The model is built from the registry and wrapped without tasks; the decoded state dict creates
+    them (`load_state_dict(strict=True)`), so nothing is drawn at random and then overwritten.
+    """
     directory = Path(directory)
     config = read_config(directory)
     tensors = read_tensors(directory)
-    stored = {key.rsplit(".", 1)[1] for key in tensors if key.startswith(("mask.", "masks."))}  # format versions 1 and 2
-    if len(config["task_classes"]) != len(stored):  # the tensors file bounds the work config.json may ask for
-        raise ExssnetError(f"checkpoint {directory}: {CONFIG_FILE} lists {len(config['task_classes'])} task(s), "
+    stored = {key.rsplit(".", 1)[1] for key in tensors if key.startswith("masks.")}
+    num_tasks = len(config["task_classes"])
+    if num_tasks != len(stored):  # the tensors file bounds the work config.json may ask for
+        raise ExssnetError(f"checkpoint {directory}: {CONFIG_FILE} lists {num_tasks} task(s), "
                            f"{TENSORS_FILE} holds masks of {len(stored)}")
     try:
         dense = build_model(config["model_name"], tuple(config["input_shape"]), config["num_classes"])
         net = to_supermask(dense, config["density"], keep_scores=config["keep_scores"])
     except (ExssnetError, ValueError, RuntimeError, TypeError) as exc:
         raise ExssnetError(f"checkpoint {directory}: cannot rebuild model {config['model_name']!r}: {exc}") from None
-    for num_classes in config["task_classes"]:
-        net.add_task(num_classes)
-        net.finish_task()
     if head_classes(net) != config["num_classes"]:
         raise ExssnetError(f"checkpoint {directory}: model {config['model_name']!r} does not end in a {config['num_classes']}-way head")
-    version = config["format_version"]
-    expected = expected_tensors(net, config["has_scores"], version)
-    masks = check_tensors(directory, tensors, expected, config["density"], net, version)
-    load_tensors(net, tensors, masks, config["has_scores"], version)
+    expected = expected_tensors(net, num_tasks, config["has_scores"])
+    masks = check_tensors(directory, tensors, expected, config["density"], net, num_tasks)
+    state = decode_state(net, tensors, masks, config["task_classes"], config["has_scores"])
+    net.load_state_dict(state, strict=True)
     return net.to(device).eval()
 
 
-def expected_tensors(net: SupermaskNet, has_scores: bool, version: int) -> dict[str, torch.Tensor]:
-    """Key -> a tensor of the dtype and shape a checkpoint must hold (a mask code: any 1-D length)."""
+def expected_tensors(net: SupermaskNet, num_tasks: int, has_scores: bool) -> dict[str, torch.Tensor]:
+    """Key -> a tensor of the dtype and shape a checkpoint of `num_tasks` tasks must hold for `net`'s
+    architecture (`net` has no task yet; a mask code: any 1-D length)."""
     expected: dict[str, torch.Tensor] = {}
+    consumed = {"_extra_state"}
     for name, layer in net.named_masked_layers():
+        key = _layer_keys(name)
+        consumed |= {key("weight"), key("union")}
         expected[f"weight.{name}"] = layer.weight.detach()
-        for t in range(net.num_tasks):
-            if version == 1:
-                expected[f"mask.{name}.{t}"] = getattr(layer, f"packed_mask_{t}")
-            if has_scores:
-                expected[f"scores.{name}.{t}"] = layer.scores[str(t)].detach()
-    for t in range(net.num_tasks):
-        if version == 1:
-            for name, norm in named_norms(net):
-                for stat in BN_STATS:
-                    expected[f"bn.{name}.{t}.{stat}"] = getattr(norm.norms[t], stat).detach()
-        else:
-            expected[f"masks.{t}"] = torch.empty(0, dtype=torch.uint8)
-            expected.update(_task_norm_tensors(net, t))
+        for t in range(num_tasks) if has_scores else ():
+            expected[f"scores.{name}.{t}"] = torch.empty(layer.weight.shape, dtype=torch.float32)
+    norms = named_norms(net)
+    for t in range(num_tasks):
+        expected[f"masks.{t}"] = torch.empty(0, dtype=torch.uint8)
+        if norms:
+            features = sum(norm.num_features for _, norm in norms)
+            expected[f"bn.{t}.running_mean"] = expected[f"bn.{t}.running_var"] = torch.empty(features)
+            expected[f"bn.{t}.num_batches_tracked"] = torch.empty(len(norms), dtype=torch.long)
+    for key, value in _canonical(net, net.state_dict()).items():
+        if key not in consumed:
+            expected[f"state.{key}"] = value
     return expected
 
 
 def check_tensors(directory: Path, found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], density: float,
-                  net: SupermaskNet, version: int = FORMAT_VERSION) -> dict[tuple[str, int], torch.Tensor]:
+                  net: SupermaskNet, num_tasks: int) -> dict[tuple[str, int], torch.Tensor]:
     """Same keys, shapes and dtypes as the rebuilt model; masks decode and keep the density's count.
 
     Returns the decoded boolean masks by (layer name, task).
@@ -268,26 +314,15 @@ def check_tensors(directory: Path, found: dict[str, torch.Tensor], expected: dic
             raise ExssnetError(f"checkpoint {directory}: tensor {key} holds NaN or infinite values")
     masks: dict[tuple[str, int], torch.Tensor] = {}
     layers = list(net.named_masked_layers())
-    for t in range(net.num_tasks):
-        if version == 1:
-            decoded = [_unpack_v1(directory, f"mask.{name}.{t}", found[f"mask.{name}.{t}"], layer.weight.shape)
-                       for name, layer in layers]
-        else:
-            try:
-                decoded = decode_masks(found[f"masks.{t}"], [layer.weight.shape for _, layer in layers])
-            except ValueError as exc:
-                raise ExssnetError(f"checkpoint {directory}: mask code masks.{t} is corrupted ({exc})") from None
+    for t in range(num_tasks):
+        try:
+            decoded = decode_masks(found[f"masks.{t}"], [layer.weight.shape for _, layer in layers])
+        except ValueError as exc:
+            raise ExssnetError(f"checkpoint {directory}: mask code masks.{t} is corrupted ({exc})") from None
         for (name, _), mask in zip(layers, decoded):
             _check_count(directory, f"task {t}'s mask of layer {name}", mask, density)
             masks[(name, t)] = mask
     return masks
-
-
-def _unpack_v1(directory: Path, key: str, packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    mask = unpack_mask(packed, shape)
-    if not torch.equal(pack_mask(mask), packed):
-        raise ExssnetError(f"checkpoint {directory}: packed mask {key} has non-zero padding bits (corrupted)")
-    return mask
 
 
 def _check_count(directory: Path, what: str, mask: torch.Tensor, density: float) -> None:
@@ -305,35 +340,38 @@ def _few(keys: list[str], limit: int = 4) -> str:
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
-@torch.no_grad()
-def load_tensors(net: SupermaskNet, tensors: dict[str, torch.Tensor], masks: dict[tuple[str, int], torch.Tensor],
-                 has_scores: bool, version: int = FORMAT_VERSION) -> None:
-    """Copy checked tensors and decoded masks into a net rebuilt with the same tasks; the union is recomputed."""
+def decode_state(net: SupermaskNet, tensors: dict[str, torch.Tensor], masks: dict[tuple[str, int], torch.Tensor],
+                 task_classes: list[int], has_scores: bool) -> dict[str, Any]:
+    """The state dict `net` (same architecture, no task yet) loads to hold the checkpoint's finished tasks.
+
+    Checked tensors and decoded masks in; masks packed 1 bit per weight, the union recomputed, the
+    BatchNorm statistics split per layer, the task list as the net's extra state.
+    """
+    state: dict[str, Any] = {}
     for name, layer in net.named_masked_layers():
-        layer.weight.copy_(tensors[f"weight.{name}"])
-        layer.union.zero_()
-        for t in range(net.num_tasks):
-            mask = masks[(name, t)].to(layer.union.device)
-            getattr(layer, f"packed_mask_{t}").copy_(pack_mask(mask))
-            layer.union |= mask
+        key = _layer_keys(name)
+        state[key("weight")] = tensors[f"weight.{name}"]
+        union = torch.zeros(layer.weight.shape, dtype=torch.bool)
+        for t in range(len(task_classes)):
+            mask = masks[(name, t)]
+            state[key(f"masks.{t}")] = pack_mask(mask)
+            union |= mask
             if has_scores:
-                layer.scores[str(t)].copy_(tensors[f"scores.{name}.{t}"])
-            else:
-                layer.drop_scores(t)
-    for t in range(net.num_tasks):
+                state[key(f"scores.{t}")] = tensors[f"scores.{name}.{t}"]
+        state[key("union")] = union
+    for t in range(len(task_classes)):
         offsets = {stat: 0 for stat in BN_STATS}
         for name, norm in named_norms(net):
             for stat in BN_STATS:
-                target = getattr(norm.norms[t], stat)
-                if version == 1:
-                    target.copy_(tensors[f"bn.{name}.{t}.{stat}"])
-                else:
-                    size = target.numel()
-                    flat = tensors[f"bn.{t}.{stat}"][offsets[stat] : offsets[stat] + size]
-                    target.copy_(flat.view_as(target))
-                    offsets[stat] += size
-    if net.num_tasks:
-        net.set_task(net.num_tasks - 1)
+                size = 1 if stat == "num_batches_tracked" else norm.num_features
+                flat = tensors[f"bn.{t}.{stat}"][offsets[stat]: offsets[stat] + size]
+                state[_norm_key(name, t, stat)] = flat.reshape(()) if stat == "num_batches_tracked" else flat
+                offsets[stat] += size
+    for key, value in tensors.items():
+        if key.startswith("state."):
+            state[key[len("state."):]] = value
+    state["_extra_state"] = {"tasks": [{"num_classes": c, "phase": "done"} for c in task_classes]}
+    return _with_aliases(net, state)
 
 
 def checkpoint_bytes(directory: str | Path) -> int:

@@ -31,17 +31,16 @@ def task_footprint(net: SupermaskNet, task: int) -> TaskFootprint:
     net.check_task(task)
     mask = scores = 0
     for layer in net.masked_layers():
-        packed = getattr(layer, f"packed_mask_{task}", None)
-        mask += 0 if packed is None else tensor_bytes(packed)
-        if str(task) in layer.scores:
-            scores += tensor_bytes(layer.scores[str(task)])
-    batchnorm = sum(tensor_bytes(b) for norm in net.norm_layers() for b in norm.norms[task].buffers())
+        mask += tensor_bytes(layer.packed_mask(task)) if task < layer.num_committed else 0
+        kept = layer.task_scores(task)
+        scores += 0 if kept is None else tensor_bytes(kept)
+    batchnorm = sum(tensor_bytes(b) for norm in net.norm_layers() for b in norm.statistics(task).values())
     return TaskFootprint(mask, batchnorm, scores)
 
 
 def state_bytes(net: SupermaskNet) -> int:
     """Bytes of every parameter and buffer of `net` (shared weights, union masks and all tasks)."""
-    return sum(tensor_bytes(t) for t in net.state_dict().values())
+    return sum(tensor_bytes(t) for t in net.state_dict().values() if isinstance(t, torch.Tensor))
 
 
 def resident_bytes(net: SupermaskNet) -> int:
@@ -54,6 +53,6 @@ def resident_bytes(net: SupermaskNet) -> int:
 def weights_and_packed_masks_bytes(net: SupermaskNet) -> int:
     """The floor of what a model with its finished tasks needs: shared weights + 1-bit packed masks."""
     weights = sum(tensor_bytes(layer.weight) for layer in net.masked_layers())
-    masks = sum(tensor_bytes(getattr(layer, f"packed_mask_{t}")) for layer in net.masked_layers()
+    masks = sum(tensor_bytes(layer.packed_mask(t)) for layer in net.masked_layers()
                 for t in range(layer.num_committed))
     return weights + masks

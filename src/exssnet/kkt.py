@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 
 from exssnet.data.tasks import Inputs, TaskData, num_examples, take
 from exssnet.layers.masked import init_scores
@@ -190,32 +188,10 @@ def fresh_scores(net: SupermaskNet) -> dict[str, torch.Tensor]:
         return {name: init_scores(layer.weight) for name, layer in net.named_masked_layers()}
 
 
-@contextmanager
-def scored_subnetwork(net: SupermaskNet, scores: dict[str, torch.Tensor]) -> Iterator[None]:
-    """Run `net` as the subnetwork top-k(`scores`) (BatchNorm on batch statistics) inside the block.
-
-    The scores sit under the id of the next task only inside the block; afterwards no trace is left
-    and the active task is set again.
-    """
-    task = net.num_tasks  # an id no task has yet
-    layers = list(net.named_masked_layers())
-    try:
-        with evaluating(net):
-            for name, layer in layers:
-                layer.scores[str(task)] = nn.Parameter(scores[name].to(layer.weight.device), requires_grad=False)
-                layer.use_scores(task)
-            for norm in net.norm_layers():
-                norm.superpose([], rule="batch")
-            yield
-    finally:
-        for _, layer in layers:
-            layer.drop_scores(task)
-
-
 @torch.no_grad()
 def fresh_features(net: SupermaskNet, x: Inputs, scores: dict[str, torch.Tensor], batch_size: int = 1024) -> torch.Tensor:
     """`penultimate_features` of the subnetwork top-k(`scores`), BatchNorm on each batch's statistics."""
-    with scored_subnetwork(net, scores):
+    with net.scored(scores):
         return _embed(net, x, lambda: None, batch_size)[0]
 
 

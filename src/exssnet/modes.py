@@ -13,7 +13,7 @@ def evaluating(net: nn.Module) -> Iterator[None]:
     """Eval mode inside the block; afterwards the train/eval mode and the active task (if any) as before.
 
     Works for any module; a module with `active_task` and `set_task` (a SupermaskNet) also gets its active task
-    (its layers' modes) back, so a caller may switch tasks inside the block.
+    (its layers' views) back, so a caller may switch tasks inside the block.
     """
     was_training = net.training
     active = getattr(net, "active_task", -1)

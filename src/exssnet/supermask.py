@@ -4,22 +4,28 @@
 signed-constant weight, no bias) and every BatchNorm1d/2d/3d with a per-task non-affine BatchNorm,
 the way PEFT injects adapters; a module reused under several names becomes one shared layer. What
 cannot run correctly is refused with the module's path (`check_wrappable`, and a check of the first
-forward pass for masked weights used outside their layer). `SupermaskNet` is the one place that knows the phase order:
+forward pass for masked weights used outside their layer). `SupermaskNet` keeps the phase order:
 
     add_task -> Phase.MASK -> [start_weight_phase -> Phase.WEIGHTS] -> finish_task -> Phase.DONE   (then the next add_task)
 
-It alone decides what trains: every transition goes through one guard (`_advance`), which refuses an
-illegal one with an ExssnetError and then sets `requires_grad` for the new phase; trainers take
-`trainable_parameters()`.
+Every transition goes through one guard (`_advance`), which refuses an illegal one with an
+ExssnetError and then sets `requires_grad` for the new phase; trainers take `trainable_parameters()`.
+What the layers' forward uses is chosen through `set_task`, `scored` (KKT's candidate subnetworks)
+and `superposed` (task inference): they are the only callers of the layers' `select`.
+
+All per-task state is ordinary PyTorch state: masks, scores and BatchNorm statistics are keyed by
+task id in the layers, and the task list (class count and phase per task) is the net's extra state.
+So `to_supermask(build_model(...), density).load_state_dict(net.state_dict())` rebuilds `net`
+exactly (the task slots are created by the load), and `torch.save(net.state_dict(), path)` works.
 """
 
 from __future__ import annotations
 
 import weakref
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -29,6 +35,7 @@ from torch.utils._pytree import tree_flatten
 from exssnet.errors import ExssnetError, check_density
 from exssnet.layers.batchnorm import MultitaskBatchNorm
 from exssnet.layers.masked import MaskedConv1d, MaskedConv2d, MaskedLayer, MaskedLinear
+from exssnet.layers.view import View
 from exssnet.modes import evaluating
 
 
@@ -227,6 +234,7 @@ class SupermaskNet(nn.Module):
         self._replaced = replaced or {}  # weak references to the parameters of the modules swapped out
         self._weight_use_checked = False  # the first forward pass checks how the masked weights are used
         self._index_layers()
+        self.register_load_state_dict_post_hook(SupermaskNet._after_load)
         if not self.masked_layers():
             raise ExssnetError("the model has no Linear or Conv layer to mask")
         self._set_trainable()
@@ -379,16 +387,94 @@ class SupermaskNet(nn.Module):
         """Make `task` the subnetwork (mask and BatchNorm) the forward pass uses."""
         self.check_task(task)
         phase = self.tasks[task].phase
+        view = {Phase.MASK: View.SCORES, Phase.WEIGHTS: View.COMPACT, Phase.DONE: View.MASK}[phase]
         for layer in self.masked_layers():
-            if phase is Phase.MASK:
-                layer.use_scores(task)
-            elif phase is Phase.WEIGHTS:
-                layer.use_compact()
-            else:
-                layer.use_mask(task)
+            layer.select(view, task)
         for norm in self.norm_layers():
-            norm.set_task(task)
+            norm.select(view, task)
         self.active_task = task
+
+    @contextmanager
+    def scored(self, scores: Mapping[str, torch.Tensor]) -> Iterator[None]:
+        """Run as the subnetwork top-k(`scores`) (a phantom task: scores per masked layer name, BatchNorm
+        on each batch's own statistics) in eval mode inside the block; the active task is selected again after.
+
+        Nothing is added to the net: the scores are not parameters and no task id is taken.
+        """
+        with evaluating(self):  # selects the active task again afterwards
+            try:
+                for name, layer in self.named_masked_layers():
+                    layer.select(View.SCORES, scores=scores[name])
+                for norm in self.norm_layers():
+                    norm.select(View.SUPERPOSED, tasks=[], rule="batch")
+                yield
+            finally:
+                if self.active_task < 0:  # no task to select again: clear the temporary view
+                    self._reselect(-1)
+
+    @contextmanager
+    def superposed(self, tasks: list[int], alphas: torch.Tensor, bn: str = "batch") -> Iterator[None]:
+        """Run with weights `W * sum_i alphas[i] * M_tasks[i]` in every masked layer (SupSup's task inference),
+        BatchNorm by rule `bn` ("mixture" of the tasks' statistics or each "batch"'s own), in eval mode inside
+        the block; gradients flow to `alphas`. The active task is selected again after."""
+        for t in tasks:
+            self.check_task(t)
+        with evaluating(self):  # selects the active task again afterwards
+            try:
+                for layer in self.masked_layers():
+                    layer.select(View.SUPERPOSED, tasks=tasks, alphas=alphas)
+                for norm in self.norm_layers():
+                    norm.select(View.SUPERPOSED, tasks=tasks, rule=bn)
+                yield
+            finally:
+                if self.active_task < 0:
+                    self._reselect(-1)
+
+    def _reselect(self, task: int) -> None:
+        """Select `task` again after a temporary view (nothing when no task was active)."""
+        if 0 <= task < self.num_tasks:
+            self.set_task(task)
+        else:
+            for layer in self.masked_layers():
+                layer.select(View.NONE)
+            for norm in self.norm_layers():
+                norm.select(View.NONE)
+
+    def layer_output(self, layer: MaskedLayer, x: torch.Tensor, task: int) -> torch.Tensor:
+        """What masked `layer` outputs for its input `x` under finished `task`'s mask (the selection stays)."""
+        return layer.task_output(x, self.check_task(task))
+
+    # ----- state dict: per-task state is ordinary PyTorch state --------------------------
+    def get_extra_state(self) -> dict[str, Any]:
+        """The task list: class count and phase per task (masks, scores and statistics are tensors of the layers)."""
+        return {"tasks": [{"num_classes": t.num_classes, "phase": t.phase.value} for t in self.tasks]}
+
+    def set_extra_state(self, state: Any) -> None:
+        try:
+            tasks = [TaskState(int(t["num_classes"]), Phase(t["phase"])) for t in state["tasks"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ExssnetError(f"the state dict's task list is malformed: {exc}") from None
+        if any(t.phase is Phase.WEIGHTS for t in tasks):
+            raise ExssnetError("a state dict saved during a weight phase cannot be loaded: finish the task first")
+        if any(t.phase is not Phase.DONE for t in tasks[:-1]):
+            raise ExssnetError("the state dict's task list has an unfinished task before the last one")
+        self.tasks = tasks
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):  # type: ignore[no-untyped-def]
+        if self.phase is Phase.WEIGHTS:
+            raise ExssnetError("cannot load a state dict into a net in its weight phase: finish the task first")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    @staticmethod
+    def _after_load(net: nn.Module, incompatible: object) -> None:
+        """After `load_state_dict` (of this net or a module holding it): new task slots on the net's device,
+        what trains set for the loaded phase, the last task selected."""
+        assert isinstance(net, SupermaskNet)
+        net.model.to(net.device)  # task slots created by the load sit on the CPU
+        net._set_trainable()
+        net._reselect(net.num_tasks - 1)
 
     # ----- parameters per phase ---------------------------------------------------
     def score_parameters(self, task: int) -> list[nn.Parameter]:
@@ -403,18 +489,14 @@ class SupermaskNet(nn.Module):
         return [layer.compact_weight for layer in self.masked_layers()
                 if layer.compact_weight is not None and layer.compact_weight.requires_grad]
 
-    def write_back(self) -> None:
-        """Copy the weight phase's trained entries into the shared weights now (done at finish_task anyway)."""
-        for layer in self.masked_layers():
-            layer.write_back()
-
     def task_scores(self, task: int) -> dict[str, torch.Tensor] | None:
         """Float scores of `task` per layer name, or None if they were not kept."""
         out = {}
         for name, layer in self.named_masked_layers():
-            if str(task) not in layer.scores:
+            scores = layer.task_scores(task)
+            if scores is None:
                 return None
-            out[name] = layer.scores[str(task)].detach()
+            out[name] = scores
         return out
 
     def task_masks(self, task: int) -> dict[str, torch.Tensor]:
@@ -465,7 +547,11 @@ class SupermaskNet(nn.Module):
 
 
 def to_supermask(model: nn.Module, density: float, keep_scores: bool = False) -> SupermaskNet:
-    """Wrap any torch model as a supermask model (modules are replaced in place)."""
+    """Wrap any torch model as a supermask model (modules are replaced in place).
+
+    The net starts without tasks; `load_state_dict` of a trained net's state dict creates its tasks
+    (masks, scores, BatchNorm statistics, class counts and phases), bit for bit.
+    """
     density = check_density(density)
     replaced: dict[int, weakref.ref] = {}
     model = inject_supermask_layers(model, density, replaced)

@@ -27,15 +27,13 @@ subnetwork (its mask and its BatchNorm statistics, eval mode) and pick the lowes
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 
 from exssnet.data.tasks import Inputs, num_examples, take
 from exssnet.errors import ExssnetError
-from exssnet.layers import MaskedLayer, MaskedLinear
+from exssnet.layers import MaskedLayer
 from exssnet.modes import evaluating
 from exssnet.supermask import Phase, SupermaskNet
 
@@ -74,28 +72,10 @@ def check_settings(mode: str, bn: str, rule: str = "one-shot") -> None:
         raise ExssnetError("task inference rule 'binary' works per batch: use mode 'batch'")
 
 
-@contextmanager
-def superposed(net: SupermaskNet, tasks: list[int], alphas: torch.Tensor, bn: str) -> Iterator[None]:
-    """Run `net` in eval mode with its masks and BatchNorms superposed; restore the active task after."""
-    with evaluating(net):
-        for layer in net.masked_layers():
-            layer.superpose(tasks, alphas)
-        for norm in net.norm_layers():
-            norm.superpose(tasks, bn)
-        yield
-
-
 def entropy(logits: torch.Tensor) -> torch.Tensor:
     """Per-row entropy of softmax(logits)."""
     log_p = F.log_softmax(logits, dim=1)
     return -(log_p.exp() * log_p).sum(dim=1)
-
-
-def _apply_weight(layer: MaskedLayer, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """The layer's operation with an explicit weight."""
-    if isinstance(layer, MaskedLinear):
-        return F.linear(x, weight)
-    return layer._conv_forward(x, weight, None)  # type: ignore[attr-defined]
 
 
 def entropy_gradients(
@@ -113,7 +93,7 @@ def entropy_gradients(
 
     handles = [layer.register_forward_hook(record) for layer in net.masked_layers()] if mode == "example" else []
     try:
-        with torch.enable_grad(), superposed(net, tasks, alphas, bn):
+        with torch.enable_grad(), net.superposed(tasks, alphas, bn):
             h = entropy(net(*(x if isinstance(x, tuple) else (x,)))[:, :width])
             if mode == "batch":
                 (grad,) = torch.autograd.grad(h.mean(), [alphas])
@@ -128,7 +108,7 @@ def entropy_gradients(
             if g is None:  # this layer's output does not reach the logits
                 continue
             for i, t in enumerate(tasks):
-                y_t = _apply_weight(layer, inputs, layer.weight * layer.mask_of(t).to(layer.weight.dtype))
+                y_t = net.layer_output(layer, inputs, t)
                 per_example[:, i] += (g * y_t).flatten(1).sum(dim=1)
     return per_example
 

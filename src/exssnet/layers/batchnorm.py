@@ -1,10 +1,16 @@
-"""Per-task non-affine BatchNorm: each task has its own running statistics and nothing shared."""
+"""Per-task non-affine BatchNorm: each task has its own running statistics and nothing shared.
+
+The statistics live in `norms[t]` (state dict keys `norms.<t>.running_mean` ...); loading a state
+dict creates the task slots it names. `SupermaskNet` selects what the forward uses with `select`.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from exssnet.layers.view import View
 
 SUPERPOSE_RULES = ("mixture", "batch")
 
@@ -31,6 +37,40 @@ class MultitaskBatchNorm(nn.Module):
             raise RuntimeError(f"BatchNorm tasks must be added in order: expected {len(self.norms)}, got {task}")
         norm = _BN_BY_DIMS[self.dims](self.num_features, eps=self.eps, momentum=self.momentum, affine=False)
         self.norms.append(norm)
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.norms)
+
+    def statistics(self, task: int) -> dict[str, torch.Tensor]:
+        """`task`'s running statistics (the tensors themselves, not copies): running_mean, running_var, num_batches_tracked."""
+        return dict(self.norms[task].named_buffers())
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):  # type: ignore[no-untyped-def]
+        """Create the task slots the state dict names (`norms.<t>.*`), in order, then load."""
+        wanted = {key[len(prefix) + len("norms."):].split(".", 1)[0] for key in state_dict
+                  if key.startswith(f"{prefix}norms.")}
+        tasks = sorted(int(t) for t in wanted if t.isdigit())
+        if tasks and tasks == list(range(len(tasks))):
+            device = next((n.running_mean.device for n in self.norms), None)
+            while len(self.norms) < len(tasks):
+                self.add_task(len(self.norms))
+                if device is not None:
+                    self.norms[-1].to(device)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def select(self, view: View, task: int = -1, *, tasks: list[int] | None = None, rule: str = "mixture") -> None:
+        """Choose the statistics the forward uses (called by `SupermaskNet` only).
+
+        View.SUPERPOSED: statistics standing for `tasks` by `rule` (see `superpose`; rule "batch" with
+        no tasks: each batch's own statistics); any other view: `task`'s own statistics.
+        """
+        if view is View.SUPERPOSED:
+            self.superpose(list(tasks or []), rule)
+        else:
+            self.set_task(task)
 
     def task_state(self, task: int) -> dict[str, torch.Tensor]:
         """A copy of `task`'s running statistics."""

@@ -1,13 +1,21 @@
 """Masked Linear / Conv1d / Conv2d: one shared weight, per-task scores, per-task binary masks.
 
-A layer never decides phases on its own: `SupermaskNet` drives it through `add_task`,
-`use_scores`, `commit`, `start_compact`/`end_compact`, `use_mask` and `superpose`. Finished tasks keep
-a 1-bit packed mask (`packed_mask_<t>` buffers); their float scores are kept only if the net asks for it.
+All per-task state is ordinary PyTorch state, keyed by task id (as PEFT keys `lora_A[name]`):
+`scores[str(t)]` (a ParameterDict; a finished task's float scores stay only if the net asks for it)
+and `masks[str(t)]` (a `TaskBuffers`: each finished task's mask packed 1 bit per weight), plus the
+`union` buffer of all finished masks. `load_state_dict` creates the task slots a state dict names,
+so a freshly wrapped layer loads a trained one's state.
+
+What the forward pass uses is chosen by `select(view, ...)` with a `View`; `SupermaskNet` is the
+only caller (`set_task`, `scored`, `superposed`). The task lifecycle (`add_task`, `commit`,
+`start_compact` / `end_compact`) is also driven by it. `reference_forward` below is SupSup's masked
+forward in a few lines: the fast paths here compute the same values and gradients (tests check it).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +31,67 @@ from exssnet.layers.topk import (
     topk_mask,
     unpack_mask,
 )
+from exssnet.layers.view import View
+
+
+class _GetSubnet(torch.autograd.Function):
+    """SupSup's GetSubnet: forward the 0/1 mask of the k largest inputs, backward the gradient unchanged."""
+
+    @staticmethod
+    def forward(ctx, magnitudes: torch.Tensor, k: int) -> torch.Tensor:  # type: ignore[override]
+        mask = torch.zeros_like(magnitudes).flatten()
+        mask[magnitudes.flatten().topk(k).indices] = 1.0
+        return mask.view_as(magnitudes)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        return grad, None
+
+
+def reference_forward(x: torch.Tensor, weight: torch.Tensor, scores: torch.Tensor, density: float,
+                      op: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.linear) -> torch.Tensor:
+    """SupSup's masked forward, written plainly: the reference the fast `View.SCORES` path must equal.
+
+    The mask keeps the `ceil(density * numel)` largest |scores|; the gradient passes straight through
+    the top-k to |scores| (so d/dscores = d/dmask * sign(scores)). `op` is F.linear or a convolution.
+    A finished task's forward is the same with the mask frozen: `op(x, weight * mask)`.
+    """
+    mask = _GetSubnet.apply(scores.abs(), kept_count(scores.numel(), density))
+    return op(x, weight * mask)
+
+
+class TaskBuffers(nn.Module):
+    """Buffers keyed by task id (`str(t)`), like an `nn.ParameterDict` of buffers; state dict keys `<t>`.
+
+    Loading a state dict creates the slots it names (with the stored shape and dtype), so a module
+    built without tasks loads one that has them.
+    """
+
+    def __setitem__(self, key: str, value: torch.Tensor) -> None:
+        self.register_buffer(key, value)
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        value = self._buffers[key]
+        assert value is not None
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._buffers
+
+    def __len__(self) -> int:
+        return len(self._buffers)
+
+    def keys(self) -> list[str]:
+        return list(self._buffers)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):  # type: ignore[no-untyped-def]
+        for key, value in state_dict.items():
+            name = key[len(prefix):]
+            if key.startswith(prefix) and "." not in name and name not in self._buffers and isinstance(value, torch.Tensor):
+                self.register_buffer(name, torch.empty_like(value))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
 
 def signed_kaiming_constant_(weight: torch.Tensor, generator: torch.Generator | None = None) -> None:
@@ -46,7 +115,8 @@ class MaskedLayer(nn.Module):
     The shared `weight` never has `requires_grad`: no optimizer, weight decay or training loop that
     is handed `net.parameters()` can move it. The mask phase trains `scores[str(t)]`; the weight phase
     trains `compact_weight`, a 1-D parameter holding only the trainable entries (free entries for
-    ExSSNeT, the mask's entries for SSNeT), which `write_back` copies into `weight`.
+    ExSSNeT, the mask's entries for SSNeT), copied into `weight` when the phase ends or another view
+    is selected.
     """
 
     weight: nn.Parameter
@@ -56,19 +126,37 @@ class MaskedLayer(nn.Module):
         self.density = float(density)
         self.weight.requires_grad_(False)
         self.scores = nn.ParameterDict()
+        self.masks = TaskBuffers()
         self.register_buffer("union", torch.zeros_like(self.weight, dtype=torch.bool))
         self.register_parameter("compact_weight", None)
         self.register_buffer("compact_index", None, persistent=False)  # flat indices of compact_weight
-        self.num_committed = 0
-        self.mode = "mask"
+        self.view = View.NONE
         self.task = -1
         self._threshold = ThresholdTracker()  # warm-started top-k of the mask phase
+        self._phantom: torch.Tensor | None = None  # scores given to `select(View.SCORES, scores=...)`
         self._compact_base: torch.Tensor | None = None  # weight * mask, frozen during the weight phase
-        self._ready: torch.Tensor | None = None  # weight * mask of the selected task (mask mode)
+        self._ready: torch.Tensor | None = None  # weight * mask of the selected task (View.MASK)
         self._ready_key: tuple | None = None  # weight storage/version `_ready` was computed from
         self._ready_mask_version = -1  # version of the packed mask `_ready` was computed from
         self._alphas: torch.Tensor | None = None
-        self._superposed: list[int] = []  # tasks mixed in superpose mode
+        self._superposed: list[int] = []  # tasks mixed in View.SUPERPOSED
+
+    @property
+    def num_committed(self) -> int:
+        """Number of finished (committed) tasks: tasks 0 .. num_committed - 1 have a mask."""
+        return len(self.masks)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):  # type: ignore[no-untyped-def]
+        """Create the score slots the state dict names (mask slots: `TaskBuffers` does it), then load."""
+        scores_prefix = f"{prefix}scores."
+        for key, value in state_dict.items():
+            name = key[len(scores_prefix):]
+            if key.startswith(scores_prefix) and "." not in name and name not in self.scores:
+                self.scores[name] = nn.Parameter(torch.empty_like(value, device=self.weight.device),
+                                                 requires_grad=False)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     # ----- task lifecycle -------------------------------------------------------------
     def add_task(self, task: int, initial_scores: torch.Tensor | None = None) -> None:
@@ -92,10 +180,9 @@ class MaskedLayer(nn.Module):
             raise RuntimeError(f"tasks must be committed in order: expected {self.num_committed}, got {task}")
         mask = topk_mask(self.scores[str(task)], self.density)
         self._threshold.reset()  # the mask phase is over: free the tracker's mask and scratch tensors
-        self.register_buffer(f"packed_mask_{task}", pack_mask(mask))
+        self.masks[str(task)] = pack_mask(mask)
         free = mask & ~self.union
         self.union |= mask
-        self.num_committed += 1
         return mask, free
 
     def drop_scores(self, task: int) -> None:
@@ -103,28 +190,37 @@ class MaskedLayer(nn.Module):
         if str(task) in self.scores:
             del self.scores[str(task)]
 
-    def mask_of(self, task: int) -> torch.Tensor:
-        """Boolean mask of a committed task."""
+    def task_scores(self, task: int) -> torch.Tensor | None:
+        """The float scores of `task` (detached), or None if the layer does not hold them."""
+        key = str(task)
+        return self.scores[key].detach() if key in self.scores else None
+
+    def packed_mask(self, task: int) -> torch.Tensor:
+        """The 1-bit packed mask of a committed task (uint8, `pack_mask` order)."""
         if not 0 <= task < self.num_committed:
             raise IndexError(f"task {task} has no committed mask (committed: {self.num_committed})")
-        return unpack_mask(getattr(self, f"packed_mask_{task}"), self.weight.shape)
+        return self.masks[str(task)]
+
+    def mask_of(self, task: int) -> torch.Tensor:
+        """Boolean mask of a committed task."""
+        return unpack_mask(self.packed_mask(task), self.weight.shape)
 
     # ----- weight phase: one compact parameter of the trainable entries ------------------
     def start_compact(self, task: int, trainable: torch.Tensor) -> nn.Parameter:
         """Train only the entries `trainable` (boolean, weight-shaped, inside task's mask) as one 1-D parameter."""
-        self.write_back()
+        self._write_back()
         index = trainable.reshape(-1).nonzero().reshape(-1).to(self.weight.device)
         self.compact_index = index
         values = self.weight.detach().reshape(-1).index_select(0, index)
         self.compact_weight = nn.Parameter(values, requires_grad=index.numel() > 0)  # none left: nothing trains
         # contiguous whatever the weight's memory format (channels_last): the forward scatters by flat index
         self._compact_base = (self.weight.detach() * self.mask_of(task).to(self.weight.dtype)).contiguous()
-        self.mode, self.task = "compact", task
+        self.view, self.task = View.COMPACT, task
         self._ready = self._ready_key = None
         return self.compact_weight
 
     @torch.no_grad()
-    def write_back(self) -> None:
+    def _write_back(self) -> None:
         """Copy the compact parameter's values into `weight` (the weight phase's results become shared)."""
         if self.compact_weight is None:
             return
@@ -138,58 +234,74 @@ class MaskedLayer(nn.Module):
 
     def end_compact(self) -> None:
         """Write the trained entries back and drop the compact parameter and its optimizer-facing state."""
-        self.write_back()
+        self._write_back()
         self.compact_weight = None
         self.compact_index = None
         self._compact_base = None
-        if self.mode == "compact":
-            self.mode = "none"
+        if self.view is View.COMPACT:
+            self.view = View.NONE
 
-    # ----- what the forward pass uses -------------------------------------------------
-    def use_scores(self, task: int) -> None:
-        """Mask from live top-k of `task`'s scores (mask phase; straight-through gradient)."""
-        if str(task) not in self.scores:
-            raise KeyError(f"no scores for task {task}")
-        self.write_back()
-        if self.mode != "scores" or self.task != task:
+    # ----- what the forward pass uses: one entry point ----------------------------------
+    def select(self, view: View, task: int = -1, *, scores: torch.Tensor | None = None,
+               tasks: list[int] | None = None, alphas: torch.Tensor | None = None) -> None:
+        """Choose the weight the forward pass uses (called by `SupermaskNet` only).
+
+        View.SCORES: live top-k of `task`'s scores, or of `scores` when given (a phantom task);
+        View.COMPACT: the weight phase's task (after another view was selected);
+        View.MASK: `task`'s committed mask; View.SUPERPOSED: `W * sum_i alphas[i] * M_tasks[i]`;
+        View.NONE: nothing (the forward refuses to run). Any view but COMPACT first writes a weight
+        phase's trained entries into the shared weight, so every task sees them.
+        """
+        if view is not View.COMPACT:
+            self._write_back()
+        if view is View.SCORES:
+            self._select_scores(task, scores)
+        elif view is View.COMPACT:
+            if self.compact_weight is None:
+                raise RuntimeError("this layer is not in a weight phase")
+            self.view = View.COMPACT
+        elif view is View.MASK:
+            self._select_mask(task)
+        elif view is View.SUPERPOSED:
+            if tasks is None or alphas is None:
+                raise ValueError("View.SUPERPOSED needs tasks and alphas")
+            for t in tasks:
+                self.packed_mask(t)  # a clear error for a task without a mask
+            self.view, self.task = View.SUPERPOSED, -1
+            self._ready = self._ready_key = None
+            self._superposed, self._alphas = list(tasks), alphas
+            return
+        else:
+            self.view, self.task = View.NONE, -1
+            self._ready = self._ready_key = None
+        if view is not View.SCORES:
+            self._phantom = None
+        self._alphas, self._superposed = None, []
+
+    def _select_scores(self, task: int, scores: torch.Tensor | None) -> None:
+        if scores is not None:
+            if scores.shape != self.weight.shape:
+                raise ValueError(f"scores shape {tuple(scores.shape)} != weight {tuple(self.weight.shape)}")
             self._threshold.reset()
-        self.mode, self.task = "scores", task
+            self._phantom = scores.detach().to(self.weight.device)
+            self.view, self.task = View.SCORES, -1
+        else:
+            if str(task) not in self.scores:
+                raise KeyError(f"no scores for task {task}")
+            if self.view is not View.SCORES or self.task != task or self._phantom is not None:
+                self._threshold.reset()
+            self._phantom = None
+            self.view, self.task = View.SCORES, task
         self._ready = self._ready_key = None
-        self._alphas, self._superposed = None, []
 
-    def use_compact(self) -> None:
-        """Back to the weight phase's task after another task was selected."""
-        if self.compact_weight is None:
-            raise RuntimeError("this layer is not in a weight phase")
-        self.mode = "compact"
-        self._alphas, self._superposed = None, []
-
-    def use_mask(self, task: int) -> None:
-        """Fixed committed mask of `task`; its masked weight is computed now, not per forward call."""
-        if not 0 <= task < self.num_committed:
-            raise IndexError(f"task {task} has no committed mask (committed: {self.num_committed})")
-        self.write_back()
-        packed_version = getattr(self, f"packed_mask_{task}")._version
-        if (self.mode == "mask" and self.task == task and self._ready_key == self._weight_key()
+    def _select_mask(self, task: int) -> None:
+        packed_version = self.packed_mask(task)._version
+        if (self.view is View.MASK and self.task == task and self._ready_key == self._weight_key()
                 and self._ready_mask_version == packed_version):
             return
-        self.mode, self.task = "mask", task
-        self._alphas, self._superposed = None, []
+        self.view, self.task = View.MASK, task
         self._refresh_ready()
         self._ready_mask_version = packed_version
-
-    def superpose(self, tasks: list[int], alphas: torch.Tensor) -> None:
-        """Weight `W * sum_i alphas[i] * M_tasks[i]` (SupSup one-shot task inference).
-
-        The masks stay 1-bit packed: memory does not grow with the number of tasks mixed.
-        """
-        for t in tasks:
-            if not 0 <= t < self.num_committed:
-                raise IndexError(f"task {t} has no committed mask (committed: {self.num_committed})")
-        self.write_back()
-        self.mode, self.task = "superpose", -1
-        self._ready = self._ready_key = None
-        self._superposed, self._alphas = list(tasks), alphas
 
     def _weight_key(self) -> tuple:
         """Storage and in-place version of the weight (a move to another device or dtype changes the storage)."""
@@ -202,9 +314,9 @@ class MaskedLayer(nn.Module):
         self._ready_key = self._weight_key()
 
     def effective_weight(self) -> torch.Tensor:
-        """The weight the forward pass multiplies by, for the current mode."""
-        mode = self.mode
-        if mode == "mask":
+        """The weight the forward pass multiplies by, for the selected view."""
+        view = self.view
+        if view is View.MASK:
             weight = self.weight
             if weight.requires_grad and torch.is_grad_enabled():
                 return weight * self.mask_of(self.task).to(weight.dtype)
@@ -212,25 +324,36 @@ class MaskedLayer(nn.Module):
                 self._refresh_ready()
             assert self._ready is not None
             return self._ready
-        if mode == "scores":
-            scores = self.scores[str(self.task)]
+        if view is View.SCORES:
+            scores = self._phantom if self._phantom is not None else self.scores[str(self.task)]
             return score_masked_weight(self.weight, scores, self._threshold, kept_count(scores.numel(), self.density))
-        if mode == "compact":
+        if view is View.COMPACT:
             assert self.compact_weight is not None and self._compact_base is not None
             if self._compact_base.device != self.compact_weight.device:
                 self._compact_base = self._compact_base.to(self.compact_weight.device)
             if self.compact_weight.numel() == 0:  # nothing of this layer trains: its weight is the frozen base
                 return self._compact_base
             return scatter_compact(self.compact_weight, self._compact_base, self.compact_index)
-        if mode == "superpose":
+        if view is View.SUPERPOSED:
             assert self._alphas is not None
-            packed = [getattr(self, f"packed_mask_{t}") for t in self._superposed]
+            packed = [self.masks[str(t)] for t in self._superposed]
             return self.weight * superposed_mask(self._alphas, packed, self.weight.shape, self.weight.dtype)
         raise RuntimeError("no task is active on this layer: call SupermaskNet.set_task first")
 
+    def apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The layer's operation (linear or convolution, its own stride/padding) with an explicit weight."""
+        raise NotImplementedError
+
+    def task_output(self, x: torch.Tensor, task: int) -> torch.Tensor:
+        """What the layer outputs for `x` under `task`'s committed mask, whatever view is selected."""
+        return self.apply_weight(x, self.weight * self.mask_of(task).to(self.weight.dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.apply_weight(x, self.effective_weight())
+
     def cached_tensors(self) -> list[torch.Tensor]:
         """Tensors the layer holds besides its parameters and buffers (speed caches), for memory accounting."""
-        cached = [self._ready, self._compact_base]
+        cached = [self._ready, self._compact_base, self._phantom]
         return [t for t in cached if t is not None] + self._threshold.buffers
 
     def extra_repr(self) -> str:  # pragma: no cover - cosmetic
@@ -244,6 +367,9 @@ class MaskedLinear(MaskedLayer, nn.Linear):
         nn.Linear.__init__(self, in_features, out_features, bias=False)
         signed_kaiming_constant_(self.weight)
         self._init_supermask(density)
+
+    def apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.effective_weight())
@@ -259,6 +385,9 @@ class _MaskedConv(MaskedLayer):
         self._torch_conv.__init__(self, *args, **kwargs)
         signed_kaiming_constant_(self.weight)
         self._init_supermask(density)
+
+    def apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, weight, None)  # type: ignore[attr-defined]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.effective_weight(), None)  # type: ignore[attr-defined]

@@ -77,11 +77,6 @@ class ThresholdTracker:
         self._scratch: torch.Tensor | None = None  # |scores| in the forward, sign(scores) in the backward
 
     @property
-    def buffer(self) -> torch.Tensor | None:
-        """The reused mask buffer (None before the first step)."""
-        return self._buffer
-
-    @property
     def buffers(self) -> list[torch.Tensor]:
         """Every tensor the tracker keeps between steps (for memory accounting)."""
         return [t for t in (self._buffer, self._scratch) if t is not None]
@@ -243,26 +238,10 @@ class _ScoreMaskedWeight(torch.autograd.Function):
 def score_masked_weight(weight: torch.Tensor, scores: torch.Tensor, tracker: ThresholdTracker, k: int) -> torch.Tensor:
     """Effective weight of the mask phase: `weight` times the top-k mask of `|scores|` (straight-through).
 
-    Equal, value and gradient, to `weight * straight_through_mask(scores, density)` for the same k.
+    Equal, value and gradient, to `weight * topk01(|scores|)` with the gradient passed straight through
+    the top-k (`exssnet.layers.masked.reference_forward`; the tests check it).
     """
     return _ScoreMaskedWeight.apply(weight, scores, tracker, k)
-
-
-class _StraightThroughTopK(torch.autograd.Function):
-    """Forward: 0/1 top-k mask of the input; backward: pass the gradient through unchanged."""
-
-    @staticmethod
-    def forward(ctx, magnitudes: torch.Tensor, density: float) -> torch.Tensor:  # type: ignore[override]
-        return topk_mask(magnitudes, density).to(magnitudes.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
-        return grad_output, None
-
-
-def straight_through_mask(scores: torch.Tensor, density: float) -> torch.Tensor:
-    """Float 0/1 mask of top-k |scores|, differentiable w.r.t. `scores` by straight-through."""
-    return _StraightThroughTopK.apply(scores.abs(), density)
 
 
 class _ScatterCompact(torch.autograd.Function):
