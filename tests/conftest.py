@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import pytest
 import torch
 
-from exssnet.run.config import RunConfig
+from exssnet.methods import method_settings_class
+from exssnet.run.config import RunConfig, core_keys
+
+
+def own_keys(method: str, values: dict[str, Any]) -> dict[str, Any]:
+    """`values` without the settings `method` does not read (a run refuses another method's setting)."""
+    own = core_keys() | {f.name for f in dataclasses.fields(method_settings_class(method))}
+    return {k: v for k, v in values.items() if k in own}
+
+
+def own_flags(method: str, values: dict[str, Any]) -> list[str]:
+    """`--key value` arguments for the settings in `values` that `method` reads."""
+    return [arg for key, value in own_keys(method, values).items() for arg in (f"--{key.replace('_', '-')}", str(value))]
 
 
 @pytest.fixture(autouse=True)

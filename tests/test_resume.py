@@ -152,6 +152,22 @@ def test_resume_with_another_config_is_refused(crashed_run, flags, message, caps
     assert (crashed_run / RUN_STATE_FILE).read_bytes() == state
 
 
+def test_resume_with_another_world_size_is_refused(crashed_run, capsys):
+    """A run whose first tasks were learned by 2 torchrun processes cannot be continued by 1 (their masks differ)."""
+    path = crashed_run / RUN_STATE_FILE
+    state = json.loads(path.read_text())
+    assert state["world_size"] == 1  # recorded by the run
+    path.write_text(json.dumps({**state, "world_size": 2}))
+    before = path.read_bytes()
+    err = _error(["run", "--out", str(crashed_run), "--resume", "--quiet"], capsys)
+    assert "cannot resume" in err and "with 1 process(es)" in err and "learned with 2" in err
+    assert path.read_bytes() == before and not (crashed_run / "results.json").exists()
+    del state["world_size"]  # a state written before the world size was recorded: one process
+    path.write_text(json.dumps(state))
+    assert main(["run", "--out", str(crashed_run), "--resume", "--quiet"]) == 0
+    assert results_of(crashed_run)["environment"]["world_size"] == 1 and "world_size" not in results_of(crashed_run)["config"]
+
+
 def test_resume_with_damaged_state_is_refused(crashed_run, tmp_path, capsys):
     assert "nothing to resume" in _error(["run", "--out", str(tmp_path / "empty"), "--resume"], capsys)
     checkpoint = crashed_run / "checkpoints" / "task-000" / "model.safetensors"

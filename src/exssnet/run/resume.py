@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from exssnet.errors import ExssnetError
 from exssnet.methods import method_supports_resume
-from exssnet.run.config import RunConfig
+from exssnet.run.config import Purpose, RunConfig, config_diff
 from exssnet.run.files import (
     CHECKPOINTS_DIR,
     RESULTS_FILE,
-    RESUME_FREE_KEYS,
     RUN_STATE_FILE,
     TIMING_KEYS,
     checkpoint_name,
@@ -42,6 +41,7 @@ class RunState:
     acc_rows: list[list[float]]
     task_records: list[dict]
     checkpoint: str | None  # folder name under DIR/checkpoints
+    world_size: int = 1  # data-parallel processes (torchrun) that learned the finished tasks
 
     @property
     def completed(self) -> int:
@@ -49,7 +49,7 @@ class RunState:
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": STATE_VERSION, "config": self.config, "acc_rows": self.acc_rows,
-                "task_records": self.task_records, "checkpoint": self.checkpoint}
+                "task_records": self.task_records, "checkpoint": self.checkpoint, "world_size": self.world_size}
 
 
 def read_run_state(out: Path) -> RunState:
@@ -65,24 +65,17 @@ def read_run_state(out: Path) -> RunState:
           and isinstance(data.get("acc_rows"), list) and isinstance(data.get("task_records"), list)
           and len(data["acc_rows"]) == len(data["task_records"])
           and all(isinstance(row, list) and len(row) == i + 1 for i, row in enumerate(data["acc_rows"]))
-          and (data.get("checkpoint") is None or isinstance(data["checkpoint"], str)))
+          and (data.get("checkpoint") is None or isinstance(data["checkpoint"], str))
+          and isinstance(data.get("world_size", 1), int) and data.get("world_size", 1) >= 1)
     if not ok:
         raise ExssnetError(f"{path} is not a valid exssnet run state (corrupted or from another version)")
-    state = RunState(data["config"], data["acc_rows"], data["task_records"], data["checkpoint"])
+    state = RunState(data["config"], data["acc_rows"], data["task_records"], data["checkpoint"],
+                     data.get("world_size", 1))  # states written before world_size was recorded: one process
     if state.completed and state.checkpoint is None:
         raise ExssnetError(f"{path} names no checkpoint for its {state.completed} finished task(s)")
     if state.checkpoint is not None and not (out / CHECKPOINTS_DIR / state.checkpoint).is_dir():
         raise ExssnetError(f"{path} names checkpoint {state.checkpoint!r}, which is missing from {out / CHECKPOINTS_DIR}")
     return state
-
-
-def config_differences(saved: dict[str, Any], config: RunConfig) -> list[str]:
-    """`key: saved -> now` for every result-relevant key that differs."""
-    now = config.to_dict()
-    defaults = RunConfig().to_dict()  # a key an older version did not save had its default value
-    keys = sorted((set(saved) | set(now)) - RESUME_FREE_KEYS)
-    return [f"{k}: {saved.get(k, defaults.get(k))!r} -> {now.get(k)!r}" for k in keys
-            if saved.get(k, defaults.get(k)) != now.get(k)]
 
 
 def resume_config(out: Path, given: dict[str, Any]) -> RunConfig:
@@ -100,10 +93,18 @@ def resume_config(out: Path, given: dict[str, Any]) -> RunConfig:
 
 
 def check_same_config(out: Path, saved: dict[str, Any], config: RunConfig) -> None:
-    diffs = config_differences(saved, config)
+    diffs = config_diff(saved, config.to_dict(), Purpose.RESUME)
     if diffs:
-        raise ExssnetError(f"cannot resume {out} with a different config ({'; '.join(diffs)}); "
+        raise ExssnetError(f"cannot resume {out} with a different config ({'; '.join(map(str, diffs))}); "
                            "start a new run in another --out folder instead")
+
+
+def check_same_world_size(out: Path, state: RunState, world_size: int) -> None:
+    """Refuse to continue with another number of data-parallel processes (docs/distributed.md says why)."""
+    if state.world_size != world_size:
+        raise ExssnetError(f"cannot resume {out} with {world_size} process(es): its {state.completed} finished task(s) "
+                           f"were learned with {state.world_size} (torchrun --nproc-per-node); the masks depend on it. "
+                           f"Resume it with {state.world_size} process(es), or start a new run in another --out folder")
 
 
 def method_of_finished_run(out: Path) -> str | None:
@@ -124,8 +125,12 @@ def check_method_resumable(method: str) -> None:
                            "(its runs are short); run it again without --resume")
 
 
-def prepare_resume(out: Path | None, config: RunConfig, resume: bool, overwrite: bool) -> RunState | None:
-    """Check the run folder before anything is written; returns the state to resume from (or None)."""
+def prepare_resume(out: Path | None, config: RunConfig, resume: bool, overwrite: bool,
+                   world_size: int = 1) -> RunState | None:
+    """Check the run folder before anything is written; returns the state to resume from (or None).
+
+    `world_size`: the data-parallel processes of this run; a resumed run must have as many as the first part.
+    """
     if out is None:
         if resume:
             raise ExssnetError("--resume needs the --out folder of the run to continue")
@@ -141,6 +146,7 @@ def prepare_resume(out: Path | None, config: RunConfig, resume: bool, overwrite:
     if is_complete(out, state):
         raise ExssnetError(f"the run in {out} is already complete ({out / RESULTS_FILE} exists)")
     check_same_config(out, state.config, config)
+    check_same_world_size(out, state, world_size)
     return state
 
 
@@ -152,8 +158,8 @@ def is_complete(out: Path, state: RunState) -> bool:
         return False
     if not isinstance(results, dict) or not isinstance(results.get("config"), dict):
         return False
-    config = {k: v for k, v in results["config"].items() if k != "world_size"}  # recorded, not a setting
-    return config == state.config and len(results.get("acc_matrix") or []) == state.completed
+    return (not config_diff(results["config"], state.config, Purpose.COMPLETE)
+            and len(results.get("acc_matrix") or []) == state.completed)
 
 
 def restore(method: Any, out: Path, state: RunState | None, acc: list[list[float | None]], records: list[dict]) -> int:
@@ -176,9 +182,9 @@ def restore(method: Any, out: Path, state: RunState | None, acc: list[list[float
 class CheckpointHook(RunHook):
     """After every task: the method's checkpoint, then run_state.json naming it, then old ones removed."""
 
-    def __init__(self, out: Path, config: RunConfig, state: RunState | None = None) -> None:
+    def __init__(self, out: Path, config: RunConfig, state: RunState | None = None, world_size: int = 1) -> None:
         self.out = out
-        self.state = state or RunState(config.to_dict(), [], [], None)
+        self.state = state or RunState(config.to_dict(), [], [], None, world_size)
         self.task_names: list[str] = []
         # checkpoint folders this run (or the run it resumes) wrote: the only ones it may delete
         self.written: set[str] = {self.state.checkpoint} if self.state.checkpoint else set()
@@ -206,7 +212,8 @@ class CheckpointHook(RunHook):
                     "class_names": [r["classes"] for r in records]}
         method.save_checkpoint(target, metadata)
         self.written.add(name)
-        self.state = RunState(self.state.config, [*self.state.acc_rows, list(acc_row)], records, name)
+        self.state = replace(self.state, acc_rows=[*self.state.acc_rows, list(acc_row)], task_records=records,
+                             checkpoint=name)
         write_json_atomic(self.out / RUN_STATE_FILE, self.state.to_dict())
         for old in sorted(self.written - {name}):
             shutil.rmtree(folder / old, ignore_errors=True)

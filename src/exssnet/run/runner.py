@@ -204,7 +204,7 @@ def run_hooks(config: RunConfig, out: Path | None, method: ContinualMethod, task
     # drift records are saved before the checkpoint names the task finished, so a resume finds them
     hooks.append(DriftHook(tasks, config.eval_batch_size, out, state.completed if state else 0))
     if out is not None and checkpoints:
-        hooks.append(CheckpointHook(out, config, state))
+        hooks.append(CheckpointHook(out, config, state, distributed.world_size()))
     return hooks
 
 
@@ -224,7 +224,7 @@ def run_experiment(
     run in `out` from its last finished task (see exssnet.run.resume). Logs, checkpoints and class-IL
     evaluation are hooks (exssnet.run.hooks); `hooks` adds the caller's own.
     """
-    state = prepare_resume(out, config, resume, overwrite)
+    state = prepare_resume(out, config, resume, overwrite, distributed.world_size())
     main = distributed.is_main()  # data parallel (torchrun): only rank 0 writes files, logs and prints
     files, folders = output_places(config, checkpoints) if main else ([], [])
     prepare_out_dir(out, overwrite or state is not None, files, folders)  # a resumed run replaces older results
@@ -289,9 +289,9 @@ def run_experiment(
     }
     for hook in all_hooks:
         hook.add_results(results)
-    results["config"] = {**config.to_dict(), "world_size": distributed.world_size()}
+    results["config"] = config.to_dict()  # the core settings and the method's own
     results["environment"] = {"exssnet": __version__, "torch": torch.__version__, "python": platform.python_version(),
-                              "device": str(device)}
+                              "device": str(device), "world_size": distributed.world_size()}
     if out is not None and main:
         write_json_atomic(out / RESULTS_FILE, results)
     for hook in all_hooks:
