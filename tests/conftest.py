@@ -23,6 +23,15 @@ def own_flags(method: str, values: dict[str, Any]) -> list[str]:
     return [arg for key, value in own_keys(method, values).items() for arg in (f"--{key.replace('_', '-')}", str(value))]
 
 
+def assert_accuracy_matrix(results: dict, num_tasks: int) -> None:
+    """A finished run's matrix: row t holds t + 1 accuracies in [0, 100] (then None), and avg_acc is the last row's mean."""
+    matrix = results["acc_matrix"]
+    assert [sum(v is not None for v in row) for row in matrix] == list(range(1, num_tasks + 1))
+    assert all(row[t + 1 :] == [None] * (num_tasks - t - 1) for t, row in enumerate(matrix))
+    assert all(isinstance(v, float) and 0.0 <= v <= 100.0 for t, row in enumerate(matrix) for v in row[: t + 1])
+    assert abs(results["avg_acc"] - sum(matrix[-1]) / num_tasks) < 1e-9
+
+
 @pytest.fixture(autouse=True)
 def _single_thread():
     torch.set_num_threads(1)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import own_flags
+from conftest import assert_accuracy_matrix, own_flags
 from text_fixtures import write_glove_txt, write_offline_sources
 
 from exssnet.cli import main
@@ -62,7 +62,7 @@ DENSE_BASELINES = [m for m in method_names() if issubclass(method_settings_class
 def test_every_dense_baseline_runs_on_text(offline, tmp_path, method):
     assert main(offline_args(offline, tmp_path / "o", method)) == 0
     results = json.loads((tmp_path / "o" / "results.json").read_text())
-    assert len(results["acc_matrix"]) == 4 and results["acc_matrix"][-1][0] is not None
+    assert_accuracy_matrix(results, 4)
 
 
 def test_class_il_runs_on_text(offline, tmp_path):
