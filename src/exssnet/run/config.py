@@ -125,10 +125,18 @@ class RunConfig(CoreSettings):
     method_settings: Settings | None = field(default=None, repr=False)
 
     def check(self) -> None:
-        """Core checks; the method's default settings when none were given."""
+        """Core checks; the method's default settings when none were given.
+
+        After `dataclasses.replace(config, method=other)` the settings are rebuilt for `other`'s class, keeping the
+        values of the fields both classes declare.
+        """
         super().check()
+        own = self.own_settings_class()
         if self.method_settings is None:
-            self.method_settings = self.own_settings_class()()
+            self.method_settings = own()
+        elif type(self.method_settings) is not own:
+            names = {f.name for f in dataclasses.fields(own)}
+            self.method_settings = own(**{k: v for k, v in self.method_settings.to_dict().items() if k in names})
 
     def own_settings_class(self) -> type[Settings]:
         try:

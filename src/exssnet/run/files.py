@@ -1,7 +1,8 @@
 """Names a run folder's files and writes them atomically.
 
 A run folder `--out DIR` holds `results.json` when the run is finished, and while it goes on
-`run_state.json` plus `checkpoints/task-<t>/` (see exssnet.run.resume) and `drift.safetensors` (exssnet.run.drift).
+`run_state.json` plus `checkpoints/task-<t>/` (see exssnet.run.resume), which also holds the run hooks'
+tensors (`run_hooks.safetensors`, exssnet.run.hooks).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from exssnet.settings import CoreSettings, Role, role_of
 RESULTS_FILE = "results.json"
 RUN_STATE_FILE = "run_state.json"
 CHECKPOINTS_DIR = "checkpoints"
-DRIFT_FILE = "drift.safetensors"  # earlier tasks' outputs right after each was learned (exssnet.run.drift)
+HOOKS_FILE = "run_hooks.safetensors"  # in a checkpoint folder: the run hooks' tensor state (e.g. drift records)
 
 # Core config keys that say where and how a run ran, not what it computes (their declared Role, exssnet.settings):
 # kept for readers of this name; `exssnet.run.config.config_diff` is the one comparison of configs.
