@@ -22,14 +22,24 @@ from exssnet.settings import loss_weight, setting
 
 @dataclass
 class DERSettings(ReplaySettings):
-    """Settings of der and derpp."""
+    """Settings of der (derpp adds the label-replay weight)."""
 
     der_alpha: float = setting(0.3, "weight of the logit-matching loss")
-    der_beta: float = setting(0.5, "weight of the replayed-label loss (derpp)")
 
     def check(self) -> None:
         super().check()
-        loss_weight(self, "der_alpha", "der_beta")
+        loss_weight(self, "der_alpha")
+
+
+@dataclass
+class DERppSettings(DERSettings):
+    """Settings of derpp."""
+
+    der_beta: float = setting(0.5, "weight of the replayed-label loss")
+
+    def check(self) -> None:
+        super().check()
+        loss_weight(self, "der_beta")
 
 
 @register_method("der", settings=DERSettings)
@@ -74,7 +84,7 @@ class DER(ReplayMethod):
         self.buffer.add(x, y, self.task_ids_like(y, task_id), logits=step.logits)
 
 
-@register_method("derpp", settings=DERSettings)
+@register_method("derpp", settings=DERppSettings)
 class DERpp(DER):
     """DER plus label replay on a second buffer batch."""
 
