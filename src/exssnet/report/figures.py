@@ -90,7 +90,8 @@ def _finish_plot(fig: Figure, ax, title: str, xlabel: str, ylabel: str, integer_
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")  # the span note sits lower right
+    noted = getattr(ax, "_exssnet_span_note", None) is not None
+    ax.legend(fontsize=7, loc="lower left" if noted else "best")  # the span note sits lower right
     return fig
 
 
