@@ -15,7 +15,7 @@ STYLE = """
 body { font-family: sans-serif; margin: 1em 2em; color: #222; max-width: 100%; box-sizing: border-box; }
 .scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #bbb; padding: 0.3em 0.6em; text-align: right; }
+th, td { border: 1px solid #bbb; padding: 0.3em 0.6em; text-align: right; } td { white-space: nowrap; }
 th { background: #eee; } td.text { text-align: left; }
 figure { display: inline-block; margin: 0.5em; max-width: 100%; } figcaption { font-size: 0.85em; max-width: 640px; }
 img { max-width: 100%; height: auto; }
@@ -111,7 +111,7 @@ def render_page(title: str, streams: dict[str, list[Group]], sections: list[Sect
     contents = [("Comparison of methods", anchor("comparison"), [(name, anchor("table " + name)) for name in streams])]
     if duplicated:
         contents.insert(0, ("Duplicate runs (not pooled)", anchor("duplicates"), []))
-    contents += [(s.title, anchor("figures " + s.title), []) for s in sections] + [("Runs", anchor("runs"), [])]
+    contents += [(f"Figures: {s.title}", anchor("figures " + s.title), []) for s in sections] + [("Runs", anchor("runs"), [])]
     toc = "".join(f'<li><a href="#{a}">{escape(t)}</a>'
                   + ("<ul>" + "".join(f'<li><a href="#{sa}">{escape(st)}</a></li>' for st, sa in subs) + "</ul>" if subs else "")
                   + "</li>" for t, a, subs in contents)
@@ -142,7 +142,7 @@ def render_page(title: str, streams: dict[str, list[Group]], sections: list[Sect
         parts.append(f'<h3 id="{anchor("table " + name)}">{escape(name)}</h3>')
         parts.append(_table(COLUMNS, table_rows(members, base), text_columns=8))
     for section in sections:
-        parts.append(f'<h2 id="{anchor("figures " + section.title)}">{escape(section.title)}</h2>')
+        parts.append(f'<h2 id="{anchor("figures " + section.title)}">Figures: {escape(section.title)}</h2>')
         for caption, png in section.figures:
             parts.append(f'<figure><img src="{data_uri(png)}" alt="{escape(caption)}" width="640" height="480">'
                          f"<figcaption>{escape(caption)}</figcaption></figure>")
