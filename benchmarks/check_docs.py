@@ -43,7 +43,11 @@ class DocFigure:
 
 
 def run_avg_acc(config: dict, preset: str | None = None) -> float:
-    """Average accuracy of one run (in this process, one thread, nothing written); `preset`: a configs/ YAML first."""
+    return float(run_results(config, preset)["avg_acc"])
+
+
+def run_results(config: dict, preset: str | None = None) -> dict:
+    """results.json of one run (in this process, one thread, nothing written); `preset`: a configs/ YAML first."""
     import torch
 
     from exssnet.run.config import RunConfig, load_yaml
@@ -51,8 +55,7 @@ def run_avg_acc(config: dict, preset: str | None = None) -> float:
 
     torch.set_num_threads(1)
     values = {**(load_yaml(ROOT / preset) if preset else {}), **config, "threads": 1, "log_csv": False}
-    results = run_experiment(RunConfig.from_dict(values), out=None, progress=False, checkpoints=False)
-    return float(results["avg_acc"])
+    return run_experiment(RunConfig.from_dict(values), out=None, progress=False, checkpoints=False)
 
 
 def quick_run() -> dict[str, str]:
@@ -77,7 +80,13 @@ def checkpoint_bits() -> dict[str, str]:
 
 def split_mnist_table() -> dict[str, str]:
     base = {"benchmark": "split-mnist", "density": 0.1, "seed": 0}
-    return {method: f"{run_avg_acc({**base, 'method': method}):.2f}" for method in ("supsup", "ssnet", "exssnet")}
+    found = {}
+    for method in ("supsup", "ssnet", "exssnet"):
+        results = run_results({**base, "method": method})
+        found[method] = f"{results['avg_acc']:.2f}"
+        if method == "ssnet":  # its drift: the largest logit change of any earlier task
+            found["ssnet_drift"] = f"{max(v for v in results['drift']['max_logit_change'] if v is not None):.2f}"
+    return found
 
 
 def one_plus_one_epochs() -> dict[str, str]:
@@ -99,7 +108,8 @@ FIGURES = [
               r"(?P<lenet>[0-9.]+) bit per weight per task for\s+LeNet and (?P<resnet>[0-9.]+) for the reduced ResNet18",
               "python benchmarks/checkpoint_size.py --json", checkpoint_bits, fast=True),
     DocFigure("SplitMNIST results table", "README.md",
-              r"\| SupSup  \| (?P<supsup>[0-9.]+) \|.*\n\| SSNeT   \| (?P<ssnet>[0-9.]+) \|.*\n\| ExSSNeT \| (?P<exssnet>[0-9.]+) \|",
+              r"\| SupSup  \| (?P<supsup>[0-9.]+) \|.*\n\| SSNeT   \| (?P<ssnet>[0-9.]+) \| [0-9.]+ \| [0-9]+ \| (?P<ssnet_drift>[0-9.]+) \|\n"
+              r"\| ExSSNeT \| (?P<exssnet>[0-9.]+) \|",
               "exssnet run --benchmark split-mnist --method {supsup,ssnet,exssnet} --density 0.1 --seed 0 --threads 1",
               split_mnist_table, fast=False),
     DocFigure("SplitMNIST 1+1 epochs", "README.md",
