@@ -24,11 +24,11 @@ class Parser(argparse.ArgumentParser):
     """argparse with "did you mean ...?" for a misspelt subcommand or choice."""
 
     def error(self, message: str) -> NoReturn:  # type: ignore[override]
-        if "invalid choice: " in message:
-            wrong = message.split("invalid choice: ", 1)[1].split(" (choose from", 1)[0].strip("'")
-            choices = [c.strip(" '") for c in message.split("(choose from", 1)[-1].rstrip(")").split(",")]
-            message = message.split(" (choose from", 1)[0] + (";" + did_you_mean(wrong, choices) if did_you_mean(wrong, choices) else
-                                                                f" (choose from {', '.join(choices)})")
+        if "invalid choice: " in message and " (choose from " in message:
+            head, listed = message.split(" (choose from ", 1)
+            wrong = head.split("invalid choice: ", 1)[1].strip("'")
+            hint = did_you_mean(wrong, [c.strip(" '") for c in listed.rstrip(")").split(",")])
+            message = f"{head};{hint}" if hint else message
         super().error(message)
 
 
@@ -45,9 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 def unknown_flags_error(sub: argparse.ArgumentParser, extra: list[str]) -> NoReturn:
     """A subcommand's own usage and one error line, with the closest known flag for a misspelt one."""
     flags = [option for action in sub._actions for option in action.option_strings]
-    hints = [did_you_mean(arg.split("=", 1)[0], flags) for arg in extra if arg.startswith("--")]
-    sub.error(f"unrecognized arguments: {' '.join(extra)};" + next((h for h in hints if h), "")
-              if any(hints) else f"unrecognized arguments: {' '.join(extra)}")
+    hints = (did_you_mean(arg.split("=", 1)[0], flags) for arg in extra if arg.startswith("-"))
+    hint = next((h for h in hints if h), "")
+    sub.error(f"unrecognized arguments: {' '.join(extra)}" + (f";{hint}" if hint else ""))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
