@@ -45,7 +45,7 @@ def test_doc_method_settings_are_config_keys_flags_and_checked(registered, capsy
 
     with pytest.raises(SystemExit):
         main(["run", "--help"])
-    assert "nearest-mean: divide the negative squared distances" in " ".join(capsys.readouterr().out.split())
+    assert "[nearest-mean] divide the negative squared distances" in " ".join(capsys.readouterr().out.split())
     with pytest.raises(ExssnetError, match="nm_temperature must be > 0, got 0.0"):
         RunConfig.from_dict({"method": "nearest-mean", "nm_temperature": 0})
     assert main(["run", "--method", "nearest-mean", "--nm-temperature", "-1"]) == 2
