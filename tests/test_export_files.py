@@ -90,6 +90,7 @@ def test_corrupt_or_mismatched_export_files_are_refused_with_one_error_line(tmp_
         write_export(net.export_task(t), tmp_path / f"t{t}.safetensors", "safetensors", sidecar={**SIDECAR, "task": t})
     assert verify_export(tmp_path / "t0.safetensors")["task"] == 0
     assert main(["export", str(tmp_path / "t1.safetensors"), "--check"]) == 0
+    assert "--check takes only" in one_error_line(["export", str(tmp_path / "t1.safetensors"), "--check", "--task", "1"], capsys)
     # a flipped byte
     data = bytearray((tmp_path / "t0.safetensors").read_bytes())
     data[len(data) // 2] ^= 1

@@ -44,6 +44,8 @@ def execute(args: argparse.Namespace) -> int:
     from exssnet.run.evaluate import resolve_checkpoint
 
     if args.check:
+        if args.task is not None or args.out is not None or args.sparse or args.overwrite:
+            raise ExssnetError("--check takes only the export file to check (no --task, --out, --sparse or --overwrite)")
         info = verify_export(args.checkpoint)
         print(f"{args.checkpoint}: {info['file_format']} export of task {info['task']} ({info['num_classes']} classes) "
               f"of {info['model_name']}, matches its sidecar and runs")
