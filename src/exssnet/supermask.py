@@ -539,6 +539,12 @@ class SupermaskNet(nn.Module):
         args = inputs if isinstance(inputs, tuple) else (inputs,)
         return self(*args)[:, : self.tasks[task].num_classes]
 
+    def export_task(self, task: int) -> nn.Module:
+        """Finished `task` as a plain model of the user's own class (see `exssnet.export.export_task`)."""
+        from exssnet.export import export_task
+
+        return export_task(self, task)
+
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor | tuple[torch.Tensor, ...], task: int) -> torch.Tensor:
         """Class predictions (0..C_t-1) of `task`'s subnetwork in eval mode."""

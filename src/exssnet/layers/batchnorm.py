@@ -83,6 +83,30 @@ class MultitaskBatchNorm(nn.Module):
         else:
             self.norms[task].load_state_dict(state)
 
+    def plain_module(self, task: int) -> nn.Module:
+        """A plain `BatchNorm{1,2,3}d` holding `task`'s running statistics (and num_batches_tracked), which
+        normalises as this layer does for `task` in eval mode. It is affine only when there are affine values:
+        the task's own (`norms[task].weight/bias`), else the layer's (`weight`/`bias`), else identity ones when
+        the layer says `affine = True` (so a freshly built model with affine BatchNorms loads the export)."""
+        source = self.norms[task]
+        weight = getattr(source, "weight", None)
+        bias = getattr(source, "bias", None)
+        if weight is None and bias is None:
+            weight, bias = getattr(self, "weight", None), getattr(self, "bias", None)
+        affine = weight is not None or bias is not None or getattr(self, "affine", False) is True
+        stats = source.running_mean
+        plain = _BN_BY_DIMS[self.dims](self.num_features, eps=self.eps, momentum=self.momentum, affine=affine,
+                                       device=stats.device, dtype=stats.dtype)
+        with torch.no_grad():
+            plain.running_mean.copy_(source.running_mean)
+            plain.running_var.copy_(source.running_var)
+            plain.num_batches_tracked.copy_(source.num_batches_tracked)
+            if weight is not None:
+                plain.weight.copy_(weight)
+            if bias is not None:
+                plain.bias.copy_(bias)
+        return plain
+
     def set_task(self, task: int) -> None:
         self.task = task
         self._superposed = None

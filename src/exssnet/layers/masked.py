@@ -14,6 +14,7 @@ forward in a few lines: the fast paths here compute the same values and gradient
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable
 
@@ -351,6 +352,23 @@ class MaskedLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.apply_weight(x, self.effective_weight())
 
+    def plain_module(self, task: int) -> nn.Module:
+        """A plain torch layer (the torch class this layer extends, same configuration) computing what this
+        layer computes under committed `task`: weight = weight * mask (weight-phase entries included), and
+        `bias` when the layer has one. Nothing is shared with this layer."""
+        torch_type = _torch_base(type(self))
+        accepted = inspect.signature(torch_type.__init__).parameters
+        config = {name: getattr(self, name) for name in accepted
+                  if name not in ("self", "bias", "device", "dtype") and hasattr(self, name)}
+        bias = getattr(self, "bias", None)
+        if "bias" in accepted:
+            config["bias"] = bias is not None
+        plain = torch_type(**config, device="meta")  # no initial draw: the parameters are assigned below
+        plain.weight = nn.Parameter(self.weight.detach() * self.mask_of(task).to(self.weight.dtype))
+        if bias is not None:
+            plain.bias = nn.Parameter(bias.detach().clone())
+        return plain
+
     def cached_tensors(self) -> list[torch.Tensor]:
         """Tensors the layer holds besides its parameters and buffers (speed caches), for memory accounting."""
         cached = [self._ready, self._compact_base, self._phantom]
@@ -358,6 +376,14 @@ class MaskedLayer(nn.Module):
 
     def extra_repr(self) -> str:  # pragma: no cover - cosmetic
         return f"{super().extra_repr()}, density={self.density}, tasks={self.num_committed}"
+
+
+def _torch_base(layer_type: type) -> type[nn.Module]:
+    """The torch layer class a masked layer class extends (nn.Linear for MaskedLinear, nn.Conv2d for MaskedConv2d)."""
+    for base in layer_type.__mro__:
+        if base.__module__.startswith("torch.nn.") and base is not nn.Module and not base.__name__.startswith("_"):
+            return base
+    raise TypeError(f"{layer_type.__name__} extends no torch layer class")
 
 
 class MaskedLinear(MaskedLayer, nn.Linear):
