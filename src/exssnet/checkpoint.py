@@ -25,6 +25,7 @@ import json
 import math
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,7 @@ from exssnet.layers.maskcode import decode_masks, encode_mask
 from exssnet.layers.topk import kept_count, pack_mask
 from exssnet.models import build_model
 from exssnet.models.contract import find_classifier
-from exssnet.supermask import Phase, SupermaskNet, to_supermask
+from exssnet.supermask import Phase, SupermaskNet, WrapWarning, to_supermask
 
 if TYPE_CHECKING:
     from exssnet.data.tasks import Benchmark
@@ -238,11 +239,14 @@ def read_tensors(directory: Path) -> dict[str, torch.Tensor]:
         raise ExssnetError(f"checkpoint tensors {path} are corrupted or truncated: {exc}") from None
 
 
-def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> SupermaskNet:
+def from_pretrained(directory: str | Path, device: str | torch.device = "cpu",
+                    model: torch.nn.Module | None = None) -> SupermaskNet:
     """Rebuild a `SupermaskNet` (in eval mode) with every finished task of the checkpoint in `directory`.
 
-    The model is built from the registry and wrapped without tasks; the decoded state dict creates
-    them (`load_state_dict(strict=True)`), so nothing is drawn at random and then overwritten.
+    The model is built from the registry, or is `model` (your own instance of the saved architecture,
+    as PEFT's `from_pretrained(base_model, dir)`: no registry needed; it is wrapped in place), and
+    wrapped without tasks; the decoded state dict creates them and sets every tensor, frozen ones
+    included (`load_state_dict(strict=True)`).
     """
     directory = Path(directory)
     config = read_config(directory)
@@ -252,13 +256,17 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
     if num_tasks != len(stored):  # the tensors file bounds the work config.json may ask for
         raise ExssnetError(f"checkpoint {directory}: {CONFIG_FILE} lists {num_tasks} task(s), "
                            f"{TENSORS_FILE} holds masks of {len(stored)}")
+    what = f"model {config['model_name']!r}" if model is None else f"the given {type(model).__name__}"
     try:
-        dense = build_model(config["model_name"], tuple(config["input_shape"]), config["num_classes"])
-        net = to_supermask(dense, config["density"], keep_scores=config["keep_scores"])
+        dense = build_model(config["model_name"], tuple(config["input_shape"]), config["num_classes"]) if model is None else model
+        with warnings.catch_warnings():  # every tensor is loaded below: the wrap's notes do not apply
+            warnings.simplefilter("ignore", WrapWarning)
+            net = to_supermask(dense, config["density"], keep_scores=config["keep_scores"], init="keep")
     except (ExssnetError, ValueError, RuntimeError, TypeError) as exc:
-        raise ExssnetError(f"checkpoint {directory}: cannot rebuild model {config['model_name']!r}: {exc}") from None
+        hint = "" if model is not None else " (a model of your own: pass it, from_pretrained(dir, model=instance))"
+        raise ExssnetError(f"checkpoint {directory}: cannot rebuild {what}: {exc}{hint}") from None
     if head_classes(net) != config["num_classes"]:
-        raise ExssnetError(f"checkpoint {directory}: model {config['model_name']!r} does not end in a {config['num_classes']}-way head")
+        raise ExssnetError(f"checkpoint {directory}: {what} does not end in a {config['num_classes']}-way head")
     expected = expected_tensors(net, num_tasks, config["has_scores"])
     masks = check_tensors(directory, tensors, expected, config["density"], net, num_tasks)
     state = decode_state(net, tensors, masks, config["task_classes"], config["has_scores"])

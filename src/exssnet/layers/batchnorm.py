@@ -1,4 +1,5 @@
-"""Per-task non-affine BatchNorm: each task has its own running statistics and nothing shared.
+"""Per-task BatchNorm: each task has its own running statistics; an affine `weight` / `bias`, when the
+wrapped model had one, is kept frozen and shared by every task (applied after the normalisation).
 
 The statistics live in `norms[t]` (state dict keys `norms.<t>.running_mean` ...); loading a state
 dict creates the task slots it names. `SupermaskNet` selects what the forward uses with `select`.
@@ -18,13 +19,20 @@ _BN_BY_DIMS = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
 
 class MultitaskBatchNorm(nn.Module):
-    """A list of `BatchNorm{1,2,3}d(affine=False)`, one per task; `task` selects which one runs."""
+    """A list of `BatchNorm{1,2,3}d(affine=False)`, one per task; `task` selects which one runs.
 
-    def __init__(self, num_features: int, dims: int = 1, eps: float = 1e-5, momentum: float | None = 0.1) -> None:
+    `affine=True` adds a frozen `weight` and `bias` (ones and zeros; the wrap copies the model's values in).
+    """
+
+    def __init__(self, num_features: int, dims: int = 1, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = False) -> None:
         super().__init__()
         if dims not in _BN_BY_DIMS:
             raise ValueError(f"dims must be 1, 2 or 3, got {dims}")
         self.num_features, self.dims, self.eps, self.momentum = num_features, dims, eps, momentum
+        self.affine = affine
+        self.weight = nn.Parameter(torch.ones(num_features), requires_grad=False) if affine else None
+        self.bias = nn.Parameter(torch.zeros(num_features), requires_grad=False) if affine else None
         self.norms = nn.ModuleList()
         self.task = -1
         self._active: nn.Module | None = None  # the selected task's BatchNorm
@@ -113,6 +121,14 @@ class MultitaskBatchNorm(nn.Module):
         self._superposed = (mean, (variances + means**2).mean(dim=0) - mean**2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._normalise(x)
+        if self.weight is None or self.bias is None:
+            return out
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        return out * self.weight.reshape(shape) + self.bias.reshape(shape)
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-task (or superposed) normalisation without the affine part."""
         active = self._active
         if active is not None:
             if self.training:

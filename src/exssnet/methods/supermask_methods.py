@@ -70,7 +70,8 @@ class SupermaskMethod(ContinualMethod):
         super().__init__(config, benchmark, settings if settings is not None else SupermaskSettings())
         self.weight_rule = weight_rule
         dense = build_model(config.model, benchmark.input_shape, benchmark.max_classes)
-        self.net: SupermaskNet = to_supermask(dense, config.density, keep_scores=config.keep_scores).to(self.device)
+        self.net: SupermaskNet = to_supermask(dense, config.density, keep_scores=config.keep_scores,
+                                              init="signed-constant").to(self.device)  # the paper's weights
         self._kkt_choice: KKTChoice | None = None  # the current task's KKT choice with its fresh draw (rank 0)
 
     def initial_scores(self, task_id: int, task: TaskData) -> tuple[dict[str, torch.Tensor] | None, dict]:
