@@ -163,3 +163,33 @@ def test_every_parameter_is_masked_or_frozen_and_the_wrap_names_the_frozen_once(
     masked = {id(layer.weight) for layer in net.masked_layers()}
     assert all(id(p) in masked or name in frozen for name, p in net.model.named_parameters())
     assert len(net.masked_layers()) == 9  # the embedding, the Linear block, 6 convolutions, the head
+
+
+PLAIN_CASES = {
+    "embedding": (lambda: nn.Embedding(10, 4, padding_idx=1), lambda: torch.tensor([[0, 1, 9], [3, 3, 2]])),
+    "conv3d": (lambda: nn.Conv3d(2, 3, 3, stride=2, padding=1, groups=1), lambda: torch.randn(2, 2, 5, 5, 5)),
+    "convtranspose1d": (lambda: nn.ConvTranspose1d(2, 4, 3, stride=2, output_padding=1, groups=2),
+                        lambda: torch.randn(2, 2, 7)),
+    "convtranspose2d": (lambda: nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1, dilation=2),
+                        lambda: torch.randn(2, 2, 5, 5)),
+    "convtranspose3d": (lambda: nn.ConvTranspose3d(1, 2, 2, stride=2, bias=False), lambda: torch.randn(2, 1, 3, 3, 3)),
+}
+
+
+@pytest.mark.parametrize("case", PLAIN_CASES)
+def test_new_masked_layers_rebuild_their_plain_torch_module_per_task(case):
+    build, make_input = PLAIN_CASES[case]
+    torch.manual_seed(0)
+    original = build()
+    net = wrap(nn.ModuleDict({"layer": original}))
+    layer = net.model["layer"]
+    assert type(layer).__mro__[1:].count(type(original)) == 1  # still an instance of the torch type
+    for task in range(2):
+        layer.add_task(task)
+        layer.commit(task)
+    x = make_input()
+    for task in range(2):
+        plain = layer.plain_module(task)
+        assert type(plain) is type(original) and plain.state_dict().keys() == original.state_dict().keys()
+        assert torch.equal(plain(x), layer.task_output(x, task))
+    assert not torch.equal(layer.plain_module(0).weight, layer.plain_module(1).weight)

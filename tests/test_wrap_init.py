@@ -118,3 +118,17 @@ def test_add_task_refuses_more_classes_than_the_head_has():
     with pytest.raises(ExssnetError, match="positive integer"):
         net.add_task(num_classes=0)
     assert net.add_task(num_classes=2) == 0
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_kept_batchnorm_affine_values_act_as_in_a_plain_batchnorm(training):
+    model = pretrained()
+    plain = MyMLP()
+    plain.load_state_dict(model.state_dict())
+    net = quiet_wrap(model, density=0.5, init="keep")
+    net.add_task(2)
+    norm = net.model.norm
+    x = torch.randn(16, 8) * 3 + 1
+    norm.train(training), plain.norm.train(training)
+    assert torch.equal(norm(x), plain.norm(x))
+    assert torch.equal(norm.statistics(0)["running_mean"], plain.norm.running_mean)

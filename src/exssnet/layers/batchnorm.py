@@ -121,32 +121,32 @@ class MultitaskBatchNorm(nn.Module):
         self._superposed = (mean, (variances + means**2).mean(dim=0) - mean**2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self._normalise(x)
-        if self.weight is None or self.bias is None:
-            return out
-        shape = [1, -1] + [1] * (x.dim() - 2)
-        return out * self.weight.reshape(shape) + self.bias.reshape(shape)
-
-    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """The per-task (or superposed) normalisation without the affine part."""
         active = self._active
         if active is not None:
             if self.training:
                 if x.dtype != active.running_mean.dtype:  # mixed precision (amp): the module's own path
-                    return active(x)
+                    return self._affine(active(x))
                 return self._train_forward(active, x)
             # evaluation fast path: the selected task's running statistics, without a module call
-            return F.batch_norm(x, active.running_mean, active.running_var, None, None, False, 0.0, self.eps)
+            return F.batch_norm(x, active.running_mean, active.running_var, self.weight, self.bias, False, 0.0,
+                                self.eps)
         if self._superposed == "batch":
             dims = [d for d in range(x.dim()) if d != 1]
             mean, var = x.mean(dim=dims).detach(), x.var(dim=dims, unbiased=False).detach()
-            return F.batch_norm(x, mean, var, training=False, eps=self.eps)
+            return F.batch_norm(x, mean, var, self.weight, self.bias, training=False, eps=self.eps)
         if self._superposed is not None:
             mean, var = self._superposed
-            return F.batch_norm(x, mean, var.clamp_min(0.0), training=False, eps=self.eps)
+            return F.batch_norm(x, mean, var.clamp_min(0.0), self.weight, self.bias, training=False, eps=self.eps)
         if not 0 <= self.task < len(self.norms):
             raise RuntimeError("no task is active on this BatchNorm: call SupermaskNet.set_task first")
-        return self.norms[self.task](x)
+        return self._affine(self.norms[self.task](x))
+
+    def _affine(self, out: torch.Tensor) -> torch.Tensor:
+        """`out * weight + bias` per channel (the frozen affine values), or `out` when there are none."""
+        if self.weight is None or self.bias is None:
+            return out
+        shape = [1, -1] + [1] * (out.dim() - 2)
+        return out * self.weight.reshape(shape).to(out.dtype) + self.bias.reshape(shape).to(out.dtype)
 
     def _train_forward(self, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """What `norm(x)` does in training (batch statistics, running averages updated), ~20% faster.
@@ -156,11 +156,14 @@ class MultitaskBatchNorm(nn.Module):
         """
         norm.num_batches_tracked.add_(1)
         factor = norm.momentum if norm.momentum is not None else 1.0 / float(norm.num_batches_tracked)
-        key = (x.device, x.dtype)
-        if self._unit_affine is None or self._unit_affine[0] != key:
-            ones = torch.ones(self.num_features, device=x.device, dtype=x.dtype)
-            self._unit_affine = (key, ones, torch.zeros_like(ones))
-        _, weight, bias = self._unit_affine
+        if self.weight is not None and self.bias is not None:  # the frozen affine values
+            weight, bias = self.weight, self.bias
+        else:
+            key = (x.device, x.dtype)
+            if self._unit_affine is None or self._unit_affine[0] != key:
+                ones = torch.ones(self.num_features, device=x.device, dtype=x.dtype)
+                self._unit_affine = (key, ones, torch.zeros_like(ones))
+            _, weight, bias = self._unit_affine
         return F.batch_norm(x, norm.running_mean, norm.running_var, weight, bias, True, factor, self.eps)
 
     def extra_repr(self) -> str:  # pragma: no cover - cosmetic
