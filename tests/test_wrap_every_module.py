@@ -108,14 +108,14 @@ def learn(net, data, seed: int) -> None:
     net.finish_task()
 
 
-def wrap(model: nn.Module):
+def wrap(model: nn.Module, init: str = "signed-constant"):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", WrapWarning)
-        return to_supermask(model, density=0.5, init="signed-constant")
+        return to_supermask(model, density=0.5, init=init)
 
 
-def check_no_forgetting_and_round_trip(kinds: list[str], seed: int, tmp_path) -> None:
-    net = wrap(Composed(kinds, seed))
+def check_no_forgetting_and_round_trip(kinds: list[str], seed: int, init: str, tmp_path) -> None:
+    net = wrap(Composed(kinds, seed), init)
     data = inputs(seed)
     learn(net, data, seed)
     net.eval()
@@ -129,22 +129,23 @@ def check_no_forgetting_and_round_trip(kinds: list[str], seed: int, tmp_path) ->
     loaded = from_pretrained(tmp_path / "ckpt", model=Composed(kinds, seed + 100))  # other random values
     assert torch.equal(loaded.logits(data, 0), before) and torch.equal(loaded.logits(data, 1), after1)
 
-    rebuilt = wrap(Composed(kinds, seed + 200))
+    rebuilt = wrap(Composed(kinds, seed + 200), init)
     rebuilt.load_state_dict(net.state_dict())
     rebuilt.eval()
     assert torch.equal(rebuilt.logits(data, 0), before) and torch.equal(rebuilt.logits(data, 1), after1)
 
 
+@pytest.mark.parametrize("init", ["signed-constant", "keep"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_module_type_keeps_finished_tasks_and_round_trips(kind, tmp_path):
-    check_no_forgetting_and_round_trip([kind], seed=KINDS.index(kind), tmp_path=tmp_path)
+def test_every_module_type_keeps_finished_tasks_and_round_trips(kind, init, tmp_path):
+    check_no_forgetting_and_round_trip([kind], seed=KINDS.index(kind), init=init, tmp_path=tmp_path)
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_random_compositions_keep_finished_tasks_and_round_trip(seed, tmp_path):
     rng = random.Random(seed)
     kinds = rng.sample(KINDS, 6)
-    check_no_forgetting_and_round_trip(kinds, seed, tmp_path)
+    check_no_forgetting_and_round_trip(kinds, seed, rng.choice(["signed-constant", "keep"]), tmp_path)
 
 
 def test_every_parameter_is_masked_or_frozen_and_the_wrap_names_the_frozen_once():

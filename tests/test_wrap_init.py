@@ -77,8 +77,19 @@ def test_default_init_is_the_papers_and_the_wrap_says_so_once():
         warnings.simplefilter("always")
         net = to_supermask(pretrained(), density=0.5)
     messages = [str(w.message) for w in caught if issubclass(w.category, WrapWarning)]
-    assert len(messages) == 1 and "init='signed-constant'" in messages[0] and "norm (MultitaskBatchNorm" in messages[0]
-    assert net.model.body.weight.abs().unique().numel() == 1
+    assert len(messages) == 1 and "init='signed-constant'" in messages[0]
+    assert "affine values of norm are dropped" in messages[0] and "body (MaskedLinear: bias)" in messages[0]
+    assert net.model.body.weight.abs().unique().numel() == 1 and net.model.norm.weight is None
+    assert net.init == "signed-constant"
+
+
+def test_fresh_identity_batchnorm_affine_is_dropped_without_a_word():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        net = to_supermask(nn.Sequential(nn.Linear(4, 4, bias=False), nn.BatchNorm1d(4), nn.Linear(4, 2, bias=False)),
+                           density=0.5, init="signed-constant")
+    assert not [w for w in caught if issubclass(w.category, WrapWarning)]
+    assert net.model[1].weight is None and not net.named_unmasked_parameters()
 
 
 def test_unknown_init_is_refused():

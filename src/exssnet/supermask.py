@@ -102,7 +102,8 @@ def _replacement(module: nn.Module, density: float, init: str = "signed-constant
     """The supermask version of `module`, or None if it is kept as is.
 
     Masked layers get the paper's signed-constant weights (`init="signed-constant"`) or a copy of the
-    module's own weights (`init="keep"`); a bias, and a BatchNorm's affine values, are copied either way.
+    module's own weights (`init="keep"`); a bias is copied either way. A BatchNorm's affine values are
+    kept (frozen) with "keep"; "signed-constant" uses the paper's non-affine per-task BatchNorm.
     """
     if isinstance(module, (MaskedLayer, MultitaskBatchNorm)):
         return None
@@ -117,7 +118,7 @@ def _replacement(module: nn.Module, density: float, init: str = "signed-constant
     dims = _batchnorm_dims(module)
     if dims is not None:
         norm = MultitaskBatchNorm(module.num_features, dims=dims, eps=module.eps, momentum=module.momentum,  # type: ignore[arg-type]
-                                  affine=module.weight is not None and module.bias is not None)
+                                  affine=init == "keep" and module.weight is not None and module.bias is not None)
         if norm.weight is not None and norm.bias is not None:
             with torch.no_grad():
                 norm.weight.copy_(module.weight)  # type: ignore[arg-type]
@@ -287,6 +288,7 @@ class SupermaskNet(nn.Module):
         self.density = check_density(density)
         self.model = model
         self.keep_scores = keep_scores
+        self.init = "signed-constant"  # how `to_supermask` chose the masked weights ("signed-constant" or "keep")
         self.tasks: list[TaskState] = []
         self.active_task = -1
         self._replaced = replaced or {}  # weak references to the parameters of the modules swapped out
@@ -646,16 +648,23 @@ def to_supermask(model: nn.Module, density: float, keep_scores: bool = False, in
     `init` chooses the shared weights of the masked layers: "signed-constant" (the paper's draw:
     +-sqrt(2 / fan_in) with random signs; the built-in models and presets use it) or "keep" (the
     model's own weights, e.g. a pretrained backbone, as Piggyback masks it). Left out, it is
-    "signed-constant" and the wrap says so in a `WrapWarning`. Either way biases and BatchNorm affine
-    values are kept; they and every other parameter that is not masked (other norms, PReLU, a custom
-    module's raw parameters) stay frozen and shared by every task: `net.named_unmasked_parameters()`
-    lists them and the wrap names their modules in one `WrapWarning`.
+    "signed-constant" and the wrap says so in a `WrapWarning`. Biases are kept either way; BatchNorm
+    affine values with "keep" (with "signed-constant" the paper's non-affine BatchNorm runs, and the
+    warning names any BatchNorm whose affine values were not the identity). What is kept and every
+    other parameter that is not masked (other norms, PReLU, a custom module's raw parameters) stays
+    frozen and shared by every task: `net.named_unmasked_parameters()` lists them and the wrap
+    names their modules in the same single `WrapWarning`. The choice is `net.init` (checkpoints
+    record it; wrap with the same `init` to `load_state_dict`).
 
     The net starts without tasks; `load_state_dict` of a trained net's state dict creates its tasks
     (masks, scores, BatchNorm statistics, class counts and phases), bit for bit.
     """
     density = check_density(density)
     notes = []
+    dropped = [] if init == "keep" else _affine_batchnorms(model)
+    if dropped:
+        notes.append("init='signed-constant' uses the paper's non-affine per-task BatchNorm, so the affine values of "
+                     f"{', '.join(dropped)} are dropped; pass init='keep' to keep them (frozen)")
     if init is None:
         init = "signed-constant"
         notes.append("the masked layers' weights are redrawn as the paper's signed constants (init='signed-constant'); "
@@ -664,12 +673,23 @@ def to_supermask(model: nn.Module, density: float, keep_scores: bool = False, in
     replaced: dict[int, weakref.ref] = {}
     model = inject_supermask_layers(model, density, replaced, init=init)
     net = SupermaskNet(model, density, keep_scores=keep_scores, replaced=replaced)
+    net.init = init
     frozen = _frozen_modules(net)
     if frozen:
         notes.append("these parameters are not masked and stay frozen, shared by every task: " + "; ".join(frozen))
     if notes:
         warnings.warn("to_supermask: " + " | ".join(notes), WrapWarning, stacklevel=2)
     return net
+
+
+def _affine_batchnorms(model: nn.Module) -> list[str]:
+    """Paths of the BatchNorms (to be replaced) whose affine values are not the identity (ones and zeros)."""
+    found = []
+    for path, module in _walk(model):
+        if _batchnorm_dims(module) is not None and module.weight is not None and module.bias is not None:
+            if not (bool((module.weight == 1).all()) and bool((module.bias == 0).all())):
+                found.append(path or "(the model)")
+    return found
 
 
 def _frozen_modules(net: SupermaskNet) -> list[str]:
