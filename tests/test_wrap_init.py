@@ -143,3 +143,14 @@ def test_kept_batchnorm_affine_values_act_as_in_a_plain_batchnorm(training):
     norm.train(training), plain.norm.train(training)
     assert torch.equal(norm(x), plain.norm(x))
     assert torch.equal(norm.statistics(0)["running_mean"], plain.norm.running_mean)
+
+
+def test_a_supermask_net_is_not_wrapped_twice(tmp_path):
+    net = quiet_wrap(pretrained(), density=0.5, init="keep")
+    with pytest.raises(ExssnetError, match="already a SupermaskNet"):
+        to_supermask(net, density=0.5, init="keep")
+    net.add_task(2)
+    net.finish_task()
+    save_pretrained(net, tmp_path / "ckpt", "my-mlp", (6,))
+    with pytest.raises(ExssnetError, match="already a SupermaskNet"):
+        from_pretrained(tmp_path / "ckpt", model=net)

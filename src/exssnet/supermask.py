@@ -521,7 +521,8 @@ class SupermaskNet(nn.Module):
                 norm.select(View.NONE)
 
     def layer_output(self, layer: MaskedLayer, x: torch.Tensor, task: int) -> torch.Tensor:
-        """What masked `layer` outputs for its input `x` under finished `task`'s mask (the selection stays)."""
+        """What masked `layer` computes for its input `x` under finished `task`'s mask, without its frozen bias
+        (linear in the mask; the selection stays)."""
         return layer.task_output(x, self.check_task(task))
 
     # ----- state dict: per-task state is ordinary PyTorch state --------------------------
@@ -660,6 +661,8 @@ def to_supermask(model: nn.Module, density: float, keep_scores: bool = False, in
     (masks, scores, BatchNorm statistics, class counts and phases), bit for bit.
     """
     density = check_density(density)
+    if isinstance(model, SupermaskNet):
+        raise ExssnetError("the model is already a SupermaskNet: pass the plain torch model to wrap")
     notes = []
     dropped = [] if init == "keep" else _affine_batchnorms(model)
     if dropped:

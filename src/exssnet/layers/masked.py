@@ -349,11 +349,13 @@ class MaskedLayer(nn.Module):
         raise RuntimeError("no task is active on this layer: call SupermaskNet.set_task first")
 
     def apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """The layer's operation (linear or convolution, its own stride/padding) with an explicit weight."""
+        """The layer's operation (linear or convolution, its own stride/padding) with an explicit weight and
+        without the frozen bias: linear in `weight` (the forward pass adds the bias)."""
         raise NotImplementedError
 
     def task_output(self, x: torch.Tensor, task: int) -> torch.Tensor:
-        """What the layer outputs for `x` under `task`'s committed mask, whatever view is selected."""
+        """The layer's product for `x` under `task`'s committed mask, whatever view is selected, without the
+        frozen bias: linear in the mask, so it is d(superposed output) / d(task's coefficient)."""
         return self.apply_weight(x, self.weight * self.mask_of(task).to(self.weight.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -378,7 +380,7 @@ class MaskedLinear(MaskedLayer, nn.Linear):
         self._frozen_bias(out_features, bias)
 
     def apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, weight, self.bias)
+        return F.linear(x, weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.effective_weight(), self.bias)
@@ -397,7 +399,7 @@ class _MaskedConv(MaskedLayer):
         self._frozen_bias(self.out_channels, bias)  # type: ignore[attr-defined]
 
     def apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, weight, self.bias)  # type: ignore[attr-defined]
+        return self._conv_forward(x, weight, None)  # type: ignore[attr-defined]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.effective_weight(), self.bias)  # type: ignore[attr-defined]

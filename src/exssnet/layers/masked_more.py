@@ -48,15 +48,18 @@ class _MaskedConvTranspose(_PlainConv, _MaskedConv):
     _transpose_op = staticmethod(F.conv_transpose2d)
     _spatial_dims = 2
 
-    def apply_weight(self, x: torch.Tensor, weight: torch.Tensor,
-                     output_size: list[int] | None = None) -> torch.Tensor:
+    def _transpose(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                   output_size: list[int] | None) -> torch.Tensor:
         output_padding = self._output_padding(  # type: ignore[attr-defined]
             x, output_size, self.stride, self.padding, self.kernel_size, self._spatial_dims, self.dilation)
-        return self._transpose_op(x, weight, self.bias, self.stride, self.padding, output_padding,  # type: ignore[attr-defined]
+        return self._transpose_op(x, weight, bias, self.stride, self.padding, output_padding,  # type: ignore[attr-defined]
                                   self.groups, self.dilation)
 
+    def apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return self._transpose(x, weight, None, None)
+
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:  # type: ignore[override]
-        return self.apply_weight(x, self.effective_weight(), output_size)
+        return self._transpose(x, self.effective_weight(), self.bias, output_size)
 
 
 class MaskedConvTranspose1d(_MaskedConvTranspose, nn.ConvTranspose1d):
