@@ -196,3 +196,11 @@ def test_new_masked_layers_rebuild_their_plain_torch_module_per_task(case):
         layer.select(View.MASK, task)
         assert torch.equal(plain(x), layer(x))
     assert not torch.equal(layer.plain_module(0).weight, layer.plain_module(1).weight)
+
+
+def test_embedding_with_max_norm_is_refused_with_its_path():
+    from exssnet import ExssnetError
+
+    model = nn.Sequential(nn.Embedding(10, 4, max_norm=1.0), nn.Flatten(), nn.Linear(8, 3))
+    with pytest.raises(ExssnetError, match="'0'.*max_norm"):
+        wrap(model)

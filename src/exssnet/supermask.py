@@ -3,7 +3,7 @@
 `to_supermask(model, density, init=...)` replaces every Linear, Embedding, Conv1d/2d/3d and
 ConvTranspose1d/2d/3d with a masked layer (one shared weight: the paper's signed constants or the
 model's own; its bias kept frozen) and every BatchNorm1d/2d/3d with a per-task BatchNorm (affine
-values kept frozen), the way PEFT injects adapters; a module reused under several names becomes one
+values kept frozen with init="keep"), the way PEFT injects adapters; a module reused under several names becomes one
 shared layer. Every other parameter (LayerNorm/GroupNorm affine, PReLU, raw parameters) is frozen
 and shared by every task, so nothing an optimizer over `net.parameters()` can reach moves a
 finished task; the wrap names those modules once. What
