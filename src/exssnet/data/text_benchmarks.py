@@ -17,7 +17,7 @@ import torch
 
 from exssnet.data.benchmarks import BenchmarkSpec, register_benchmark
 from exssnet.data.tasks import Benchmark, Split, TaskData, carve_validation
-from exssnet.data.text_features import build_encoder, encode_cached
+from exssnet.data.text_features import build_encoder, check_encoder_available, encode_cached
 from exssnet.data.text_options import DEFAULT_TEXT_ROOT, TextOptions
 from exssnet.data.text_readers import (
     GLUE_FORMATS,
@@ -196,6 +196,7 @@ def offline_tasks(root: Path, per_class: tuple[int, int]) -> list[TextTask]:
 def text_offline(spec: BenchmarkSpec) -> Benchmark:
     """VADER sentiment (movie, Amazon, NYT, tweets), WordNet supersense topics and SpamAssassin: 7 tasks."""
     options = spec.text
+    check_encoder_available(options.encoder)
     root = Path(spec.data_dir).expanduser() if spec.data_dir else DEFAULT_TEXT_ROOT
     per_class = (options.max_train_per_class or OFFLINE_PER_CLASS[0], options.max_test_per_class or OFFLINE_PER_CLASS[1])
     return encode_benchmark("text-offline", offline_tasks(root, per_class), spec, options, _cache_dir(options, root))
@@ -235,6 +236,7 @@ def local_file_benchmark(name: str, spec: BenchmarkSpec, layout: str,
     if not spec.data_dir:
         raise ExssnetError(f"{name} reads local files: pass --data-dir with {layout}")
     root, options = Path(spec.data_dir).expanduser(), spec.text
+    check_encoder_available(options.encoder)
     tasks = []
     for dataset in task_order(name, options.order):
         train, test = read_task(root, dataset)

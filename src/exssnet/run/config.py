@@ -14,8 +14,10 @@ from typing import Any
 
 import yaml
 
+from exssnet.data.text_models import is_static_encoder
 from exssnet.errors import ExssnetError
 from exssnet.methods import method_settings_class, settings_classes
+from exssnet.methods.base import method_text_inputs
 from exssnet.settings import CoreSettings, Settings, field_types
 
 
@@ -43,6 +45,17 @@ def methods_reading(key: str) -> list[str]:
                   for m in methods)
 
 
+def check_encoder_fits(method: str, encoder: str) -> None:
+    """Refuse static word vectors for a method that fine-tunes a contextual encoder on raw text (before any work)."""
+    try:
+        reads_tokens = method_text_inputs(method) == "tokens"
+    except ExssnetError:
+        return  # an unknown method is refused with the list of known ones when it is built
+    if reads_tokens and is_static_encoder(encoder):
+        raise ExssnetError(f"method {method!r} fine-tunes a contextual encoder; {encoder!r} is static word vectors: "
+                           "use --encoder minilm, mpnet-base or a Hugging Face model folder")
+
+
 @dataclass
 class RunConfig(CoreSettings):
     """Core settings + `method_settings`: one instance of every registered settings class, built from the flat keys.
@@ -59,6 +72,7 @@ class RunConfig(CoreSettings):
         other settings of other methods are carried (a sweep's base config serves every method) and unused.
         """
         super().check()
+        check_encoder_fits(self.method, self.encoder)
         given = self.method_settings
         self.method_settings = {cls: given.get(cls, None) or cls() for cls in settings_classes()}
         own = self.own_settings_keys()
