@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -34,12 +34,15 @@ class TokenFeatures:
     lengths: torch.Tensor
 
 
+Progress = Callable[[int], None]  # told how many more examples are done (drives one overall progress bar)
+
+
 class TokenEncoder(Protocol):
     """Anything that turns texts into token features; `identity` names it in cache keys."""
 
     identity: str
 
-    def encode(self, examples: Sequence[TextExample], max_length: int) -> TokenFeatures: ...
+    def encode(self, examples: Sequence[TextExample], max_length: int, on_batch: Progress | None = None) -> TokenFeatures: ...
 
 
 # ----- Hugging Face encoders ----------------------------------------------------------------------
@@ -60,13 +63,11 @@ class HuggingFaceEncoder:
         self._model = load_pretrained("AutoModel", self.source, "encoder").to(self.device).eval()
 
     @torch.no_grad()
-    def encode(self, examples: Sequence[TextExample], max_length: int) -> TokenFeatures:
+    def encode(self, examples: Sequence[TextExample], max_length: int, on_batch: Progress | None = None) -> TokenFeatures:
         if self._model is None:
             self._load()
         chunks, lengths = [], []
-        starts = range(0, len(examples), self.batch_size)
-        for start in tqdm(starts, desc=f"  encoding {len(examples)} texts with {self.identity}", unit="batch",
-                          leave=False, disable=len(starts) < 2):
+        for start in range(0, len(examples), self.batch_size):
             batch = examples[start : start + self.batch_size]
             texts = [text for text, _ in batch]
             pairs = [pair or "" for _, pair in batch] if any(pair is not None for _, pair in batch) else None
@@ -75,6 +76,8 @@ class HuggingFaceEncoder:
             out = self._model(**tokens).last_hidden_state.to("cpu", torch.float16)  # (B, longest in batch, D)
             chunks.append(torch.nn.functional.pad(out, (0, 0, 0, max_length - out.shape[1])))
             lengths.append(tokens["attention_mask"].sum(dim=1).to("cpu", torch.int32))
+            if on_batch is not None:
+                on_batch(len(batch))
         return _trimmed(TokenFeatures(torch.cat(chunks), torch.cat(lengths)))
 
 
@@ -95,7 +98,7 @@ class WordVectorEncoder:
         self.vocab = vocab
         self.vectors = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
 
-    def encode(self, examples: Sequence[TextExample], max_length: int) -> TokenFeatures:
+    def encode(self, examples: Sequence[TextExample], max_length: int, on_batch: Progress | None = None) -> TokenFeatures:
         ids = []
         for text, pair in examples:
             words = word_tokens(text) + (word_tokens(pair) if pair else [])
@@ -105,6 +108,8 @@ class WordVectorEncoder:
             if token_ids:
                 features[row, : len(token_ids)] = self.vectors[token_ids].to(torch.float16)
         lengths = torch.tensor([len(t) for t in ids], dtype=torch.int32)
+        if on_batch is not None:
+            on_batch(len(examples))
         return _trimmed(TokenFeatures(features, lengths))
 
 
@@ -172,22 +177,32 @@ def cache_file(cache_dir: Path, encoder_identity: str, max_length: int, examples
     return cache_dir / f"{readable}-{cache_key(encoder_identity, max_length, examples)}.safetensors"
 
 
+def _encode(encoder: TokenEncoder, examples: Sequence[TextExample], max_length: int, on_batch: Progress | None) -> TokenFeatures:
+    """`encoder.encode`, passing `on_batch` only when there is one (a user's encoder may take two arguments)."""
+    return encoder.encode(examples, max_length) if on_batch is None else encoder.encode(examples, max_length, on_batch)
+
+
 def encode_cached(
-    encoder: TokenEncoder, examples: Sequence[TextExample], max_length: int, cache_dir: Path | None, label: str = "data"
+    encoder: TokenEncoder, examples: Sequence[TextExample], max_length: int, cache_dir: Path | None, label: str = "data",
+    on_batch: Progress | None = None,
 ) -> TokenFeatures:
-    """Features of `examples`, read from `cache_dir` when present, else computed and stored there."""
+    """Features of `examples`, read from `cache_dir` when present, else computed and stored there.
+
+    `on_batch(n)` is called as examples are done (a cached file counts all of them at once)."""
     from safetensors.torch import load_file, save_file
 
     if cache_dir is None:
-        return encoder.encode(examples, max_length)
+        return _encode(encoder, examples, max_length, on_batch)
     path = cache_file(cache_dir, encoder.identity, max_length, examples, label)
     if path.is_file():
         try:
             stored = load_file(str(path))
+            if on_batch is not None:
+                on_batch(len(examples))
             return TokenFeatures(stored["features"], stored["lengths"])
         except Exception as exc:  # a damaged cache file is recomputed, never trusted
             tqdm.write(f"exssnet: warning: feature cache {path} is unreadable ({exc}); encoding again")
-    tokens = encoder.encode(examples, max_length)
+    tokens = _encode(encoder, examples, max_length, on_batch)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     save_file({"features": tokens.features.to(torch.float16).contiguous(), "lengths": tokens.lengths.to(torch.int32)},
