@@ -10,7 +10,7 @@ OUT already holds (row, encoder, seed) is skipped, so the grid continues where i
 Replaying rows replay 8 examples per step (= the batch); MbPA++ adapts 2 steps per chunk of 64 test texts.
 
     PYTHONPATH=src python benchmarks/language_full.py                # run the grid (most informative rows first)
-    PYTHONPATH=src python benchmarks/language_full.py --table        # the markdown tables of docs/language.md
+    PYTHONPATH=src python benchmarks/language_full.py --table [--docs docs/language.md]  # tables (and rewrite the doc's block)
     PYTHONPATH=src python benchmarks/language_full.py --list         # the grid's order and what is done
 """
 
@@ -142,6 +142,65 @@ def table(rows: list[dict], encoder: str) -> str:
     return "\n".join(lines)
 
 
+def per_task_table(rows: list[dict], encoder: str) -> str:
+    """Final accuracy per task (mean over seeds) of every row that has a run."""
+    mine = [r for r in rows if r["encoder"] == encoder]
+    if not mine:
+        return ""
+    tasks = list(mine[0]["final_acc"])
+    lines = ["| row | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for name in ROWS:
+        runs = [r for r in mine if r["row"] == name]
+        if runs:
+            cells = [f"{statistics.mean(r['final_acc'][t] for r in runs):.1f}" for t in tasks]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verdict(rows: list[dict], encoder: str) -> str:
+    """Which rows beat ExSSNeT's mean, by how much, and whether the gap exceeds the seed spread."""
+    mine = [r for r in rows if r["encoder"] == encoder]
+    by_row = {name: [r["avg_acc"] for r in mine if r["row"] == name] for name in ROWS}
+    ref = by_row.get("exssnet") or []
+    if not ref:
+        return f"{encoder}: no ExSSNeT run yet."
+    ref_mean, ref_sd = statistics.mean(ref), statistics.stdev(ref) if len(ref) > 1 else 0.0
+    above = []
+    for name, accs in by_row.items():
+        if name == "exssnet" or not accs or name in ("joint", "individual"):
+            continue
+        gap = statistics.mean(accs) - ref_mean
+        if gap > 0:
+            sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            clear = "more than" if gap > ref_sd + sd else "within"
+            above.append(f"{name} by {gap:.2f} ({len(accs)} seed(s), sd {sd:.2f}; {clear} the two rows' sd summed)")
+    head = f"{encoder}: ExSSNeT {ref_mean:.2f} (sd {ref_sd:.2f}, {len(ref)} seed(s)). "
+    if not above:
+        return head + "No continual row that has run beats it (joint and individual are upper references)."
+    return head + "Continual rows above it: " + "; ".join(above) + "."
+
+
+BEGIN, END = "<!-- language_full:begin -->", "<!-- language_full:end -->"
+
+
+def generated(rows: list[dict]) -> str:
+    parts = []
+    for encoder in ENCODERS:
+        parts += [f"**{encoder}** ({sum(r['encoder'] == encoder for r in rows)} runs)", "", table(rows, encoder), "",
+                  verdict(rows, encoder), ""]
+        if any(r["encoder"] == encoder for r in rows):
+            parts += [f"Final accuracy per task, {encoder} (mean over seeds):", "", per_task_table(rows, encoder), ""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def write_docs(path: Path, rows: list[dict]) -> None:
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{path} has no {BEGIN} ... {END} block")
+    head, rest = text.split(BEGIN, 1)
+    path.write_text(head + BEGIN + "\n" + generated(rows) + END + rest.split(END, 1)[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/language_full.jsonl")
@@ -150,6 +209,7 @@ def main() -> None:
     parser.add_argument("--rows", nargs="*", help="only these rows (default: all)")
     parser.add_argument("--table", action="store_true", help="print the tables from OUT and stop")
     parser.add_argument("--list", action="store_true", help="print the grid's order (* = done) and stop")
+    parser.add_argument("--docs", type=Path, help="with --table: rewrite the generated block of this markdown file")
     args = parser.parse_args()
     if args.list:
         done = {(r["row"], r["encoder"], r["seed"]) for r in read_rows(args.out)}
@@ -159,10 +219,9 @@ def main() -> None:
     if not args.table:
         run_grid(args)
     rows = read_rows(args.out)
-    for encoder in ENCODERS:
-        print(f"\n{encoder} (text-offline, {PER_CLASS[0]} / {PER_CLASS[1]} per class, max length {MAX_LENGTH}, "
-              f"{EPOCHS} epochs per task)\n")
-        print(table(rows, encoder))
+    if args.docs:
+        write_docs(args.docs, rows)
+    print(generated(rows))
 
 
 if __name__ == "__main__":
