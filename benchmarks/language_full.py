@@ -171,10 +171,14 @@ def verdict(rows: list[dict], encoder: str) -> str:
             continue
         gap = statistics.mean(accs) - ref_mean
         if gap > 0:
-            sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
-            clear = "more than" if gap > ref_sd + sd else "within"
-            above.append(f"{name} by {gap:.2f} ({len(accs)} seed(s), sd {sd:.2f}; {clear} the two rows' sd summed)")
-    head = f"{encoder}: ExSSNeT {ref_mean:.2f} (sd {ref_sd:.2f}, {len(ref)} seed(s)). "
+            if len(accs) > 1 and len(ref) > 1:
+                sd = statistics.stdev(accs)
+                clear = "more than" if gap > ref_sd + sd else "within"
+                above.append(f"{name} by {gap:.2f} ({len(accs)} seeds, sd {sd:.2f}; {clear} the two rows' sd summed)")
+            else:
+                above.append(f"{name} by {gap:.2f} (single seed: spread not known yet)")
+    spread = f"sd {ref_sd:.2f} over {len(ref)} seeds" if len(ref) > 1 else "1 seed"
+    head = f"{encoder}: ExSSNeT {ref_mean:.2f} ({spread}). "
     if not above:
         return head + "No continual row that has run beats it (joint and individual are upper references)."
     return head + "Continual rows above it: " + "; ".join(above) + "."
