@@ -263,11 +263,38 @@ def test_batchnorm_training_fast_path_equals_the_task_module():
             out = fast(x)
             (grad,) = torch.autograd.grad(out, x, upstream)
             x_ref = x.detach().clone().requires_grad_(True)
+            if momentum is not None:  # a plain mean until 1/momentum batches were seen (running_factor)
+                reference.momentum = max(momentum, 1.0 / (step + 1))
             out_ref = reference(x_ref)
             (grad_ref,) = torch.autograd.grad(out_ref, x_ref, upstream)
             assert torch.equal(out, out_ref) and torch.equal(grad, grad_ref)
         for stat in ("running_mean", "running_var", "num_batches_tracked"):
             assert torch.equal(getattr(fast.norms[0], stat), getattr(reference, stat))
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_batchnorm_running_statistics_of_a_few_batches_are_those_of_the_data(half):
+    """After 3 batches the statistics are the batches' own, not 73% (0.9^3) the starting mean 0 / variance 1.
+
+    A supermask's activations on a short task (split-digits: 3 batches an epoch) have variance ~1e-3;
+    torch's momentum rule alone left running_var ~300x too large and evaluation at chance.
+    """
+    from exssnet.layers import MultitaskBatchNorm
+
+    torch.manual_seed(0)
+    norm = MultitaskBatchNorm(4, dims=2)
+    norm.add_task(0)
+    norm.set_task(0)
+    norm.train()
+    batches = [torch.randn(64, 4, 3, 3) * 0.03 + 2.0 for _ in range(3)]
+    for x in batches:
+        norm(x.bfloat16() if half else x)  # bfloat16: the mixed-precision path
+    data = torch.cat(batches)
+    stats = norm.statistics(0)
+    assert torch.allclose(stats["running_mean"], data.mean(dim=(0, 2, 3)), rtol=0.01)
+    assert torch.allclose(stats["running_var"], data.var(dim=(0, 2, 3)), rtol=0.1)
+    norm.eval()
+    assert abs(float(norm(data).std()) - 1.0) < 0.1  # evaluation normalises like training
 
 
 @pytest.mark.parametrize("make, op", [
