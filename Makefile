@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup setup-text run run-text test test-slow lint bench bench-many-tasks bench-text clean
+.PHONY: setup setup-text run run-text test test-slow lint bench bench-many-tasks bench-text docs-check clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,15 @@ run: $(STAMP)
 		--out runs/split-mnist-exssnet --overwrite
 
 # ExSSNeT on the offline text stream (7 tasks), frozen MiniLM features (cached in data/text/cache) + Kim CNN.
+# THREADS=n sets torch's CPU threads (default 1: the same result in minutes on a shared machine; empty: every core).
+THREADS ?= 1
 run-text: $(STAMP) $(TEXT_STAMP)
-	$(BIN)/exssnet run --config configs/table1-text-offline-exssnet.yaml --out runs/text-offline-exssnet --overwrite
+	$(BIN)/exssnet run --config configs/table1-text-offline-exssnet.yaml $(if $(THREADS),--threads $(THREADS)) \
+		--out runs/text-offline-exssnet --overwrite
+
+# Rerun every documented figure benchmarks/check_docs.py lists and fail on drift (minutes; the quick ones run in make test).
+docs-check: $(STAMP)
+	$(BIN)/python benchmarks/check_docs.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -6,11 +6,12 @@ import math
 
 import pytest
 import torch
+from conftest import own_keys
 
 from exssnet.data.tasks import Split, TaskData
 from exssnet.methods import build_method
 from exssnet.methods.best_epoch import BestEpoch, validation_loss
-from exssnet.methods.loops import StepHooks, train_phase
+from exssnet.methods.loops import PhaseSpec, StepHooks, train_phase
 from exssnet.run.config import RunConfig
 from exssnet.run.runner import load_benchmark, task_to_device
 
@@ -49,14 +50,14 @@ def test_train_phase_keep_best_ends_at_the_best_recorded_loss():
     model = torch.nn.Linear(4, 2)
     steps = []
 
-    def spoil_after_two_epochs(x, y):  # from epoch 3 on, each step flips the rule: later epochs are worse
+    def spoil_after_two_epochs(x, y, step):  # from epoch 3 on, each step flips the rule: later epochs are worse
         steps.append(1)
         if len(steps) > 16:
             with torch.no_grad():
                 model.weight.copy_(-model.weight.abs() * torch.tensor([[-1.0], [1.0]]))
 
-    history = train_phase("t", model, model, model.parameters(), task, epochs=5, lr=0.5, batch_size=8,
-                          generator=torch.Generator().manual_seed(0), progress=False, keep_best=True,
+    spec = PhaseSpec("t", epochs=5, lr=0.5, batch_size=8, generator=torch.Generator().manual_seed(0), keep_best=True)
+    history = train_phase(spec, model, model, model.parameters(), task, progress=False,
                           hooks=StepHooks(after_step=spoil_after_two_epochs))
     record = history.to_dict()["keep_best_epoch"]
     assert record["best_epoch"] <= 2 < len(record["val_loss"]) == 5
@@ -67,9 +68,9 @@ def test_train_phase_keep_best_ends_at_the_best_recorded_loss():
 
 @pytest.mark.parametrize("method", ["naive", "supsup", "exssnet"])
 def test_methods_end_each_task_at_their_best_epoch(method):
-    config = RunConfig.from_dict(dict(benchmark="split-digits", method=method, num_tasks=2, baseline_epochs=4, mask_epochs=3,
+    config = RunConfig.from_dict(own_keys(method, dict(benchmark="split-digits", method=method, num_tasks=2, baseline_epochs=4, mask_epochs=3,
                                       weight_epochs=2, batch_size=16, seed=0, keep_best_epoch=True,
-                                      baseline_lr=0.05, mask_lr=0.5, weight_lr=0.05))  # noisy: the last epoch is not always best
+                                      baseline_lr=0.05, mask_lr=0.5, weight_lr=0.05)))  # noisy: the last epoch is not always best
     torch.set_num_threads(1)
     benchmark = load_benchmark(config)
     m = build_method(config, benchmark)

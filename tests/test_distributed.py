@@ -31,13 +31,13 @@ def test_torchrun_two_processes_exssnet_zero_forgetting(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("average accuracy") == 1  # only rank 0 prints, writes and logs
     results = json.loads((out / "results.json").read_text())
-    assert results["config"]["world_size"] == 2 and results["forgetting"] == 0.0
+    assert results["environment"]["world_size"] == 2 and results["forgetting"] == 0.0
+    assert "world_size" not in results["config"]  # how it ran, not a setting
     matrix = results["acc_matrix"]
     assert all(matrix[i][j] == matrix[j][j] for i in range(3) for j in range(i + 1))  # old tasks never change
     assert "kkt" in results["tasks"][1] and sorted(p.name for p in (out / "checkpoints").iterdir()) == ["task-002"]
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
-    saved = {k: v for k, v in results["config"].items() if k != "world_size"}
-    single = run_experiment(RunConfig.from_dict({**saved, "threads": 1}), progress=False)
+    single = run_experiment(RunConfig.from_dict({**results["config"], "threads": 1}), progress=False)
     assert abs(single["avg_acc"] - results["avg_acc"]) < 5.0  # same data order and steps, batch cut in two
     lines = (out / "metrics.csv").read_text().splitlines()
     assert len(lines) == 1 + 3 * (2 + 2)  # header + one row per epoch of each phase, written once
@@ -51,7 +51,7 @@ class Crash(RunHook):
             raise RuntimeError("killed")
 
 
-def test_torchrun_resume_baselines_imagenet_and_collectives(tmp_path):
+def test_torchrun_resume_refused_baselines_imagenet_and_collectives(tmp_path):
     config = RunConfig(benchmark="split-digits", method="exssnet", num_tasks=2, mask_epochs=1, weight_epochs=1)
     with pytest.raises(RuntimeError):
         run_experiment(config, out=tmp_path / "crashed", progress=False, hooks=[Crash()])
@@ -59,13 +59,13 @@ def test_torchrun_resume_baselines_imagenet_and_collectives(tmp_path):
     proc = torchrun(str(ROOT / "tests" / "distributed_worker.py"), str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert [line for line in proc.stdout.splitlines() if line.startswith("ok ")] == [
-        "ok collectives", "ok resume", "ok er", "ok imagenet", "ok small batch"]
-    resumed = json.loads((tmp_path / "crashed" / "results.json").read_text())
-    assert resumed["config"]["world_size"] == 2 and len(resumed["acc_matrix"]) == 2 and resumed["forgetting"] == 0.0
+        "ok collectives", "ok resume refused", "ok er", "ok imagenet", "ok small batch"]
+    assert "learned with 1" in proc.stderr and not (tmp_path / "crashed" / "results.json").exists()
+    assert json.loads((tmp_path / "crashed" / "run_state.json").read_text())["world_size"] == 1
     er = json.loads((tmp_path / "er" / "results.json").read_text())
-    assert er["method"] == "er" and er["config"]["world_size"] == 2
+    assert er["method"] == "er" and er["environment"]["world_size"] == 2
     streamed = json.loads((tmp_path / "imagenet" / "results.json").read_text())
-    assert streamed["config"]["world_size"] == 2 and streamed["forgetting"] == 0.0 and len(streamed["acc_matrix"]) == 2
+    assert streamed["environment"]["world_size"] == 2 and streamed["forgetting"] == 0.0 and len(streamed["acc_matrix"]) == 2
 
 
 def test_split_shards_partition_every_batch_and_drop_a_too_small_last_training_batch():

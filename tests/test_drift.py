@@ -1,5 +1,6 @@
 """results.json `drift`: SupSup / ExSSNeT leave earlier tasks' outputs exactly unchanged, SSNeT does not."""
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -44,7 +45,11 @@ def test_drift_records_survive_a_resume(digits_config, tmp_path):
     reference = run_experiment(config, out=tmp_path / "ref", progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_experiment(config, out=tmp_path / "run", progress=False, hooks=[Crash()])
-    assert (tmp_path / "run" / "drift.safetensors").is_file()
+    from safetensors.torch import load_file
+
+    state = json.loads((tmp_path / "run" / "run_state.json").read_text())
+    saved = load_file(str(tmp_path / "run" / "checkpoints" / state["checkpoint"] / "run_hooks.safetensors"))
+    assert sorted(saved) == ["drift/logits.0", "drift/logits.1", "drift/pred.0", "drift/pred.1"]  # saved with the checkpoint
     resumed = run_experiment(config, out=tmp_path / "run", progress=False, resume=True)
     assert resumed["drift"] == reference["drift"]
     assert None not in resumed["drift"]["changed_predictions"]

@@ -45,7 +45,7 @@ def test_doc_method_settings_are_config_keys_flags_and_checked(registered, capsy
 
     with pytest.raises(SystemExit):
         main(["run", "--help"])
-    assert "nearest-mean: divide the negative squared distances" in " ".join(capsys.readouterr().out.split())
+    assert "[nearest-mean] divide the negative squared distances" in " ".join(capsys.readouterr().out.split())
     with pytest.raises(ExssnetError, match="nm_temperature must be > 0, got 0.0"):
         RunConfig.from_dict({"method": "nearest-mean", "nm_temperature": 0})
     assert main(["run", "--method", "nearest-mean", "--nm-temperature", "-1"]) == 2
@@ -57,12 +57,14 @@ def test_doc_method_settings_are_config_keys_flags_and_checked(registered, capsy
 def test_unregistered_settings_keys_are_refused(registered):
     from exssnet.errors import ExssnetError
 
-    RunConfig.from_dict({"nm_temperature": 2.0})
+    RunConfig.from_dict({"method": "nearest-mean", "nm_temperature": 2.0})
+    with pytest.raises(ExssnetError, match="method 'exssnet' does not read --nm-temperature 2.0 .read by nearest-mean"):
+        RunConfig.from_dict({"nm_temperature": 2.0})
     entry, settings = METHODS.get("nearest-mean"), METHODS.metadata("nearest-mean")
     METHODS.unregister("nearest-mean")
     try:
         with pytest.raises(ExssnetError, match="unknown config key"):
-            RunConfig.from_dict({"nm_temperature": 2.0})
+            RunConfig.from_dict({"method": "nearest-mean", "nm_temperature": 2.0})
     finally:
         METHODS.register("nearest-mean", **settings)(entry)
 

@@ -63,11 +63,29 @@ def test_skipped_fp16_steps_keep_the_schedule_quiet(monkeypatch, tmp_path):
 
 
 def test_channels_last_gives_the_same_run(tmp_path):
+    """On the CPU, channels-last is a memory layout only: the same logits and gradients up to float rounding
+    (summation order), and on this benchmark the same accuracies, entry for entry."""
+    import copy
+
+    from exssnet import to_supermask
+    from exssnet.models import build_model
+
+    torch.manual_seed(0)
+    net = to_supermask(build_model("cnn-small", (1, 8, 8), 10), density=0.1)
+    net.add_task(2)
+    other = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    x = torch.randn(32, 1, 8, 8)
+    plain_logits, last_logits = net(x), other(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(plain_logits, last_logits, rtol=0, atol=1e-5)
+    plain_logits.sum().backward()
+    last_logits.sum().backward()
+    for p, q in zip(net.trainable_parameters(), other.trainable_parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=0, atol=1e-4)
     base = dict(SHORT, model="cnn-small", num_tasks=2, mask_epochs=1, weight_epochs=1)
     plain = run_experiment(RunConfig(**base), progress=False)
     last = run_experiment(RunConfig(**base, channels_last=True), progress=False)
     assert last["forgetting"] == 0.0
-    assert max(abs(a - b) for a, b in zip(plain["acc_matrix"][-1], last["acc_matrix"][-1])) < 5.0
+    assert last["acc_matrix"] == plain["acc_matrix"]
 
 
 @cuda

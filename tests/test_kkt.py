@@ -25,13 +25,13 @@ from exssnet.kkt import (
     scores_from_mask,
 )
 from exssnet.layers.topk import topk_mask
+from exssnet.methods import build_method
 from exssnet.methods.supermask_methods import SupermaskMethod
 from exssnet.models import build_model
 from exssnet.run.config import RunConfig
 from exssnet.run.resume import comparable
 from exssnet.run.runner import run_experiment
 from exssnet.seeds import task_seed
-from exssnet.supermask import WeightRule
 
 DIM = 32
 
@@ -185,8 +185,8 @@ def learn(tasks: list[TaskData], **overrides) -> tuple[SupermaskMethod, list[dic
     values = dict(method="exssnet", density=0.2, mask_epochs=3, weight_epochs=1, batch_size=64, seed=0, kkt=True, keep_scores=True)
     config = RunConfig.from_dict({**values, **overrides})
     torch.manual_seed(config.seed)
-    method = SupermaskMethod(config, Benchmark("synthetic", tasks, (DIM,)), weight_rule=None
-                             if config.method == "supsup" else WeightRule.EXCLUSIVE, settings=config.settings_of())
+    method = build_method(config, Benchmark("synthetic", tasks, (DIM,)))
+    assert isinstance(method, SupermaskMethod) and method.name == config.method
     records = [learn_one(method, tasks, t) for t in range(len(tasks))]
     return method, records
 
@@ -331,11 +331,11 @@ def test_bad_kkt_settings_give_one_clear_error(args, message, capsys):
 
 
 def test_kkt_is_refused_by_a_method_that_ignores_it(capsys):
-    with pytest.raises(ExssnetError, match="--kkt is not supported for method 'ewc' \\(only exssnet, ssnet, supsup\\)"):
+    with pytest.raises(ExssnetError, match="method 'ewc' does not read --kkt True \\(read by exssnet, ssnet, supsup\\)"):
         RunConfig.from_dict({"method": "ewc", "kkt": True})
     assert main(["run", *FAST, "--method", "ewc", "--kkt"]) == 2
-    assert "exssnet: error: --kkt is not supported for method 'ewc'" in capsys.readouterr().err
-    assert RunConfig.from_dict({"method": "ewc", "kkt": False}).to_dict()["kkt"] is False
+    assert "exssnet: error: method 'ewc' does not read --kkt" in capsys.readouterr().err
+    assert "kkt" not in RunConfig.from_dict({"method": "ewc", "kkt": False}).to_dict()  # the default: accepted, unused
     assert RunConfig.from_dict({"method": "supsup", "kkt": True}).settings_of().kkt is True
 
 
@@ -388,25 +388,26 @@ def start_and_rescue(method: SupermaskMethod, task: TaskData, t: int, second_acc
     `second_acc` None: the rescue really trains; else a stand-in training that scrambles the scores and reports it.
     Returns (KKT record, scores the rescue started from, scores before the rescue, history kept).
     """
-    from exssnet.methods.loops import PhaseHistory, train_phase
+    from exssnet.methods.loops import PhaseHistory, PhaseSpec, train_phase
 
     torch.manual_seed(task_seed(method.config.seed, t))
-    init, info = method.initial_scores(t, task)
-    method.net.add_task(task.num_classes, initial_scores=init)
+    start = method.initial_scores(t, task)
+    method.net.add_task(task.num_classes, initial_scores=start.scores)
     before = method.net.mask_phase_state()[0]
     started: dict = {}
 
     def train_mask() -> PhaseHistory:
         started.update(method.net.mask_phase_state()[0])
         if second_acc is None:
-            return train_phase("mask", method.net, method.net_logits_fn(2), method.net.trainable_parameters(), task, 1,
-                               0.01, 64, torch.Generator().manual_seed(0), progress=False)
+            return train_phase(PhaseSpec("mask", 1, 0.01, 64, torch.Generator().manual_seed(0)), method.net,
+                               method.net_logits_fn(2), method.net.trainable_parameters(), task, progress=False)
         for p in method.net.trainable_parameters():
             p.data.normal_()
         return PhaseHistory("mask", loss=[0.7], val_acc=[second_acc])
 
-    kept = method.rescue_at_chance(t, task, PhaseHistory("mask", loss=[0.69], val_acc=[50.0]), train_mask, info["kkt"])
-    return info["kkt"], started, before, kept
+    kept, rescue = method.rescue_at_chance(t, task, PhaseHistory("mask", loss=[0.69], val_acc=[50.0]), train_mask,
+                                           start.choice)
+    return {**start.record, "rescue": rescue}, started, before, kept
 
 
 def test_rescue_after_a_fresh_start_retries_from_the_best_earlier_task_and_keeps_the_better():

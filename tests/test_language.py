@@ -9,6 +9,7 @@ import torch
 
 pytest.importorskip("transformers")
 
+from conftest import assert_accuracy_matrix, own_flags, own_keys  # noqa: E402
 from text_fixtures import write_offline_sources, write_tiny_bert, write_tiny_causal_lm  # noqa: E402
 
 from exssnet.cli import main  # noqa: E402
@@ -31,7 +32,7 @@ def setup(files, method: str, **overrides):
                   text_max_train=4, text_max_test=2, num_tasks=3, baseline_epochs=2, batch_size=4, max_length=16,
                   prompt_tokens=4, adapter_size=8, buffer_size=8, replay_batch_size=4, lm_lr=1e-3, seed=0,
                   lamol_lm=str(files["lm"]))
-    config = RunConfig.from_dict({**values, **overrides})
+    config = RunConfig.from_dict(own_keys(method, {**values, **overrides}))
     benchmark = load_benchmark(config)
     return build_method(config, benchmark), [task_to_device(t, torch.device("cpu")) for t in benchmark.tasks]
 
@@ -177,12 +178,13 @@ def test_idbr_adds_task_id_and_generic_space_losses(files):
 def test_every_language_method_runs_from_the_cli(files, tmp_path, method):
     args = ["run", "--benchmark", "text-offline", "--data-dir", str(files["data"]), "--encoder", str(files["bert"]),
             "--method", method, "--text-max-train", "4", "--text-max-test", "2", "--num-tasks", "3",
-            "--baseline-epochs", "1", "--batch-size", "4", "--prompt-tokens", "4", "--adapter-size", "8",
-            "--buffer-size", "8", "--replay-batch-size", "4", "--max-length", "16", "--lamol-lm", str(files["lm"]),
-            "--threads", "1", "--quiet", "--out", str(tmp_path / "o")]
+            "--batch-size", "4", "--max-length", "16", "--threads", "1", "--quiet", "--out", str(tmp_path / "o"),
+            *own_flags(method, dict(baseline_epochs=1, prompt_tokens=4, adapter_size=8, buffer_size=8,
+                                    replay_batch_size=4, lamol_lm=files["lm"]))]
     assert main(args) == 0
     results = json.loads((tmp_path / "o" / "results.json").read_text())
-    assert results["method"] == method and all(v is not None for v in results["acc_matrix"][-1])
+    assert results["method"] == method
+    assert_accuracy_matrix(results, 3)
     if method in ("multiadaptbert", "prompt-tuning"):
         assert results["forgetting"] == 0.0
 

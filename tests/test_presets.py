@@ -125,10 +125,13 @@ def test_splitmnist_preset_runs(tmp_path):
 
 def test_preset_method_settings_reach_the_method():
     """A preset's method-specific keys end up in the settings object its method is built with."""
-    values = {"method": "ewc", "ewc_lambda": 7.0, "buffer_size": 9, "kkt_k": 3}
+    values = {"method": "ewc", "ewc_lambda": 7.0, "baseline_epochs": 2}
     config = RunConfig.from_dict(values)
-    assert config.settings_of().ewc_lambda == 7.0 and config.settings_of("er").buffer_size == 9
-    assert config.settings_of("supsup").kkt_k == 3
-    assert {k: config.to_dict()[k] for k in values} == values  # results.json's flat config keeps every key
+    assert config.settings_of().ewc_lambda == 7.0 and config.settings_of().baseline_epochs == 2
+    assert {k: config.to_dict()[k] for k in values} == values  # results.json's flat config keeps them
+    assert "kkt_k" not in config.to_dict() and "buffer_size" not in config.to_dict()  # only the method's own
+    for other in ({"buffer_size": 9}, {"kkt_k": 3}):  # a setting only other methods read is refused, naming them
+        with pytest.raises(ExssnetError, match=f"does not read --{next(iter(other)).replace('_', '-')}.*read by"):
+            RunConfig.from_dict({**values, **other})
     with pytest.raises(ExssnetError, match="unknown config key.*ewc_lamda"):
         RunConfig.from_dict({"method": "ewc", "ewc_lamda": 7.0})

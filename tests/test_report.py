@@ -157,3 +157,66 @@ def test_accuracy_axis_spans_at_least_ten_points():
         low, high = ax.get_ylim()
         assert high - low >= MIN_ACC_SPAN and low >= 0.0 and high <= 105.0
         assert low <= inside[0] and high >= inside[1]
+
+
+def _text_run(path, method, seed, avg, inputs, fingerprint, **config):
+    """A fake text-offline run: token-input (language method) or feature-input (exssnet) on one stream."""
+    _fake_results(path, method, 0.1, seed, avg, overlap=(0.0, 0.3) if method == "exssnet" else (), encoder="minilm",
+                  **config)
+    results = json.loads((path / "results.json").read_text())
+    results["benchmark"] = "text-offline"
+    results["task_names"] = ["vader-movie", "spam"]
+    results["sparse_overlap"] = results["sparse_overlap"] or None
+    results["benchmark_info"] = {"data_fingerprint": fingerprint, "encoder": "minilm", "max_length": 64,
+                                 "sample_seed": 1234, "task_sizes": {"vader-movie": {"train": 400, "test": 200},
+                                                                     "spam": {"train": 400, "test": 200}},
+                                 **({"inputs": "tokens"} if inputs == "tokens" else {})}
+    (path / "results.json").write_text(json.dumps(results))
+
+
+def test_token_and_feature_runs_on_one_stream_share_a_table_without_unread_settings(tmp_path):
+    _text_run(tmp_path / "exs", "exssnet", 0, 82.0, "features", "f" * 24)
+    _text_run(tmp_path / "ft0", "ft", 0, 70.0, "tokens", "a" * 24, kkt_k=10)
+    _text_run(tmp_path / "ft1", "ft", 1, 72.0, "tokens", "a" * 24, kkt_k=20)  # a key ft does not read: not a split
+    groups = group_runs(load_runs([tmp_path]))
+    assert len({g.key.examples for g in groups}) == 1  # one stream, whatever form the inputs took
+    ft = next(g for g in groups if g.key.method == "ft")
+    assert ft.seeds == [0, 1] and ft.label == "ft" and ft.key.model == "" and ft.key.density is None
+    build_report([tmp_path], tmp_path / "rep")
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert page.count("<h3 ") == 1  # one comparison table for the stream
+    assert "acc_vs_density" not in " ".join(p.name for p in (tmp_path / "rep").glob("*.png"))
+    rows = {r["method"]: r for r in csv.DictReader((tmp_path / "rep" / "summary.csv").open())}
+    assert rows["ft"]["model"] == "encoder minilm" and rows["ft"]["density"] == "–" and rows["ft"]["KKT"] == "–"
+    assert rows["exssnet"]["model"] == "lenet" and rows["exssnet"]["density"] == "0.1"
+    curve = next((tmp_path / "rep").glob("avg_acc_curve_*.png"))
+    assert "text-offline" in curve.name  # one plot for both
+
+
+def test_world_size_and_duplicate_seeds_are_never_pooled(tmp_path):
+    _fake_results(tmp_path / "a", "exssnet", 0.1, 0, 90.0)
+    _fake_results(tmp_path / "b", "exssnet", 0.1, 0, 80.0, world_size=2)  # in config, as runs write it today
+    _fake_results(tmp_path / "c", "exssnet", 0.1, 0, 70.0)
+    results = json.loads((tmp_path / "c" / "results.json").read_text())
+    results["environment"] = {"world_size": 2}  # where it may move
+    (tmp_path / "c" / "results.json").write_text(json.dumps(results))
+    _fake_results(tmp_path / "d", "exssnet", 0.1, 0, 90.0)  # the same seed and settings again
+    groups = group_runs(load_runs([tmp_path]))
+    assert [(g.extra, g.seeds, g.avg_acc.mean, len(g.duplicates)) for g in groups] == [
+        ((("world_size", "1"),), [0], 90.0, 1), ((("world_size", "2"),), [0], 80.0, 1)]
+    assert groups[0].duplicate_note == "seed 0: 2 runs (same accuracies)"
+    assert groups[1].duplicate_note == "seed 0: 2 runs (different accuracies)"
+    lines = []
+    build_report([tmp_path], tmp_path / "rep", echo=lines.append)
+    assert any(line.startswith("warning: exssnet d=0.1 world_size=2: seed 0: 2 runs") for line in lines)
+
+
+def test_class_il_columns_in_summary(tmp_path):
+    _fake_results(tmp_path / "a", "supsup", 0.1, 0, 97.0, scenario="class-il")
+    results = json.loads((tmp_path / "a" / "results.json").read_text())
+    results["class_il"] = {"avg_task_inference_acc": 88.5, "avg_inferred_acc": 84.25}
+    (tmp_path / "a" / "results.json").write_text(json.dumps(results))
+    build_report([tmp_path], tmp_path / "rep")
+    row = next(csv.DictReader((tmp_path / "rep" / "summary.csv").open()))
+    assert row["task inference (%)"] == "88.50" and row["class-IL acc (%)"] == "84.25"
+    assert row["avg acc, task id given (%)"] == "97.00"

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from test_data import make_idx_dir
 
 from exssnet.cli import main
@@ -150,6 +151,62 @@ def test_resume_with_another_config_is_refused(crashed_run, flags, message, caps
     state = (crashed_run / RUN_STATE_FILE).read_bytes()
     assert message in _error(["run", "--out", str(crashed_run), "--resume", "--quiet", *flags], capsys)
     assert (crashed_run / RUN_STATE_FILE).read_bytes() == state
+
+
+class Counter(RunHook):
+    """A caller's hook with state: the tasks it saw (a list and a tensor)."""
+
+    state_key = "counter"
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+        self.loaded: dict | None = None
+
+    def state_dict(self) -> dict:
+        return {"seen": list(self.seen), "seen_tensor": torch.tensor(self.seen, dtype=torch.float32)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.loaded = state
+        self.seen = list(state["seen"])
+
+    def on_task_end(self, task, method, acc_row, record):
+        self.seen.append(task)
+
+
+def test_every_hook_gets_its_state_back_on_resume(tmp_path):
+    """The runner saves each hook's state with the checkpoint and hands it back (JSON and tensors alike)."""
+    config = RunConfig(**{**SLOW, "mask_epochs": 1, "weight_epochs": 1, "scenario": "class-il",
+                          "classil_every_task": True})
+    first = Counter()
+    with pytest.raises(RuntimeError):
+        run_experiment(config, out=tmp_path, progress=False, hooks=[first, Crash(at=1)])
+    assert first.seen == [0, 1]  # it saw task 1, whose checkpoint the crash prevented
+    state = json.loads((tmp_path / RUN_STATE_FILE).read_text())
+    assert state["hooks"]["counter"] == {"seen": [0]} and set(state["hooks"]) == {"counter", "class_il", "metrics_csv", "drift"}
+    assert state["hooks"]["metrics_csv"] == {"rows": 2} and state["hooks"]["class_il"]["after"] == [0]
+    again = Counter()
+    results = run_experiment(config, out=tmp_path, progress=False, resume=True, hooks=[again])
+    assert again.loaded["seen"] == [0] and torch.equal(again.loaded["seen_tensor"], torch.tensor([0.0]))
+    assert again.seen == [0, 1, 2]
+    assert results["class_il"]["evaluated_after_tasks"] == [0, 1, 2]  # task 0's rows came back from the saved state
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == ["0", "0", "1", "1", "2", "2"]  # task 0's rows kept once
+
+
+def test_resume_with_another_world_size_is_refused(crashed_run, capsys):
+    """A run whose first tasks were learned by 2 torchrun processes cannot be continued by 1 (their masks differ)."""
+    path = crashed_run / RUN_STATE_FILE
+    state = json.loads(path.read_text())
+    assert state["world_size"] == 1  # recorded by the run
+    path.write_text(json.dumps({**state, "world_size": 2}))
+    before = path.read_bytes()
+    err = _error(["run", "--out", str(crashed_run), "--resume", "--quiet"], capsys)
+    assert "cannot resume" in err and "with 1 process(es)" in err and "learned with 2" in err
+    assert path.read_bytes() == before and not (crashed_run / "results.json").exists()
+    del state["world_size"]  # a state written before the world size was recorded: one process
+    path.write_text(json.dumps(state))
+    assert main(["run", "--out", str(crashed_run), "--resume", "--quiet"]) == 0
+    assert results_of(crashed_run)["environment"]["world_size"] == 1 and "world_size" not in results_of(crashed_run)["config"]
 
 
 def test_resume_with_damaged_state_is_refused(crashed_run, tmp_path, capsys):

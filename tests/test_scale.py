@@ -6,6 +6,7 @@ from exssnet.data import BenchmarkSpec, build_benchmark
 from exssnet.data.readers import FASHION_MNIST_DIR
 from exssnet.footprint import state_bytes, task_footprint
 from exssnet.models import build_model
+from exssnet.task_inference import infer_task
 
 # running mean/var float32 + num_batches_tracked per BN layer; the paper's LeNet has no BatchNorm
 BN_BYTES = {"lenet-bn": (300 + 100) * 2 * 4 + 2 * 8, "lenet": 0}
@@ -32,16 +33,58 @@ def test_a_finished_task_costs_its_mask_bits_and_batchnorm_statistics(keep_score
     assert growth == {expected_mask + expected_bn + expected_scores}  # nothing else grows with the task count
 
 
-def test_superposition_holds_no_float_copy_of_masks():
+def resident_bytes(module: torch.nn.Module) -> int:
+    """Bytes of every tensor storage the module's submodules hold (parameters, buffers, caches; each storage once)."""
+    seen: set[int] = set()
+    total = 0
+
+    def visit(value) -> None:
+        nonlocal total
+        if isinstance(value, torch.Tensor):
+            storage = value.untyped_storage()
+            if storage.data_ptr() not in seen:
+                seen.add(storage.data_ptr())
+                total += storage.nbytes()
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item)
+
+    for sub in module.modules():
+        for value in vars(sub).values():
+            visit(value)
+    return total
+
+
+def superposed_peak(num_tasks: int) -> tuple[int, int, int]:
+    """(resident bytes with task 0 selected, peak resident bytes during superposed forward passes, passes seen)."""
+    torch.manual_seed(0)
     net = to_supermask(build_model("lenet", (1, 8, 8), 2), density=0.1)
-    for _ in range(3):
+    for _ in range(num_tasks):
         net.add_task(2)
         net.finish_task()
-    layer = net.masked_layers()[0]
-    with net.superposed([0, 1, 2], torch.full((3,), 1 / 3)):
-        assert not any(isinstance(v, torch.Tensor) and v.shape[:1] == (3,) and v.dim() == 3 for v in vars(layer).values())
-    net.set_task(1)
-    assert layer._alphas is None and layer._superposed == []
+    net.set_task(0)
+    one_task = resident_bytes(net)
+    peaks: list[int] = []
+    hooks = [layer.register_forward_hook(lambda *_: peaks.append(resident_bytes(net))) for layer in net.masked_layers()]
+    for mode in ("batch", "example"):  # SupSup's one-shot inference: a forward pass with every mask superposed
+        infer_task(net, torch.randn(16, 1, 8, 8), mode=mode, rule="one-shot")
+    for hook in hooks:
+        hook.remove()
+    return one_task, max(peaks), len(peaks)
+
+
+def test_superposed_forward_holds_no_float_copy_of_masks():
+    """Superposing T tasks costs their packed masks only: no float mask (or float copy per task) is kept."""
+    net = to_supermask(build_model("lenet", (1, 8, 8), 2), density=0.1)
+    packed = sum((layer.weight.numel() + 7) // 8 for layer in net.masked_layers())
+    one_task, peak3, passes = superposed_peak(3)
+    assert passes == 2 * len(net.masked_layers())  # the forward passes ran
+    assert peak3 <= one_task  # no more than one selected task's view (which caches one masked float weight)
+    _, peak6, _ = superposed_peak(6)
+    assert peak6 - peak3 <= 3 * packed + 3 * 64  # three more tasks: three more packed masks (and small metadata)
 
 
 @pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="needs apt package dataset-fashion-mnist")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import own_keys
 
 from exssnet.layers.maskcode import encode_mask
 from exssnet.metrics import storage, union_density
@@ -36,7 +37,7 @@ def test_storage_matches_wsn_cap_formula():
 @pytest.fixture(scope="module")
 def runs() -> dict[str, dict]:
     torch.set_num_threads(1)
-    return {m: run_experiment(RunConfig.from_dict(dict(method=m, **TINY)), progress=False)
+    return {m: run_experiment(RunConfig.from_dict(own_keys(m, dict(method=m, **TINY))), progress=False)
             for m in ("supsup", "naive", "individual")}
 
 

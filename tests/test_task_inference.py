@@ -9,7 +9,7 @@ from exssnet.data.readers import read_digits
 from exssnet.data.tasks import Split, TaskData, carve_validation
 from exssnet.layers import MultitaskBatchNorm, View, pack_mask
 from exssnet.layers.topk import superposed_mask
-from exssnet.methods.loops import train_phase
+from exssnet.methods.loops import PhaseSpec, train_phase
 from exssnet.models import build_model
 from exssnet.task_inference import entropy, entropy_gradients, infer_task, learned_tasks
 
@@ -155,8 +155,8 @@ def test_inference_finds_the_task_of_trained_permuted_digits():
     net = to_supermask(build_model("lenet-bn", (1, 8, 8), 10), density=0.2)
     for t, task in enumerate(tasks):
         net.add_task(10)
-        train_phase("mask", net, lambda x: net(x)[:, :10], net.trainable_parameters(), task, 4, 0.01, 64,
-                    torch.Generator().manual_seed(t), progress=False)
+        train_phase(PhaseSpec("mask", 4, 0.01, 64, torch.Generator().manual_seed(t)), net, lambda x: net(x)[:, :10],
+                    net.trainable_parameters(), task, progress=False)
         net.finish_task()
     for j, task in enumerate(tasks):
         for start in range(0, 256, 64):

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, TypeVar
+import difflib
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
 from exssnet.errors import ExssnetError
 
 T = TypeVar("T")
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """' did you mean X?' for the closest of `choices` to a misspelt `name` (difflib), or "" when none is close."""
+    close = difflib.get_close_matches(name, list(choices), n=2, cutoff=0.75)
+    return f" did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 class Registry(Generic[T]):
@@ -44,5 +51,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._items:
-            raise ExssnetError(f"unknown {self.kind} {name!r}; known {self.kind}s: {', '.join(self.names())}")
+            hint = did_you_mean(str(name), self.names())  # one short line when the name is a near miss
+            known = hint or f" known {self.kind}s: {', '.join(self.names())}"
+            raise ExssnetError(f"unknown {self.kind} {name!r};{known}")
         return self._items[name]

@@ -1,7 +1,12 @@
 """Typed settings dataclasses: the run's core settings and the base of every method's own settings.
 
-A settings class is a dataclass whose fields are made with `setting(default, help)`; its `check()` raises
+A settings class is a dataclass whose fields are made with `setting(default, help, role)`; its `check()` raises
 ExssnetError for bad values. Field types are checked first (ints are accepted where floats are expected).
+
+Every field declares its `Role`: whether it changes what a run computes (RESULT, the default) or only where and
+how it ran (INCIDENTAL), and whether a resumed run may change it (RESUME_FREE). A field of a method's settings
+class is owned by the methods registered with that class (exssnet.methods.register_method); the core settings
+are read by every run. `exssnet.run.config.config_diff` reads the roles.
 """
 
 from __future__ import annotations
@@ -10,14 +15,28 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from exssnet.errors import ExssnetError, check_density
 
 
-def setting(default: Any, help: str) -> Any:
-    """A settings field with its CLI help text (every field becomes a `--flag` of `exssnet run`)."""
-    return field(default=default, metadata={"help": help})
+class Role(str, Enum):
+    """What a setting is to the question "is this the same run?"."""
+
+    RESULT = "result"            # changes what the run computes: runs that differ in it are different runs
+    INCIDENTAL = "incidental"    # where/how it ran (device, logging): a sweep skips a finished cell differing only here
+    RESUME_FREE = "resume_free"  # incidental, and a resumed run may also change it (threads, workers)
+
+
+def setting(default: Any, help: str, role: Role = Role.RESULT) -> Any:
+    """A settings field with its CLI help text and role (every field becomes a `--flag` of `exssnet run`)."""
+    return field(default=default, metadata={"help": help, "role": role})
+
+
+def role_of(f: dataclasses.Field) -> Role:
+    """The declared role of a settings field (RESULT when a field was made without `setting`)."""
+    return Role(f.metadata.get("role", Role.RESULT))
 
 
 @dataclass
@@ -67,12 +86,12 @@ class CoreSettings(Settings):
     model: str = setting("lenet", "model name, e.g. lenet")
     density: float = setting(0.1, "fraction of weights each task's mask keeps, in (0, 1]")
     seed: int = setting(0, "random seed (class order, initialisation, data order)")
-    device: str = setting("cpu", "cpu, cuda or cuda:N")
+    device: str = setting("cpu", "cpu, cuda or cuda:N", Role.INCIDENTAL)
     num_tasks: int | None = setting(None, "use only the first N tasks")
     classes_per_task: int = setting(2, "classes per task")
     class_order: str = setting("seeded", "'seeded' permutation or 'sequential'")
     val_fraction: float = setting(0.1, "fraction of each task's training data held out for validation")
-    data_dir: str | None = setting(None, "folder with the dataset files (standard formats)")
+    data_dir: str | None = setting(None, "folder with the dataset files (standard formats)", Role.INCIDENTAL)
     batch_size: int = setting(128, "training batch size")
     eval_batch_size: int = setting(1024, "evaluation batch size")
     mask_epochs: int = setting(5, "epochs of the mask (scores) phase per task")
@@ -82,12 +101,12 @@ class CoreSettings(Settings):
     keep_best_epoch: bool = setting(False, "end every training phase with the epoch of lowest validation loss "
                                            "(WSN's protocol; vision methods)")
     keep_scores: bool = setting(False, "keep finished tasks' float scores (default: only their packed masks)")
-    deterministic: bool = setting(True, "use deterministic algorithms (bit-identical reruns on CPU)")
-    threads: int | None = setting(None, "torch CPU threads")
+    deterministic: bool = setting(True, "use deterministic algorithms (bit-identical reruns on CPU)", Role.INCIDENTAL)
+    threads: int | None = setting(None, "torch CPU threads", Role.RESUME_FREE)
     amp: str | None = setting(None, "automatic mixed precision: 'bf16' or 'fp16' (loss-scaled); unset: float32")
     channels_last: bool = setting(False, "convolutions in channels-last memory format (faster with CUDA tensor cores)")
-    log_csv: bool = setting(True, "write per-epoch loss and validation accuracy to metrics.csv in the output folder")
-    tensorboard: bool = setting(False, "write TensorBoard scalars to tensorboard/ in the output folder")
+    log_csv: bool = setting(True, "write per-epoch loss and validation accuracy to metrics.csv in the output folder", Role.INCIDENTAL)
+    tensorboard: bool = setting(False, "write TensorBoard scalars to tensorboard/ in the output folder", Role.INCIDENTAL)
     scenario: str = setting("task-il", "'task-il' (task id given) or 'class-il' (also infer the task, see classil_rule)")
     classil_rule: str = setting("min-entropy", "class-il task inference: exact 'min-entropy' (one forward per task), "
                                 "SupSup 'one-shot' gradient or its iterative 'binary' halving")
@@ -106,7 +125,7 @@ class CoreSettings(Settings):
     encode_batch_size: int = setting(64, "batch size of the frozen encoder when features are computed")
     # ----- benchmarks streamed from image files (imagenet); ignored by the others -----
     image_size: int = setting(224, "imagenet: training crop and evaluation centre-crop size (eval resizes the short side to 8/7 of it first)")
-    workers: int = setting(4, "imagenet: DataLoader worker processes that decode images (0: in the main process)")
+    workers: int = setting(4, "imagenet: DataLoader worker processes that decode images (0: in the main process)", Role.RESUME_FREE)
 
     def check(self) -> None:
         self.density = check_density(self.density)

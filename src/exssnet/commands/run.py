@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from exssnet.methods import method_names
-from exssnet.run.config import RunConfig, config_fields, config_types, load_yaml, methods_reading
+from exssnet.commands.run_flags import SYSTEM, HelpMethod, add_config_flags, unknown_keys_error
+from exssnet.run.config import RunConfig, config_fields, load_yaml
 
 NAME = "run"
 HELP = "learn a sequence of tasks and write results.json"
+USAGE = "exssnet run [--config FILE] [--method NAME] [--benchmark NAME] [--FLAG VALUE ...] [--out DIR]"
 EXIT_INTERRUPTED = 130
 
 
@@ -25,30 +26,13 @@ def quiet_hugging_face() -> None:
         sys.modules["transformers"].utils.logging.disable_progress_bar()
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One `--flag` per config key (core and registered method settings); booleans get `--flag/--no-flag`.
-
-    A method setting's help starts with the methods that read it. Unset flags stay None.
-    """
-    types = config_types()
-    for f in config_fields():
-        flag = "--" + f.name.replace("_", "-")
-        text = f.metadata.get("help", "")
-        methods = methods_reading(f.name)
-        if methods:
-            text = f"{', '.join(methods)}: {text}"
-        if f.name == "method":
-            text = f"one of {', '.join(method_names())}"
-        kinds = [t for t in types[f.name] if t is not type(None)]
-        if kinds[0] is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        else:
-            parser.add_argument(flag, dest=f.name, type=kinds[0], default=None, metavar=f.name.upper(), help=text)
-
-
 def given_values(args: argparse.Namespace) -> dict[str, Any]:
     """Config keys from the YAML file, then flags given on the command line (defaults not included)."""
     values: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    known = {f.name for f in config_fields()}
+    unknown = [key for key in values if key not in known]
+    if unknown:
+        raise unknown_keys_error(unknown)
     for f in config_fields():
         given = getattr(args, f.name, None)
         if given is not None:
@@ -62,15 +46,17 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML file of config keys (flags given here override it)")
-    add_config_flags(parser)
-    parser.add_argument("--out", type=Path, help="output folder for results.json")
+    parser.usage = USAGE
+    parser.add_argument("--help-method", action=HelpMethod, metavar="NAME", help="show one method's settings and exit")
+    parser.add_argument("--config", metavar="FILE", help="YAML file of config keys (flags given here override it)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="output folder for results.json (default: none, nothing written)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing results.json in --out")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--resume", action="store_true",
                         help="continue the killed run in --out from its last finished task (its saved config is used)")
-    parser.add_argument("--no-checkpoints", dest="checkpoints", action="store_false",
-                        help="do not write a checkpoint into --out after every task")
+    groups = add_config_flags(parser)
+    groups[SYSTEM].add_argument("--quiet", action="store_true", help="no progress bars")
+    groups[SYSTEM].add_argument("--no-checkpoints", dest="checkpoints", action="store_false",
+                                help="do not write a checkpoint into --out after every task (default: written)")
 
 
 def execute(args: argparse.Namespace) -> int:

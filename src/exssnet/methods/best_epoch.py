@@ -3,7 +3,7 @@
 Kang et al. 2022's code evaluates the validation loss after every epoch, keeps a copy of the model whenever it
 is the lowest so far and loads that copy back when the task's epochs are done. `BestEpoch` does this for one
 phase of `loops.train_phase` (option `keep_best_epoch`): the copy is the module's whole state (parameters and
-buffers: scores, weights, BatchNorm statistics), taken on the module's own device.
+buffers: scores, weights, a weight phase's compact parameters, BatchNorm statistics), taken on the module's own device.
 Only the module is restored: a method's own bookkeeping during the phase (SI's path integral, replay buffers)
 stays as the last epoch left it, as in WSN's code.
 """
@@ -32,6 +32,11 @@ def validation_loss(logits_fn: Callable[[Inputs], torch.Tensor], split: Split, b
     return total / count if count else math.inf
 
 
+def _tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer of `module` by name (a weight phase's compact parameters included; no extra state)."""
+    return {**dict(module.named_parameters()), **dict(module.named_buffers())}
+
+
 class BestEpoch:
     """After each epoch `update()` scores the validation loss and keeps the state when it is the best so far;
     `restore()` loads the kept state back (nothing happens when no epoch was scored)."""
@@ -50,7 +55,7 @@ class BestEpoch:
         self.losses.append(loss)
         if loss < self.best_loss:  # ties keep the earlier epoch, as a strict `<` does in WSN's code
             self.best_loss, self.best_epoch = loss, epoch
-            self.state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+            self.state = {k: v.detach().clone() for k, v in _tensors(self.module).items()}
         return loss
 
     @torch.no_grad()
@@ -58,7 +63,7 @@ class BestEpoch:
         """Copy the kept state back into the module's own tensors (in place: optimisers and views stay valid)."""
         if self.state is None:
             return
-        current = self.module.state_dict()
+        current = _tensors(self.module)
         for key, value in self.state.items():
             current[key].copy_(value)
 

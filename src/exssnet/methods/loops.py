@@ -21,13 +21,37 @@ EpochCallback = Callable[[dict], None]
 
 
 @dataclass
+class Step:
+    """What one training step computed: the loss to minimise and, when a hook needs them, the batch's own logits.
+
+    `logits` are the current batch's logits on its own task (detached), e.g. what DER stores with the batch.
+    """
+
+    loss: torch.Tensor
+    logits: torch.Tensor | None = None
+
+
+@dataclass
 class StepHooks:
     """Optional changes to a phase's steps (the dense baselines use them; supermask phases need none)."""
 
-    batch_loss: Callable[[Inputs, torch.Tensor], torch.Tensor] | None = None  # default: cross-entropy of logits_fn
+    batch_loss: Callable[[Inputs, torch.Tensor], torch.Tensor | Step] | None = None  # default: cross-entropy of logits_fn
     after_backward: Callable[[], None] | None = None  # e.g. project the gradients (A-GEM)
-    after_step: Callable[[Inputs, torch.Tensor], None] | None = None  # sees the batch before augmentation
+    after_step: Callable[[Inputs, torch.Tensor, Step], None] | None = None  # sees the batch before augmentation
     validate: Callable[[], float] | None = None  # default: accuracy of logits_fn on the task's validation split
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """One training phase: its name, how long, how fast, in what batches, and the generator of its data order."""
+
+    name: str
+    epochs: int
+    lr: float
+    batch_size: int
+    generator: torch.Generator
+    eval_batch_size: int = 1024
+    keep_best: bool = False  # end with the epoch of lowest validation loss (exssnet.methods.best_epoch)
 
 
 @dataclass
@@ -62,31 +86,26 @@ def accuracy(logits_fn: LogitsFn, split: Split, batch_size: int) -> float:
 
 
 def train_phase(
-    name: str,
+    spec: PhaseSpec,
     module: torch.nn.Module,
     logits_fn: LogitsFn,
     params: Iterable[torch.nn.Parameter | dict],
     task: TaskData,
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    generator: torch.Generator,
-    eval_batch_size: int = 1024,
     progress: bool = True,
     on_epoch: EpochCallback | None = None,
     hooks: StepHooks | None = None,
-    keep_best: bool = False,
 ) -> PhaseHistory:
-    """Train `params` for `epochs` with a fresh Adam (weight decay 0) and a per-step cosine schedule.
+    """Train `params` for `spec.epochs` with a fresh Adam (weight decay 0) and a per-step cosine schedule.
 
     `module` is put in train mode for steps and eval mode for the per-epoch validation.
     A NaN or infinite loss stops the run with a clear error.
-    `keep_best` (and a validation split): end with the state of the epoch of lowest validation loss
+    `spec.keep_best` (and a validation split): end with the state of the epoch of lowest validation loss
     (exssnet.methods.best_epoch).
     """
+    name, epochs, lr, batch_size, generator = spec.name, spec.epochs, spec.lr, spec.batch_size, spec.generator
     hooks = hooks or StepHooks()
     batch_loss = hooks.batch_loss or (lambda x, y: F.cross_entropy(logits_fn(x), y))
-    validate = hooks.validate or (lambda: accuracy(logits_fn, task.val, eval_batch_size))
+    validate = hooks.validate or (lambda: accuracy(logits_fn, task.val, spec.eval_batch_size))
     history = PhaseHistory(name)
     params = [p for p in params]  # parameters, or Adam parameter groups ({"params": [...], "lr": ...})
     flat = [q for p in params for q in (p["params"] if isinstance(p, dict) else [p])]
@@ -99,14 +118,16 @@ def train_phase(
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=0.0)
     steps = epochs * math.ceil(len(task.train) / batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    best = BestEpoch(module, logits_fn, task.val, eval_batch_size) if keep_best and len(task.val) else None
+    best = BestEpoch(module, logits_fn, task.val, spec.eval_batch_size) if spec.keep_best and len(task.val) else None
     bar = tqdm(range(epochs), desc=f"  {task.name} {name}", leave=False, disable=not progress, unit="ep")
     for epoch in bar:
         module.train()
         total, count = 0.0, 0
         for x, y in task.train.batches(batch_size, shuffle=True, generator=generator, shard=sync.shard):
             seen = task.augment(x, augment_generator) if task.augment is not None else x
-            loss = batch_loss(seen, y)
+            out = batch_loss(seen, y)
+            step = out if isinstance(out, Step) else Step(out)
+            loss = step.loss
             if not torch.isfinite(loss):
                 raise ExssnetError(
                     f"loss became {loss.item()} in {task.name} {name} phase, epoch {epoch + 1}; "
@@ -121,7 +142,7 @@ def train_phase(
             scaler.update()
             amp.step_schedule(schedule, scaler)
             if hooks.after_step is not None:
-                hooks.after_step(x, y)
+                hooks.after_step(x, y, step)
             total += float(loss.detach()) * y.shape[0]
             count += y.shape[0]
         total, count = sync.sum(total, count)

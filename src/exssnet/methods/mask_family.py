@@ -33,7 +33,7 @@ from exssnet.checkpoint import load_compatible, save_pretrained
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import ContinualMethod, register_method
-from exssnet.methods.loops import EpochCallback, train_phase
+from exssnet.methods.loops import EpochCallback, PhaseSpec, train_phase
 from exssnet.metrics import sparse_overlap
 from exssnet.models import build_model
 from exssnet.models.contract import find_classifier
@@ -94,10 +94,9 @@ class MaskFamilyMethod(ContinualMethod):
     def phase(self, name: str, params: list, task_id: int, task: TaskData, epochs: int, lr: float,
               stream: TaskStream, progress: bool, on_epoch: EpochCallback | None) -> dict:
         cfg = self.config
-        history = train_phase(name, self.net, self.logits_fn(task.num_classes), params, task, epochs, lr,
-                              cfg.batch_size, task_generator(cfg.seed, task_id, stream), cfg.eval_batch_size,
-                              progress, on_epoch, keep_best=cfg.keep_best_epoch)
-        return history.to_dict()
+        spec = PhaseSpec(name, epochs, lr, cfg.batch_size, task_generator(cfg.seed, task_id, stream),
+                         cfg.eval_batch_size, keep_best=cfg.keep_best_epoch)
+        return train_phase(spec, self.net, self.logits_fn(task.num_classes), params, task, progress, on_epoch).to_dict()
 
     def logits(self, x: Inputs, task_id: int) -> torch.Tensor:
         return self.net.logits(x, self.check_task(task_id))

@@ -1,4 +1,4 @@
-"""SupSup, SSNeT and ExSSNeT: one class, three weight-phase rules.
+"""SupSup, SSNeT and ExSSNeT: one base class, three named subclasses that differ in their weight-phase rule.
 
 - supsup:  mask phase only; the shared weights never change.
 - ssnet:   mask phase, then train every weight inside the task's mask (may forget).
@@ -20,14 +20,12 @@ from exssnet.diagnosis import at_chance
 from exssnet.errors import ExssnetError
 from exssnet.kkt import HEADS, RULES, KKTChoice, KKTSettings, kkt_initial_scores, rescue_scores
 from exssnet.methods.base import ContinualMethod, register_method
-from exssnet.methods.loops import EpochCallback, PhaseHistory, train_phase
+from exssnet.methods.loops import EpochCallback, PhaseHistory, PhaseSpec, train_phase
 from exssnet.metrics import sparse_overlap
 from exssnet.models import build_model
 from exssnet.seeds import TaskStream, task_generator
 from exssnet.settings import CoreSettings, Settings, at_least_one, setting
 from exssnet.supermask import SupermaskNet, WeightRule, to_supermask
-
-WEIGHT_RULES: dict[str, WeightRule | None] = {"supsup": None, "ssnet": WeightRule.ALL, "exssnet": WeightRule.EXCLUSIVE}
 
 
 @dataclass
@@ -60,58 +58,67 @@ class SupermaskSettings(Settings):
                            rule=self.kkt_rule, alpha=self.kkt_alpha, blend=self.kkt_blend)
 
 
+@dataclass
+class TaskStart:
+    """Where a task's mask phase starts: its scores (None: a fresh random draw), its KKT record for results.json,
+    and rank 0's full KKT choice (with the fresh draw it passed over), which a rescue reads."""
+
+    scores: dict[str, torch.Tensor] | None = None
+    record: dict | None = None
+    choice: KKTChoice | None = None
+
+
 class SupermaskMethod(ContinualMethod):
-    """A supermask network learning each task as mask phase + optional weight phase."""
+    """A supermask network learning each task as mask phase + optional weight phase (`weight_rule`)."""
 
     settings: SupermaskSettings
+    weight_rule: WeightRule | None = None  # None: no weight phase (SupSup)
 
-    def __init__(self, config: CoreSettings, benchmark: Benchmark, weight_rule: WeightRule | None,
-                 settings: SupermaskSettings | None = None) -> None:
+    def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: SupermaskSettings | None = None) -> None:
         super().__init__(config, benchmark, settings if settings is not None else SupermaskSettings())
-        self.weight_rule = weight_rule
         dense = build_model(config.model, benchmark.input_shape, benchmark.max_classes)
         self.net: SupermaskNet = to_supermask(dense, config.density, keep_scores=config.keep_scores).to(self.device)
-        self._kkt_choice: KKTChoice | None = None  # the current task's KKT choice with its fresh draw (rank 0)
 
-    def initial_scores(self, task_id: int, task: TaskData) -> tuple[dict[str, torch.Tensor] | None, dict]:
-        """Scores to start `task` from (None: fresh random) and info about the choice.
-
-        With `kkt` on, KKT picks an earlier task by KNN on its penultimate features (exssnet.kkt)
-        and the info holds its record under "kkt".
-        """
+    def initial_scores(self, task_id: int, task: TaskData) -> TaskStart:
+        """Where to start `task`: fresh random scores, or with `kkt` on the scores KKT picks (exssnet.kkt: an
+        earlier task by KNN on its penultimate features; `record` is its results.json entry)."""
         if not self.settings.kkt:
-            return None, {}
+            return TaskStart()
         seed = self.config.seed
+        full: list[KKTChoice] = []  # rank 0's choice with its fresh draw (not broadcast)
 
         def decide() -> tuple[dict[str, torch.Tensor] | None, KKTChoice]:
             scores, choice = kkt_initial_scores(self.net, task, task_id, self.settings.to_kkt(),
                                                 task_generator(seed, task_id, TaskStream.KKT))
-            self._kkt_choice = choice  # rank 0 keeps the fresh draw for a rescue; it is not broadcast
+            full.append(choice)
             return scores, replace(choice, fresh=None)
 
         scores, choice = distributed.decide_on_main(decide, self.device)  # data parallel: rank 0 decides, every rank gets it
-        return scores, {"kkt": choice.to_dict()}
+        return TaskStart(scores, choice.to_dict(), full[0] if full else None)
 
     def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
         cfg = self.config
-        init, info = self.initial_scores(task_id, task)
-        self.net.add_task(task.num_classes, initial_scores=init)
+        start = self.initial_scores(task_id, task)
+        info: dict = {} if start.record is None else {"kkt": start.record}
+        self.net.add_task(task.num_classes, initial_scores=start.scores)
         logits_fn = self.net_logits_fn(task.num_classes)
         train_mask = lambda: train_phase(  # noqa: E731
-            "mask", self.net, logits_fn, self.net.trainable_parameters(), task, cfg.mask_epochs, cfg.mask_lr,
-            cfg.batch_size, task_generator(cfg.seed, task_id, TaskStream.MASK_PHASE), cfg.eval_batch_size, progress, on_epoch,
-            keep_best=cfg.keep_best_epoch,
+            PhaseSpec("mask", cfg.mask_epochs, cfg.mask_lr, cfg.batch_size,
+                      task_generator(cfg.seed, task_id, TaskStream.MASK_PHASE), cfg.eval_batch_size, keep_best=cfg.keep_best_epoch),
+            self.net, logits_fn, self.net.trainable_parameters(), task, progress, on_epoch,
         )
         mask_history = train_mask()
         if self.settings.kkt and self.settings.kkt_rescue:
-            mask_history = self.rescue_at_chance(task_id, task, mask_history, train_mask, info["kkt"])
+            mask_history, rescue = self.rescue_at_chance(task_id, task, mask_history, train_mask, start.choice)
+            if rescue is not None:
+                info["kkt"] = {**info["kkt"], "rescue": rescue}
         info["mask_phase"] = mask_history.to_dict()
         if self.weight_rule is not None:
             self.net.start_weight_phase(self.weight_rule)
             weight_history = train_phase(
-                "weights", self.net, logits_fn, self.net.trainable_parameters(), task, cfg.weight_epochs, cfg.weight_lr,
-                cfg.batch_size, task_generator(cfg.seed, task_id, TaskStream.WEIGHT_PHASE), cfg.eval_batch_size, progress, on_epoch,
-                keep_best=cfg.keep_best_epoch,
+                PhaseSpec("weights", cfg.weight_epochs, cfg.weight_lr, cfg.batch_size,
+                          task_generator(cfg.seed, task_id, TaskStream.WEIGHT_PHASE), cfg.eval_batch_size, keep_best=cfg.keep_best_epoch),
+                self.net, logits_fn, self.net.trainable_parameters(), task, progress, on_epoch,
             )
             info["weight_phase"] = weight_history.to_dict()
         self.net.finish_task()
@@ -121,29 +128,27 @@ class SupermaskMethod(ContinualMethod):
         return info
 
     def rescue_at_chance(self, task_id: int, task: TaskData, first: PhaseHistory, train_mask: Callable[[], PhaseHistory],
-                         record: dict) -> PhaseHistory:
+                         choice: KKTChoice | None) -> tuple[PhaseHistory, dict | None]:
         """KKT rescue: a mask phase that ended at chance on validation runs once more from the other start
-        (`kkt.rescue_scores`); the one with the higher final validation accuracy stays (the first on ties).
-
-        `record` (the task's KKT record) gets a "rescue" entry; without a validation split nothing happens.
+        (`kkt.rescue_scores`, from rank 0's `choice`); the one with the higher final validation accuracy stays
+        (the first on ties). Returns the kept history and the rescue's record (None: no rescue was needed).
         """
         if not first.val_acc or not at_chance(first.val_acc[-1], task.num_classes, len(task.val)):
-            return first
-        choice = self._kkt_choice
+            return first, None
         scores, start = distributed.decide_on_main(
             lambda: rescue_scores(self.net, choice, task_generator(self.config.seed, task_id, TaskStream.KKT)), self.device)
-        record["rescue"] = {"first_val_acc": first.val_acc[-1], "start": start or None}
+        record = {"first_val_acc": first.val_acc[-1], "start": start or None}
         if scores is None:
-            return first
+            return first, record
         kept = self.net.mask_phase_state()
         self.net.restart_task(scores)
         second = train_mask()
         better = second.val_acc[-1] > first.val_acc[-1]
         if not better:
             self.net.restart_task(*kept)
-        record["rescue"].update(val_acc=second.val_acc[-1], kept="rescue" if better else "first",
-                                other_phase=(first if better else second).to_dict())
-        return second if better else first
+        record.update(val_acc=second.val_acc[-1], kept="rescue" if better else "first",
+                      other_phase=(first if better else second).to_dict())
+        return (second if better else first), record
 
     def net_logits_fn(self, num_classes: int):
         def logits_fn(x: Inputs) -> torch.Tensor:
@@ -173,12 +178,22 @@ class SupermaskMethod(ContinualMethod):
         return {"sparse_overlap": sparse_overlap(masks)}
 
 
-def _factory(rule: WeightRule | None):
-    def build(config: CoreSettings, benchmark: Benchmark, settings: SupermaskSettings) -> SupermaskMethod:
-        return SupermaskMethod(config, benchmark, rule, settings)
+@register_method("supsup", settings=SupermaskSettings)
+class SupSup(SupermaskMethod):
+    """SupSup: a mask per task over fixed random weights; the weights never change."""
 
-    return build
+    weight_rule = None
 
 
-for _name, _rule in WEIGHT_RULES.items():
-    register_method(_name, settings=SupermaskSettings, resumable=True)(_factory(_rule))
+@register_method("ssnet", settings=SupermaskSettings)
+class SSNeT(SupermaskMethod):
+    """SSNeT: SupSup's mask phase, then every weight inside the task's mask trains (earlier tasks may forget)."""
+
+    weight_rule = WeightRule.ALL
+
+
+@register_method("exssnet", settings=SupermaskSettings)
+class ExSSNeT(SupermaskMethod):
+    """ExSSNeT: SupSup's mask phase, then only free weights (in the mask, in no earlier mask) train: no forgetting."""
+
+    weight_rule = WeightRule.EXCLUSIVE

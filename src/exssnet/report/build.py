@@ -9,8 +9,8 @@ from typing import Callable, Iterable
 
 from exssnet.errors import ExssnetError
 from exssnet.report import figures
-from exssnet.report.aggregate import Group, group_runs, series_by_method
-from exssnet.report.html import COLUMNS, Section, render_page, table_rows, text_table
+from exssnet.report.aggregate import Group, by_stream, group_runs, series_by_method
+from exssnet.report.html import COLUMNS, Section, render_page, short_examples, table_rows, text_table
 from exssnet.report.loading import load_runs
 
 REPORT_FILE = "report.html"
@@ -22,16 +22,21 @@ def slug(text: str) -> str:
 
 
 def settings(groups: list[Group]) -> dict[str, list[Group]]:
-    """Groups that share a benchmark, its data, model and task count (comparable on one plot), by section name."""
-    datasets: dict[tuple[str, str, int], set[str]] = {}
-    for group in groups:
-        datasets.setdefault((group.key.benchmark, group.key.model, group.key.num_tasks), set()).add(group.key.data)
+    """Groups that read the same examples (benchmark, examples, task count), comparable on one plot, by section name.
+
+    Token-input and feature-input runs of one text stream land in one section. The examples' identity is named only
+    where one benchmark has several; the models are named where the groups' methods read one.
+    """
+    streams = by_stream(groups)
+    per_benchmark: dict[tuple[str, int], set[str]] = {}
+    for benchmark, examples, tasks in streams:
+        per_benchmark.setdefault((benchmark, tasks), set()).add(examples)
     found: dict[str, list[Group]] = {}
-    for group in groups:
-        setting = (group.key.benchmark, group.key.model, group.key.num_tasks)
-        data = f", data {group.key.data[:8] or '?'}" if len(datasets[setting]) > 1 else ""  # only when it tells apart
-        name = f"{group.key.benchmark}{data}, {group.key.model}, {group.key.num_tasks} tasks"
-        found.setdefault(name, []).append(group)
+    for (benchmark, examples, tasks), members in streams.items():
+        data = f", data {short_examples(examples)}" if len(per_benchmark[(benchmark, tasks)]) > 1 else ""
+        models = "/".join(sorted({g.key.model for g in members if g.key.model}))
+        name = ", ".join(part for part in (f"{benchmark}{data}", models, f"{tasks} tasks") if part)
+        found.setdefault(name, []).extend(members)
     return found
 
 
@@ -45,7 +50,7 @@ def setting_section(name: str, groups: list[Group], out: Path) -> Section:
     if with_overlap:
         section.figures.append((f"Per-task sparse overlap, {name}",
                                 figures.overlap_per_task(with_overlap, name, out / f"sparse_overlap_{stem}.png")))
-    series = series_by_method(groups)
+    series = series_by_method([g for g in groups if g.key.density is not None])
     if any(len(v) > 1 for v in series.values()):
         section.figures.append((f"Average accuracy vs mask density (paper Fig. 2/5), {name}",
                                 figures.accuracy_vs_density(series, name, out / f"acc_vs_density_{stem}.png")))
@@ -76,12 +81,16 @@ def build_report(paths: Iterable[str | Path], out: Path, title: str = "exssnet r
     groups = group_runs(load_runs(paths))
     if echo is not None:
         echo(text_table(groups, out))
+        for group in groups:
+            if group.duplicates:
+                echo(f"warning: {group.label}: {group.duplicate_note}; only the first run of each seed is counted")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExssnetError(f"cannot create report folder {out}: {exc}") from None
-    sections = [setting_section(name, members, out) for name, members in settings(groups).items()]
-    write_summary_csv(groups, out / SUMMARY_FILE)
+    streams = settings(groups)
+    sections = [setting_section(name, members, out) for name, members in streams.items()]
+    write_summary_csv([g for members in streams.values() for g in members], out / SUMMARY_FILE)
     page = out / REPORT_FILE
-    page.write_text(render_page(title, groups, sections, out), encoding="utf-8")
+    page.write_text(render_page(title, streams, sections, out), encoding="utf-8")
     return page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,38 @@ class Run:
         value = info.get("data_dir") if isinstance(info, dict) else None
         value = value or self.config.get("data_dir")
         return value if isinstance(value, str) else ""
+
+    @property
+    def examples(self) -> str:
+        """What identifies the examples the run read, whatever form they took (frozen-encoder features or tokens).
+
+        Text benchmarks (their info records `task_sizes`): the benchmark, its tasks in order with their sizes and the
+        sampling seed, so a token-input and a feature-input run on one stream match; the data fingerprint can not tell
+        this (it hashes the input tensors). Other benchmarks: the data fingerprint.
+        """
+        info = self.results.get("benchmark_info")
+        if isinstance(info, dict) and isinstance(info.get("task_sizes"), dict):
+            stream = {"benchmark": self.results.get("benchmark"), "tasks": self.results.get("task_names"),
+                      "sizes": info["task_sizes"], "sample_seed": info.get("sample_seed"),
+                      "max_length": info.get("max_length")}
+            digest = hashlib.blake2b(json.dumps(stream, sort_keys=True).encode(), digest_size=12).hexdigest()
+            return f"text-{digest}"
+        return self.data_fingerprint
+
+    @property
+    def world_size(self) -> int:
+        """Processes the run was trained with (results.json `config` or `environment`; 1 when not recorded)."""
+        for place in (self.config, self.results.get("environment") or {}):
+            value = place.get("world_size") if isinstance(place, dict) else None
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        return 1
+
+    @property
+    def class_il(self) -> dict | None:
+        """The class-IL evaluation (task inference, then classification), None for a task-IL run."""
+        value = self.results.get("class_il")
+        return value if isinstance(value, dict) else None
 
     @property
     def overlap(self) -> list[float] | None:

@@ -9,6 +9,7 @@ For each learned task's test set it measures
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import torch
 
@@ -83,26 +84,37 @@ def evaluate_tasks(
 class ClassILHook(RunHook):
     """Collects class-IL metrics after the last task (and after every task when configured) into `class_il`."""
 
-    def __init__(self, config: RunConfig, method: ContinualMethod, tasks: list[TaskData],
-                 finished_records: list[dict] | None = None) -> None:
-        """`finished_records`: the task records of a resumed run's finished tasks (their class-IL rows are kept)."""
+    state_key = "class_il"
+
+    def __init__(self, config: RunConfig, method: ContinualMethod, tasks: list[TaskData]) -> None:
         check_settings(config.classil_mode, config.classil_bn, config.classil_rule)
         if any(not isinstance(task.test.x, (torch.Tensor, tuple)) for task in tasks):
             raise ExssnetError("class-il evaluation needs the test sets in memory; this benchmark streams its "
                                "images from disk (imagenet): use --scenario task-il")
-        self.net = supermask_net_of(method)
+        supermask_net_of(method)  # refused now, before any task, when the method has no supermask network
+        self.method = method
         self.config, self.tasks = config, tasks
         self.task_inference_rows: list[list[float]] = []
         self.inferred_rows: list[list[float]] = []
         self.after: list[int] = []
         self.seconds = 0.0
         self.task_given_acc: list[float] = []
-        for t, record in enumerate(finished_records or []):
-            if "class_il" in record:
-                self.restore(t, record["class_il"])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"after": self.after, "task_inference_rows": self.task_inference_rows,
+                "inferred_rows": self.inferred_rows, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The rows measured by the run being resumed (checked: row t holds t + 1 accuracies)."""
+        after = state.get("after", [])
+        for t, rows, inferred in zip(after, state.get("task_inference_rows", []), state.get("inferred_rows", [])):
+            self.restore(t, {"task_inference_acc": rows, "inferred_task_acc": inferred})
+        if len(self.after) != len(after):
+            raise ExssnetError("the saved class-IL rows are damaged (fewer rows than evaluation points)")
+        self.seconds = float(state.get("seconds", 0.0))
 
     def on_task_end(self, task: int, method: ContinualMethod, acc_row: list[float], record: dict) -> None:
-        """Measure (when due) and keep the rows in the task's record, which the checkpoint hook saves next."""
+        """Measure (when due); the rows also go into the task's record in results.json."""
         self.task_given_acc = list(acc_row)
         rows = self.after_task(task)
         if rows is not None:
@@ -122,7 +134,7 @@ class ClassILHook(RunHook):
         cfg = self.config
         splits = [task.test for task in self.tasks[: t + 1]]
         rows = evaluate_tasks(
-            self.net, splits, cfg.classil_mode, cfg.classil_bn, cfg.classil_batch_size, class_il_seed(cfg.seed), cfg.classil_rule
+            supermask_net_of(self.method), splits, cfg.classil_mode, cfg.classil_bn, cfg.classil_batch_size, class_il_seed(cfg.seed), cfg.classil_rule
         )
         record = {"task_inference_acc": [r[0] for r in rows], "inferred_task_acc": [r[1] for r in rows],
                   "seconds": time.perf_counter() - start}

@@ -1,7 +1,10 @@
-"""Run configuration: the core settings plus every registered method's settings, loaded from YAML and/or CLI flags.
+"""Run configuration: the core settings plus the run's own method's settings, loaded from YAML and/or CLI flags.
 
 The accepted keys are the core settings' fields and the fields of the settings classes registered with the
-methods (exssnet.methods.register_method); `to_dict()` is one flat mapping of them all.
+methods (exssnet.methods.register_method). A run reads the core settings and its own method's; a setting only
+other methods read, given a value other than its default, is refused (the user would believe it was set).
+`to_dict()` is the flat mapping of the keys the run reads (results.json's `config`); `config_diff` compares
+two such mappings by the fields' roles (exssnet.settings.Role) for resume, sweep skip and completeness.
 """
 
 from __future__ import annotations
@@ -9,14 +12,15 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
 from exssnet.errors import ExssnetError
-from exssnet.methods import method_settings_class, settings_classes
-from exssnet.settings import CoreSettings, Settings, field_types
+from exssnet.methods import method_names, method_settings_class, settings_classes
+from exssnet.settings import CoreSettings, Role, Settings, field_types, role_of
 
 
 def config_fields() -> list[dataclasses.Field]:
@@ -43,67 +47,135 @@ def methods_reading(key: str) -> list[str]:
                   for m in methods)
 
 
+def core_keys() -> set[str]:
+    return {f.name for f in dataclasses.fields(CoreSettings)}
+
+
+def key_roles() -> dict[str, Role]:
+    """Each config key's declared role."""
+    return {f.name: role_of(f) for f in config_fields()}
+
+
+def key_defaults() -> dict[str, Any]:
+    """Each config key's default value (the first declaration's, as `config_fields`)."""
+    return {f.name: f.default for f in config_fields()}
+
+
+def incidental_keys() -> frozenset[str]:
+    """Keys that say where and how a run ran, not what it computes (INCIDENTAL and RESUME_FREE roles)."""
+    return frozenset(k for k, role in key_roles().items() if role is not Role.RESULT)
+
+
+def resume_free_keys() -> frozenset[str]:
+    """Keys a resumed run may change."""
+    return frozenset(k for k, role in key_roles().items() if role is Role.RESUME_FREE)
+
+
+class Purpose(Enum):
+    """Why two configs are compared; it decides which roles are left out."""
+
+    COMPLETE = frozenset()                                 # is results.json this run's? every setting counts
+    RESUME = frozenset({Role.RESUME_FREE})                 # may this run continue that one?
+    SKIP = frozenset({Role.RESUME_FREE, Role.INCIDENTAL})  # may a sweep skip that finished cell? (also report grouping)
+
+
+@dataclass(frozen=True)
+class Difference:
+    key: str
+    saved: Any
+    now: Any
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.saved!r} -> {self.now!r}"
+
+
+def config_diff(saved: Mapping[str, Any], now: Mapping[str, Any], purpose: Purpose) -> list[Difference]:
+    """The settings whose values differ between two recorded configs, leaving out the roles `purpose` ignores.
+
+    A known key missing from one side had its default value (older versions, or another method's config);
+    keys that are no setting (e.g. an older version's `world_size`) are not compared.
+    """
+    roles, defaults = key_roles(), key_defaults()
+    keys = sorted(k for k in set(saved) | set(now) if k in roles and roles[k] not in purpose.value)
+    return [Difference(k, saved.get(k, defaults[k]), now.get(k, defaults[k])) for k in keys
+            if saved.get(k, defaults[k]) != now.get(k, defaults[k])]
+
+
+def refuse_foreign(values: Mapping[str, Any], method: str) -> None:
+    """One clear error for a setting only other methods read, given a value other than its default."""
+    if method not in method_names():
+        return  # an unknown method is refused with the list of known ones when it is built
+    own = core_keys() | {f.name for f in dataclasses.fields(method_settings_class(method))}
+    defaults = key_defaults()
+    foreign = [k for k in values if k not in own and k in defaults and values[k] != defaults[k]]
+    if foreign:
+        details = "; ".join(f"--{k.replace('_', '-')} {values[k]!r} (read by {', '.join(methods_reading(k))})"
+                            for k in foreign)
+        raise ExssnetError(f"method {method!r} does not read {details}; remove {'it' if len(foreign) == 1 else 'them'} "
+                           "or choose a method that reads it")
+
+
 @dataclass
 class RunConfig(CoreSettings):
-    """Core settings + `method_settings`: one instance of every registered settings class, built from the flat keys.
+    """Core settings + `method_settings`: the run's own method's settings object, built from the flat keys.
 
-    Build it with `RunConfig.from_dict(flat)` (or `RunConfig(**core_keys)` for defaults of the method settings).
+    Build it with `RunConfig.from_dict(flat)` (or `RunConfig(**core_keys)` for the method's default settings).
     """
 
-    method_settings: dict[type[Settings], Settings] = field(default_factory=dict, repr=False)
+    method_settings: Settings | None = field(default=None, repr=False)
 
     def check(self) -> None:
-        """Core checks; fill in defaults for settings classes not given; refuse a switch the method ignores.
+        """Core checks; the method's default settings when none were given.
 
-        A boolean setting that is off by default, turned on (e.g. `kkt`) for a method whose settings do not declare it is an error;
-        other settings of other methods are carried (a sweep's base config serves every method) and unused.
+        After `dataclasses.replace(config, method=other)` the settings are rebuilt for `other`'s class, keeping the
+        values of the fields both classes declare.
         """
         super().check()
-        given = self.method_settings
-        self.method_settings = {cls: given.get(cls, None) or cls() for cls in settings_classes()}
-        own = self.own_settings_keys()
-        defaults = {f.name: f.default for f in config_fields()}
-        for key, value in self.method_values().items():
-            if value is True and defaults[key] is False and key not in own:
-                raise ExssnetError(f"--{key.replace('_', '-')} is not supported for method {self.method!r} "
-                                   f"(only {', '.join(methods_reading(key))})")
+        own = self.own_settings_class()
+        if self.method_settings is None:
+            self.method_settings = own()
+        elif type(self.method_settings) is not own:
+            names = {f.name for f in dataclasses.fields(own)}
+            self.method_settings = own(**{k: v for k, v in self.method_settings.to_dict().items() if k in names})
+
+    def own_settings_class(self) -> type[Settings]:
+        try:
+            return method_settings_class(self.method)
+        except ExssnetError:
+            return Settings  # an unknown method is refused with the list of known ones when it is built
 
     def own_settings_keys(self) -> set[str]:
         """The keys this run's method reads from its settings."""
-        try:
-            return {f.name for f in dataclasses.fields(method_settings_class(self.method))}
-        except ExssnetError:
-            return set()  # an unknown method is refused with the list of known ones when it is built
-
-    def method_values(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for settings in self.method_settings.values():
-            for key, value in settings.to_dict().items():
-                values.setdefault(key, value)
-        return values
+        return {f.name for f in dataclasses.fields(self.own_settings_class())}
 
     def settings_of(self, method: str | None = None) -> Settings:
-        """The settings object the method (default: this run's) reads."""
-        return self.method_settings[method_settings_class(method or self.method)]
+        """The settings object the method reads (default: this run's; another method's: its defaults)."""
+        if method is None or method_settings_class(method) is self.own_settings_class():
+            assert self.method_settings is not None
+            return self.method_settings
+        return method_settings_class(method)()
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
-        """Build from a flat mapping, refusing keys that neither the core nor any method's settings declare."""
+    def from_dict(cls, values: Mapping[str, Any]) -> "RunConfig":
+        """Build from a flat mapping, refusing unknown keys and settings only other methods read."""
         known = {f.name for f in config_fields()}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ExssnetError(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
-        core = {f.name for f in dataclasses.fields(CoreSettings)}
-        settings = {}
-        for settings_cls in settings_classes():
-            names = {f.name for f in dataclasses.fields(settings_cls)}
-            settings[settings_cls] = settings_cls(**{k: v for k, v in values.items() if k in names})
-        return cls(**{k: v for k, v in values.items() if k in core}, method_settings=settings)
+        core = core_keys()
+        method = values.get("method", CoreSettings.method)
+        refuse_foreign(values, method)
+        config = cls(**{k: v for k, v in values.items() if k in core})
+        own = config.own_settings_class()
+        names = {f.name for f in dataclasses.fields(own)}
+        config.method_settings = own(**{k: v for k, v in values.items() if k in names})
+        return config
 
     def to_dict(self) -> dict[str, Any]:
-        """One flat mapping of every key (results.json's `config`)."""
+        """The flat mapping of the keys this run reads: core, then its method's (results.json's `config`)."""
         core = {f.name: getattr(self, f.name) for f in dataclasses.fields(CoreSettings)}
-        return {**core, **self.method_values()}
+        assert self.method_settings is not None
+        return {**core, **self.method_settings.to_dict()}
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -8,22 +8,18 @@ logits on a fixed probe batch (the first `probe_size` test examples). After the 
 - `max_logit_change[j]`: largest absolute change of any logit on the probe batch.
 
 SupSup and ExSSNeT leave every finished task's subnetwork bit-identical, so both are exactly 0;
-SSNeT retrains weights inside earlier masks and shows its drift. With an output folder the records are
-kept in `drift.safetensors` after every task, so a resumed run measures the same drift as an
-uninterrupted one; without one, entries are null for tasks learned before the run (re)started.
+SSNeT retrains weights inside earlier masks and shows its drift. The records are the hook's state
+(`state_dict`), saved with every checkpoint, so a resumed run measures the same drift as an
+uninterrupted one.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from exssnet.data.tasks import Split, TaskData, num_examples, take
-from exssnet.run.files import DRIFT_FILE
 from exssnet.run.hooks import RunHook
 
 if TYPE_CHECKING:
@@ -51,29 +47,23 @@ def max_abs_change(before: torch.Tensor, after: torch.Tensor) -> float:
 class DriftHook(RunHook):
     """Records each task's outputs right after it is learned; compares them after the last task."""
 
-    def __init__(
-        self, tasks: list[TaskData], batch_size: int, out: Path | None = None, first: int = 0, probe_size: int = PROBE_SIZE
-    ) -> None:
-        """`out`: the run folder (records kept there); `first`: the first task this run learns (resume)."""
+    state_key = "drift"
+
+    def __init__(self, tasks: list[TaskData], batch_size: int, probe_size: int = PROBE_SIZE) -> None:
         self.tasks, self.batch_size, self.probe_size = tasks, batch_size, probe_size
-        self.path = out / DRIFT_FILE if out is not None else None
         self.predictions: dict[int, torch.Tensor] = {}
         self.probe_logits: dict[int, torch.Tensor] = {}
         self.drift: dict | None = None
-        if first > 0 and self.path is not None and self.path.is_file():
-            saved = load_file(str(self.path))
-            for j in range(first):
-                if f"pred.{j}" in saved and f"logits.{j}" in saved:
-                    self.predictions[j], self.probe_logits[j] = saved[f"pred.{j}"], saved[f"logits.{j}"]
 
-    def _save(self) -> None:
-        if self.path is None:
-            return
-        tensors = {f"pred.{j}": p.contiguous() for j, p in self.predictions.items()}
-        tensors.update({f"logits.{j}": logits.contiguous() for j, logits in self.probe_logits.items()})
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        save_file(tensors, str(tmp))
-        os.replace(tmp, self.path)
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {f"pred.{j}": p.contiguous() for j, p in self.predictions.items()}
+        state.update({f"logits.{j}": logits.contiguous() for j, logits in self.probe_logits.items()})
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            kind, _, j = key.partition(".")
+            (self.predictions if kind == "pred" else self.probe_logits)[int(j)] = value
 
     def _probe(self, task: TaskData) -> Split:
         n = min(self.probe_size, num_examples(task.test.x))
@@ -87,7 +77,6 @@ class DriftHook(RunHook):
 
     def on_task_end(self, task: int, method: "ContinualMethod", acc_row: list[float], record: dict) -> None:
         self.predictions[task], self.probe_logits[task] = self._outputs(method, task)
-        self._save()
         if task == len(self.tasks) - 1:
             self.drift = self.measure(method)
 

@@ -1,29 +1,28 @@
-"""The one place that names a run folder's files, writes them atomically, and says which config keys are incidental.
+"""Names a run folder's files and writes them atomically.
 
 A run folder `--out DIR` holds `results.json` when the run is finished, and while it goes on
-`run_state.json` plus `checkpoints/task-<t>/` (see exssnet.run.resume) and `drift.safetensors` (exssnet.run.drift).
+`run_state.json` plus `checkpoints/task-<t>/` (see exssnet.run.resume), which also holds the run hooks'
+tensors (`run_hooks.safetensors`, exssnet.run.hooks).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 
 from exssnet.errors import ExssnetError
+from exssnet.settings import CoreSettings, Role, role_of
 
 RESULTS_FILE = "results.json"
 RUN_STATE_FILE = "run_state.json"
 CHECKPOINTS_DIR = "checkpoints"
-DRIFT_FILE = "drift.safetensors"  # earlier tasks' outputs right after each was learned (exssnet.run.drift)
+HOOKS_FILE = "run_hooks.safetensors"  # in a checkpoint folder: the run hooks' tensor state (e.g. drift records)
 
-# Config keys that say where and how a run ran, not what it computes: a sweep may skip a finished cell that differs
-# only in these, and a report does not split groups by them.
-INCIDENTAL_KEYS = frozenset({"data_dir", "device", "threads", "deterministic", "log_csv", "tensorboard", "workers",
-                             "world_size"})
-# The subset of INCIDENTAL_KEYS a resumed run may change (device and determinism could change the numbers,
-# logging targets name files the first part of the run wrote).
-RESUME_FREE_KEYS = frozenset({"threads", "workers"})
+# Core config keys that say where and how a run ran, not what it computes (their declared Role, exssnet.settings):
+# kept for readers of this name; `exssnet.run.config.config_diff` is the one comparison of configs.
+INCIDENTAL_KEYS = frozenset(f.name for f in dataclasses.fields(CoreSettings) if role_of(f) is not Role.RESULT)
 # results.json fields that hold wall-clock times (the only fields two identical runs may differ in)
 TIMING_KEYS = frozenset({"wall_time_s", "seconds", "task_time_s", "total_time_s", "eval_time_s"})
 

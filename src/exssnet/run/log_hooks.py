@@ -21,15 +21,24 @@ TENSORBOARD_DIR = "tensorboard"
 class CsvLogHook(RunHook):
     """Appends one row (task, phase, epoch, loss, val_acc) per epoch; the file is complete after every row."""
 
-    def __init__(self, path: Path, first_task: int = 0) -> None:
+    state_key = "metrics_csv"
+
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.first_task = first_task  # a resumed run keeps the rows of tasks finished before it
+        self.rows = 0  # data rows in the file; a resumed run keeps those of the tasks finished before it
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows = int(state.get("rows", 0))
 
     def on_run_start(self, config: dict, task_names: list[str]) -> None:
         kept: list[list[str]] = []
-        if self.first_task > 0 and self.path.is_file():
+        if self.rows > 0 and self.path.is_file():
             with self.path.open(newline="") as handle:
-                kept = [row for row in list(csv.reader(handle))[1:] if row and int(row[0]) < self.first_task]
+                kept = list(csv.reader(handle))[1 : 1 + self.rows]
+        self.rows = len(kept)
         with self.path.open("w", newline="") as handle:
             csv.writer(handle).writerows([CSV_COLUMNS, *kept])
 
@@ -37,6 +46,7 @@ class CsvLogHook(RunHook):
         row = [task, info["phase"], info["epoch"], info["loss"], "" if info.get("val_acc") is None else info["val_acc"]]
         with self.path.open("a", newline="") as handle:
             csv.writer(handle).writerow(row)
+        self.rows += 1
 
 
 class TensorBoardHook(RunHook):
@@ -68,13 +78,13 @@ class TensorBoardHook(RunHook):
         self.writer.close()
 
 
-def logging_hooks(config: "RunConfig", out: Path | None, first_task: int = 0) -> list[RunHook]:
-    """The hooks `config` asks for; none without an output folder. `first_task` > 0 when resuming."""
+def logging_hooks(config: "RunConfig", out: Path | None) -> list[RunHook]:
+    """The hooks `config` asks for; none without an output folder."""
     if out is None:
         return []
     hooks: list[RunHook] = []
     if config.log_csv:
-        hooks.append(CsvLogHook(out / CSV_FILE, first_task))
+        hooks.append(CsvLogHook(out / CSV_FILE))
     if config.tensorboard:
         hooks.append(TensorBoardHook(out / TENSORBOARD_DIR))
     return hooks

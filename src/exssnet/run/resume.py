@@ -2,8 +2,9 @@
 
 A run folder `--out DIR` holds, while the run goes on:
 
-    DIR/run_state.json            config, accuracy rows and task records of the finished tasks
-    DIR/checkpoints/task-<t>/     the method's state after task t (only the newest is kept)
+    DIR/run_state.json            config, accuracy rows, task records and the run hooks' JSON state
+    DIR/checkpoints/task-<t>/     the method's state after task t (only the newest is kept), and the run
+                                  hooks' tensors (run_hooks.safetensors)
 
 Both are written atomically (temp file/folder, then a rename), and run_state.json only ever
 names a complete checkpoint folder, so a SIGKILL at any moment leaves a resumable run.
@@ -13,17 +14,21 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
 from exssnet.errors import ExssnetError
 from exssnet.methods import method_supports_resume
-from exssnet.run.config import RunConfig
+from exssnet.run.config import Purpose, RunConfig, config_diff
 from exssnet.run.files import (
     CHECKPOINTS_DIR,
+    HOOKS_FILE,
     RESULTS_FILE,
-    RESUME_FREE_KEYS,
     RUN_STATE_FILE,
     TIMING_KEYS,
     checkpoint_name,
@@ -42,6 +47,8 @@ class RunState:
     acc_rows: list[list[float]]
     task_records: list[dict]
     checkpoint: str | None  # folder name under DIR/checkpoints
+    world_size: int = 1  # data-parallel processes (torchrun) that learned the finished tasks
+    hooks: dict[str, dict] = field(default_factory=dict)  # each run hook's JSON state (its tensors: HOOKS_FILE)
 
     @property
     def completed(self) -> int:
@@ -49,7 +56,8 @@ class RunState:
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": STATE_VERSION, "config": self.config, "acc_rows": self.acc_rows,
-                "task_records": self.task_records, "checkpoint": self.checkpoint}
+                "task_records": self.task_records, "checkpoint": self.checkpoint, "world_size": self.world_size,
+                "hooks": self.hooks}
 
 
 def read_run_state(out: Path) -> RunState:
@@ -65,10 +73,13 @@ def read_run_state(out: Path) -> RunState:
           and isinstance(data.get("acc_rows"), list) and isinstance(data.get("task_records"), list)
           and len(data["acc_rows"]) == len(data["task_records"])
           and all(isinstance(row, list) and len(row) == i + 1 for i, row in enumerate(data["acc_rows"]))
-          and (data.get("checkpoint") is None or isinstance(data["checkpoint"], str)))
+          and (data.get("checkpoint") is None or isinstance(data["checkpoint"], str))
+          and isinstance(data.get("world_size", 1), int) and data.get("world_size", 1) >= 1
+          and isinstance(data.get("hooks", {}), dict) and all(isinstance(v, dict) for v in data.get("hooks", {}).values()))
     if not ok:
         raise ExssnetError(f"{path} is not a valid exssnet run state (corrupted or from another version)")
-    state = RunState(data["config"], data["acc_rows"], data["task_records"], data["checkpoint"])
+    state = RunState(data["config"], data["acc_rows"], data["task_records"], data["checkpoint"],
+                     data.get("world_size", 1), data.get("hooks", {}))  # older states: one process, no hook state
     if state.completed and state.checkpoint is None:
         raise ExssnetError(f"{path} names no checkpoint for its {state.completed} finished task(s)")
     if state.checkpoint is not None and not (out / CHECKPOINTS_DIR / state.checkpoint).is_dir():
@@ -76,20 +87,11 @@ def read_run_state(out: Path) -> RunState:
     return state
 
 
-def config_differences(saved: dict[str, Any], config: RunConfig) -> list[str]:
-    """`key: saved -> now` for every result-relevant key that differs."""
-    now = config.to_dict()
-    defaults = RunConfig().to_dict()  # a key an older version did not save had its default value
-    keys = sorted((set(saved) | set(now)) - RESUME_FREE_KEYS)
-    return [f"{k}: {saved.get(k, defaults.get(k))!r} -> {now.get(k)!r}" for k in keys
-            if saved.get(k, defaults.get(k)) != now.get(k)]
-
-
 def resume_config(out: Path, given: dict[str, Any]) -> RunConfig:
     """The saved config of `out` with `given` keys on top; refuses keys whose value would change."""
     method = given.get("method") or method_of_finished_run(out)
-    if method is not None:
-        check_method_resumable(method)
+    if not (out / RUN_STATE_FILE).is_file():  # nothing to resume: run_experiment says why (the method, or no state)
+        return RunConfig.from_dict({**given, **({"method": method} if method else {})})
     saved = read_run_state(out).config
     try:
         config = RunConfig.from_dict({**saved, **given})
@@ -100,10 +102,18 @@ def resume_config(out: Path, given: dict[str, Any]) -> RunConfig:
 
 
 def check_same_config(out: Path, saved: dict[str, Any], config: RunConfig) -> None:
-    diffs = config_differences(saved, config)
+    diffs = config_diff(saved, config.to_dict(), Purpose.RESUME)
     if diffs:
-        raise ExssnetError(f"cannot resume {out} with a different config ({'; '.join(diffs)}); "
+        raise ExssnetError(f"cannot resume {out} with a different config ({'; '.join(map(str, diffs))}); "
                            "start a new run in another --out folder instead")
+
+
+def check_same_world_size(out: Path, state: RunState, world_size: int) -> None:
+    """Refuse to continue with another number of data-parallel processes (docs/distributed.md says why)."""
+    if state.world_size != world_size:
+        raise ExssnetError(f"cannot resume {out} with {world_size} process(es): its {state.completed} finished task(s) "
+                           f"were learned with {state.world_size} (torchrun --nproc-per-node); the masks depend on it. "
+                           f"Resume it with {state.world_size} process(es), or start a new run in another --out folder")
 
 
 def method_of_finished_run(out: Path) -> str | None:
@@ -117,21 +127,30 @@ def method_of_finished_run(out: Path) -> str | None:
     return method if isinstance(method, str) else None
 
 
-def check_method_resumable(method: str) -> None:
-    """A clear error for --resume with a method that writes no checkpoints (the dense baselines)."""
-    if not method_supports_resume(method):
-        raise ExssnetError(f"--resume is not supported for method {method!r}: it writes no checkpoints "
-                           "(its runs are short); run it again without --resume")
+def not_resumable(method: str) -> ExssnetError:
+    """The error for --resume with a method that writes no checkpoints (the dense baselines)."""
+    return ExssnetError(f"--resume is not supported for method {method!r}: it writes no checkpoints "
+                        "(its runs are short); run it again without --resume")
 
 
-def prepare_resume(out: Path | None, config: RunConfig, resume: bool, overwrite: bool) -> RunState | None:
-    """Check the run folder before anything is written; returns the state to resume from (or None)."""
+def is_resumable(method: str) -> bool:
+    """Whether runs of `method` write checkpoints and can be resumed (asked once per run)."""
+    return method_supports_resume(method)
+
+
+def prepare_resume(out: Path | None, config: RunConfig, resume: bool, overwrite: bool, resumable: bool,
+                   world_size: int = 1) -> RunState | None:
+    """Check the run folder before anything is written; returns the state to resume from (or None).
+
+    `resumable`: whether the method writes checkpoints (decided once per run, `method_supports_resume`);
+    `world_size`: the data-parallel processes of this run; a resumed run must have as many as the first part.
+    """
     if out is None:
         if resume:
             raise ExssnetError("--resume needs the --out folder of the run to continue")
         return None
-    if resume:
-        check_method_resumable(config.method)
+    if resume and not resumable:
+        raise not_resumable(config.method)
     if not resume:
         if (out / RUN_STATE_FILE).exists() and not (out / RESULTS_FILE).exists() and not overwrite:
             raise ExssnetError(f"{out} holds an unfinished run; continue it with --resume, "
@@ -141,6 +160,7 @@ def prepare_resume(out: Path | None, config: RunConfig, resume: bool, overwrite:
     if is_complete(out, state):
         raise ExssnetError(f"the run in {out} is already complete ({out / RESULTS_FILE} exists)")
     check_same_config(out, state.config, config)
+    check_same_world_size(out, state, world_size)
     return state
 
 
@@ -152,15 +172,16 @@ def is_complete(out: Path, state: RunState) -> bool:
         return False
     if not isinstance(results, dict) or not isinstance(results.get("config"), dict):
         return False
-    config = {k: v for k, v in results["config"].items() if k != "world_size"}  # recorded, not a setting
-    return config == state.config and len(results.get("acc_matrix") or []) == state.completed
+    return (not config_diff(results["config"], state.config, Purpose.COMPLETE)
+            and len(results.get("acc_matrix") or []) == state.completed)
 
 
-def restore(method: Any, out: Path, state: RunState | None, acc: list[list[float | None]], records: list[dict]) -> int:
-    """Load the method's checkpoint and fill the finished rows; returns the first task to learn."""
+def restore(method: Any, out: Path, state: RunState | None, acc: list[list[float | None]], records: list[dict],
+            hooks: list[RunHook]) -> int:
+    """Load the method's checkpoint, fill the finished rows and give every hook its saved state; returns the
+    first task to learn. `state` is only ever a resumable method's (prepare_resume)."""
     if state is None or state.completed == 0:
         return 0
-    check_method_resumable(method.config.method)
     if state.completed > len(acc):
         raise ExssnetError(f"{out / RUN_STATE_FILE} has {state.completed} finished tasks, the benchmark only {len(acc)}")
     method.load_checkpoint(out / CHECKPOINTS_DIR / str(state.checkpoint))
@@ -170,15 +191,52 @@ def restore(method: Any, out: Path, state: RunState | None, acc: list[list[float
     for t, row in enumerate(state.acc_rows):
         acc[t][: t + 1] = row
     records.extend(state.task_records)
+    load_hook_states(hooks, out / CHECKPOINTS_DIR / str(state.checkpoint), state.hooks)
     return state.completed
 
 
-class CheckpointHook(RunHook):
-    """After every task: the method's checkpoint, then run_state.json naming it, then old ones removed."""
+def save_hook_states(hooks: list[RunHook], folder: Path) -> dict[str, dict]:
+    """Every hook's state: tensors into folder/HOOKS_FILE (as `<state_key>/<name>`), the rest returned as JSON."""
+    values: dict[str, dict] = {}
+    tensors: dict[str, torch.Tensor] = {}
+    for hook in hooks:
+        if not hook.state_key:
+            continue
+        values[hook.state_key] = {}
+        for name, value in hook.state_dict().items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{hook.state_key}/{name}"] = value.detach().cpu().contiguous()
+            else:
+                values[hook.state_key][name] = value
+    if tensors:
+        save_file(tensors, str(folder / HOOKS_FILE))
+    return values
 
-    def __init__(self, out: Path, config: RunConfig, state: RunState | None = None) -> None:
+
+def load_hook_states(hooks: list[RunHook], folder: Path, values: dict[str, dict]) -> None:
+    """Give each hook the state `save_hook_states` kept for it (an empty one when the run saved none)."""
+    tensors: dict[str, torch.Tensor] = {}
+    if (folder / HOOKS_FILE).is_file():
+        try:
+            tensors = load_file(str(folder / HOOKS_FILE))
+        except (OSError, SafetensorError) as exc:
+            raise ExssnetError(f"{folder / HOOKS_FILE} is corrupted or truncated ({exc}); start the run again") from None
+    for hook in hooks:
+        if hook.state_key:
+            own = {name.partition("/")[2]: t for name, t in tensors.items() if name.partition("/")[0] == hook.state_key}
+            hook.load_state_dict({**values.get(hook.state_key, {}), **own})
+
+
+class CheckpointHook(RunHook):
+    """After every task: the method's checkpoint with every other hook's state, then run_state.json naming it,
+    then old ones removed. The runner adds it (last) only for a method that writes checkpoints."""
+
+    def __init__(self, out: Path, config: RunConfig, state: RunState | None = None, world_size: int = 1,
+                 hooks: list[RunHook] | None = None) -> None:
+        """`hooks`: the run's other hooks, whose state is saved with each checkpoint."""
+        self.hooks = hooks or []
         self.out = out
-        self.state = state or RunState(config.to_dict(), [], [], None)
+        self.state = state or RunState(config.to_dict(), [], [], None, world_size)
         self.task_names: list[str] = []
         # checkpoint folders this run (or the run it resumes) wrote: the only ones it may delete
         self.written: set[str] = {self.state.checkpoint} if self.state.checkpoint else set()
@@ -187,8 +245,6 @@ class CheckpointHook(RunHook):
         self.task_names = task_names
 
     def on_task_end(self, task: int, method: Any, acc_row: list[float], record: dict) -> None:
-        if not method_supports_resume(method.config.method):
-            return
         folder = self.out / CHECKPOINTS_DIR
         name = checkpoint_name(task)
         target = folder / name
@@ -205,8 +261,10 @@ class CheckpointHook(RunHook):
         metadata = {"run_config": self.state.config, "task_names": self.task_names[: task + 1],
                     "class_names": [r["classes"] for r in records]}
         method.save_checkpoint(target, metadata)
+        hooks = save_hook_states(self.hooks, target)
         self.written.add(name)
-        self.state = RunState(self.state.config, [*self.state.acc_rows, list(acc_row)], records, name)
+        self.state = replace(self.state, acc_rows=[*self.state.acc_rows, list(acc_row)], task_records=records,
+                             checkpoint=name, hooks=hooks)
         write_json_atomic(self.out / RUN_STATE_FILE, self.state.to_dict())
         for old in sorted(self.written - {name}):
             shutil.rmtree(folder / old, ignore_errors=True)

@@ -31,7 +31,7 @@ from exssnet.run.drift import DriftHook
 from exssnet.run.files import CHECKPOINTS_DIR, RESULTS_FILE, RUN_STATE_FILE, write_json_atomic
 from exssnet.run.hooks import RunHook
 from exssnet.run.log_hooks import CSV_FILE, TENSORBOARD_DIR, logging_hooks
-from exssnet.run.resume import CheckpointHook, RunState, prepare_resume, restore
+from exssnet.run.resume import CheckpointHook, RunState, is_resumable, prepare_resume, restore
 from exssnet.run.storage import storage_summary
 from exssnet.seeds import task_seed
 from exssnet.supermask import SupermaskNet
@@ -196,16 +196,16 @@ def output_places(config: RunConfig, checkpoints: bool) -> tuple[list[str], list
 
 def run_hooks(config: RunConfig, out: Path | None, method: ContinualMethod, tasks: list[TaskData],
               state: RunState | None, extra: Sequence[RunHook], checkpoints: bool) -> list[RunHook]:
-    """Every hook of a run, in call order: class-IL evaluation, logs, the caller's, drift, then the checkpoint."""
+    """Every hook of a run, in call order: class-IL evaluation, logs, the caller's, drift, then the checkpoint
+    (which saves the others' state with the method's, `checkpoints` only for a method that writes them)."""
     hooks: list[RunHook] = []
     if config.scenario == "class-il":
-        hooks.append(ClassILHook(config, method, tasks, state.task_records if state else None))
-    hooks += logging_hooks(config, out, state.completed if state else 0)
+        hooks.append(ClassILHook(config, method, tasks))
+    hooks += logging_hooks(config, out)
     hooks += extra
-    # drift records are saved before the checkpoint names the task finished, so a resume finds them
-    hooks.append(DriftHook(tasks, config.eval_batch_size, out, state.completed if state else 0))
+    hooks.append(DriftHook(tasks, config.eval_batch_size))
     if out is not None and checkpoints:
-        hooks.append(CheckpointHook(out, config, state))
+        hooks.append(CheckpointHook(out, config, state, distributed.world_size(), hooks=list(hooks)))
     return hooks
 
 
@@ -225,7 +225,9 @@ def run_experiment(
     run in `out` from its last finished task (see exssnet.run.resume). Logs, checkpoints and class-IL
     evaluation are hooks (exssnet.run.hooks); `hooks` adds the caller's own.
     """
-    state = prepare_resume(out, config, resume, overwrite)
+    resumable = is_resumable(config.method)  # decided once per run: the dense baselines write no checkpoints
+    checkpoints = checkpoints and resumable
+    state = prepare_resume(out, config, resume, overwrite, resumable, distributed.world_size())
     main = distributed.is_main()  # data parallel (torchrun): only rank 0 writes files, logs and prints
     files, folders = output_places(config, checkpoints) if main else ([], [])
     prepare_out_dir(out, overwrite or state is not None, files, folders)  # a resumed run replaces older results
@@ -242,8 +244,8 @@ def run_experiment(
     n = len(tasks)
     acc: list[list[float | None]] = [[None] * n for _ in range(n)]
     task_records: list[dict] = []
-    first = restore(method, out, state, acc, task_records) if out is not None else 0
     all_hooks = run_hooks(config, out, method, tasks, state, hooks, checkpoints) if main else []
+    first = restore(method, out, state, acc, task_records, all_hooks) if out is not None else 0
     for hook in all_hooks:
         hook.on_run_start(config.to_dict(), [task.name for task in tasks])
 
@@ -292,9 +294,9 @@ def run_experiment(
     }
     for hook in all_hooks:
         hook.add_results(results)
-    results["config"] = {**config.to_dict(), "world_size": distributed.world_size()}
+    results["config"] = config.to_dict()  # the core settings and the method's own
     results["environment"] = {"exssnet": __version__, "torch": torch.__version__, "python": platform.python_version(),
-                              "device": str(device)}
+                              "device": str(device), "world_size": distributed.world_size()}
     if out is not None and main:
         write_json_atomic(out / RESULTS_FILE, results)
     for hook in all_hooks:

@@ -15,8 +15,8 @@ from exssnet.data.text_benchmarks import task_order
 from exssnet.errors import ExssnetError
 from exssnet.methods import method_names
 from exssnet.methods.base import method_text_inputs
-from exssnet.run.config import RunConfig
-from exssnet.run.files import INCIDENTAL_KEYS, RESULTS_FILE, RUN_STATE_FILE
+from exssnet.run.config import Purpose, RunConfig, config_diff
+from exssnet.run.files import RESULTS_FILE, RUN_STATE_FILE
 from exssnet.run.parallel_sweep import (
     EXECUTORS,
     CellJob,
@@ -68,10 +68,9 @@ def check_existing(path: Path, config: RunConfig) -> None:
         saved = json.loads(path.read_text()).get("config", {})
     except (OSError, json.JSONDecodeError, AttributeError):
         raise ExssnetError(f"{path} is unreadable; delete it to rerun that cell") from None
-    wanted = config.to_dict()
-    differ = sorted(k for k in wanted if k not in INCIDENTAL_KEYS and k in saved and saved[k] != wanted[k])
+    differ = config_diff(saved, config.to_dict(), Purpose.SKIP)
     if differ:
-        details = ", ".join(f"{k} {saved[k]!r} there vs {wanted[k]!r} now" for k in differ)
+        details = ", ".join(f"{d.key} {d.saved!r} there vs {d.now!r} now" for d in differ)
         raise ExssnetError(f"{path} was made with other settings ({details}); use another --out or delete it")
 
 

@@ -25,6 +25,7 @@ from exssnet.layers.gating import GatedLayer, PerTaskBatchNorm, inject_gates
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
+from exssnet.methods.loops import Step
 from exssnet.settings import CoreSettings, Settings, loss_weight, setting
 
 
@@ -94,7 +95,7 @@ class CGate(DenseMethod):
                     p.grad[layer.frozen] = 0.0
 
     @torch.no_grad()
-    def after_step(self, x: Inputs, y: torch.Tensor, task_id: int) -> None:
+    def after_step(self, x: Inputs, y: torch.Tensor, task_id: int, step: Step) -> None:
         for layer in self.gated():
             for name, p in layer.layer.named_parameters():
                 p[layer.frozen] = self.anchors[layer][name][layer.frozen]

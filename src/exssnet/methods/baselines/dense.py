@@ -1,9 +1,11 @@
 """The part every dense baseline shares: a multi-head model, the per-task training loop, evaluation.
 
 A method module only overrides the hooks it needs:
-- `training_loss(x, y, task_id)`  cross-entropy on the task's head, plus its regulariser / replay terms;
+- `training_loss(x, y, task_id)`  cross-entropy on the task's head, plus its regulariser / replay terms
+                                  (`training_step` wraps it in a `Step`; a method whose later hooks need the
+                                  batch's logits returns them there, as DER does);
 - `after_backward(task_id)`       change gradients before the optimizer step (A-GEM projection);
-- `after_step(x, y, task_id)`     bookkeeping after a step (SI path integral, replay buffer insertion);
+- `after_step(x, y, task_id, step)` bookkeeping after a step (SI path integral, replay buffer insertion);
 - `before_task` / `after_task`    set up / consolidate (EWC Fisher, LwF teacher, ...).
 """
 
@@ -19,7 +21,7 @@ from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import ContinualMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
-from exssnet.methods.loops import EpochCallback, PhaseHistory, StepHooks, accuracy, train_phase
+from exssnet.methods.loops import EpochCallback, PhaseHistory, PhaseSpec, Step, StepHooks, accuracy, train_phase
 from exssnet.models import build_model
 from exssnet.seeds import TaskStream, task_generator
 from exssnet.settings import CoreSettings, Settings, finite_positive, setting
@@ -78,7 +80,11 @@ class DenseMethod(ContinualMethod):
     def after_backward(self, task_id: int) -> None:
         pass
 
-    def after_step(self, x: Inputs, y: torch.Tensor, task_id: int) -> None:
+    def training_step(self, x: Inputs, y: torch.Tensor, task_id: int) -> Step:
+        """The step's loss (and, for methods that keep them, the batch's logits on its own head)."""
+        return Step(self.training_loss(x, y, task_id))
+
+    def after_step(self, x: Inputs, y: torch.Tensor, task_id: int, step: Step) -> None:
         pass
 
     def before_task(self, task_id: int, task: TaskData) -> None:
@@ -100,16 +106,15 @@ class DenseMethod(ContinualMethod):
         """`epochs` over the task through the shared `train_phase` (fresh Adam, per-step cosine schedule)."""
         cfg = self.config
         hooks = StepHooks(
-            batch_loss=lambda x, y: self.training_loss(x, y, task_id),
+            batch_loss=lambda x, y: self.training_step(x, y, task_id),
             after_backward=lambda: self.after_backward(task_id),
-            after_step=lambda x, y: self.after_step(x, y, task_id),
+            after_step=lambda x, y, step: self.after_step(x, y, task_id, step),
             validate=lambda: self.validation_accuracy(task_id, task),
         )
-        return train_phase(
-            "train", self.net, lambda x: self.task_logits(x, task_id), self.trainable_parameters(task_id), task, epochs,
-            self.learning_rate(), cfg.batch_size, task_generator(cfg.seed, task_id, TaskStream.DENSE), cfg.eval_batch_size, progress,
-            on_epoch, hooks, keep_best=cfg.keep_best_epoch,
-        )
+        spec = PhaseSpec("train", epochs, self.learning_rate(), cfg.batch_size,
+                         task_generator(cfg.seed, task_id, TaskStream.DENSE), cfg.eval_batch_size, keep_best=cfg.keep_best_epoch)
+        return train_phase(spec, self.net, lambda x: self.task_logits(x, task_id), self.trainable_parameters(task_id), task,
+                           progress, on_epoch, hooks)
 
     def logits(self, x: Inputs, task_id: int) -> torch.Tensor:
         return self.task_logits(x, self.check_task(task_id))

@@ -16,19 +16,30 @@ import torch.nn.functional as F
 from exssnet.data.tasks import Inputs, concat_inputs, num_examples
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.er import ReplayMethod, ReplaySettings
+from exssnet.methods.loops import Step
 from exssnet.settings import loss_weight, setting
 
 
 @dataclass
 class DERSettings(ReplaySettings):
-    """Settings of der and derpp."""
+    """Settings of der (derpp adds the label-replay weight)."""
 
     der_alpha: float = setting(0.3, "weight of the logit-matching loss")
-    der_beta: float = setting(0.5, "weight of the replayed-label loss (derpp)")
 
     def check(self) -> None:
         super().check()
-        loss_weight(self, "der_alpha", "der_beta")
+        loss_weight(self, "der_alpha")
+
+
+@dataclass
+class DERppSettings(DERSettings):
+    """Settings of derpp."""
+
+    der_beta: float = setting(0.5, "weight of the replayed-label loss")
+
+    def check(self) -> None:
+        super().check()
+        loss_weight(self, "der_beta")
 
 
 @register_method("der", settings=DERSettings)
@@ -36,7 +47,6 @@ class DER(ReplayMethod):
     """Logit matching on replayed examples."""
 
     label_replay = False
-    last_logits: torch.Tensor | None = None  # the current batch's logits, stored with it after the step
 
     def logit_mse(self, current: torch.Tensor, stored: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
         """Mean squared difference over each example's own classes (padding excluded)."""
@@ -45,12 +55,15 @@ class DER(ReplayMethod):
         return ((current - stored) ** 2)[valid].mean()
 
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
+        return self.training_step(x, y, task_id).loss
+
+    def training_step(self, x: Inputs, y: torch.Tensor, task_id: int) -> Step:
+        """The loss, and the batch's logits on its own head (padded to the widest task) for `after_step` to store."""
         n = y.shape[0]
         width = self.benchmark.max_classes
         if not len(self.buffer):
             logits = self.net(x, task_id)
-            self.last_logits = F.pad(logits.detach(), (0, width - logits.shape[1]))
-            return F.cross_entropy(logits, y)
+            return Step(F.cross_entropy(logits, y), F.pad(logits.detach(), (0, width - logits.shape[1])))
         for_logits = self.buffer.sample(self.settings.replay_batch_size)
         batches = [x, for_logits.x]
         for_labels = self.buffer.sample(self.settings.replay_batch_size) if self.label_replay else None
@@ -58,7 +71,6 @@ class DER(ReplayMethod):
             batches.append(for_labels.x)
         features = self.net.features(concat_inputs(batches))
         logits = self.net.heads[task_id](features[:n])
-        self.last_logits = F.pad(logits.detach(), (0, width - logits.shape[1]))
         m = num_examples(for_logits.x)
         replayed = self.net.padded_logits(features[n : n + m], for_logits.task_ids, width)
         loss = F.cross_entropy(logits, y) + self.settings.der_alpha * self.logit_mse(
@@ -66,13 +78,13 @@ class DER(ReplayMethod):
         if for_labels is not None:
             loss = loss + self.settings.der_beta * self.net.mixed_cross_entropy(
                 features[n + m :], for_labels.y, for_labels.task_ids)
-        return loss
+        return Step(loss, F.pad(logits.detach(), (0, width - logits.shape[1])))
 
-    def after_step(self, x: Inputs, y: torch.Tensor, task_id: int) -> None:
-        self.buffer.add(x, y, self.task_ids_like(y, task_id), logits=self.last_logits)
+    def after_step(self, x: Inputs, y: torch.Tensor, task_id: int, step: Step) -> None:
+        self.buffer.add(x, y, self.task_ids_like(y, task_id), logits=step.logits)
 
 
-@register_method("derpp", settings=DERSettings)
+@register_method("derpp", settings=DERppSettings)
 class DERpp(DER):
     """DER plus label replay on a second buffer batch."""
 

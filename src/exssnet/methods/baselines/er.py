@@ -14,6 +14,7 @@ from exssnet.data.tasks import Benchmark, Inputs, TaskData, concat_inputs
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import DenseMethod
 from exssnet.methods.baselines.replay_buffer import BufferSettings, ReservoirBuffer
+from exssnet.methods.loops import Step
 from exssnet.seeds import BufferStream, buffer_seed
 from exssnet.settings import CoreSettings, Settings, at_least_one, setting
 
@@ -53,7 +54,7 @@ class ReplayMethod(DenseMethod):
             task_ids = torch.cat([task_ids, replay.task_ids])
         return x, y, task_ids
 
-    def after_step(self, x: Inputs, y: torch.Tensor, task_id: int) -> None:
+    def after_step(self, x: Inputs, y: torch.Tensor, task_id: int, step: Step) -> None:
         self.buffer.add(x, y, self.task_ids_like(y, task_id))
 
     def summary(self) -> dict:

@@ -57,14 +57,23 @@ def quadratic_penalty(params: dict[str, torch.nn.Parameter], importance: ParamDi
 
 @dataclass
 class EWCSettings(BaselineSettings):
-    """Settings of ewc and online-ewc."""
+    """Settings of ewc (online-ewc adds the Fisher decay)."""
 
     ewc_lambda: float = setting(100.0, "penalty strength")
-    ewc_gamma: float = setting(1.0, "decay of the accumulated Fisher (online-ewc), in [0, 1]")
 
     def check(self) -> None:
         super().check()
         loss_weight(self, "ewc_lambda")
+
+
+@dataclass
+class OnlineEWCSettings(EWCSettings):
+    """Settings of online-ewc."""
+
+    ewc_gamma: float = setting(1.0, "decay of the accumulated Fisher, in [0, 1]")
+
+    def check(self) -> None:
+        super().check()
         if not 0.0 <= self.ewc_gamma <= 1.0:
             raise ExssnetError(f"ewc_gamma must be in [0, 1] (the Fisher decay), got {self.ewc_gamma}")
 
@@ -102,7 +111,7 @@ class EWC(DenseMethod):
         self.consolidate(diagonal_fisher(self.net, task_id, task), self.net.trunk_parameters())
 
 
-@register_method("online-ewc", settings=EWCSettings)
+@register_method("online-ewc", settings=OnlineEWCSettings)
 class OnlineEWC(EWC):
     """Online EWC: one Fisher decayed by ewc_gamma per task, anchored at the newest parameters."""
 

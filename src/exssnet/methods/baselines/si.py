@@ -16,6 +16,7 @@ from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
 from exssnet.methods.baselines.ewc import ParamDict, quadratic_penalty, snapshot
+from exssnet.methods.loops import Step
 from exssnet.settings import CoreSettings, Settings, finite_positive, loss_weight, setting
 
 
@@ -65,7 +66,7 @@ class SI(DenseMethod):
         self.grads = {name: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
                       for name, p in params.items()}
 
-    def after_step(self, x: Inputs, y: torch.Tensor, task_id: int) -> None:
+    def after_step(self, x: Inputs, y: torch.Tensor, task_id: int, step: Step) -> None:
         for name, p in self.net.trunk_parameters().items():
             self.path[name] -= self.grads[name] * (p.detach() - self.before_step[name])
 

@@ -13,7 +13,7 @@ from exssnet.errors import ExssnetError
 from exssnet.layers.adapter import AdaptedDense, inject_adapters
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.er import ER
-from exssnet.methods.language.base import LanguageMethod, LanguageSettings, freeze
+from exssnet.methods.language.base import AdapterReplaySettings, AdapterSettings, LanguageMethod, freeze
 from exssnet.methods.language.encoder_net import PooledEncoder
 
 
@@ -52,11 +52,11 @@ class AdapterMethod(LanguageMethod):
         return self.net(x, task_id)
 
 
-@register_method("adaptbert-ft", settings=LanguageSettings)
+@register_method("adaptbert-ft", settings=AdapterSettings)
 class AdaptBertFT(AdapterMethod):
     """Shared adapters and the task's head, trained task after task."""
 
 
-@register_method("adaptbert-replay", settings=LanguageSettings)
+@register_method("adaptbert-replay", settings=AdapterReplaySettings)
 class AdaptBertReplay(AdapterMethod, ER):
     """Shared adapters and heads with experience replay."""

@@ -15,7 +15,7 @@ from torch import nn
 
 from exssnet.data.tasks import Benchmark
 from exssnet.errors import ExssnetError
-from exssnet.methods.baselines.dense import DenseMethod
+from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
 from exssnet.methods.baselines.er import ReplaySettings
 from exssnet.methods.language.encoder_net import EncoderNet, PooledEncoder, load_encoder
 from exssnet.settings import CoreSettings, Settings, at_least_one, finite_positive, loss_weight, setting
@@ -25,31 +25,103 @@ LANGUAGE_METHODS = ("ft", "replay", "regularization", "adaptbert-ft", "adaptbert
 
 
 @dataclass
-class LanguageSettings(ReplaySettings):
-    """Settings of the language baselines (one class for the family; the replay methods also read the buffer's)."""
+class LanguageSettings(BaselineSettings):
+    """Settings every language baseline reads (ft reads only these): the two learning rates."""
 
     lm_lr: float = setting(3e-5, "Adam learning rate of the pretrained encoder's weights")
     lm_new_lr: float = setting(1e-3, "Adam learning rate of new parameters (heads, adapters, prompts)")
-    lm_reg_lambda: float = setting(1.0, "regularization, idbr: weight of the L2 between current and previous hidden features")
-    adapter_size: int = setting(64, "adaptbert-*, multiadaptbert: Houlsby adapter bottleneck width")
-    prompt_tokens: int = setting(50, "prompt-tuning: soft prompt tokens per task")
-    mbpa_neighbours: int = setting(32, "mbpa: memory neighbours retrieved per test example for local adaptation")
-    mbpa_steps: int = setting(5, "mbpa: local adaptation steps per test batch (0: no local adaptation)")
-    mbpa_lr: float = setting(1e-3, "mbpa: SGD learning rate of local adaptation")
-    mbpa_lambda: float = setting(1e-3, "mbpa: weight of the L2 pull towards the base weights during local adaptation")
-    mbpa_test_batch: int = setting(16, "mbpa: test examples that share one local adaptation")
-    mbpa_replay_every: int = setting(10, "mbpa: sparse replay, one buffer batch every N training steps")
-    lamol_lm: str | None = setting(None, "lamol: Hugging Face causal language model name or folder (pseudo-sample generator)")
-    lamol_gamma: float = setting(0.2, "lamol: pseudo samples per earlier task, as a fraction of the new task's training size")
-    idbr_task_lambda: float = setting(0.5, "idbr: weight of the task-id loss on the task-specific space")
 
     def check(self) -> None:
         super().check()
-        at_least_one(self, "adapter_size", "prompt_tokens", "mbpa_neighbours", "mbpa_test_batch", "mbpa_replay_every")
-        finite_positive(self, "lm_lr", "lm_new_lr", "mbpa_lr")
-        loss_weight(self, "lm_reg_lambda", "mbpa_lambda", "lamol_gamma", "idbr_task_lambda")
+        finite_positive(self, "lm_lr", "lm_new_lr")
+
+
+@dataclass
+class LanguageReplaySettings(LanguageSettings, ReplaySettings):
+    """Settings of the language methods that replay the reservoir buffer (replay and the ones built on it)."""
+
+
+@dataclass
+class AdapterSettings(LanguageSettings):
+    """Settings of adaptbert-ft and multiadaptbert."""
+
+    adapter_size: int = setting(64, "Houlsby adapter bottleneck width")
+
+    def check(self) -> None:
+        super().check()
+        at_least_one(self, "adapter_size")
+
+
+@dataclass
+class AdapterReplaySettings(AdapterSettings, LanguageReplaySettings):
+    """Settings of adaptbert-replay: adapters and the replay buffer."""
+
+
+@dataclass
+class PromptSettings(LanguageSettings):
+    """Settings of prompt-tuning."""
+
+    prompt_tokens: int = setting(50, "soft prompt tokens per task")
+
+    def check(self) -> None:
+        super().check()
+        at_least_one(self, "prompt_tokens")
+
+
+@dataclass
+class RegularizationSettings(LanguageReplaySettings):
+    """Settings of regularization: replay plus the L2 between current and previous hidden features."""
+
+    lm_reg_lambda: float = setting(1.0, "weight of the L2 between current and previous hidden features")
+
+    def check(self) -> None:
+        super().check()
+        loss_weight(self, "lm_reg_lambda")
+
+
+@dataclass
+class IDBRSettings(RegularizationSettings):
+    """Settings of idbr: regularization's L2 plus the task-id loss."""
+
+    idbr_task_lambda: float = setting(0.5, "weight of the task-id loss on the task-specific space")
+
+    def check(self) -> None:
+        super().check()
+        loss_weight(self, "idbr_task_lambda")
+
+
+@dataclass
+class MbPASettings(LanguageReplaySettings):
+    """Settings of mbpa: sparse replay and local adaptation at test time."""
+
+    mbpa_neighbours: int = setting(32, "memory neighbours retrieved per test example for local adaptation")
+    mbpa_steps: int = setting(5, "local adaptation steps per test batch (0: no local adaptation)")
+    mbpa_lr: float = setting(1e-3, "SGD learning rate of local adaptation")
+    mbpa_lambda: float = setting(1e-3, "weight of the L2 pull towards the base weights during local adaptation")
+    mbpa_test_batch: int = setting(16, "test examples that share one local adaptation")
+    mbpa_replay_every: int = setting(10, "sparse replay, one buffer batch every N training steps")
+
+    def check(self) -> None:
+        super().check()
+        at_least_one(self, "mbpa_neighbours", "mbpa_test_batch", "mbpa_replay_every")
+        finite_positive(self, "mbpa_lr")
+        loss_weight(self, "mbpa_lambda")
         if self.mbpa_steps < 0:
             raise ExssnetError(f"mbpa_steps must be >= 0, got {self.mbpa_steps}")
+
+
+@dataclass
+class LamolSettings(LanguageSettings):
+    """Settings of lamol: the pseudo-sample generator and how many of its samples are replayed."""
+
+    replay_batch_size: int = setting(64, "buffer examples replayed per step")
+    lamol_lm: str | None = setting(None, "Hugging Face causal language model name or folder (pseudo-sample generator)")
+    lamol_gamma: float = setting(0.2, "pseudo samples per earlier task, as a fraction of the new task's training size")
+
+    def check(self) -> None:
+        super().check()
+        at_least_one(self, "replay_batch_size")
+        loss_weight(self, "lamol_gamma")
 
 
 class LanguageMethod(DenseMethod):

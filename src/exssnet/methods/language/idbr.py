@@ -18,7 +18,7 @@ from torch import nn
 from exssnet.data.tasks import Inputs, TaskData
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.er import ER
-from exssnet.methods.language.base import LanguageMethod, LanguageSettings
+from exssnet.methods.language.base import IDBRSettings, LanguageMethod
 from exssnet.methods.language.encoder_net import EncoderNet, PooledEncoder, frozen_copy, load_encoder
 from exssnet.methods.language.regularization import feature_drift
 
@@ -39,7 +39,7 @@ class DisentangledEncoder(PooledEncoder):
         return torch.cat(self.spaces(ids, mask), dim=1)
 
 
-@register_method("idbr", settings=LanguageSettings)
+@register_method("idbr", settings=IDBRSettings)
 class IDBR(LanguageMethod, ER):
     """Replay + task-id loss on the specific space + drift penalty on the generic space."""
 

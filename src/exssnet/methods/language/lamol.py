@@ -18,7 +18,7 @@ from exssnet.data.tasks import Benchmark, Inputs, TaskData, concat_inputs, take
 from exssnet.data.text_tokens import load_pretrained, load_tokenizer, tokenize
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import register_method
-from exssnet.methods.language.base import LanguageMethod, LanguageSettings
+from exssnet.methods.language.base import LamolSettings, LanguageMethod
 from exssnet.seeds import BufferStream, buffer_seed
 from exssnet.settings import CoreSettings, Settings
 
@@ -34,7 +34,7 @@ def load_causal_lm(name: str | None):  # noqa: ANN201 - (model, tokenizer)
     return model, tokenizer
 
 
-@register_method("lamol", settings=LanguageSettings)
+@register_method("lamol", settings=LamolSettings)
 class Lamol(LanguageMethod):
     """Classifier replay of pseudo texts written by a causal LM that learns every task's texts."""
 

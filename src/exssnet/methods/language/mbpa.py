@@ -17,12 +17,12 @@ import torch.nn.functional as F
 from exssnet.data.tasks import Benchmark, Inputs, concat_inputs, num_examples, take
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.er import ER
-from exssnet.methods.language.base import LanguageMethod, LanguageSettings
+from exssnet.methods.language.base import LanguageMethod, MbPASettings
 from exssnet.methods.language.encoder_net import frozen_copy
 from exssnet.settings import CoreSettings, Settings
 
 
-@register_method("mbpa", settings=LanguageSettings)
+@register_method("mbpa", settings=MbPASettings)
 class MbPA(LanguageMethod, ER):
     """Sparse replay while training; local adaptation on memory neighbours at test time."""
 

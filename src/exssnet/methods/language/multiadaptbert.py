@@ -9,10 +9,10 @@ from __future__ import annotations
 from exssnet.data.tasks import TaskData
 from exssnet.methods.base import register_method
 from exssnet.methods.language.adaptbert import AdapterMethod
-from exssnet.methods.language.base import LanguageSettings
+from exssnet.methods.language.base import AdapterSettings
 
 
-@register_method("multiadaptbert", settings=LanguageSettings)
+@register_method("multiadaptbert", settings=AdapterSettings)
 class MultiAdaptBert(AdapterMethod):
     """One fresh adapter set per task over a frozen encoder."""
 

@@ -11,7 +11,7 @@ from torch import nn
 from exssnet.data.tasks import Inputs, TaskData
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import register_method
-from exssnet.methods.language.base import LanguageMethod, LanguageSettings, freeze
+from exssnet.methods.language.base import LanguageMethod, PromptSettings, freeze
 
 
 def prompt_config(tokens: int):  # noqa: ANN201 - a peft config
@@ -22,7 +22,7 @@ def prompt_config(tokens: int):  # noqa: ANN201 - a peft config
     return PromptTuningConfig(task_type="FEATURE_EXTRACTION", num_virtual_tokens=tokens)
 
 
-@register_method("prompt-tuning", settings=LanguageSettings)
+@register_method("prompt-tuning", settings=PromptSettings)
 class PromptTuning(LanguageMethod):
     """Per-task soft prompts (PEFT) over a frozen encoder."""
 

@@ -11,7 +11,7 @@ import torch
 
 from exssnet.data.tasks import Inputs, TaskData
 from exssnet.methods.base import register_method
-from exssnet.methods.language.base import LanguageSettings
+from exssnet.methods.language.base import RegularizationSettings
 from exssnet.methods.language.encoder_net import frozen_copy
 from exssnet.methods.language.replay import Replay
 
@@ -21,7 +21,7 @@ def feature_drift(features: torch.Tensor, reference: torch.Tensor) -> torch.Tens
     return ((features - reference) ** 2).sum(dim=1).mean()
 
 
-@register_method("regularization", settings=LanguageSettings)
+@register_method("regularization", settings=RegularizationSettings)
 class Regularization(Replay):
     """Replay + L2 between current and previous-task pooled hidden features."""
 

@@ -1,0 +1,42 @@
+"""The documented figures benchmarks/check_docs.py can rerun quickly still match the documents (README, docs/)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def check_docs():
+    spec = importlib.util.spec_from_file_location("check_docs", ROOT / "benchmarks" / "check_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["check_docs"] = module  # its dataclass looks its module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_documented_figures_have_not_drifted(check_docs, capsys):
+    assert check_docs.main(["--fast"]) == 0, capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert printed.count("ok: ") == sum(f.fast for f in check_docs.FIGURES) >= 2
+
+
+def test_a_drifted_or_missing_figure_fails(check_docs, tmp_path):
+    (tmp_path / "doc.md").write_text("run it: `make x` gives 97.18 on this machine\n")
+    figure = check_docs.DocFigure("x", "doc.md", r"`make x` gives (?P<acc>[0-9.]+)", "make x",
+                                  lambda: {"acc": "97.20"}, fast=True)
+    problems = check_docs.check(figure, root=tmp_path)
+    assert problems == ["DRIFT doc.md: x acc: documented 97.18, now 97.20 (make x)"]
+    same = check_docs.DocFigure("x", "doc.md", figure.pattern, "make x", lambda: {"acc": "97.18"}, fast=True)
+    assert check_docs.check(same, root=tmp_path) == []
+    (tmp_path / "doc.md").write_text("reworded\n")
+    assert check_docs.check(figure, root=tmp_path)[0].startswith("NOT FOUND doc.md: x")
+
+
+def test_every_check_names_a_command_written_in_its_document(check_docs):
+    for figure in check_docs.FIGURES:
+        text = " ".join((ROOT / figure.doc).read_text().split())
+        assert figure.command in text, figure.name
