@@ -7,6 +7,7 @@ from test_resume import Crash
 
 from exssnet import to_supermask
 from exssnet.data import BenchmarkSpec, build_benchmark
+from exssnet.errors import ExssnetError
 from exssnet.layers.topk import kept_count
 from exssnet.methods import build_method
 from exssnet.models import build_model
@@ -133,3 +134,24 @@ def test_resume_after_crash_is_identical(method_name, tmp_path):
         run_experiment(config, out=tmp_path, progress=False, hooks=[Crash(at=1)])
     resumed = run_experiment(config, out=tmp_path, progress=False, resume=True)
     assert comparable(resumed) == comparable(run_experiment(config, progress=False))
+
+
+@pytest.mark.parametrize("zero", [False, True])
+def test_packnet_pruned_weights_are_zeroed_only_when_asked(zero):
+    method, _, _ = next(learn("packnet", num_tasks=3, packnet_zero_pruned=zero))
+    for layer in method.net.masked_layers():
+        outside = layer.weight.detach()[~layer.union]
+        assert outside.numel() and bool((outside == 0).all()) is zero
+
+
+def test_phase_order_of_the_new_steps_is_guarded():
+    net = to_supermask(build_model("lenet", (1, 28, 28), 2), 0.2)
+    net.add_task(2)
+    with pytest.raises(ExssnetError, match="prune_and_retrain follows start_free_training"):
+        net.prune_and_retrain(0.5)
+    net.start_joint_training()
+    with pytest.raises(ExssnetError, match="just added"):
+        net.start_free_training()
+    net.finish_task()
+    with pytest.raises(ExssnetError, match="just added"):
+        net.start_joint_training()
