@@ -155,3 +155,10 @@ def test_phase_order_of_the_new_steps_is_guarded():
     net.finish_task()
     with pytest.raises(ExssnetError, match="just added"):
         net.start_joint_training()
+
+
+def test_packnet_keeps_one_share_per_task_of_the_benchmark_when_num_tasks_is_unset():
+    config = RunConfig.from_dict({**QUICK, "method": "packnet"})
+    assert config.num_tasks is None
+    benchmark = build_benchmark("split-digits", BenchmarkSpec(seed=0))
+    assert build_method(config, benchmark).keep() == 1.0 / len(benchmark.tasks)

@@ -61,7 +61,7 @@ class PackNetSettings(Settings):
     """Settings of packnet (it trains the free weights for `weight_epochs` at `weight_lr`, then prunes and retrains)."""
 
     packnet_keep: float = setting(0.0, "packnet: fraction of each layer a task keeps after pruning (chosen among the "
-                                       "free weights by magnitude); 0: 1 / num_tasks")
+                                       "free weights by magnitude); 0: 1 / the number of tasks")
     packnet_retrain_epochs: int = setting(-1, "packnet: epochs retraining the kept weights after pruning; "
                                               "-1: half of weight_epochs (rounded down, at least 1)")
     packnet_zero_pruned: bool = setting(False, "packnet: set the pruned weights to 0 (PackNet's code) instead of "
@@ -187,7 +187,7 @@ class PackNet(MaskFamilyMethod):
     settings: PackNetSettings
 
     def keep(self) -> float:
-        return self.settings.packnet_keep or 1.0 / self.config.num_tasks
+        return self.settings.packnet_keep or 1.0 / len(self.benchmark.tasks)  # the benchmark's tasks: num_tasks may be unset
 
     def retrain_epochs(self) -> int:
         epochs = self.settings.packnet_retrain_epochs
