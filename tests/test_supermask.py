@@ -21,7 +21,7 @@ def test_injection_replaces_linear_conv_and_batchnorm():
     kinds = [type(m) for m in net.model]
     assert kinds[0] is MaskedConv2d and kinds[1] is MultitaskBatchNorm
     assert kinds[4] is MaskedLinear and kinds[7] is MaskedLinear
-    assert all(layer.bias is None for layer in net.masked_layers())
+    assert all(layer.bias is not None and not layer.bias.requires_grad for layer in net.masked_layers())  # kept, frozen
 
 
 def test_conv1d_is_injected():

@@ -44,7 +44,7 @@ class Twice(nn.Module):
 def test_module_used_twice_becomes_one_shared_masked_layer():
     net = to_supermask(Twice(), density=0.5)
     assert isinstance(net.model.shared, MaskedLinear) and net.model.alias is net.model.shared
-    assert net.model.alias.bias is None
+    assert net.model.alias.bias is not None and not net.model.alias.bias.requires_grad  # kept, frozen
     assert len(net.masked_layers()) == 2
     x = torch.randn(16, 8)
     learn_one_task(net, x)
@@ -117,7 +117,7 @@ class Tied(nn.Module):
 
 
 def test_tied_weights_are_refused_with_both_names():
-    with pytest.raises(ExssnetError, match=r"'out\.weight' is the same tensor as 'emb\.weight'.*tied"):
+    with pytest.raises(ExssnetError, match=r"'emb\.weight' is the same tensor as 'out\.weight'.*tied"):
         to_supermask(Tied(), density=0.5)
 
 

@@ -12,7 +12,8 @@ BatchNorm statistics concatenated over the BatchNorm layers (`bn.<t>.running_mea
 `bn.<t>.num_batches_tracked` one per layer) and, only when asked for, its float scores
 (`scores.<layer>.<t>`, needed by KKT). Any other parameter or buffer of the model is stored as is
 (`state.<key>`); the union of the masks is recomputed, and the task list is `config.json`'s
-`task_classes`. Loading decodes all this back into a state dict and hands it to
+`task_classes`; `init` records how the wrap chose the weights (it decides whether BatchNorm affine
+values are part of the model). Loading decodes all this back into a state dict and hands it to
 `to_supermask(build_model(...)).load_state_dict(..., strict=True)`. Format version 1 (pre-1.0,
 bit-packed masks) is no longer read.
 Loading validates every key, shape, dtype, code, checksum and mask density, and turns any problem
@@ -25,6 +26,7 @@ import json
 import math
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +41,7 @@ from exssnet.layers.maskcode import decode_masks, encode_mask
 from exssnet.layers.topk import kept_count, pack_mask
 from exssnet.models import build_model
 from exssnet.models.contract import find_classifier
-from exssnet.supermask import Phase, SupermaskNet, to_supermask
+from exssnet.supermask import INITS, Phase, SupermaskNet, WrapWarning, to_supermask
 
 if TYPE_CHECKING:
     from exssnet.data.tasks import Benchmark
@@ -84,6 +86,7 @@ def save_pretrained(
         "num_classes": head_classes(net),
         "density": net.density,
         "keep_scores": net.keep_scores,
+        "init": net.init,
         "has_scores": bool(save_scores),
         "task_classes": [task.num_classes for task in net.tasks],
         "metadata": metadata or {},
@@ -219,6 +222,8 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     for key in ("input_shape", "task_classes"):
         if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in config[key]):
             raise ExssnetError(f"{path}: {key} must be a list of positive integers, got {config[key]!r}")
+    if config.setdefault("init", "signed-constant") not in INITS:  # checkpoints before `init=` are signed-constant
+        raise ExssnetError(f"{path}: init must be one of {', '.join(map(repr, INITS))}, got {config['init']!r}")
     if config["has_scores"] and not config["keep_scores"]:
         raise ExssnetError(f"{path}: has_scores needs keep_scores")
     if len(config["input_shape"]) > 4 or math.prod(config["input_shape"]) > MAX_INPUT_SIZE or config["num_classes"] > MAX_CLASSES:
@@ -240,11 +245,14 @@ def read_tensors(directory: Path) -> dict[str, torch.Tensor]:
         raise ExssnetError(f"checkpoint tensors {path} are corrupted or truncated: {exc}") from None
 
 
-def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> SupermaskNet:
+def from_pretrained(directory: str | Path, device: str | torch.device = "cpu",
+                    model: torch.nn.Module | None = None) -> SupermaskNet:
     """Rebuild a `SupermaskNet` (in eval mode) with every finished task of the checkpoint in `directory`.
 
-    The model is built from the registry and wrapped without tasks; the decoded state dict creates
-    them (`load_state_dict(strict=True)`), so nothing is drawn at random and then overwritten.
+    The model is built from the registry, or is `model` (your own instance of the saved architecture,
+    as PEFT's `from_pretrained(base_model, dir)`: no registry needed; it is wrapped in place), and
+    wrapped without tasks; the decoded state dict creates them and sets every tensor, frozen ones
+    included (`load_state_dict(strict=True)`).
     """
     directory = Path(directory)
     config = read_config(directory)
@@ -254,13 +262,17 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
     if num_tasks != len(stored):  # the tensors file bounds the work config.json may ask for
         raise ExssnetError(f"checkpoint {directory}: {CONFIG_FILE} lists {num_tasks} task(s), "
                            f"{TENSORS_FILE} holds masks of {len(stored)}")
+    what = f"model {config['model_name']!r}" if model is None else f"the given {type(model).__name__}"
     try:
-        dense = build_model(config["model_name"], tuple(config["input_shape"]), config["num_classes"])
-        net = to_supermask(dense, config["density"], keep_scores=config["keep_scores"])
+        dense = build_model(config["model_name"], tuple(config["input_shape"]), config["num_classes"]) if model is None else model
+        with warnings.catch_warnings():  # every tensor is loaded below: the wrap's notes do not apply
+            warnings.simplefilter("ignore", WrapWarning)
+            net = to_supermask(dense, config["density"], keep_scores=config["keep_scores"], init=config["init"])
     except (ExssnetError, ValueError, RuntimeError, TypeError) as exc:
-        raise ExssnetError(f"checkpoint {directory}: cannot rebuild model {config['model_name']!r}: {exc}") from None
+        hint = "" if model is not None else " (a model of your own: pass it, from_pretrained(dir, model=instance))"
+        raise ExssnetError(f"checkpoint {directory}: cannot rebuild {what}: {exc}{hint}") from None
     if head_classes(net) != config["num_classes"]:
-        raise ExssnetError(f"checkpoint {directory}: model {config['model_name']!r} does not end in a {config['num_classes']}-way head")
+        raise ExssnetError(f"checkpoint {directory}: {what} does not end in a {config['num_classes']}-way head")
     expected = expected_tensors(net, num_tasks, config["has_scores"])
     nested = config.get("nested_masks") is True
     masks = check_tensors(directory, tensors, expected, config["density"], net, num_tasks, nested)

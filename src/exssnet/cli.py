@@ -12,11 +12,11 @@ from types import ModuleType
 from typing import NoReturn, Sequence
 
 from exssnet.allocator import keep_freed_memory
-from exssnet.commands import evaluate, report, run, sweep
+from exssnet.commands import evaluate, export, report, run, sweep
 from exssnet.errors import ExssnetError
 from exssnet.registry import did_you_mean
 
-SUBCOMMANDS: list[ModuleType] = [run, evaluate, sweep, report]
+SUBCOMMANDS: list[ModuleType] = [run, evaluate, sweep, report, export]
 EXIT_BAD_INPUT = 2
 
 

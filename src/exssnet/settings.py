@@ -116,7 +116,8 @@ class CoreSettings(Settings):
     classil_batch_size: int = setting(128, "class-il inference batch (the batch that shares one task in mode 'batch')")
     classil_every_task: bool = setting(False, "class-il: evaluate after every task, not only after the last")
     # ----- text benchmarks (text-offline, webnlp, glue); ignored by the others -----
-    encoder: str = setting("minilm", "frozen token encoder: 'minilm' (offline default), 'glove-6b-50d', a GloVe .txt file, or a Hugging Face name/folder")
+    encoder: str = setting("minilm", "frozen token encoder: 'minilm' (offline default), 'mpnet-base' (make setup-text-large), "
+                                   "'glove-6b-50d', a GloVe .txt file, a model folder or a name in the Hugging Face cache")
     max_length: int = setting(64, "tokens per text (longer texts are truncated) for the encoder")
     cache_dir: str | None = setting(None, "folder of cached encoder features (default: <data dir>/cache, data/text/cache)")
     text_max_train: int | None = setting(None, "training examples per class per task, sampled with a fixed seed (default: all; text-offline 200)")

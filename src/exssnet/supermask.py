@@ -1,8 +1,12 @@
 """Turn any torch model into a supermask model and drive its per-task phases.
 
-`to_supermask(model, density)` replaces every Linear/Conv1d/Conv2d with a masked layer (shared
-signed-constant weight, no bias) and every BatchNorm1d/2d/3d with a per-task non-affine BatchNorm,
-the way PEFT injects adapters; a module reused under several names becomes one shared layer. What
+`to_supermask(model, density, init=...)` replaces every Linear, Embedding, Conv1d/2d/3d and
+ConvTranspose1d/2d/3d with a masked layer (one shared weight: the paper's signed constants or the
+model's own; its bias kept frozen) and every BatchNorm1d/2d/3d with a per-task BatchNorm (affine
+values kept frozen with init="keep"), the way PEFT injects adapters; a module reused under several names becomes one
+shared layer. Every other parameter (LayerNorm/GroupNorm affine, PReLU, raw parameters) is frozen
+and shared by every task, so nothing an optimizer over `net.parameters()` can reach moves a
+finished task; the wrap names those modules once. What
 cannot run correctly is refused with the module's path (`check_wrappable`, and a check of the first
 forward pass for masked weights used outside their layer). `SupermaskNet` keeps the phase order:
 
@@ -21,6 +25,7 @@ exactly (the task slots are created by the load), and `torch.save(net.state_dict
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -35,8 +40,16 @@ from torch.utils._pytree import tree_flatten
 from exssnet.errors import ExssnetError, check_density
 from exssnet.layers.batchnorm import MultitaskBatchNorm
 from exssnet.layers.masked import MaskedConv1d, MaskedConv2d, MaskedLayer, MaskedLinear
+from exssnet.layers.masked_more import (
+    MaskedConv3d,
+    MaskedConvTranspose1d,
+    MaskedConvTranspose2d,
+    MaskedConvTranspose3d,
+    MaskedEmbedding,
+)
 from exssnet.layers.topk import kept_count
 from exssnet.layers.view import View
+from exssnet.models.contract import find_classifier
 from exssnet.modes import evaluating
 
 
@@ -72,26 +85,65 @@ class TaskState:
 
 
 _BATCHNORMS = {nn.BatchNorm1d: 1, nn.BatchNorm2d: 2, nn.BatchNorm3d: 3}
-_MASKED_CONVS = ((nn.Conv2d, MaskedConv2d), (nn.Conv1d, MaskedConv1d))
-_MASKABLE = (nn.Linear, *(torch_type for torch_type, _ in _MASKED_CONVS))  # the layer types that get masked
+_MASKED_CONVS = (
+    (nn.Conv2d, MaskedConv2d), (nn.Conv1d, MaskedConv1d), (nn.Conv3d, MaskedConv3d),
+    (nn.ConvTranspose1d, MaskedConvTranspose1d), (nn.ConvTranspose2d, MaskedConvTranspose2d),
+    (nn.ConvTranspose3d, MaskedConvTranspose3d),
+)
+# the layer types that get masked
+_MASKABLE = (nn.Linear, nn.Embedding, *(torch_type for torch_type, _ in _MASKED_CONVS))
+INITS = ("signed-constant", "keep")  # `to_supermask(init=...)`
 
 
-def _replacement(module: nn.Module, density: float) -> nn.Module | None:
-    """The supermask version of `module`, or None if it is kept as is."""
+class WrapWarning(UserWarning):
+    """What `to_supermask` tells once per wrap: parameters kept frozen, or the default initialisation taken."""
+
+
+def _replacement(module: nn.Module, density: float, init: str = "signed-constant") -> nn.Module | None:
+    """The supermask version of `module`, or None if it is kept as is.
+
+    Masked layers get the paper's signed-constant weights (`init="signed-constant"`) or a copy of the
+    module's own weights (`init="keep"`); a bias is copied either way. A BatchNorm's affine values are
+    kept (frozen) with "keep"; "signed-constant" uses the paper's non-affine per-task BatchNorm.
+    """
     if isinstance(module, (MaskedLayer, MultitaskBatchNorm)):
         return None
-    if isinstance(module, nn.Linear):
-        return MaskedLinear(module.in_features, module.out_features, density=density)
-    for torch_type, masked_type in _MASKED_CONVS:
-        if isinstance(module, torch_type):
-            return masked_type(
-                module.in_channels, module.out_channels, module.kernel_size, stride=module.stride,
-                padding=module.padding, dilation=module.dilation, groups=module.groups,
-                padding_mode=module.padding_mode, density=density,
-            )
+    layer = _masked_layer(module, density)
+    if layer is not None:
+        with torch.no_grad():
+            if init == "keep":
+                layer.weight.copy_(module.weight)
+            if getattr(module, "bias", None) is not None:
+                layer.bias.copy_(module.bias)  # type: ignore[union-attr]
+        return layer
     dims = _batchnorm_dims(module)
     if dims is not None:
-        return MultitaskBatchNorm(module.num_features, dims=dims, eps=module.eps, momentum=module.momentum)  # type: ignore[arg-type]
+        norm = MultitaskBatchNorm(module.num_features, dims=dims, eps=module.eps, momentum=module.momentum,  # type: ignore[arg-type]
+                                  affine=init == "keep" and module.weight is not None and module.bias is not None)
+        if norm.weight is not None and norm.bias is not None:
+            with torch.no_grad():
+                norm.weight.copy_(module.weight)  # type: ignore[arg-type]
+                norm.bias.copy_(module.bias)  # type: ignore[arg-type]
+        return norm
+    return None
+
+
+def _masked_layer(module: nn.Module, density: float) -> MaskedLayer | None:
+    """A masked layer of `module`'s type and shape (weights drawn, bias zeros), or None for other modules."""
+    if isinstance(module, nn.Linear):
+        return MaskedLinear(module.in_features, module.out_features, density=density, bias=module.bias is not None)
+    if isinstance(module, nn.Embedding):
+        return MaskedEmbedding(module.num_embeddings, module.embedding_dim, density=density,
+                               padding_idx=module.padding_idx, scale_grad_by_freq=module.scale_grad_by_freq)
+    for torch_type, masked_type in _MASKED_CONVS:
+        if isinstance(module, torch_type):
+            conv: Any = module
+            extra = {"output_padding": conv.output_padding} if conv.transposed else {}
+            return masked_type(
+                conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
+                padding_mode=conv.padding_mode, density=density, bias=conv.bias is not None, **extra,
+            )
     return None
 
 
@@ -112,7 +164,8 @@ def check_wrappable(model: nn.Module) -> None:
     - a norm layer that keeps running statistics but is not a BatchNorm{1,2,3}d (e.g. InstanceNorm
       with track_running_stats=True, SyncBatchNorm): its statistics would be shared by every task;
     - a weight or bias of a layer to be replaced that is also registered elsewhere (tied weights):
-      the masked layer gets a weight of its own and the tie would silently break.
+      the masked layer gets a weight of its own and the tie would silently break;
+    - nn.Embedding with `max_norm`: it rescales its table in place, under every task's mask.
     """
     owners: dict[int, list[tuple[str, nn.Module]]] = {}
     for path, module in _walk(model):
@@ -127,6 +180,8 @@ def check_wrappable(model: nn.Module) -> None:
         if isinstance(module, nn.MultiheadAttention):
             raise ExssnetError(f"{where} cannot be masked: it multiplies its projection weights functionally, "
                                "bypassing masked layers; build attention from nn.Linear projections instead")
+        if isinstance(module, nn.Embedding) and module.max_norm is not None:
+            raise ExssnetError(f"{where} has max_norm, which rescales the shared table in place; use max_norm=None")
         if (isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats
                 and (_batchnorm_dims(module) is None or isinstance(module, nn.SyncBatchNorm))):
             raise ExssnetError(f"{where} keeps running statistics, which every task would share; use "
@@ -156,19 +211,23 @@ def _walk(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]
 
 
 def inject_supermask_layers(
-    model: nn.Module, density: float, replaced: dict[int, weakref.ref] | None = None
+    model: nn.Module, density: float, replaced: dict[int, weakref.ref] | None = None, init: str = "signed-constant"
 ) -> nn.Module:
-    """Replace Linear/Conv/BatchNorm modules of `model` in place; returns `model`.
+    """Replace Linear/Embedding/Conv/ConvTranspose/BatchNorm modules of `model` in place; returns `model`.
 
     A module object reachable under several names becomes one shared supermask layer. `replaced`,
     when given, collects weak references to the parameters of the modules that were swapped out.
+    `init` is "signed-constant" (the paper's weights) or "keep" (the model's own); see `to_supermask`.
     """
+    if init not in INITS:
+        raise ExssnetError(f"init must be one of {', '.join(map(repr, INITS))}, got {init!r}")
     check_wrappable(model)
-    _inject(model, density, {}, replaced if replaced is not None else {})
+    _inject(model, density, {}, replaced if replaced is not None else {}, init)
     return model
 
 
-def _inject(model: nn.Module, density: float, memo: dict[int, nn.Module], replaced: dict[int, weakref.ref]) -> None:
+def _inject(model: nn.Module, density: float, memo: dict[int, nn.Module], replaced: dict[int, weakref.ref],
+            init: str) -> None:
     for name, child in list(model._modules.items()):  # named_children() would skip a second name of a module
         if child is None:
             continue
@@ -179,10 +238,10 @@ def _inject(model: nn.Module, density: float, memo: dict[int, nn.Module], replac
         if isinstance(child, (MaskedLayer, MultitaskBatchNorm)):
             memo[id(child)] = child
             continue  # already a supermask layer: its inner BatchNorms are per-task state
-        replacement = _replacement(child, density)
+        replacement = _replacement(child, density, init)
         if replacement is None:
             memo[id(child)] = child
-            _inject(child, density, memo, replaced)
+            _inject(child, density, memo, replaced, init)
         else:
             memo[id(child)] = replacement
             for param in child.parameters(recurse=False):
@@ -230,6 +289,7 @@ class SupermaskNet(nn.Module):
         self.density = check_density(density)
         self.model = model
         self.keep_scores = keep_scores
+        self.init = "signed-constant"  # how `to_supermask` chose the masked weights ("signed-constant" or "keep")
         self.tasks: list[TaskState] = []
         self.active_task = -1
         self._replaced = replaced or {}  # weak references to the parameters of the modules swapped out
@@ -280,7 +340,12 @@ class SupermaskNet(nn.Module):
     def add_task(
         self, num_classes: int, initial_scores: dict[str, torch.Tensor] | None = None
     ) -> int:
-        """Start a new task in its mask phase; optional initial scores per masked layer name (others start fresh)."""
+        """Start a new task in its mask phase; optional initial scores per masked layer name (others start fresh).
+
+        A class count the model's classifier cannot produce is refused (the head is found as
+        `exssnet.models.contract.find_classifier` finds it; a model whose head cannot be told is not checked).
+        """
+        self._check_class_count(num_classes)
         self._advance(Phase.MASK)
         task = self.num_tasks
         for name, layer in self.named_masked_layers():
@@ -420,6 +485,19 @@ class SupermaskNet(nn.Module):
         self._set_trainable()
         self.set_task(task)
 
+    def _check_class_count(self, num_classes: int) -> None:
+        """Refuse a class count that is not a positive integer or exceeds the classifier's outputs."""
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+            raise ExssnetError(f"num_classes must be a positive integer, got {num_classes!r}")
+        try:
+            name, head = find_classifier(self.model)
+        except ExssnetError:
+            return  # the head cannot be told: the loss will see the width
+        width = int(head.weight.shape[0])
+        if num_classes > width:
+            raise ExssnetError(f"a task of {num_classes} classes needs {num_classes} outputs, but the model's classifier "
+                               f"{name!r} has {width}; build the model with a head of at least {num_classes} outputs")
+
     @property
     def phase(self) -> Phase:
         """The phase of the current (last) task; DONE when there is no task yet."""
@@ -442,6 +520,8 @@ class SupermaskNet(nn.Module):
         The shared weights never require grad; the weight phase's compact parameters exist only during it.
         """
         phase, task = self.phase, str(self.num_tasks - 1)
+        for _, param in self.named_unmasked_parameters():
+            param.requires_grad_(False)
         for layer in self.masked_layers():
             layer.weight.requires_grad_(False)
             for key, scores in layer.scores.items():
@@ -517,7 +597,8 @@ class SupermaskNet(nn.Module):
                 norm.select(View.NONE)
 
     def layer_output(self, layer: MaskedLayer, x: torch.Tensor, task: int) -> torch.Tensor:
-        """What masked `layer` outputs for its input `x` under finished `task`'s mask (the selection stays)."""
+        """What masked `layer` computes for its input `x` under finished `task`'s mask, without its frozen bias
+        (linear in the mask; the selection stays)."""
         return layer.task_output(x, self.check_task(task))
 
     # ----- state dict: per-task state is ordinary PyTorch state --------------------------
@@ -553,6 +634,22 @@ class SupermaskNet(nn.Module):
         net._reselect(net.num_tasks - 1)
 
     # ----- parameters per phase ---------------------------------------------------
+    def named_unmasked_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """(name, parameter) of every parameter of the model outside the supermask machinery (masked weights,
+        scores, compact weights): biases, BatchNorm affine values, other norms, PReLU, a custom module's raw
+        parameters. They are frozen (never require grad) and shared by every task."""
+        machinery: set[int] = set()
+        for layer in self.masked_layers():
+            machinery.add(id(layer.weight))
+            machinery.update(id(p) for p in layer.scores.values())
+            if layer.compact_weight is not None:
+                machinery.add(id(layer.compact_weight))
+        return [(name, p) for name, p in self.model.named_parameters() if id(p) not in machinery]
+
+    def unmasked_parameters(self) -> list[nn.Parameter]:
+        """The frozen parameters of `named_unmasked_parameters`."""
+        return [p for _, p in self.named_unmasked_parameters()]
+
     def score_parameters(self, task: int) -> list[nn.Parameter]:
         return [layer.scores[str(task)] for layer in self.masked_layers()]
 
@@ -615,6 +712,12 @@ class SupermaskNet(nn.Module):
         args = inputs if isinstance(inputs, tuple) else (inputs,)
         return self(*args)[:, : self.tasks[task].num_classes]
 
+    def export_task(self, task: int) -> nn.Module:
+        """Finished `task` as a plain model of the user's own class (see `exssnet.export.export_task`)."""
+        from exssnet.export import export_task
+
+        return export_task(self, task)
+
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor | tuple[torch.Tensor, ...], task: int) -> torch.Tensor:
         """Class predictions (0..C_t-1) of `task`'s subnetwork in eval mode."""
@@ -622,13 +725,63 @@ class SupermaskNet(nn.Module):
             return self.logits(inputs, task).argmax(dim=1)
 
 
-def to_supermask(model: nn.Module, density: float, keep_scores: bool = False) -> SupermaskNet:
+def to_supermask(model: nn.Module, density: float, keep_scores: bool = False, init: str | None = None) -> SupermaskNet:
     """Wrap any torch model as a supermask model (modules are replaced in place).
+
+    `init` chooses the shared weights of the masked layers: "signed-constant" (the paper's draw:
+    +-sqrt(2 / fan_in) with random signs; the built-in models and presets use it) or "keep" (the
+    model's own weights, e.g. a pretrained backbone, as Piggyback masks it). Left out, it is
+    "signed-constant" and the wrap says so in a `WrapWarning`. Biases are kept either way; BatchNorm
+    affine values with "keep" (with "signed-constant" the paper's non-affine BatchNorm runs, and the
+    warning names any BatchNorm whose affine values were not the identity). What is kept and every
+    other parameter that is not masked (other norms, PReLU, a custom module's raw parameters) stays
+    frozen and shared by every task: `net.named_unmasked_parameters()` lists them and the wrap
+    names their modules in the same single `WrapWarning`. The choice is `net.init` (checkpoints
+    record it; wrap with the same `init` to `load_state_dict`).
 
     The net starts without tasks; `load_state_dict` of a trained net's state dict creates its tasks
     (masks, scores, BatchNorm statistics, class counts and phases), bit for bit.
     """
     density = check_density(density)
+    if isinstance(model, SupermaskNet):
+        raise ExssnetError("the model is already a SupermaskNet: pass the plain torch model to wrap")
+    notes = []
+    dropped = [] if init == "keep" else _affine_batchnorms(model)
+    if dropped:
+        notes.append("init='signed-constant' uses the paper's non-affine per-task BatchNorm, so the affine values of "
+                     f"{', '.join(dropped)} are dropped; pass init='keep' to keep them (frozen)")
+    if init is None:
+        init = "signed-constant"
+        notes.append("the masked layers' weights are redrawn as the paper's signed constants (init='signed-constant'); "
+                     "pass init='keep' to keep the model's own (e.g. pretrained) weights, or pass init explicitly "
+                     "to silence this")
     replaced: dict[int, weakref.ref] = {}
-    model = inject_supermask_layers(model, density, replaced)
-    return SupermaskNet(model, density, keep_scores=keep_scores, replaced=replaced)
+    model = inject_supermask_layers(model, density, replaced, init=init)
+    net = SupermaskNet(model, density, keep_scores=keep_scores, replaced=replaced)
+    net.init = init
+    frozen = _frozen_modules(net)
+    if frozen:
+        notes.append("these parameters are not masked and stay frozen, shared by every task: " + "; ".join(frozen))
+    if notes:
+        warnings.warn("to_supermask: " + " | ".join(notes), WrapWarning, stacklevel=2)
+    return net
+
+
+def _affine_batchnorms(model: nn.Module) -> list[str]:
+    """Paths of the BatchNorms (to be replaced) whose affine values are not the identity (ones and zeros)."""
+    found = []
+    for path, module in _walk(model):
+        if _batchnorm_dims(module) is not None and module.weight is not None and module.bias is not None:
+            if not (bool((module.weight == 1).all()) and bool((module.bias == 0).all())):
+                found.append(path or "(the model)")
+    return found
+
+
+def _frozen_modules(net: SupermaskNet) -> list[str]:
+    """'path (Type: names)' for each module holding frozen unmasked parameters."""
+    by_module: dict[str, list[str]] = {}
+    for name, _ in net.named_unmasked_parameters():
+        path, _, pname = name.rpartition(".")
+        by_module.setdefault(path, []).append(pname)
+    return [f"{path or '(the model)'} ({type(net.model.get_submodule(path)).__name__}: {', '.join(names)})"
+            for path, names in by_module.items()]

@@ -82,7 +82,7 @@ def execute(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if not main:
         return 0
-    print(format_summary(results))
+    print(format_summary(results, warnings_shown=not args.quiet and not args.resume))  # the run logged them as they came
     if args.out is not None:
         print(f"results written to {args.out / RESULTS_FILE}")
     return 0

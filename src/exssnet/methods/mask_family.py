@@ -83,7 +83,10 @@ class MaskFamilyMethod(ContinualMethod):
     def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
         super().__init__(config, benchmark, settings)
         dense = build_model(config.model, benchmark.input_shape, benchmark.max_classes)
-        self.net: SupermaskNet = to_supermask(dense, config.density, keep_scores=config.keep_scores).to(self.device)
+        # the engine's signed-constant start, as the other supermask methods (WSN's code keeps torch's default
+        # init; docs/wsn.md "What differs")
+        self.net: SupermaskNet = to_supermask(dense, config.density, keep_scores=config.keep_scores,
+                                              init="signed-constant").to(self.device)
 
     def logits_fn(self, num_classes: int):
         def logits(x: Inputs) -> torch.Tensor:

@@ -77,7 +77,8 @@ class SupermaskMethod(ContinualMethod):
     def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: SupermaskSettings | None = None) -> None:
         super().__init__(config, benchmark, settings if settings is not None else SupermaskSettings())
         dense = build_model(config.model, benchmark.input_shape, benchmark.max_classes)
-        self.net: SupermaskNet = to_supermask(dense, config.density, keep_scores=config.keep_scores).to(self.device)
+        self.net: SupermaskNet = to_supermask(dense, config.density, keep_scores=config.keep_scores,
+                                              init="signed-constant").to(self.device)  # the paper's weights
 
     def initial_scores(self, task_id: int, task: TaskData) -> TaskStart:
         """Where to start `task`: fresh random scores, or with `kkt` on the scores KKT picks (exssnet.kkt: an

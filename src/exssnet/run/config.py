@@ -18,8 +18,10 @@ from typing import Any, Mapping
 
 import yaml
 
+from exssnet.data.text_models import is_static_encoder
 from exssnet.errors import ExssnetError
 from exssnet.methods import method_names, method_settings_class, settings_classes
+from exssnet.methods.base import method_text_inputs
 from exssnet.settings import CoreSettings, Role, Settings, field_types, role_of
 
 
@@ -115,6 +117,17 @@ def refuse_foreign(values: Mapping[str, Any], method: str) -> None:
                            "or choose a method that reads it")
 
 
+def check_encoder_fits(method: str, encoder: str) -> None:
+    """Refuse static word vectors for a method that fine-tunes a contextual encoder on raw text (before any work)."""
+    try:
+        reads_tokens = method_text_inputs(method) == "tokens"
+    except ExssnetError:
+        return  # an unknown method is refused with the list of known ones when it is built
+    if reads_tokens and is_static_encoder(encoder):
+        raise ExssnetError(f"method {method!r} fine-tunes a contextual encoder; {encoder!r} is static word vectors: "
+                           "use --encoder minilm, mpnet-base or a Hugging Face model folder")
+
+
 @dataclass
 class RunConfig(CoreSettings):
     """Core settings + `method_settings`: the run's own method's settings object, built from the flat keys.
@@ -131,6 +144,7 @@ class RunConfig(CoreSettings):
         values of the fields both classes declare.
         """
         super().check()
+        check_encoder_fits(self.method, self.encoder)
         own = self.own_settings_class()
         if self.method_settings is None:
             self.method_settings = own()

@@ -79,7 +79,7 @@ def check_model_fits(benchmark: str, model: str) -> None:
                            f"cannot read them: use --model {', '.join(fitting) or 'a model of that input kind'}")
 
 
-def load_benchmark(config: RunConfig) -> Benchmark:
+def load_benchmark(config: RunConfig, progress: bool = False) -> Benchmark:
     inputs = method_text_inputs(config.method)  # language methods read tokens with their own encoder
     spec = BenchmarkSpec(
         seed=config.seed, num_tasks=config.num_tasks, classes_per_task=config.classes_per_task,
@@ -88,7 +88,7 @@ def load_benchmark(config: RunConfig) -> Benchmark:
             encoder=config.encoder, max_length=config.max_length, cache_dir=config.cache_dir,
             max_train_per_class=config.text_max_train, max_test_per_class=config.text_max_test,
             order=config.text_order, encode_batch_size=config.encode_batch_size, device=config.device,
-            inputs=inputs,
+            inputs=inputs, progress=progress,
         ),
         image_size=config.image_size, workers=config.workers,
     )
@@ -234,7 +234,7 @@ def run_experiment(
     progress = progress and main
     configure_torch(config)
     started = time.perf_counter()
-    benchmark = load_benchmark(config)
+    benchmark = load_benchmark(config, progress)
     method = build_method(config, benchmark, config.settings_of())
     distributed.check_batch_size(config.batch_size, getattr(method, "net", None))  # torchrun: rows for every process
     device = torch.device(config.device)

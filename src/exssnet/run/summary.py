@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 
-def format_summary(results: dict) -> str:
+def format_summary(results: dict, warnings_shown: bool = False) -> str:
+    """The summary lines; `warnings_shown`: the run already printed its warnings, so they are counted, not repeated."""
     acc = results["acc_matrix"]
     n = len(acc)
     lines = [
@@ -24,5 +25,9 @@ def format_summary(results: dict) -> str:
                      f"task-inference accuracy {c['avg_task_inference_acc']:.2f}, "
                      f"inferred-task accuracy {c['avg_inferred_acc']:.2f} (task given {c['avg_task_given_acc']:.2f})")
     lines.append("task time (s):    " + " ".join(f"{s:.1f}" for s in results["task_time_s"]))
-    lines.extend(f"warning: {w}" for w in results.get("warnings") or [])
+    warnings = results.get("warnings") or []
+    if warnings and warnings_shown:
+        lines.append(f"{len(warnings)} warning(s) printed above (also in results.json)")
+    else:
+        lines.extend(f"warning: {w}" for w in warnings)
     return "\n".join(lines)

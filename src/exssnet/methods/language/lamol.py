@@ -25,7 +25,7 @@ from exssnet.settings import CoreSettings, Settings
 
 def load_causal_lm(name: str | None):  # noqa: ANN201 - (model, tokenizer)
     if not name:
-        raise ExssnetError("lamol needs a causal language model: pass --lamol-lm NAME_OR_FOLDER (e.g. a GPT-2 folder)")
+        raise ExssnetError("lamol needs a causal language model: pass --lamol-lm smollm2-135m (after `make setup-text-large`) or a model folder")
     tokenizer = load_pretrained("AutoTokenizer", name, "the tokenizer of causal language model")
     model = load_pretrained("AutoModelForCausalLM", name, "causal language model")
     if tokenizer.pad_token is None:

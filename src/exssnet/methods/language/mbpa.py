@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
-from exssnet.data.tasks import Benchmark, Inputs, concat_inputs, num_examples, take
+from exssnet.data.tasks import Benchmark, Inputs, TaskData, concat_inputs, num_examples, take
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.er import ER
 from exssnet.methods.language.base import LanguageMethod, MbPASettings
 from exssnet.methods.language.encoder_net import frozen_copy
+from exssnet.methods.loops import EpochCallback
 from exssnet.settings import CoreSettings, Settings
 
 
@@ -32,6 +34,11 @@ class MbPA(LanguageMethod, ER):
         self.steps = 0
         self._keys: tuple[int, torch.Tensor] | None = None  # (buffer.seen when computed, keys)
         self.adapted_batches = 0
+        self.show_progress = False  # the run's progress setting (a bar over test-time adaptation)
+
+    def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
+        self.show_progress = progress
+        return super().learn_task(task_id, task, progress, on_epoch)
 
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
         self.steps += 1
@@ -96,7 +103,9 @@ class MbPA(LanguageMethod, ER):
             return self.net(x, task_id)
         n, size = num_examples(x), self.settings.mbpa_test_batch
         chunks = [take(x, torch.arange(i, min(i + size, n), device=self.device)) for i in range(0, n, size)]
-        return torch.cat([self.local_logits(chunk, task_id) for chunk in chunks])
+        bar = tqdm(chunks, desc=f"  mbpa: test-time adaptation, task {task_id}", unit="chunk", leave=False,
+                   disable=not self.show_progress or len(chunks) < 2)
+        return torch.cat([self.local_logits(chunk, task_id) for chunk in bar])
 
     def summary(self) -> dict:
         return {**super().summary(), "mbpa_adapted_batches": self.adapted_batches}

@@ -1,0 +1,78 @@
+"""benchmarks/language_full.py: the grid covers every row, skips what its JSONL holds, and writes one row per run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "language_full.py"
+
+
+@pytest.fixture(scope="module")
+def grid_module():
+    spec = importlib.util.spec_from_file_location("language_full", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_grid_has_every_row_three_minilm_seeds_and_one_mpnet_seed(grid_module):
+    order = grid_module.grid()
+    assert len(order) == len(set(order))
+    for row in grid_module.ROWS:
+        assert {s for r, e, s in order if r == row and e == "minilm"} == {0, 1, 2}
+        assert 0 in {s for r, e, s in order if r == row and e == "mpnet-base"}
+    for row in grid_module.KEY_ROWS:
+        assert {s for r, e, s in order if r == row and e == "mpnet-base"} == {0, 1, 2}
+    assert order[0] == ("supsup", "minilm", 0)
+    lamol = grid_module.command("lamol", "minilm", 0, Path("o"))
+    assert lamol[lamol.index("--lamol-lm") + 1] == "smollm2-135m" and lamol[lamol.index("--threads") + 1] == "1"
+
+
+def test_finished_rows_are_skipped_and_each_run_appends_one_line(grid_module, tmp_path, monkeypatch):
+    out = tmp_path / "rows.jsonl"
+    done = [("supsup", "minilm", 0), ("ssnet", "minilm", 0)]
+    out.write_text("".join(json.dumps({"row": r, "encoder": e, "seed": s, "avg_acc": 50.0}) + "\n" for r, e, s in done))
+    calls = []
+
+    def fake_run(argv, cwd, **kwargs):
+        folder = Path(cwd) / argv[argv.index("--out") + 1]
+        folder.mkdir(parents=True)
+        method = argv[argv.index("--method") + 1]
+        config = {"text_max_train": 200, "text_max_test": 100, "max_length": 128}
+        (folder / "results.json").write_text(json.dumps({
+            "method": method, "acc_matrix": [[80.0, None], [70.0, 90.0]], "task_names": ["a", "b"], "avg_acc": 80.0,
+            "forgetting": 10.0, "config": config}))
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(grid_module, "ROOT", tmp_path)
+    monkeypatch.setattr(grid_module.subprocess, "run", fake_run)
+    args = type("Args", (), {"out": out, "runs": Path("runs"), "encoders": ["minilm"], "rows": ["supsup", "ssnet", "exssnet"]})
+    grid_module.run_grid(args)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    new = [(r["row"], r["encoder"], r["seed"]) for r in lines[2:]]
+    assert new == [("exssnet", "minilm", 0), ("supsup", "minilm", 1), ("ssnet", "minilm", 1), ("exssnet", "minilm", 1),
+                   ("supsup", "minilm", 2), ("ssnet", "minilm", 2), ("exssnet", "minilm", 2)]
+    assert len(calls) == 7 and lines[2]["final_acc"] == {"a": 70.0, "b": 90.0} and lines[2]["text_max_train"] == 200
+    assert "--encoder minilm" in lines[2]["command"] and lines[2]["wall_s"] >= 0
+    grid_module.run_grid(args)
+    assert len(calls) == 7  # everything is in the file now: nothing runs again
+
+
+def test_docs_block_is_rewritten_from_the_rows(grid_module, tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"intro\n{grid_module.BEGIN}\nold\n{grid_module.END}\noutro\n")
+    rows = [{"row": "exssnet", "encoder": "minilm", "seed": s, "avg_acc": a, "forgetting": 0.0, "wall_s": 60.0,
+             "final_acc": {"t": a}} for s, a in ((0, 80.0), (1, 82.0))]
+    rows += [{"row": "er", "encoder": "minilm", "seed": 0, "avg_acc": 85.0, "forgetting": 1.0, "wall_s": 30.0,
+              "final_acc": {"t": 85.0}}]
+    grid_module.write_docs(doc, rows)
+    text = doc.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    assert "| exssnet | 81.00 ± 1.41 |" in text and "| er | 85.00 | 1.00 | +4.00 |" in text
+    assert "er by 4.00" in text
