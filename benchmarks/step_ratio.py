@@ -2,6 +2,9 @@
 
 - SupSup mask-phase training step / dense training step (Adam on the scores, lr 0.01)
 - ExSSNeT weight-phase training step / dense training step (Adam on the compact free weights, lr 5e-4)
+- WSN training step / dense training step (Adam on the scores and the compact free weights together, lr 1e-3)
+- PackNet training step (before pruning) / dense training step (Adam on the compact free weights, lr 1e-3;
+  its retraining after pruning is the ExSSNeT weight-phase step over the kept entries)
 - masked inference (a finished task selected) / dense inference
 
 Every round times each variant for a few steps in turn (the order rotates from round to round),
@@ -96,12 +99,24 @@ def measure(args: argparse.Namespace) -> dict:
     weight_net.train()
     weight_train = train_step(weight_net, torch.optim.Adam(weight_net.trainable_parameters(), lr=5e-4), x, y)
 
+    wsn_net = supermask_net(args.model, shape, classes, args.density, args.earlier_tasks, device)
+    wsn_net.start_joint_training()
+    wsn_net.train()
+    wsn_groups = [{"params": wsn_net.score_parameters(args.earlier_tasks)}, {"params": wsn_net.compact_parameters()}]
+    wsn_train = train_step(wsn_net, torch.optim.Adam(wsn_groups, lr=1e-3), x, y)
+
+    packnet_net = supermask_net(args.model, shape, classes, args.density, args.earlier_tasks, device)
+    packnet_net.start_free_training()
+    packnet_net.train()
+    packnet_train = train_step(packnet_net, torch.optim.Adam(packnet_net.trainable_parameters(), lr=1e-3), x, y)
+
     infer_net = supermask_net(args.model, shape, classes, args.density, args.earlier_tasks, device)
     infer_net.finish_task()
     infer_net.eval()
     infer_net.set_task(args.earlier_tasks)
 
     variants = {"dense_train": dense_train, "mask_phase": mask_train, "weight_phase": weight_train,
+                "wsn_step": wsn_train, "packnet_step": packnet_train,
                 "dense_infer": inference(dense_eval, x), "inference": inference(infer_net, x)}
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     for fn in variants.values():  # warm-up
@@ -111,7 +126,8 @@ def measure(args: argparse.Namespace) -> dict:
     for r in range(args.rounds):
         order = names[r % len(names):] + names[: r % len(names)]
         rows.append({name: timed(variants[name], args.steps, device, clock) for name in order})
-    pairs = {"mask_phase": "dense_train", "weight_phase": "dense_train", "inference": "dense_infer"}
+    pairs = {"mask_phase": "dense_train", "weight_phase": "dense_train", "wsn_step": "dense_train",
+             "packnet_step": "dense_train", "inference": "dense_infer"}
     ratios = {name: statistics.median(row[name] / row[base] for row in rows) for name, base in pairs.items()}
     medians = {name: statistics.median(row[name] for row in rows) for name in names}
     return {"model": args.model, **{k: round(v, 3) for k, v in ratios.items()},
@@ -132,7 +148,7 @@ def main() -> None:
     parser.add_argument("--clock", choices=("cpu", "wall"), default=None,
                         help="cpu: this process's CPU time (default on the CPU: time other processes take from a "
                              "shared machine does not count); wall: elapsed time (default on CUDA)")
-    parser.add_argument("--json", action="store_true", help="print one JSON line of the three ratios")
+    parser.add_argument("--json", action="store_true", help="print one JSON line of the ratios")
     parser.add_argument("--allocator", choices=("keep", "default"), default="keep",
                         help="keep: freed memory stays in the process, as in `exssnet` runs; default: glibc's own settings")
     args = parser.parse_args()
@@ -154,6 +170,8 @@ def main() -> None:
         print(f"  {name:<14} {ms:8.3f} ms")
     print(f"ratio SupSup mask-phase step / dense step:    {result['mask_phase']:.3f}")
     print(f"ratio ExSSNeT weight-phase step / dense step: {result['weight_phase']:.3f}")
+    print(f"ratio WSN joint step / dense step:            {result['wsn_step']:.3f}")
+    print(f"ratio PackNet free-weight step / dense step:  {result['packnet_step']:.3f}")
     print(f"ratio masked inference / dense inference:     {result['inference']:.3f}")
 
 

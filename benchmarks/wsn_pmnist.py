@@ -56,6 +56,8 @@ def shortened(values: dict, num_tasks: int | None, epochs: int | None) -> dict:
     if epochs is not None:
         if "baseline_epochs" in out:
             out["baseline_epochs"] = epochs
+        elif not out.get("mask_epochs"):  # packnet: its phases are weight phases
+            out["weight_epochs"] = epochs
         else:
             total = out.get("mask_epochs", 0) + out.get("weight_epochs", 0)
             mask = max(1, round(epochs * out.get("mask_epochs", 0) / total))

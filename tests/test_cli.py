@@ -44,7 +44,7 @@ def test_yaml_config_and_flag_override(tmp_path):
     [
         (["--density", "0"], "density must be in (0, 1]"),
         (["--density", "1.5"], "density must be in (0, 1]"),
-        (["--method", "packnet"], "unknown method 'packnet'"),
+        (["--method", "icarl"], "unknown method 'icarl'"),
         (["--benchmark", "split-imagenet"], "unknown benchmark 'split-imagenet'"),
         (["--model", "vgg99"], "unknown model 'vgg99'"),
         (["--num-tasks", "6"], "need 12 classes"),

@@ -94,7 +94,7 @@ def test_misspelt_method_suggests_the_close_name(capsys):
     assert main(["run", "--method", "exsnet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "exssnet: error: unknown method 'exsnet'; did you mean 'exssnet'?"
-    assert main(["run", "--method", "packnet", "--quiet"]) == 2  # nothing close: the known names
+    assert main(["run", "--method", "icarl", "--quiet"]) == 2  # nothing close: the known names
     assert "known methods: " in capsys.readouterr().err
 
 

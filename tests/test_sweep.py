@@ -57,7 +57,7 @@ def test_sweep_resumes_only_missing_cells(tmp_path):
 
 @pytest.mark.parametrize(
     "extra, message",
-    [(["--methods", "supsup,packnet"], "unknown method(s) packnet"),
+    [(["--methods", "supsup,icarl"], "unknown method(s) icarl"),
      (["--densities", "0.1,1.5"], "density must be in (0, 1]")],
 )
 def test_bad_grid_fails_before_running(tmp_path, capsys, extra, message):

@@ -24,6 +24,7 @@ def test_presets_are_found_and_shortened(grid):
     assert grid.shortened({"baseline_epochs": 5, "num_tasks": 10}, 1, 2) == {"baseline_epochs": 2, "num_tasks": 1}
     assert grid.shortened({"mask_epochs": 3, "weight_epochs": 2}, None, 1) == {"mask_epochs": 1, "weight_epochs": 0}
     assert grid.shortened({"mask_epochs": 5, "weight_epochs": 0}, None, 2) == {"mask_epochs": 2, "weight_epochs": 0}
+    assert grid.shortened({"mask_epochs": 0, "weight_epochs": 5}, None, 1) == {"mask_epochs": 0, "weight_epochs": 1}  # packnet
 
 
 def test_diagonal_mean_is_wsns_printed_average(grid):

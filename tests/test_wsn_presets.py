@@ -14,7 +14,8 @@ DENSE = {"naive", "ewc", "individual", "joint", "cgate"}
 
 def test_every_table_row_that_exists_here_has_a_preset():
     names = {p.stem.removeprefix("wsn-t1-pmnist-") for p in PRESETS}
-    assert {"naive", "ewc", "individual", "joint", "supsup", "ssnet", "exssnet", "exssnet-kkt", "cgate"} <= names
+    assert {"naive", "ewc", "individual", "joint", "supsup", "ssnet", "exssnet", "exssnet-kkt", "cgate", "packnet",
+            "wsn-c0.03", "wsn-c0.05", "wsn-c0.1", "wsn-c0.3", "wsn-c0.5"} <= names
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
@@ -31,6 +32,13 @@ def test_preset_follows_wsns_protocol(preset):
         assert (config.mask_epochs, config.weight_epochs) == (5, 5)  # the documented double-budget variant
     elif config.method == "supsup":
         assert config.mask_epochs == 5
+    elif config.method == "wsn":  # one joint phase at WSN's Adam lr 0.001, capacity c = density
+        assert (config.mask_epochs, config.weight_epochs, config.mask_lr) == (5, 0, 0.001)
+        assert preset.stem.endswith(f"-c{config.density}")
+    elif config.method == "packnet":  # 5 epochs of the free weights, then prune to 1/10 and retrain 2 epochs
+        assert (config.mask_epochs, config.weight_epochs, config.weight_lr) == (0, 5, 0.001)
+        settings = config.settings_of()
+        assert (settings.packnet_keep, settings.packnet_retrain_epochs) == (0.0, -1)
     else:
         assert config.mask_epochs + config.weight_epochs == 5  # equal budget: 3 mask + 2 weight epochs
     if preset.stem.endswith("-kkt"):

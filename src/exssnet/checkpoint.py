@@ -91,6 +91,8 @@ def save_pretrained(
         "task_classes": [task.num_classes for task in net.tasks],
         "metadata": metadata or {},
     }
+    if net.nested_masks:  # PackNet: task t's mask holds earlier tasks' weights, so its count is not the density's
+        config["nested_masks"] = True
     tensors = state_tensors(net, save_scores)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
     try:
@@ -272,9 +274,11 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu",
     if head_classes(net) != config["num_classes"]:
         raise ExssnetError(f"checkpoint {directory}: {what} does not end in a {config['num_classes']}-way head")
     expected = expected_tensors(net, num_tasks, config["has_scores"])
-    masks = check_tensors(directory, tensors, expected, config["density"], net, num_tasks)
+    nested = config.get("nested_masks") is True
+    masks = check_tensors(directory, tensors, expected, config["density"], net, num_tasks, nested)
     state = decode_state(net, tensors, masks, config["task_classes"], config["has_scores"])
     net.load_state_dict(state, strict=True)
+    net.nested_masks = nested
     return net.to(device).eval()
 
 
@@ -303,8 +307,9 @@ def expected_tensors(net: SupermaskNet, num_tasks: int, has_scores: bool) -> dic
 
 
 def check_tensors(directory: Path, found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], density: float,
-                  net: SupermaskNet, num_tasks: int) -> dict[tuple[str, int], torch.Tensor]:
-    """Same keys, shapes and dtypes as the rebuilt model; masks decode and keep the density's count.
+                  net: SupermaskNet, num_tasks: int, nested: bool = False) -> dict[tuple[str, int], torch.Tensor]:
+    """Same keys, shapes and dtypes as the rebuilt model; masks decode and keep the density's count
+    (not checked when `nested`: PackNet's masks hold earlier tasks' weights).
 
     Returns the decoded boolean masks by (layer name, task).
     """
@@ -332,7 +337,8 @@ def check_tensors(directory: Path, found: dict[str, torch.Tensor], expected: dic
         except ValueError as exc:
             raise ExssnetError(f"checkpoint {directory}: mask code masks.{t} is corrupted ({exc})") from None
         for (name, _), mask in zip(layers, decoded):
-            _check_count(directory, f"task {t}'s mask of layer {name}", mask, density)
+            if not nested:
+                _check_count(directory, f"task {t}'s mask of layer {name}", mask, density)
             masks[(name, t)] = mask
     return masks
 

@@ -30,7 +30,7 @@ import weakref
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Iterator, Mapping
+from typing import Any, Collection, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -47,6 +47,7 @@ from exssnet.layers.masked_more import (
     MaskedConvTranspose3d,
     MaskedEmbedding,
 )
+from exssnet.layers.topk import kept_count
 from exssnet.layers.view import View
 from exssnet.models.contract import find_classifier
 from exssnet.modes import evaluating
@@ -293,6 +294,8 @@ class SupermaskNet(nn.Module):
         self.active_task = -1
         self._replaced = replaced or {}  # weak references to the parameters of the modules swapped out
         self._weight_use_checked = False  # the first forward pass checks how the masked weights are used
+        self._mask_phase_views: dict[int, View] = {}  # a task whose mask phase trains more than scores (WSN, PackNet)
+        self.nested_masks = False  # PackNet: a task's mask may hold earlier tasks' (its count is not the density's)
         self._index_layers()
         self.register_load_state_dict_post_hook(SupermaskNet._after_load)
         if not self.masked_layers():
@@ -399,6 +402,75 @@ class SupermaskNet(nn.Module):
         self._set_trainable()
         self.set_task(task)
 
+    def start_joint_training(self) -> None:
+        """WSN: the current task (just added, in its mask phase) trains its scores and the free weights together.
+
+        The forward is `topk(|scores|) * W'`, W' the shared weight with every entry no finished task's mask
+        uses taken from a compact parameter (`trainable_parameters()`: the scores and those). `finish_task`
+        commits the top-k of the scores and writes the trained free entries into the shared weight; weights
+        inside earlier masks never change.
+        """
+        task = self._mask_phase_task("train scores and free weights together")
+        for layer in self.masked_layers():
+            layer.start_joint(task, ~layer.union)
+        self._mask_phase_views[task] = View.JOINT
+        self._set_trainable()
+        self.set_task(task)
+
+    def start_free_training(self, separate: Collection[str] = ()) -> None:
+        """PackNet: the current task (just added) trains every free weight, with the earlier tasks' weights
+        used frozen in the forward (the whole weight); it has no scores. Then `prune_and_retrain`.
+
+        `separate`: names of masked layers whose earlier tasks' weights the task does not use (PackNet's
+        per-task classifier: a task's head is only its own weights).
+        """
+        task = self._mask_phase_task("train the free weights")
+        for name, layer in self.named_masked_layers():
+            layer.drop_scores(task)
+            layer.start_free(task, ~layer.union, ~layer.union if name in separate else None)
+        self._mask_phase_views[task] = View.COMPACT
+        self._set_trainable()
+        self.set_task(task)
+
+    def prune_and_retrain(self, keep: float, separate: Collection[str] = (), zero_pruned: bool = False) -> dict[str, int]:
+        """PackNet: keep the `keep` fraction of each layer (`kept_count`, at most the free weights) of largest
+        magnitude among the free weights, commit the mask "owned by tasks <= t" (the earlier union plus the
+        kept; only the kept for the `separate` layers, see `start_free_training`) and move to the weight phase,
+        which trains only the kept weights. The other free weights are outside the task's mask; they keep their
+        values for the next task, or are set to 0 with `zero_pruned` (as PackNet's code does).
+
+        Returns the number of weights the task owns per layer name.
+        """
+        if self._mask_phase_views.get(self.num_tasks - 1) is not View.COMPACT:
+            raise ExssnetError("prune_and_retrain follows start_free_training")
+        task = self._advance(Phase.WEIGHTS)
+        owned: dict[str, int] = {}
+        for name, layer in self.named_masked_layers():
+            layer.end_compact()
+            free = ~layer.union
+            magnitude = layer.weight.detach().abs().masked_fill(~free, -1.0).reshape(-1)
+            count = min(kept_count(layer.weight.numel(), keep), int(free.sum()))
+            own = torch.zeros(magnitude.numel(), dtype=torch.bool, device=magnitude.device)
+            own[magnitude.topk(count).indices] = True
+            own = own.view_as(free)
+            if zero_pruned:
+                layer.zero_entries(free & ~own)
+            layer.commit_mask(task, own if name in separate else layer.union | own)
+            layer.start_compact(task, own)
+            owned[name] = count
+        self.nested_masks = True
+        self.tasks[task].phase = Phase.WEIGHTS
+        self._set_trainable()
+        self.set_task(task)
+        return owned
+
+    def _mask_phase_task(self, what: str) -> int:
+        """The current task if it is in its mask phase with plain scores (just added), else a clear error."""
+        task = self.num_tasks - 1
+        if self.phase is not Phase.MASK or task in self._mask_phase_views:
+            raise ExssnetError(f"only a task just added (in its mask phase) can {what}")
+        return task
+
     def finish_task(self) -> None:
         """End the current task: its mask is frozen (committed if still in the mask phase)."""
         task = self._advance(Phase.DONE)
@@ -458,7 +530,9 @@ class SupermaskNet(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The tensors the current phase trains (pass them to the optimizer): scores in MASK, compact weights in WEIGHTS."""
         if self.phase is Phase.MASK:
-            return self.score_parameters(self.num_tasks - 1)
+            view = self._mask_phase_views.get(self.num_tasks - 1, View.SCORES)
+            scores = self.score_parameters(self.num_tasks - 1) if view is not View.COMPACT else []
+            return scores + (self.compact_parameters() if view is not View.SCORES else [])
         if self.phase is Phase.WEIGHTS:
             return self.compact_parameters()
         return []
@@ -468,6 +542,8 @@ class SupermaskNet(nn.Module):
         self.check_task(task)
         phase = self.tasks[task].phase
         view = {Phase.MASK: View.SCORES, Phase.WEIGHTS: View.COMPACT, Phase.DONE: View.MASK}[phase]
+        if phase is Phase.MASK:
+            view = self._mask_phase_views.get(task, view)
         for layer in self.masked_layers():
             layer.select(view, task)
         for norm in self.norm_layers():

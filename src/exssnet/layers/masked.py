@@ -228,6 +228,55 @@ class MaskedLayer(nn.Module):
         self._ready = self._ready_key = None
         return self.compact_weight
 
+    def start_joint(self, task: int, trainable: torch.Tensor) -> nn.Parameter:
+        """WSN: `task`'s scores and the entries `trainable` (the free ones) of the whole weight train together.
+
+        The forward is `topk(|scores|) * W'` where W' is the weight with the `trainable` entries taken
+        from one 1-D parameter (returned); the mask is not committed yet (`commit` does it from the scores).
+        """
+        self.start_free(task, trainable)
+        self.view = View.JOINT
+        return self.compact_weight  # type: ignore[return-value]
+
+    def start_free(self, task: int, trainable: torch.Tensor, base_mask: torch.Tensor | None = None) -> nn.Parameter:
+        """Train the entries `trainable` of `weight * base_mask` (the whole weight when None) as one 1-D parameter.
+
+        Unlike `start_compact` the task needs no committed mask (PackNet trains the free weights first,
+        then prunes); the view is `View.COMPACT`.
+        """
+        self._write_back()
+        index = trainable.reshape(-1).nonzero().reshape(-1).to(self.weight.device)
+        self.compact_index = index
+        values = self.weight.detach().reshape(-1).index_select(0, index)
+        self.compact_weight = nn.Parameter(values, requires_grad=index.numel() > 0)
+        base = self.weight.detach() if base_mask is None else self.weight.detach() * base_mask.to(self.weight.dtype)
+        self._compact_base = base.contiguous().clone()
+        self.view, self.task = View.COMPACT, task
+        self._ready = self._ready_key = None
+        self._threshold.reset()
+        return self.compact_weight
+
+    def commit_mask(self, task: int, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Freeze a given boolean `mask` as `task`'s (PackNet: the weights owned by tasks <= `task`); as `commit`."""
+        if task != self.num_committed:
+            raise RuntimeError(f"tasks must be committed in order: expected {self.num_committed}, got {task}")
+        if mask.shape != self.weight.shape or mask.dtype != torch.bool:
+            raise ValueError(f"a mask must be boolean shaped like the weight {tuple(self.weight.shape)}")
+        mask = mask.to(self.union.device)
+        self.masks[str(task)] = pack_mask(mask)
+        free = mask & ~self.union
+        self.union |= mask
+        return mask, free
+
+    @torch.no_grad()
+    def zero_entries(self, entries: torch.Tensor) -> None:
+        """Set the weight's `entries` (boolean, weight-shaped; none inside a committed mask) to 0 (PackNet's pruning)."""
+        if (entries.to(self.union.device) & self.union).any():
+            raise RuntimeError("cannot zero weights that a finished task's mask uses")
+        self._write_back()
+        self.weight.masked_fill_(entries.to(self.weight.device), 0.0)
+        self._ready = self._ready_key = None
+
     @torch.no_grad()
     def _write_back(self) -> None:
         """Copy the compact parameter's values into `weight` (the weight phase's results become shared)."""
@@ -271,6 +320,12 @@ class MaskedLayer(nn.Module):
             self.view = View.COMPACT
         elif view is View.MASK:
             self._select_mask(task)
+        elif view is View.JOINT:
+            if self.compact_weight is None or str(task) not in self.scores:
+                raise RuntimeError(f"this layer is not training task {task}'s scores and free weights together")
+            if self.view is not View.JOINT or self.task != task:
+                self._threshold.reset()
+            self.view, self.task = View.JOINT, task
         elif view is View.SUPERPOSED:
             if tasks is None or alphas is None:
                 raise ValueError("View.SUPERPOSED needs tasks and alphas")
@@ -343,6 +398,15 @@ class MaskedLayer(nn.Module):
             if self.compact_weight.numel() == 0:  # nothing of this layer trains: its weight is the frozen base
                 return self._compact_base
             return scatter_compact(self.compact_weight, self._compact_base, self.compact_index)
+        if view is View.JOINT:
+            assert self.compact_weight is not None and self._compact_base is not None
+            weight = self._compact_base
+            if weight.device != self.compact_weight.device:
+                weight = self._compact_base = weight.to(self.compact_weight.device)
+            if self.compact_weight.numel():
+                weight = scatter_compact(self.compact_weight, weight, self.compact_index)
+            scores = self.scores[str(self.task)]
+            return score_masked_weight(weight, scores, self._threshold, kept_count(scores.numel(), self.density))
         if view is View.SUPERPOSED:
             assert self._alphas is not None
             packed = [self.masks[str(t)] for t in self._superposed]

@@ -1,7 +1,7 @@
 """Continual-learning methods by name (each module registers itself on import)."""
 
-# registers the dense baselines, supsup, ssnet, exssnet and the language baselines
-from exssnet.methods import baselines, language, supermask_methods  # noqa: F401
+# registers the dense baselines, supsup, ssnet, exssnet, wsn, packnet and the language baselines
+from exssnet.methods import baselines, language, mask_family, supermask_methods  # noqa: F401
 from exssnet.methods.base import (
     ContinualMethod,
     build_method,

@@ -1,0 +1,217 @@
+"""WSN and PackNet on the supermask engine: zero forgetting by construction, per-task BatchNorm, resumable.
+
+- wsn (Kang et al., ICML 2022, "Forget-free Continual Learning with Winning Subnetworks"): one score tensor per
+  layer for the whole run (each task starts from the scores the previous task ended with), each step's mask is
+  the top-`density` of |scores| per layer, and in one phase the scores train by straight-through while the
+  weights train only where no earlier task's mask is set; after the task its top-k mask is committed.
+- packnet (Mallya & Lazebnik, CVPR 2018): per task, train every free weight (earlier tasks' weights used frozen),
+  keep the `packnet_keep` fraction of each layer of largest magnitude among the free weights, zero the rest of the
+  free weights, retrain the kept ones, freeze them. Task t's mask is every weight owned by tasks <= t.
+
+Heads: in this engine each task's head is its mask over one shared bias-free classifier `Linear` (docs/wsn.md,
+"Heads"). WSN masks it by top-c like every layer (a task picks its head's weights among all, so earlier tasks'
+weights there are offered for reuse as elsewhere). PackNet prunes it like every layer, but a task's head is only
+its own weights (its mask there does not hold the earlier tasks'): PackNet's heads are per task, and earlier
+tasks' head weights used frozen would add their classes' logits to the new task's.
+Both keep each finished task's mask in `masks.<t>`, so the MASK / SUPERPOSED views, the state dict round trip and
+the checkpoint codec are those of the other supermask methods. WSN's checkpoints add the scores to continue from
+(`wsn_scores.safetensors` beside the model file); PackNet's config marks its masks as nested (their count is not
+the density's).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from exssnet.checkpoint import load_compatible, save_pretrained
+from exssnet.data.tasks import Benchmark, Inputs, TaskData
+from exssnet.errors import ExssnetError
+from exssnet.methods.base import ContinualMethod, register_method
+from exssnet.methods.loops import EpochCallback, PhaseSpec, train_phase
+from exssnet.metrics import sparse_overlap
+from exssnet.models import build_model
+from exssnet.models.contract import find_classifier
+from exssnet.seeds import TaskStream, task_generator
+from exssnet.settings import CoreSettings, Settings, setting
+from exssnet.supermask import SupermaskNet, to_supermask
+
+WSN_SCORES_FILE = "wsn_scores.safetensors"
+
+
+@dataclass
+class WSNSettings(Settings):
+    """Settings of wsn (its phase runs `mask_epochs` epochs; the scores train at `mask_lr`)."""
+
+    wsn_weight_lr: float = setting(0.0, "wsn: Adam learning rate of the free weights in the joint phase; 0: mask_lr "
+                                        "(WSN's code trains scores and weights at one rate)")
+
+    def check(self) -> None:
+        if not 0.0 <= self.wsn_weight_lr < math.inf:
+            raise ExssnetError(f"wsn_weight_lr must be a finite number >= 0, got {self.wsn_weight_lr}")
+
+
+@dataclass
+class PackNetSettings(Settings):
+    """Settings of packnet (it trains the free weights for `weight_epochs` at `weight_lr`, then prunes and retrains)."""
+
+    packnet_keep: float = setting(0.0, "packnet: fraction of each layer a task keeps after pruning (chosen among the "
+                                       "free weights by magnitude); 0: 1 / the number of tasks")
+    packnet_retrain_epochs: int = setting(-1, "packnet: epochs retraining the kept weights after pruning; "
+                                              "-1: half of weight_epochs (rounded down, at least 1)")
+    packnet_zero_pruned: bool = setting(False, "packnet: set the pruned weights to 0 (PackNet's code) instead of "
+                                               "leaving the next task to start from their trained values")
+
+    def check(self) -> None:
+        if not 0.0 <= self.packnet_keep <= 1.0:
+            raise ExssnetError(f"packnet_keep must be in (0, 1] (or 0: 1 / num_tasks), got {self.packnet_keep}")
+        if self.packnet_retrain_epochs < -1:
+            raise ExssnetError(f"packnet_retrain_epochs must be >= 0 (or -1: half of weight_epochs), "
+                               f"got {self.packnet_retrain_epochs}")
+
+
+class MaskFamilyMethod(ContinualMethod):
+    """What wsn and packnet share: a `SupermaskNet`, task-given logits, checkpoints of the finished tasks."""
+
+    resumable = True
+
+    def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
+        super().__init__(config, benchmark, settings)
+        dense = build_model(config.model, benchmark.input_shape, benchmark.max_classes)
+        # the engine's signed-constant start, as the other supermask methods (WSN's code keeps torch's default
+        # init; docs/wsn.md "What differs")
+        self.net: SupermaskNet = to_supermask(dense, config.density, keep_scores=config.keep_scores,
+                                              init="signed-constant").to(self.device)
+
+    def logits_fn(self, num_classes: int):
+        def logits(x: Inputs) -> torch.Tensor:
+            return self.net(*(x if isinstance(x, tuple) else (x,)))[:, :num_classes]
+
+        return logits
+
+    def phase(self, name: str, params: list, task_id: int, task: TaskData, epochs: int, lr: float,
+              stream: TaskStream, progress: bool, on_epoch: EpochCallback | None) -> dict:
+        cfg = self.config
+        spec = PhaseSpec(name, epochs, lr, cfg.batch_size, task_generator(cfg.seed, task_id, stream),
+                         cfg.eval_batch_size, keep_best=cfg.keep_best_epoch)
+        return train_phase(spec, self.net, self.logits_fn(task.num_classes), params, task, progress, on_epoch).to_dict()
+
+    def logits(self, x: Inputs, task_id: int) -> torch.Tensor:
+        return self.net.logits(x, self.check_task(task_id))
+
+    def eval_mode(self) -> None:
+        self.net.eval()
+
+    def save_checkpoint(self, directory: Path, metadata: dict) -> None:
+        save_pretrained(self.net, directory, self.config.model, self.benchmark.input_shape,
+                        save_scores=self.net.keep_scores, metadata=metadata)
+
+    def load_checkpoint(self, directory: Path) -> None:
+        self.net = load_compatible(directory, self.benchmark, model=self.config.model, density=self.config.density,
+                                   keep_scores=self.config.keep_scores).to(self.device)
+        self.num_learned = self.net.num_tasks
+
+    def summary(self) -> dict:
+        masks = [self.net.task_masks(t) for t in range(self.net.num_tasks)]
+        return {"sparse_overlap": sparse_overlap(masks)}
+
+
+@register_method("wsn", settings=WSNSettings, resumable=True)
+class WSN(MaskFamilyMethod):
+    """Winning SubNetworks: scores kept across tasks, weights trained jointly on the free entries."""
+
+    settings: WSNSettings
+
+    def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
+        super().__init__(config, benchmark, settings)
+        self.scores: dict[str, torch.Tensor] | None = None  # per layer: where the next task's scores start
+
+    def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
+        cfg, net = self.config, self.net
+        net.add_task(task.num_classes, initial_scores=self.scores)
+        net.start_joint_training()
+        weights = net.compact_parameters()
+        groups: list = [{"params": net.score_parameters(task_id), "lr": cfg.mask_lr}]
+        if weights:
+            groups.append({"params": weights, "lr": self.settings.wsn_weight_lr or cfg.mask_lr})
+        info = {"joint_phase": self.phase("joint", groups, task_id, task, cfg.mask_epochs, cfg.mask_lr,
+                                          TaskStream.MASK_PHASE, progress, on_epoch)}
+        scores = net.task_scores(task_id)
+        assert scores is not None
+        self.scores = {name: s.clone() for name, s in scores.items()}
+        net.finish_task()
+        info["reused"] = reused_fraction(net, task_id)
+        self.num_learned += 1
+        return info
+
+    def save_checkpoint(self, directory: Path, metadata: dict) -> None:
+        super().save_checkpoint(directory, metadata)
+        if self.scores is not None:
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.scores.items()},
+                      str(directory / WSN_SCORES_FILE))
+
+    def load_checkpoint(self, directory: Path) -> None:
+        super().load_checkpoint(directory)
+        path = directory / WSN_SCORES_FILE
+        try:
+            scores = load_file(str(path))
+        except (OSError, SafetensorError) as exc:
+            raise ExssnetError(f"checkpoint {directory}: cannot read WSN's scores {path.name}: {exc}") from None
+        layers = dict(self.net.named_masked_layers())
+        if set(scores) != set(layers) or any(scores[k].shape != layers[k].weight.shape for k in layers):
+            raise ExssnetError(f"checkpoint {directory}: {path.name} does not match the model's masked layers")
+        self.scores = {k: v.to(self.device) for k, v in scores.items()}
+
+
+def reused_fraction(net: SupermaskNet, task: int) -> float | None:
+    """Of `task`'s mask, the fraction inside the union of the earlier tasks' masks (None for task 0)."""
+    if task == 0:
+        return None
+    inside = kept = 0
+    for layer in net.masked_layers():
+        mask = layer.mask_of(task)
+        earlier = torch.zeros_like(mask)
+        for t in range(task):
+            earlier |= layer.mask_of(t)
+        inside += int((mask & earlier).sum())
+        kept += int(mask.sum())
+    return inside / max(kept, 1)
+
+
+@register_method("packnet", settings=PackNetSettings, resumable=True)
+class PackNet(MaskFamilyMethod):
+    """PackNet: train the free weights, prune each layer to its share by magnitude, retrain the kept, freeze."""
+
+    settings: PackNetSettings
+
+    def keep(self) -> float:
+        return self.settings.packnet_keep or 1.0 / len(self.benchmark.tasks)  # the benchmark's tasks: num_tasks may be unset
+
+    def retrain_epochs(self) -> int:
+        epochs = self.settings.packnet_retrain_epochs
+        return max(1, self.config.weight_epochs // 2) if epochs < 0 else epochs
+
+    def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
+        cfg, net = self.config, self.net
+        head = {find_classifier(net.model)[0]}  # a task's head is its own weights only (PackNet is multi-head)
+        net.add_task(task.num_classes)
+        net.start_free_training(separate=head)
+        info = {"weight_phase": self.phase("weights", net.trainable_parameters(), task_id, task, cfg.weight_epochs,
+                                           cfg.weight_lr, TaskStream.WEIGHT_PHASE, progress, on_epoch)}
+        info["owned"] = net.prune_and_retrain(self.keep(), separate=head,
+                                                zero_pruned=self.settings.packnet_zero_pruned)
+        info["retrain_phase"] = self.phase("retrain", net.trainable_parameters(), task_id, task, self.retrain_epochs(),
+                                           cfg.weight_lr, TaskStream.MASK_PHASE, progress, on_epoch)
+        net.finish_task()
+        self.num_learned += 1
+        return info
+
+    def load_checkpoint(self, directory: Path) -> None:
+        super().load_checkpoint(directory)
+        if self.net.num_tasks and not self.net.nested_masks:
+            raise ExssnetError(f"checkpoint {directory} was not written by packnet (its masks are not nested)")

@@ -1,0 +1,164 @@
+"""wsn and packnet: earlier tasks bit-identical, WSN reuses weights and trains only free entries, PackNet owns its
+pruned share; state dict / checkpoint round trips and --resume."""
+
+import pytest
+import torch
+from test_resume import Crash
+
+from exssnet import to_supermask
+from exssnet.data import BenchmarkSpec, build_benchmark
+from exssnet.errors import ExssnetError
+from exssnet.layers.topk import kept_count
+from exssnet.methods import build_method
+from exssnet.models import build_model
+from exssnet.run.config import RunConfig
+from exssnet.run.resume import comparable
+from exssnet.run.runner import run_experiment
+
+QUICK = dict(benchmark="split-digits", density=0.2, mask_epochs=2, weight_epochs=2, mask_lr=0.01, weight_lr=0.005,
+             batch_size=64)
+
+
+def learn(method_name: str, model: str = "lenet", num_tasks: int = 5, **extra):
+    """A method and its benchmark; yields after each learned task (the method, the task id)."""
+    torch.manual_seed(0)
+    config = RunConfig.from_dict({**QUICK, "method": method_name, "model": model, "num_tasks": num_tasks, **extra})
+    benchmark = build_benchmark("split-digits", BenchmarkSpec(seed=0, num_tasks=num_tasks))
+    method = build_method(config, benchmark)
+    for t, task in enumerate(benchmark.tasks):
+        method.learn_task(t, task, progress=False, on_epoch=None)
+        method.num_learned = t + 1
+        yield method, benchmark, t
+
+
+def probe_of(benchmark) -> torch.Tensor:
+    return torch.cat([task.test.x[:20] for task in benchmark.tasks])
+
+
+@pytest.mark.parametrize("model", ["lenet", "lenet-bn"])
+@pytest.mark.parametrize("method_name", ["wsn", "packnet"])
+def test_earlier_tasks_stay_bit_identical_over_five_tasks(method_name, model):
+    reference, identical = [], []
+    for method, benchmark, t in learn(method_name, model):
+        method.eval_mode()
+        with torch.no_grad():
+            probe = probe_of(benchmark)
+            reference.append(method.logits(probe, t).clone())
+            identical += [torch.equal(method.logits(probe, j), reference[j]) for j in range(t)]
+    assert len(identical) == 10 and all(identical)
+    if model == "lenet-bn":
+        assert method.net.norm_layers() and all(norm.num_tasks == 5 for norm in method.net.norm_layers())
+
+
+def test_wsn_trains_only_free_entries_and_reuses_earlier_weights():
+    before = None
+    reuse, chance = [], []
+    for method, _, t in learn("wsn", num_tasks=4):
+        net = method.net
+        for i, layer in enumerate(net.masked_layers()):
+            earlier = torch.zeros_like(layer.union)
+            for j in range(t):
+                earlier |= layer.mask_of(j)
+            mask = layer.mask_of(t)
+            assert int(mask.sum()) == kept_count(mask.numel(), 0.2)  # top-c of every layer, the head too
+            if before is not None:
+                changed = layer.weight.detach() != before[i]
+                assert not changed[earlier].any()  # weights inside earlier masks never move
+                assert changed[~earlier].any()
+            if t:
+                reuse.append(int((mask & earlier).sum()) / int(mask.sum()))
+                chance.append(float(earlier.float().mean()))
+        before = [layer.weight.detach().clone() for layer in net.masked_layers()]
+        assert net.task_scores(t) is None  # the carried scores live in the method, the net keeps only masks
+    # scores carried over: a later mask overlaps the earlier union far more than a random mask of its density
+    assert all(r > c + 0.2 for r, c in zip(reuse, chance)), (reuse, chance)
+
+
+def test_wsn_scores_carry_over_between_tasks():
+    tasks = learn("wsn", num_tasks=2)
+    method, _, _ = next(tasks)
+    carried = {k: v.clone() for k, v in method.scores.items()}
+    method.net.add_task(2, initial_scores=method.scores)
+    assert all(torch.equal(method.net.task_scores(1)[k], carried[k]) for k in carried)
+
+
+def test_packnet_task_owns_exactly_its_pruned_share():
+    keep = 0.25
+    head = "5"  # lenet's classifier
+    unions = None
+    for method, _, t in learn("packnet", num_tasks=4, packnet_keep=keep):
+        net = method.net
+        layers = dict(net.named_masked_layers())
+        assert list(layers)[-1] == head
+        for name, layer in layers.items():
+            earlier = unions[name] if unions else torch.zeros_like(layer.union)
+            mask = layer.mask_of(t)
+            own = mask & ~earlier
+            assert int(own.sum()) == min(kept_count(mask.numel(), keep), int((~earlier).sum()))
+            if name == head:
+                assert not (mask & earlier).any()  # a task's head is only its own weights
+            else:
+                assert torch.equal(mask, earlier | own)  # task t uses every weight owned by tasks <= t
+        unions = {name: layer.union.clone() for name, layer in layers.items()}
+    assert all(u.all() for u in unions.values())  # 4 tasks x 1/4: every weight is owned
+
+
+@pytest.mark.parametrize("method_name", ["wsn", "packnet"])
+def test_state_dict_and_checkpoint_round_trip_after_two_tasks(method_name, tmp_path):
+    for method, benchmark, t in learn(method_name, model="lenet-bn", num_tasks=2):
+        pass
+    method.eval_mode()
+    probe = probe_of(benchmark)
+    with torch.no_grad():
+        expected = [method.logits(probe, j).clone() for j in range(2)]
+    fresh = to_supermask(build_model("lenet-bn", benchmark.input_shape, benchmark.max_classes), 0.2)
+    fresh.load_state_dict(method.net.state_dict())
+    fresh.eval()
+    with torch.no_grad():
+        assert all(torch.equal(fresh.logits(probe, j), expected[j]) for j in range(2))
+    method.save_checkpoint(tmp_path / "ckpt", {})
+    loaded = build_method(method.config, benchmark)
+    loaded.load_checkpoint(tmp_path / "ckpt")
+    loaded.eval_mode()
+    with torch.no_grad():
+        assert all(torch.equal(loaded.logits(probe, j), expected[j]) for j in range(2))
+    if method_name == "wsn":
+        assert all(torch.equal(loaded.scores[k], method.scores[k]) for k in method.scores)
+
+
+@pytest.mark.parametrize("method_name", ["wsn", "packnet"])
+def test_resume_after_crash_is_identical(method_name, tmp_path):
+    config = RunConfig(**{**QUICK, "method": method_name, "model": "lenet-bn", "num_tasks": 3, "seed": 1,
+                          "threads": 1})
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_experiment(config, out=tmp_path, progress=False, hooks=[Crash(at=1)])
+    resumed = run_experiment(config, out=tmp_path, progress=False, resume=True)
+    assert comparable(resumed) == comparable(run_experiment(config, progress=False))
+
+
+@pytest.mark.parametrize("zero", [False, True])
+def test_packnet_pruned_weights_are_zeroed_only_when_asked(zero):
+    method, _, _ = next(learn("packnet", num_tasks=3, packnet_zero_pruned=zero))
+    for layer in method.net.masked_layers():
+        outside = layer.weight.detach()[~layer.union]
+        assert outside.numel() and bool((outside == 0).all()) is zero
+
+
+def test_phase_order_of_the_new_steps_is_guarded():
+    net = to_supermask(build_model("lenet", (1, 28, 28), 2), 0.2)
+    net.add_task(2)
+    with pytest.raises(ExssnetError, match="prune_and_retrain follows start_free_training"):
+        net.prune_and_retrain(0.5)
+    net.start_joint_training()
+    with pytest.raises(ExssnetError, match="just added"):
+        net.start_free_training()
+    net.finish_task()
+    with pytest.raises(ExssnetError, match="just added"):
+        net.start_joint_training()
+
+
+def test_packnet_keeps_one_share_per_task_of_the_benchmark_when_num_tasks_is_unset():
+    config = RunConfig.from_dict({**QUICK, "method": "packnet"})
+    assert config.num_tasks is None
+    benchmark = build_benchmark("split-digits", BenchmarkSpec(seed=0))
+    assert build_method(config, benchmark).keep() == 1.0 / len(benchmark.tasks)
