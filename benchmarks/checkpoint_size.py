@@ -31,7 +31,7 @@ from exssnet.models import build_model
 def measure(name: str, dense: nn.Module, input_shape: tuple[int, ...], tasks: int, density: float,
             scores: bool, folder: Path) -> dict:
     """Checkpoint bytes with 0 and `tasks` finished tasks, and the per-task growth in bits per weight."""
-    net = to_supermask(dense, density, keep_scores=scores)
+    net = to_supermask(dense, density, keep_scores=scores, init="signed-constant")
     sizes = []
     for t in range(tasks + 1):
         sizes.append(checkpoint_bytes(save_pretrained(net, folder / f"{name}-{scores}-{t}", name, input_shape,

@@ -30,7 +30,7 @@ MODELS = [("lenet", (1, 28, 28), 2, 256), ("resnet18-reduced", (3, 32, 32), 10, 
 
 
 def trained_net(name: str, shape: tuple[int, ...], classes: int, tasks: int, density: float):
-    net = to_supermask(build_model(name, shape, classes), density)
+    net = to_supermask(build_model(name, shape, classes), density, init="signed-constant")
     x = torch.randn(32, *shape)
     for t in range(tasks):
         net.add_task(classes)

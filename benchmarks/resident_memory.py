@@ -38,7 +38,7 @@ def main() -> None:
     torch.manual_seed(0)
     shape, classes = MODELS[args.model]
     start = rss_bytes()
-    net = to_supermask(build_model(args.model, shape, classes), args.density, keep_scores=args.keep_scores)
+    net = to_supermask(build_model(args.model, shape, classes), args.density, keep_scores=args.keep_scores, init="signed-constant")
     for _ in range(args.tasks):
         net.add_task(classes)
         net.finish_task()

@@ -71,7 +71,7 @@ def inference(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
 def supermask_net(name: str, shape: tuple[int, ...], classes: int, density: float, earlier_tasks: int,
                   device: torch.device):
     """A supermask net with `earlier_tasks` finished tasks (random masks) and a new task in its mask phase."""
-    net = to_supermask(build_model(name, shape, classes), density).to(device)
+    net = to_supermask(build_model(name, shape, classes), density, init="signed-constant").to(device)
     for _ in range(earlier_tasks):
         net.add_task(classes)
         net.finish_task()

@@ -60,7 +60,7 @@ def main() -> None:
         cached = encode_cached(encoder, examples, args.max_length, Path(cache))  # later runs: a file read
         cache_read = time.perf_counter() - start
 
-    net = to_supermask(build_model("kim-cnn", (args.max_length, cached.features.shape[-1]), 2), density=0.1)
+    net = to_supermask(build_model("kim-cnn", (args.max_length, cached.features.shape[-1]), 2), density=0.1, init="signed-constant")
     net.add_task(2)
     optimizer = torch.optim.Adam(net.trainable_parameters(), lr=0.001)
     order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(0))
