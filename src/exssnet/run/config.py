@@ -14,12 +14,13 @@ import typing
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
 from exssnet.errors import ExssnetError
 from exssnet.methods import method_names, method_settings_class, settings_classes
+from exssnet.registry import did_you_mean
 from exssnet.settings import CoreSettings, Role, Settings, field_types, role_of
 
 
@@ -101,6 +102,16 @@ def config_diff(saved: Mapping[str, Any], now: Mapping[str, Any], purpose: Purpo
             if saved.get(k, defaults[k]) != now.get(k, defaults[k])]
 
 
+def unknown_keys_error(keys: Sequence[str]) -> ExssnetError:
+    """Unknown config keys in one line, each with its close known key when there is one (never every key)."""
+    known = [f.name for f in config_fields()]
+    hints = {key: did_you_mean(key, known) for key in keys}
+    if len(keys) == 1 and hints[keys[0]]:
+        return ExssnetError(f"unknown config key(s) {keys[0]};{hints[keys[0]]}")
+    close = "".join(f"; {key}:{hint}" for key, hint in hints.items() if hint)
+    return ExssnetError(f"unknown config key(s) {', '.join(keys)}{close} (`exssnet run --help` lists every key as a flag)")
+
+
 def refuse_foreign(values: Mapping[str, Any], method: str) -> None:
     """One clear error for a setting only other methods read, given a value other than its default."""
     if method not in method_names():
@@ -161,7 +172,7 @@ class RunConfig(CoreSettings):
         known = {f.name for f in config_fields()}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ExssnetError(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+            raise unknown_keys_error(unknown)
         core = core_keys()
         method = values.get("method", CoreSettings.method)
         refuse_foreign(values, method)
