@@ -77,7 +77,7 @@ class Purpose(Enum):
 
     COMPLETE = frozenset()                                 # is results.json this run's? every setting counts
     RESUME = frozenset({Role.RESUME_FREE})                 # may this run continue that one?
-    SKIP = frozenset({Role.RESUME_FREE, Role.INCIDENTAL})  # may a sweep skip that finished cell? (also report grouping)
+    SKIP = frozenset({Role.RESUME_FREE, Role.INCIDENTAL})  # may a sweep skip that finished cell?
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
+from exssnet.data import benchmark_names
 from exssnet.data.benchmarks import benchmark_input_kind
 from exssnet.data.imagenet import check_image_size
 from exssnet.data.text_benchmarks import task_order
@@ -115,20 +116,18 @@ class SweepCellsFailed(ExssnetError):
                          f"them): {listed}")
 
 
-TEXT_ORDERED = ("text-offline", "webnlp", "glue")  # benchmarks whose tasks --text-order picks
-
-
 def check_cell(config: RunConfig) -> None:
     """What can be known of a cell before any cell runs, without reading data: the method reads what the
     benchmark gives, the model fits, the text task order and the image size are valid."""
     kind = benchmark_input_kind(config.benchmark)
     if method_text_inputs(config.method) == "tokens":
         if kind not in (None, "tokens"):
+            text = ", ".join(b for b in benchmark_names() if benchmark_input_kind(b) == "tokens")
             raise ExssnetError(f"method {config.method!r} fine-tunes a text encoder: use it with a text benchmark "
-                               f"(text-offline, webnlp, glue), not {config.benchmark!r}")
+                               f"({text}), not {config.benchmark!r}")
     else:
         check_model_fits(config.benchmark, config.model)
-    if config.benchmark in TEXT_ORDERED:
+    if kind == "tokens":  # text benchmarks: --text-order picks their tasks
         task_order(config.benchmark, config.text_order)
     if config.benchmark == "imagenet":
         check_image_size(config.image_size)
