@@ -7,16 +7,27 @@ import pytest
 
 from exssnet.allocator import keep_freed_memory
 
+# The churn allocates with glibc directly (posix_memalign, as torch's CPU allocator does), so that no other
+# allocation lands between the blocks: with torch tensors, a small live object above the blocks sometimes pins
+# them in the heap (depending on the process's hash seed and address layout, more often on a busy machine), and
+# glibc's default settings then keep them too, which made the comparison flaky.
 CHURN = """
-import resource, sys
-import torch
+import ctypes, resource, sys
 from exssnet.allocator import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
+libc = ctypes.CDLL("libc.so.6")
+libc.posix_memalign.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t, ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+SIZE = 4 << 20
 def churn():
     for _ in range(20):  # a training step's pattern: allocate, touch and free blocks of a few MB
-        blocks = [torch.ones(1 << 20) for _ in range(6)]
-        del blocks
+        blocks = [ctypes.c_void_p() for _ in range(6)]
+        for block in blocks:
+            assert libc.posix_memalign(ctypes.byref(block), 64, SIZE) == 0
+            ctypes.memset(block, 1, SIZE)
+        for block in blocks:
+            libc.free(block)
 churn()  # the first round may fault in the peak once
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 churn()

@@ -40,3 +40,16 @@ def test_every_check_names_a_command_written_in_its_document(check_docs):
     for figure in check_docs.FIGURES:
         text = " ".join((ROOT / figure.doc).read_text().split())
         assert figure.command in text, figure.name
+
+
+def test_every_markdown_table_has_rows_under_its_header():
+    """A header and separator row with no row under them is a stray (docs/text.md's task-order table had one)."""
+    stray = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        lines = doc.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines[1:], 1):
+            is_separator = line.startswith("|") and set(line) <= set("|-: ")
+            following = lines[i + 1] if i + 1 < len(lines) else ""
+            if is_separator and lines[i - 1].startswith("|") and not following.startswith("|"):
+                stray.append(f"{doc.name}:{i}")
+    assert not stray

@@ -1,4 +1,4 @@
-"""The package's import graph: no cycle, and no module imports a layer above its own (STYLE.md's layering).
+"""The package's import graph: no cycle, and no module imports a layer above its own (the README's "Layout" section).
 
 Every `import` in every module counts, including those inside functions and under `if TYPE_CHECKING:`.
 """

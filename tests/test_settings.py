@@ -83,3 +83,15 @@ def test_results_record_world_size_in_the_environment_and_only_own_settings(tmp_
     assert set(results["config"]) == core_keys() | {f.name for f in dataclasses.fields(method_settings_class("exssnet"))}
     with pytest.raises(ExssnetError, match="already complete"):
         run_experiment(config, out=tmp_path, progress=False, resume=True)  # the completeness check reads config_diff
+
+
+def test_from_dict_refuses_an_unknown_key_in_one_line_with_a_hint():
+    """The Python API's error is the CLI's: one line naming the close key, never the list of every key."""
+    with pytest.raises(ExssnetError) as info:
+        RunConfig.from_dict({"desnity": 0.2})
+    assert str(info.value) == "unknown config key(s) desnity; did you mean 'density'?"
+    with pytest.raises(ExssnetError) as info:
+        RunConfig.from_dict({"zzz": 1, "mask_epoch": 2})
+    message = str(info.value)
+    assert "\n" not in message and "mask_epoch: did you mean 'mask_epochs'?" in message
+    assert "classil_rule" not in message and len(message) < 200

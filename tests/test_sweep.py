@@ -178,3 +178,35 @@ def test_slurm_executor_errors_are_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "bad --slurm option" in err and "partitoin" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_setting_of_some_of_the_methods_goes_to_their_cells_only(tmp_path, capsys):
+    """--ewc-lambda in a sweep of ewc and supsup: the ewc cells read it, the supsup cells run without it."""
+    out = tmp_path / "sw"
+    args = ["sweep", *BASE, "--num-tasks", "2", "--methods", "ewc,supsup", "--ewc-lambda", "5", "--no-report",
+            "--out", str(out)]
+    assert main(args) == 0
+    assert "2 run, 0 already done" in capsys.readouterr().out
+    ewc = json.loads((out / "ewc-d0.1-s0" / "results.json").read_text())["config"]
+    supsup = json.loads((out / "supsup-d0.1-s0" / "results.json").read_text())["config"]
+    assert ewc["ewc_lambda"] == 5.0 and "ewc_lambda" not in supsup
+    # the Python API takes the same flat keys
+    calls = []
+    base = {"benchmark": "split-digits", "num_tasks": 2, "ewc_lambda": 7.0, "mask_epochs": 1}
+    run_sweep(base, make_grid(["supsup", "ewc"], [0.1], [0]), tmp_path / "api", progress=False,
+              run=lambda config, **kwargs: calls.append(config) or {"avg_acc": 0.0})
+    assert [(c.method, c.settings_of().to_dict().get("ewc_lambda")) for c in calls] == [("supsup", None), ("ewc", 7.0)]
+
+
+def test_a_setting_no_method_of_the_sweep_reads_is_refused_in_one_line(tmp_path, capsys):
+    out = tmp_path / "sw"
+    assert main(["sweep", *BASE, "--methods", "supsup,exssnet", "--ewc-lambda", "5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("exssnet: error: no method of this sweep (supsup, exssnet) reads --ewc-lambda 5.0 "
+                          "(read by ewc, online-ewc)") and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    # a setting at its default value is no choice the user made: accepted
+    with pytest.raises(ExssnetError, match="no method of this sweep"):
+        run_sweep({"ewc_lambda": 5.0}, make_grid(["supsup"], [0.1], [0]), out, progress=False)
+    run_sweep({"ewc_lambda": RunConfig(method="ewc").settings_of().ewc_lambda, "num_tasks": 1},
+              make_grid(["supsup"], [0.1], [0]), out, progress=False, run=lambda config, **kwargs: {"avg_acc": 0.0})

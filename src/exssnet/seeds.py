@@ -1,8 +1,10 @@
-"""Named random streams: every seed the library derives from a run's seed, in one place.
+"""Named random streams: the seeds the library derives from a run's seed for tasks, buffers and benchmarks.
 
 Each stream is a pure function of the run seed (and the task), so a task can be replayed alone and two
 streams never share draws by accident. The formulas are part of what makes results reproducible: changing
-one changes every result that uses it.
+one changes every result that uses it. Not every derived seed is named here: the text, transformed-MNIST
+and ImageNet builders write `seed + 1` (split_seed's formula) themselves, the runner seeds torch with the
+run seed before the model is built, and data-parallel augmentation adds the rank (exssnet.distributed).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Any, Sequence
+from typing import Any
 
 from exssnet.data import benchmark_names
 from exssnet.errors import ExssnetError
@@ -16,7 +16,7 @@ from exssnet.methods import method_names, method_settings_class
 from exssnet.models import model_names
 from exssnet.registry import did_you_mean
 from exssnet.report.method_keys import readers, supermask_methods, token_methods
-from exssnet.run.config import config_fields, config_types
+from exssnet.run.config import config_fields, config_types, unknown_keys_error  # noqa: F401 (re-exported)
 
 RUN, DATA, SUPERMASK, CLASS_IL, DENSE, LANGUAGE, SYSTEM = (
     "run", "data", "supermask + KKT", "class-IL", "dense baselines", "language methods", "system")
@@ -138,13 +138,3 @@ class HelpMethod(argparse.Action):
         except ExssnetError as exc:
             parser.exit(2, f"exssnet: error: {exc}\n")
         parser.exit(0)
-
-
-def unknown_keys_error(keys: Sequence[str]) -> ExssnetError:
-    """Unknown config keys, each with its close known key when there is one (never the list of every key)."""
-    known = [f.name for f in config_fields()]
-    hints = {key: did_you_mean(key, known) for key in keys}
-    if len(keys) == 1 and hints[keys[0]]:
-        return ExssnetError(f"unknown config key(s) {keys[0]};{hints[keys[0]]}")
-    close = "".join(f"; {key}:{hint}" for key, hint in hints.items() if hint)
-    return ExssnetError(f"unknown config key(s) {', '.join(keys)}{close} (`exssnet run --help` lists every key as a flag)")

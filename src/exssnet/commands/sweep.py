@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Callable
 
-from exssnet.commands.run import add_config_flags, config_from_args
+from exssnet.commands.run import add_config_flags, given_values
 from exssnet.errors import ExssnetError
+from exssnet.run.config import RunConfig, core_keys
 
 NAME = "sweep"
 HELP = "run a grid of methods x densities x seeds (skipping finished cells) and report on it"
@@ -49,8 +50,10 @@ def execute(args: argparse.Namespace) -> int:
 
     if launched_world_size() > 1:
         raise ExssnetError("exssnet sweep runs its cells itself (--jobs, --executor slurm): start it without torchrun")
-    base = config_from_args(args)
-    cells = make_grid(args.methods or [base.method], args.densities or [base.density], args.seeds or [base.seed])
+    # flat keys, not one RunConfig: a setting of some of the methods goes to their cells only
+    base = given_values(args)
+    core = RunConfig.from_dict({k: v for k, v in base.items() if k in core_keys()})  # core keys checked up front
+    cells = make_grid(args.methods or [core.method], args.densities or [core.density], args.seeds or [core.seed])
     wait = args.executor != "slurm" or args.wait
     failed: SweepCellsFailed | None = None
     try:

@@ -85,6 +85,11 @@ def accuracy(logits_fn: LogitsFn, split: Split, batch_size: int) -> float:
     return 100.0 * correct / len(split)
 
 
+def batchnorm_layers(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """The BatchNorm layers inside `module` (they need more than 1 row per batch to train)."""
+    return [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
 def train_phase(
     spec: PhaseSpec,
     module: torch.nn.Module,
@@ -98,6 +103,8 @@ def train_phase(
     """Train `params` for `spec.epochs` with a fresh Adam (weight decay 0) and a per-step cosine schedule.
 
     `module` is put in train mode for steps and eval mode for the per-epoch validation.
+    When `module` has BatchNorm layers, a last training batch of 1 row (the train split's size leaves
+    remainder 1) is dropped each epoch: BatchNorm cannot train on one row.
     A NaN or infinite loss stops the run with a clear error.
     `spec.keep_best` (and a validation split): end with the state of the epoch of lowest validation loss
     (exssnet.methods.best_epoch).
@@ -116,7 +123,10 @@ def train_phase(
     scaler = amp.grad_scaler(flat[0].device)  # loss scaling under --amp fp16, else a pass-through
     augment_generator = sync.augment_generator(generator)  # `generator` itself in one process
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=0.0)
-    steps = epochs * math.ceil(len(task.train) / batch_size)
+    # BatchNorm cannot train on 1 row: in one process such a last batch is dropped (torchrun: Split.batches drops it)
+    norms = batchnorm_layers(module)
+    drop_single = bool(norms) and sync.shard is None and len(task.train) % batch_size == 1
+    steps = epochs * (len(task.train) // batch_size if drop_single else math.ceil(len(task.train) / batch_size))
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     best = BestEpoch(module, logits_fn, task.val, spec.eval_batch_size) if spec.keep_best and len(task.val) else None
     bar = tqdm(range(epochs), desc=f"  {task.name} {name}", leave=False, disable=not progress, unit="ep")
@@ -124,6 +134,8 @@ def train_phase(
         module.train()
         total, count = 0.0, 0
         for x, y in task.train.batches(batch_size, shuffle=True, generator=generator, shard=sync.shard):
+            if drop_single and y.shape[0] == 1 and any(norm.training for norm in norms):
+                continue
             seen = task.augment(x, augment_generator) if task.augment is not None else x
             out = batch_loss(seen, y)
             step = out if isinstance(out, Step) else Step(out)

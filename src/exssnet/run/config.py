@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -22,6 +22,7 @@ from exssnet.data.text_models import is_static_encoder
 from exssnet.errors import ExssnetError
 from exssnet.methods import method_names, method_settings_class, settings_classes
 from exssnet.methods.base import method_text_inputs
+from exssnet.registry import did_you_mean
 from exssnet.settings import CoreSettings, Role, Settings, field_types, role_of
 
 
@@ -78,7 +79,7 @@ class Purpose(Enum):
 
     COMPLETE = frozenset()                                 # is results.json this run's? every setting counts
     RESUME = frozenset({Role.RESUME_FREE})                 # may this run continue that one?
-    SKIP = frozenset({Role.RESUME_FREE, Role.INCIDENTAL})  # may a sweep skip that finished cell? (also report grouping)
+    SKIP = frozenset({Role.RESUME_FREE, Role.INCIDENTAL})  # may a sweep skip that finished cell?
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,16 @@ def config_diff(saved: Mapping[str, Any], now: Mapping[str, Any], purpose: Purpo
     keys = sorted(k for k in set(saved) | set(now) if k in roles and roles[k] not in purpose.value)
     return [Difference(k, saved.get(k, defaults[k]), now.get(k, defaults[k])) for k in keys
             if saved.get(k, defaults[k]) != now.get(k, defaults[k])]
+
+
+def unknown_keys_error(keys: Sequence[str]) -> ExssnetError:
+    """Unknown config keys in one line, each with its close known key when there is one (never every key)."""
+    known = [f.name for f in config_fields()]
+    hints = {key: did_you_mean(key, known) for key in keys}
+    if len(keys) == 1 and hints[keys[0]]:
+        return ExssnetError(f"unknown config key(s) {keys[0]};{hints[keys[0]]}")
+    close = "".join(f"; {key}:{hint}" for key, hint in hints.items() if hint)
+    return ExssnetError(f"unknown config key(s) {', '.join(keys)}{close} (`exssnet run --help` lists every key as a flag)")
 
 
 def refuse_foreign(values: Mapping[str, Any], method: str) -> None:
@@ -175,7 +186,7 @@ class RunConfig(CoreSettings):
         known = {f.name for f in config_fields()}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ExssnetError(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+            raise unknown_keys_error(unknown)
         core = core_keys()
         method = values.get("method", CoreSettings.method)
         refuse_foreign(values, method)

@@ -20,8 +20,9 @@ RUN_STATE_FILE = "run_state.json"
 CHECKPOINTS_DIR = "checkpoints"
 HOOKS_FILE = "run_hooks.safetensors"  # in a checkpoint folder: the run hooks' tensor state (e.g. drift records)
 
-# Core config keys that say where and how a run ran, not what it computes (their declared Role, exssnet.settings):
-# kept for readers of this name; `exssnet.run.config.config_diff` is the one comparison of configs.
+# Core config keys that say where and how a run ran, not what it computes (their declared Role, exssnet.settings).
+# Resume, sweep skip and completeness compare configs with `exssnet.run.config.config_diff`; the report still groups
+# runs with this set (exssnet.report.aggregate), which holds core keys only.
 INCIDENTAL_KEYS = frozenset(f.name for f in dataclasses.fields(CoreSettings) if role_of(f) is not Role.RESULT)
 # results.json fields that hold wall-clock times (the only fields two identical runs may differ in)
 TIMING_KEYS = frozenset({"wall_time_s", "seconds", "task_time_s", "total_time_s", "eval_time_s"})

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
+from exssnet.data import benchmark_names
 from exssnet.data.benchmarks import benchmark_input_kind
 from exssnet.data.imagenet import check_image_size
 from exssnet.data.text_benchmarks import task_order
 from exssnet.errors import ExssnetError
-from exssnet.methods import method_names
+from exssnet.methods import method_names, method_settings_class
 from exssnet.methods.base import method_text_inputs
-from exssnet.run.config import Purpose, RunConfig, config_diff
+from exssnet.run.config import Purpose, RunConfig, config_diff, core_keys, key_defaults, methods_reading
 from exssnet.run.files import RESULTS_FILE, RUN_STATE_FILE
 from exssnet.run.parallel_sweep import (
     EXECUTORS,
@@ -57,9 +59,39 @@ def make_grid(methods: Sequence[str], densities: Sequence[float], seeds: Sequenc
     return cells
 
 
-def cell_config(base: RunConfig, cell: Cell) -> RunConfig:
-    """The base config with the cell's method, density and seed (validated like any config)."""
-    return RunConfig.from_dict({**base.to_dict(), "method": cell.method, "density": cell.density, "seed": cell.seed})
+SweepBase = RunConfig | Mapping[str, Any]  # a config, or flat config keys that may hold several methods' settings
+
+
+def keys_read_by(method: str) -> set[str]:
+    """The config keys a run of `method` reads: the core settings and its method's own."""
+    return core_keys() | {f.name for f in dataclasses.fields(method_settings_class(method))}
+
+
+def check_sweep_settings(values: Mapping[str, Any], methods: Sequence[str]) -> None:
+    """Refuse a setting, given a value other than its default, that no method of the sweep reads (one line).
+
+    A setting some of the methods read is applied to their cells and left out of the others'.
+    """
+    read = set().union(*(keys_read_by(m) for m in methods))
+    defaults = key_defaults()
+    unread = [k for k in values if k not in read and k in defaults and values[k] != defaults[k]]
+    if unread:
+        details = "; ".join(f"--{k.replace('_', '-')} {values[k]!r} (read by {', '.join(methods_reading(k))})"
+                            for k in unread)
+        raise ExssnetError(f"no method of this sweep ({', '.join(dict.fromkeys(methods))}) reads {details}; remove "
+                           f"{'it' if len(unread) == 1 else 'them'} or add a method that reads it")
+
+
+def cell_config(base: SweepBase, cell: Cell) -> RunConfig:
+    """The base config with the cell's method, density and seed (validated like any config).
+
+    From flat keys (`SweepBase`), the cell keeps only the settings its method reads.
+    """
+    values = dict(base.to_dict() if isinstance(base, RunConfig) else base)
+    values.update(method=cell.method, density=cell.density, seed=cell.seed)
+    if not isinstance(base, RunConfig) and cell.method in method_names():
+        values = {k: v for k, v in values.items() if k in keys_read_by(cell.method)}
+    return RunConfig.from_dict(values)
 
 
 def check_existing(path: Path, config: RunConfig) -> None:
@@ -84,20 +116,18 @@ class SweepCellsFailed(ExssnetError):
                          f"them): {listed}")
 
 
-TEXT_ORDERED = ("text-offline", "webnlp", "glue")  # benchmarks whose tasks --text-order picks
-
-
 def check_cell(config: RunConfig) -> None:
     """What can be known of a cell before any cell runs, without reading data: the method reads what the
     benchmark gives, the model fits, the text task order and the image size are valid."""
     kind = benchmark_input_kind(config.benchmark)
     if method_text_inputs(config.method) == "tokens":
         if kind not in (None, "tokens"):
+            text = ", ".join(b for b in benchmark_names() if benchmark_input_kind(b) == "tokens")
             raise ExssnetError(f"method {config.method!r} fine-tunes a text encoder: use it with a text benchmark "
-                               f"(text-offline, webnlp, glue), not {config.benchmark!r}")
+                               f"({text}), not {config.benchmark!r}")
     else:
         check_model_fits(config.benchmark, config.model)
-    if config.benchmark in TEXT_ORDERED:
+    if kind == "tokens":  # text benchmarks: --text-order picks their tasks
         task_order(config.benchmark, config.text_order)
     if config.benchmark == "imagenet":
         check_image_size(config.image_size)
@@ -116,11 +146,13 @@ def check_cells(cells: Sequence[Cell], configs: Sequence[RunConfig]) -> None:
             f"{', '.join(names)}: {reason}" for reason, names in problems.items()))
 
 
-def run_sweep(base: RunConfig, cells: Sequence[Cell], out: Path, progress: bool = True,
+def run_sweep(base: SweepBase, cells: Sequence[Cell], out: Path, progress: bool = True,
               run: RunFn = run_experiment, jobs: int = 1, executor: str = "process",
               slurm_options: dict | None = None, wait: bool = True) -> dict[str, list[str]]:
     """Run every cell whose results.json is missing (resuming cut-short cells); returns cells run and skipped.
 
+    `base` is a RunConfig, or flat config keys (as `exssnet sweep` gives) that may hold settings of several of
+    the cells' methods: each cell gets the ones its method reads; one that no cell's method reads is refused.
     Every setting of every cell is checked before the first starts. Cells are isolated: one that fails
     (or whose process is killed) is named with its reason and the others still run; then SweepCellsFailed
     (an ExssnetError) lists the failed cells. `jobs` > 1 runs that many cells at once, each in its own
@@ -133,6 +165,8 @@ def run_sweep(base: RunConfig, cells: Sequence[Cell], out: Path, progress: bool 
     if executor not in EXECUTORS:
         raise ExssnetError(f"unknown executor {executor!r}; known executors: {', '.join(EXECUTORS)}")
     check_executor(executor, slurm_options or {})
+    if not isinstance(base, RunConfig):
+        check_sweep_settings(base, [cell.method for cell in cells if cell.method in method_names()])
     configs = [cell_config(base, cell) for cell in cells]
     check_cells(cells, configs)
     if out.exists() and not out.is_dir():

@@ -41,9 +41,10 @@ class BaselineSettings(Settings):
 
 
 class DenseMethod(ContinualMethod):
-    """A dense model of `config.model` with one head per task, trained task after task with Adam."""
+    """A dense model of `config.model` with one head per task, trained task after task with Adam.
 
-    resumable = False  # baselines write no checkpoints; --resume is refused with a clear error
+    It writes no checkpoints (`resumable` keeps ContinualMethod's False), so --resume is refused with a clear error.
+    """
 
     def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
         super().__init__(config, benchmark, settings)
@@ -61,7 +62,8 @@ class DenseMethod(ContinualMethod):
 
     # --- hooks -------------------------------------------------------------------------------------
     def task_logits(self, x: Inputs, task_id: int) -> torch.Tensor:
-        """Logits of task `task_id`'s head (the one place that picks the model for a task)."""
+        """Logits of task `task_id`'s head: what training, validation and `logits` use (DER's replay step and
+        MbPA++'s local adaptation call `self.net` themselves)."""
         return self.net(x, task_id)
 
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:

@@ -20,9 +20,6 @@ from exssnet.methods.baselines.er import ReplaySettings
 from exssnet.methods.language.encoder_net import EncoderNet, PooledEncoder, load_encoder
 from exssnet.settings import CoreSettings, Settings, at_least_one, finite_positive, loss_weight, setting
 
-LANGUAGE_METHODS = ("ft", "replay", "regularization", "adaptbert-ft", "adaptbert-replay", "multiadaptbert",
-                    "prompt-tuning", "mbpa", "lamol", "idbr")
-
 
 @dataclass
 class LanguageSettings(BaselineSettings):
