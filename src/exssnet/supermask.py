@@ -120,6 +120,7 @@ def _replacement(module: nn.Module, density: float, init: str = "signed-constant
     if dims is not None:
         norm = MultitaskBatchNorm(module.num_features, dims=dims, eps=module.eps, momentum=module.momentum,  # type: ignore[arg-type]
                                   affine=init == "keep" and module.weight is not None and module.bias is not None)
+        norm.export_affine = module.weight is not None and module.bias is not None  # an export loads into the original
         if norm.weight is not None and norm.bias is not None:
             with torch.no_grad():
                 norm.weight.copy_(module.weight)  # type: ignore[arg-type]

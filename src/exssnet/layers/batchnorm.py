@@ -43,6 +43,7 @@ class MultitaskBatchNorm(nn.Module):
             raise ValueError(f"dims must be 1, 2 or 3, got {dims}")
         self.num_features, self.dims, self.eps, self.momentum = num_features, dims, eps, momentum
         self.affine = affine
+        self.export_affine = affine  # `plain_module` gives identity affine values when the wrapped BatchNorm had some
         self.weight = nn.Parameter(torch.ones(num_features), requires_grad=False) if affine else None
         self.bias = nn.Parameter(torch.zeros(num_features), requires_grad=False) if affine else None
         self.norms = nn.ModuleList()
@@ -107,13 +108,13 @@ class MultitaskBatchNorm(nn.Module):
         """A plain `BatchNorm{1,2,3}d` holding `task`'s running statistics (and num_batches_tracked), which
         normalises as this layer does for `task` in eval mode. It is affine only when there are affine values:
         the task's own (`norms[task].weight/bias`), else the layer's (`weight`/`bias`), else identity ones when
-        the layer says `affine = True` (so a freshly built model with affine BatchNorms loads the export)."""
+        the layer is affine or replaced an affine BatchNorm (`export_affine`: a freshly built model loads the export strictly)."""
         source = self.norms[task]
         weight = getattr(source, "weight", None)
         bias = getattr(source, "bias", None)
         if weight is None and bias is None:
             weight, bias = getattr(self, "weight", None), getattr(self, "bias", None)
-        affine = weight is not None or bias is not None or getattr(self, "affine", False) is True
+        affine = weight is not None or bias is not None or self.affine or self.export_affine
         stats = source.running_mean
         plain = _BN_BY_DIMS[self.dims](self.num_features, eps=self.eps, momentum=self.momentum, affine=affine,
                                        device=stats.device, dtype=stats.dtype)
