@@ -5,8 +5,9 @@ The mask of a layer keeps the `k = ceil(density * numel)` entries with the large
 torch.topk's deterministic choice decides, as it always did). `ThresholdTracker` computes the same
 mask every training step without a full top-k: it warm-starts from the previous step's threshold and
 corrects it with exact counts (interpolation, safeguarded by bisection over the float's bit pattern)
-until exactly k entries lie at or above it, which makes the set unique; only when the k-th and
-(k+1)-th magnitudes are equal does it run `torch.topk`. So its mask is `topk_mask`'s, bit for bit.
+until exactly k entries lie at or above it, which makes the set unique. `torch.topk` still runs on a layer's
+first step (to find the first threshold), when the k-th and (k+1)-th magnitudes are equal or NaN, and on every
+step for scores that are not float32 on the CPU (e.g. CUDA, half precision). So its mask is `topk_mask`'s, bit for bit.
 """
 
 from __future__ import annotations
