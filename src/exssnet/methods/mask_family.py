@@ -29,12 +29,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from exssnet.checkpoint import load_compatible, save_pretrained
 from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.errors import ExssnetError
-from exssnet.methods.base import ContinualMethod, register_method
+from exssnet.methods.base import register_method
 from exssnet.methods.loops import EpochCallback, PhaseSpec, train_phase
-from exssnet.metrics import sparse_overlap
+from exssnet.methods.supermask_methods import SupermaskNetMethod
 from exssnet.models import build_model
 from exssnet.models.contract import find_classifier
 from exssnet.seeds import TaskStream, task_generator
@@ -75,10 +74,8 @@ class PackNetSettings(Settings):
                                f"got {self.packnet_retrain_epochs}")
 
 
-class MaskFamilyMethod(ContinualMethod):
-    """What wsn and packnet share: a `SupermaskNet`, task-given logits, checkpoints of the finished tasks."""
-
-    resumable = True
+class MaskFamilyMethod(SupermaskNetMethod):
+    """What wsn and packnet share beyond `SupermaskNetMethod`: the signed-constant net and one training phase helper."""
 
     def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
         super().__init__(config, benchmark, settings)
@@ -100,25 +97,6 @@ class MaskFamilyMethod(ContinualMethod):
         spec = PhaseSpec(name, epochs, lr, cfg.batch_size, task_generator(cfg.seed, task_id, stream),
                          cfg.eval_batch_size, keep_best=cfg.keep_best_epoch)
         return train_phase(spec, self.net, self.logits_fn(task.num_classes), params, task, progress, on_epoch).to_dict()
-
-    def logits(self, x: Inputs, task_id: int) -> torch.Tensor:
-        return self.net.logits(x, self.check_task(task_id))
-
-    def eval_mode(self) -> None:
-        self.net.eval()
-
-    def save_checkpoint(self, directory: Path, metadata: dict) -> None:
-        save_pretrained(self.net, directory, self.config.model, self.benchmark.input_shape,
-                        save_scores=self.net.keep_scores, metadata=metadata)
-
-    def load_checkpoint(self, directory: Path) -> None:
-        self.net = load_compatible(directory, self.benchmark, model=self.config.model, density=self.config.density,
-                                   keep_scores=self.config.keep_scores).to(self.device)
-        self.num_learned = self.net.num_tasks
-
-    def summary(self) -> dict:
-        masks = [self.net.task_masks(t) for t in range(self.net.num_tasks)]
-        return {"sparse_overlap": sparse_overlap(masks)}
 
 
 @register_method("wsn", settings=WSNSettings, resumable=True)

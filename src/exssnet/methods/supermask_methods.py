@@ -68,7 +68,34 @@ class TaskStart:
     choice: KKTChoice | None = None
 
 
-class SupermaskMethod(ContinualMethod):
+class SupermaskNetMethod(ContinualMethod):
+    """What every method over one `SupermaskNet` shares: task-given logits, eval mode, checkpoints of the finished
+    tasks and their sparse overlap."""
+
+    net: SupermaskNet
+    resumable = True
+
+    def logits(self, x: Inputs, task_id: int) -> torch.Tensor:
+        return self.net.logits(x, self.check_task(task_id))
+
+    def eval_mode(self) -> None:
+        self.net.eval()
+
+    def save_checkpoint(self, directory: Path, metadata: dict) -> None:
+        save_pretrained(self.net, directory, self.config.model, self.benchmark.input_shape,
+                        save_scores=self.net.keep_scores, metadata=metadata)
+
+    def load_checkpoint(self, directory: Path) -> None:
+        self.net = load_compatible(directory, self.benchmark, model=self.config.model, density=self.config.density,
+                                   keep_scores=self.config.keep_scores).to(self.device)
+        self.num_learned = self.net.num_tasks
+
+    def summary(self) -> dict:
+        masks = [self.net.task_masks(t) for t in range(self.net.num_tasks)]
+        return {"sparse_overlap": sparse_overlap(masks)}
+
+
+class SupermaskMethod(SupermaskNetMethod):
     """A supermask network learning each task as mask phase + optional weight phase (`weight_rule`)."""
 
     settings: SupermaskSettings
@@ -156,28 +183,6 @@ class SupermaskMethod(ContinualMethod):
             return self.net(*(x if isinstance(x, tuple) else (x,)))[:, :num_classes]
 
         return logits_fn
-
-    def logits(self, x: Inputs, task_id: int) -> torch.Tensor:
-        return self.net.logits(x, self.check_task(task_id))
-
-    def eval_mode(self) -> None:
-        self.net.eval()
-
-    resumable = True
-
-    def save_checkpoint(self, directory: Path, metadata: dict) -> None:
-        save_pretrained(self.net, directory, self.config.model, self.benchmark.input_shape,
-                        save_scores=self.net.keep_scores, metadata=metadata)
-
-    def load_checkpoint(self, directory: Path) -> None:
-        self.net = load_compatible(directory, self.benchmark, model=self.config.model, density=self.config.density,
-                                   keep_scores=self.config.keep_scores).to(self.device)
-        self.num_learned = self.net.num_tasks
-
-    def summary(self) -> dict:
-        masks = [self.net.task_masks(t) for t in range(self.net.num_tasks)]
-        return {"sparse_overlap": sparse_overlap(masks)}
-
 
 @register_method("supsup", settings=SupermaskSettings)
 class SupSup(SupermaskMethod):
