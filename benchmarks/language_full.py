@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from exssnet.run.config import methods_reading
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = "configs/table1-text-offline-exssnet.yaml"
 EPOCHS = 4
@@ -70,7 +72,8 @@ def grid() -> list[tuple[str, str, int]]:
 
 
 def command(row: str, encoder: str, seed: int, out: Path) -> list[str]:
-    return ["exssnet", "run", "--config", CONFIG, *ROWS[row], *COMMON, "--encoder", encoder, "--seed", str(seed),
+    common = COMMON if ROWS[row][1] in methods_reading("replay_batch_size") else []  # a run refuses a setting it does not read
+    return ["exssnet", "run", "--config", CONFIG, *ROWS[row], *common, "--encoder", encoder, "--seed", str(seed),
             "--max-length", str(MAX_LENGTH), "--text-max-train", str(PER_CLASS[0]), "--text-max-test", str(PER_CLASS[1]),
             "--threads", "1", "--no-checkpoints", "--no-log-csv", "--quiet", "--overwrite", "--out", str(out)]
 
