@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import torch
 
-from exssnet.methods import method_settings_class
-from exssnet.run.config import RunConfig, core_keys
+from exssnet.cli import main
+from exssnet.run.config import RunConfig, keys_read_by
+from exssnet.supermask import SupermaskNet, WeightRule
 
 
 def own_keys(method: str, values: dict[str, Any]) -> dict[str, Any]:
     """`values` without the settings `method` does not read (a run refuses another method's setting)."""
-    own = core_keys() | {f.name for f in dataclasses.fields(method_settings_class(method))}
+    own = keys_read_by(method)
     return {k: v for k, v in values.items() if k in own}
 
 
@@ -30,6 +30,40 @@ def assert_accuracy_matrix(results: dict, num_tasks: int) -> None:
     assert all(row[t + 1 :] == [None] * (num_tasks - t - 1) for t, row in enumerate(matrix))
     assert all(isinstance(v, float) and 0.0 <= v <= 100.0 for t, row in enumerate(matrix) for v in row[: t + 1])
     assert abs(results["avg_acc"] - sum(matrix[-1]) / num_tasks) < 1e-9
+
+
+def one_error_line(args: list[str], capsys) -> str:
+    """Run the CLI on `args`: exit code 2 and exactly one `exssnet: error:` line, no traceback; returns stderr."""
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("exssnet: error:") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+def train_steps(net: SupermaskNet, inputs: torch.Tensor | tuple, steps: int = 2) -> None:
+    """A few Adam steps on what the net's current phase trains (any loss will do: the tests compare states)."""
+    args = inputs if isinstance(inputs, tuple) else (inputs,)
+    net.train()
+    optimizer = torch.optim.Adam(net.trainable_parameters(), lr=0.05)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        net(*args).square().mean().backward()
+        optimizer.step()
+
+
+def learn_supsup_ssnet_exssnet(net: SupermaskNet, classes: tuple[int, ...], inputs: Callable[[], Any]) -> SupermaskNet:
+    """Task 0 SupSup (mask only), task 1 SSNeT (all its weights train), task 2 ExSSNeT (free weights train);
+    `inputs()` gives each task's training batch."""
+    for num_classes, rule in zip(classes, (None, WeightRule.ALL, WeightRule.EXCLUSIVE)):
+        net.add_task(num_classes)
+        x = inputs()
+        train_steps(net, x)
+        if rule is not None:
+            net.start_weight_phase(rule)
+            train_steps(net, x)
+        net.finish_task()
+    return net
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import learn_supsup_ssnet_exssnet
 from torch import nn
 
 from exssnet import ExssnetError, to_supermask
@@ -46,29 +47,12 @@ def dense(name: str, num_classes: int) -> nn.Module:
     return build_model(name, shape, num_classes)
 
 
-def train_steps(net, inputs, steps: int = 2) -> None:
-    net.train()
-    optimizer = torch.optim.Adam(net.trainable_parameters(), lr=0.05)
-    for _ in range(steps):
-        optimizer.zero_grad()
-        net(*inputs).square().mean().backward()
-        optimizer.step()
-
-
 def trained(name: str, classes: tuple[int, ...] = (3, 3, 3), head: int = 3):
     """Task 0 SupSup (mask only), task 1 SSNeT (all its weights train), task 2 ExSSNeT (free weights train)."""
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(1)
     net = to_supermask(dense(name, head), 0.3)
-    for num_classes, rule in zip(classes, (None, WeightRule.ALL, WeightRule.EXCLUSIVE)):
-        net.add_task(num_classes)
-        x = inputs_for(name, 16, generator)
-        train_steps(net, x)
-        if rule is not None:
-            net.start_weight_phase(rule)
-            train_steps(net, x)
-        net.finish_task()
-    return net
+    return learn_supsup_ssnet_exssnet(net, classes, lambda: inputs_for(name, 16, generator))
 
 
 MODELS = ["lenet", "resnet18-reduced", "kim-cnn", "reused"]

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import one_error_line
 from test_export import dense, inputs_for, trained
 
 from exssnet import ExssnetError, save_pretrained
@@ -20,14 +21,6 @@ from exssnet.export_files import (
 )
 
 SIDECAR = {"task": 0, "num_classes": 3, "input_shape": [1, 8, 8], "input_kind": "image", "model_name": "lenet"}
-
-
-def one_error_line(args, capsys) -> str:
-    code = main(args)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.startswith("exssnet: error:") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    return err
 
 
 @pytest.mark.parametrize("name", ["lenet", "resnet18-reduced", "kim-cnn", "reused"])

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import one_error_line
 from test_data import write_idx
 
 from exssnet.cli import main
@@ -17,14 +18,6 @@ from exssnet.run.runner import run_experiment
 
 FAST = ["--benchmark", "split-digits", "--density", "0.2", "--mask-epochs", "1", "--weight-epochs", "1",
         "--num-tasks", "2", "--quiet", "--threads", "1"]
-
-
-def one_error_line(args, capsys) -> str:
-    code = main(args)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.startswith("exssnet: error:") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    return err
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -4,6 +4,7 @@ import io
 
 import pytest
 import torch
+from conftest import learn_supsup_ssnet_exssnet, train_steps
 
 from exssnet import ExssnetError, from_pretrained, save_pretrained, to_supermask
 from exssnet.models import build_model
@@ -16,28 +17,12 @@ def fresh(keep_scores=False):
     return to_supermask(build_model("lenet-bn", SHAPE, 4), 0.2, keep_scores=keep_scores)
 
 
-def train_steps(net, x, steps=2):
-    net.train()
-    optimizer = torch.optim.Adam(net.trainable_parameters(), lr=0.05)
-    for _ in range(steps):
-        optimizer.zero_grad()
-        net(x).square().mean().backward()
-        optimizer.step()
-
-
 def three_tasks(keep_scores=False):
     """Task 0 SupSup (mask only), task 1 SSNeT (all its weights train), task 2 ExSSNeT (free weights train)."""
     torch.manual_seed(0)
     net = fresh(keep_scores)
     x = torch.randn(16, *SHAPE)
-    for classes, rule in ((2, None), (3, WeightRule.ALL), (4, WeightRule.EXCLUSIVE)):
-        net.add_task(classes)
-        train_steps(net, x)
-        if rule is not None:
-            net.start_weight_phase(rule)
-            train_steps(net, x)
-        net.finish_task()
-    return net
+    return learn_supsup_ssnet_exssnet(net, (2, 3, 4), lambda: x)
 
 
 def assert_same_logits(a, b, tasks):

@@ -114,16 +114,26 @@ def unknown_keys_error(keys: Sequence[str]) -> ExssnetError:
     return ExssnetError(f"unknown config key(s) {', '.join(keys)}{close} (`exssnet run --help` lists every key as a flag)")
 
 
+def keys_read_by(method: str) -> set[str]:
+    """The config keys a run of `method` reads: the core settings and its method's own."""
+    return core_keys() | {f.name for f in dataclasses.fields(method_settings_class(method))}
+
+
+def unread_settings(values: Mapping[str, Any], read: set[str]) -> tuple[list[str], str]:
+    """The keys of `values` outside `read` given a value other than their default, and their `--flag value (read by
+    ...)` description for an error line."""
+    defaults = key_defaults()
+    unread = [k for k in values if k not in read and k in defaults and values[k] != defaults[k]]
+    details = "; ".join(f"--{k.replace('_', '-')} {values[k]!r} (read by {', '.join(methods_reading(k))})" for k in unread)
+    return unread, details
+
+
 def refuse_foreign(values: Mapping[str, Any], method: str) -> None:
     """One clear error for a setting only other methods read, given a value other than its default."""
     if method not in method_names():
         return  # an unknown method is refused with the list of known ones when it is built
-    own = core_keys() | {f.name for f in dataclasses.fields(method_settings_class(method))}
-    defaults = key_defaults()
-    foreign = [k for k in values if k not in own and k in defaults and values[k] != defaults[k]]
+    foreign, details = unread_settings(values, keys_read_by(method))
     if foreign:
-        details = "; ".join(f"--{k.replace('_', '-')} {values[k]!r} (read by {', '.join(methods_reading(k))})"
-                            for k in foreign)
         raise ExssnetError(f"method {method!r} does not read {details}; remove {'it' if len(foreign) == 1 else 'them'} "
                            "or choose a method that reads it")
 

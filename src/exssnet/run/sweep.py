@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +14,9 @@ from exssnet.data.benchmarks import benchmark_input_kind
 from exssnet.data.imagenet import check_image_size
 from exssnet.data.text_benchmarks import task_order
 from exssnet.errors import ExssnetError
-from exssnet.methods import method_names, method_settings_class
+from exssnet.methods import method_names
 from exssnet.methods.base import method_text_inputs
-from exssnet.run.config import Purpose, RunConfig, config_diff, core_keys, key_defaults, methods_reading
+from exssnet.run.config import Purpose, RunConfig, config_diff, keys_read_by, unread_settings
 from exssnet.run.files import RESULTS_FILE, RUN_STATE_FILE
 from exssnet.run.parallel_sweep import (
     EXECUTORS,
@@ -62,22 +61,14 @@ def make_grid(methods: Sequence[str], densities: Sequence[float], seeds: Sequenc
 SweepBase = RunConfig | Mapping[str, Any]  # a config, or flat config keys that may hold several methods' settings
 
 
-def keys_read_by(method: str) -> set[str]:
-    """The config keys a run of `method` reads: the core settings and its method's own."""
-    return core_keys() | {f.name for f in dataclasses.fields(method_settings_class(method))}
-
-
 def check_sweep_settings(values: Mapping[str, Any], methods: Sequence[str]) -> None:
     """Refuse a setting, given a value other than its default, that no method of the sweep reads (one line).
 
     A setting some of the methods read is applied to their cells and left out of the others'.
     """
     read = set().union(*(keys_read_by(m) for m in methods))
-    defaults = key_defaults()
-    unread = [k for k in values if k not in read and k in defaults and values[k] != defaults[k]]
+    unread, details = unread_settings(values, read)
     if unread:
-        details = "; ".join(f"--{k.replace('_', '-')} {values[k]!r} (read by {', '.join(methods_reading(k))})"
-                            for k in unread)
         raise ExssnetError(f"no method of this sweep ({', '.join(dict.fromkeys(methods))}) reads {details}; remove "
                            f"{'it' if len(unread) == 1 else 'them'} or add a method that reads it")
 
