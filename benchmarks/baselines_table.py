@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
+
+from table_format import mean_std
 
 from exssnet.methods import method_names, method_settings_class
 from exssnet.methods.base import method_text_inputs
@@ -54,13 +55,6 @@ def run_grid(benchmarks: list[str], seeds: list[int], epochs: int, threads: int,
                 results = run_experiment(config, out=folder, progress=False, checkpoints=False)
                 print(f"{benchmark} {method} seed {seed}: avg acc {results['avg_acc']:.2f}, "
                       f"forgetting {results['forgetting']:.2f} ({results['total_time_s']:.0f}s)", flush=True)
-
-
-def mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {std:.2f}"
 
 
 def table(benchmarks: list[str], out: Path, methods: list[str]) -> str:

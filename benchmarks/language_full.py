@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from table_format import mean_std
+
 from exssnet.run.config import methods_reading
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,13 +120,6 @@ def run_grid(args: argparse.Namespace) -> None:
               f"({wall:.0f}s)", flush=True)
 
 
-def mean_sd(values: list[float]) -> str:
-    if not values:
-        return "-"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {sd:.2f}" if len(values) > 1 else f"{values[0]:.2f}"
-
-
 def table(rows: list[dict], encoder: str) -> str:
     """One markdown table: a line per grid row with mean ± sd over seeds, the gap to ExSSNeT, minutes per run."""
     mine = [r for r in rows if r["encoder"] == encoder]
@@ -140,7 +135,7 @@ def table(rows: list[dict], encoder: str) -> str:
         accs = [r["avg_acc"] for r in runs]
         gap = f"{statistics.mean(accs) - ref:+.2f}" if ref is not None and name != "exssnet" else ""
         minutes = statistics.mean(r["wall_s"] for r in runs) / 60
-        lines.append(f"| {name} | {mean_sd(accs)} | {mean_sd([r['forgetting'] for r in runs])} | {gap} | "
+        lines.append(f"| {name} | {mean_std(accs, bare_single=True)} | {mean_std([r['forgetting'] for r in runs], bare_single=True)} | {gap} | "
                      f"{','.join(str(r['seed']) for r in runs)} | {', '.join(f'{a:.2f}' for a in accs)} | {minutes:.1f} |")
     return "\n".join(lines)
 

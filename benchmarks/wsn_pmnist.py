@@ -19,6 +19,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from table_format import mean_std
+
 from exssnet import __version__
 from exssnet.run.config import RunConfig, load_yaml
 from exssnet.run.runner import run_experiment
@@ -87,13 +89,6 @@ def run_one(name: str, seed: int, threads: int, out: Path, short: dict | None) -
             "forgetting": results["forgetting"], "capacity": results.get("capacity"),
             "bits_per_param_per_task": results.get("bits_per_param_per_task"), "seconds": results["total_time_s"],
             "tasks": len(results["acc_matrix"]), "short": short, "exssnet": __version__}
-
-
-def mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {std:.2f}"
 
 
 def table(rows: list[dict], names: list[str]) -> str:

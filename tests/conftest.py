@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
 import pytest
@@ -64,6 +68,18 @@ def learn_supsup_ssnet_exssnet(net: SupermaskNet, classes: tuple[int, ...], inpu
             train_steps(net, x)
         net.finish_task()
     return net
+
+
+def load_benchmark_script(name: str) -> ModuleType:
+    """Import `benchmarks/<name>.py` as a module (benchmarks/ on sys.path, as when the script runs, for its own imports)."""
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a dataclass in the script looks its module up
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)

@@ -1,21 +1,16 @@
 """The documented figures benchmarks/check_docs.py can rerun quickly still match the documents (README, docs/)."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_benchmark_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def check_docs():
-    spec = importlib.util.spec_from_file_location("check_docs", ROOT / "benchmarks" / "check_docs.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["check_docs"] = module  # its dataclass looks its module up
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("check_docs")
 
 
 def test_quick_documented_figures_have_not_drifted(check_docs, capsys):

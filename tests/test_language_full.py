@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "language_full.py"
+from conftest import load_benchmark_script
 
 
 @pytest.fixture(scope="module")
 def grid_module():
-    spec = importlib.util.spec_from_file_location("language_full", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("language_full")
 
 
 def test_grid_has_every_row_three_minilm_seeds_and_one_mpnet_seed(grid_module):
