@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from exssnet import to_supermask
 from exssnet.allocator import keep_freed_memory
+from exssnet.methods.loops import phase_optimizer
 from exssnet.models import build_model
 
 MODELS = {"lenet": ((1, 28, 28), 2, 128), "resnet18-reduced": ((3, 32, 32), 20, 64)}
@@ -88,27 +89,27 @@ def measure(args: argparse.Namespace) -> dict:
     y = torch.randint(0, classes, (batch,), device=device)
 
     dense = build_model(args.model, shape, classes).to(device).train()
-    dense_train = train_step(dense, torch.optim.Adam(dense.parameters(), lr=1e-3), x, y)
+    dense_train = train_step(dense, phase_optimizer(dense.parameters(), 1e-3), x, y)
     dense_eval = build_model(args.model, shape, classes).to(device).eval()
 
     mask_net = supermask_net(args.model, shape, classes, args.density, args.earlier_tasks, device).train()
-    mask_train = train_step(mask_net, torch.optim.Adam(mask_net.trainable_parameters(), lr=0.01), x, y)
+    mask_train = train_step(mask_net, phase_optimizer(mask_net.trainable_parameters(), 0.01), x, y)
 
     weight_net = supermask_net(args.model, shape, classes, args.density, args.earlier_tasks, device)
     weight_net.start_weight_phase(exclusive=True)
     weight_net.train()
-    weight_train = train_step(weight_net, torch.optim.Adam(weight_net.trainable_parameters(), lr=5e-4), x, y)
+    weight_train = train_step(weight_net, phase_optimizer(weight_net.trainable_parameters(), 5e-4), x, y)
 
     wsn_net = supermask_net(args.model, shape, classes, args.density, args.earlier_tasks, device)
     wsn_net.start_joint_training()
     wsn_net.train()
     wsn_groups = [{"params": wsn_net.score_parameters(args.earlier_tasks)}, {"params": wsn_net.compact_parameters()}]
-    wsn_train = train_step(wsn_net, torch.optim.Adam(wsn_groups, lr=1e-3), x, y)
+    wsn_train = train_step(wsn_net, phase_optimizer(wsn_groups, 1e-3), x, y)
 
     packnet_net = supermask_net(args.model, shape, classes, args.density, args.earlier_tasks, device)
     packnet_net.start_free_training()
     packnet_net.train()
-    packnet_train = train_step(packnet_net, torch.optim.Adam(packnet_net.trainable_parameters(), lr=1e-3), x, y)
+    packnet_train = train_step(packnet_net, phase_optimizer(packnet_net.trainable_parameters(), 1e-3), x, y)
 
     infer_net = supermask_net(args.model, shape, classes, args.density, args.earlier_tasks, device)
     infer_net.finish_task()

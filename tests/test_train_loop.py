@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -39,3 +41,30 @@ def test_a_batchnorm_run_whose_last_batch_has_one_row_finishes(method, capsys):
             "--num-tasks", "1", "--mask-epochs", "1", "--weight-epochs", "1", "--threads", "1", "--quiet"]
     assert main(args) == 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+def _descent(schedule: str, optimizer: str, steps: int = 6) -> float:
+    """How far a parameter under the constant gradient 1 moves in `steps` steps of lr 0.1."""
+    weight = torch.nn.Parameter(torch.zeros(3))
+    module = torch.nn.Module()
+    module.weight = weight
+    spec = PhaseSpec("p", 1, 0.1, 2, torch.Generator().manual_seed(1), schedule=schedule, optimizer=optimizer)
+    hooks = StepHooks(batch_loss=lambda x, y: weight.sum(), validate=lambda: 0.0)
+    train_phase(spec, module, lambda x: x, [weight], _task(2 * steps), progress=False, hooks=hooks)
+    return -float(weight.detach()[0])
+
+
+def test_a_constant_schedule_keeps_the_rate_and_sgd_steps_by_it():
+    """lr_schedule 'constant': every step moves by the full rate (SGD exactly, Adam's unit steps nearly);
+    the default cosine decays it; baseline_optimizer 'sgd' is plain SGD (no momentum)."""
+    assert _descent("constant", "sgd") == pytest.approx(0.6, abs=1e-6)
+    assert _descent("constant", "adam") == pytest.approx(0.6, abs=1e-5)
+    assert _descent("cosine", "sgd") == pytest.approx(0.1 * sum(0.5 * (1 + math.cos(math.pi * s / 6)) for s in range(6)),
+                                                        abs=1e-6)
+
+
+def test_an_unknown_schedule_or_optimizer_is_one_clear_error(capsys):
+    assert main(["run", "--lr-schedule", "linear", "--quiet"]) == 2
+    assert "lr_schedule must be one of cosine, constant" in capsys.readouterr().err
+    assert main(["run", "--method", "ewc", "--baseline-optimizer", "rmsprop", "--quiet"]) == 2
+    assert "baseline_optimizer must be 'adam' or 'sgd'" in capsys.readouterr().err

@@ -22,12 +22,14 @@ def test_every_table_row_that_exists_here_has_a_preset():
 def test_preset_follows_wsns_protocol(preset):
     config = RunConfig.from_dict(load_yaml(preset))
     assert (config.benchmark, config.model, config.num_tasks, config.classes_per_task) == ("permuted-mnist", "mlp", 10, 10)
-    assert (config.batch_size, config.val_fraction, config.keep_best_epoch) == (10, 0.1, True)
+    assert (config.batch_size, config.val_fraction, config.keep_best_epoch, config.lr_schedule) == (10, 0.1, True, "constant")
     if config.method in DENSE:
         settings = config.settings_of()
-        assert (settings.baseline_epochs, settings.baseline_lr) == (5, 0.001)
-        if config.method == "ewc":
-            assert settings.ewc_lambda == 1000.0
+        assert settings.baseline_epochs == 5
+        if config.method == "ewc":  # WSN's EWC: plain SGD at 0.03, lambda 1000
+            assert (settings.baseline_optimizer, settings.baseline_lr, settings.ewc_lambda) == ("sgd", 0.03, 1000.0)
+        else:
+            assert (settings.baseline_optimizer, settings.baseline_lr) == ("adam", 0.001)
     elif preset.stem.endswith("-5x5"):
         assert (config.mask_epochs, config.weight_epochs) == (5, 5)  # the documented double-budget variant
     elif config.method == "supsup":

@@ -62,6 +62,7 @@ def at_least_one(settings: Any, *names: str) -> None:
             raise ExssnetError(f"{name} must be at least 1, got {value}")
 
 
+LR_SCHEDULES = ("cosine", "constant")
 MAX_SEED = 2**32 - 1  # torch seeds are 64-bit; runs derive further seeds from this one
 
 
@@ -98,6 +99,8 @@ class CoreSettings(Settings):
     weight_epochs: int = setting(5, "epochs of the weight phase per task (ssnet, exssnet)")
     mask_lr: float = setting(0.01, "Adam learning rate of the mask phase")
     weight_lr: float = setting(0.0005, "Adam learning rate of the weight phase")
+    lr_schedule: str = setting("cosine", "learning rate of every training phase: 'cosine' decay to 0 over the phase's "
+                               "steps, or 'constant' (WSN's protocol)")
     keep_best_epoch: bool = setting(False, "end every training phase with the epoch of lowest validation loss "
                                            "(WSN's protocol; vision methods)")
     keep_scores: bool = setting(False, "keep finished tasks' float scores (default: only their packed masks)")
@@ -138,6 +141,8 @@ class CoreSettings(Settings):
             if getattr(self, name) < 0:
                 raise ExssnetError(f"{name} must be >= 0, got {getattr(self, name)}")
         finite_positive(self, "mask_lr", "weight_lr")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ExssnetError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not 0 <= self.seed <= MAX_SEED:
             raise ExssnetError(f"seed must be in 0..{MAX_SEED}, got {self.seed}")
         if self.threads is not None and not 1 <= self.threads <= 1024:

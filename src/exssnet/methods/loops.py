@@ -15,6 +15,7 @@ from exssnet import amp, distributed
 from exssnet.data.tasks import Inputs, Split, TaskData
 from exssnet.errors import ExssnetError
 from exssnet.methods.best_epoch import BestEpoch
+from exssnet.settings import CoreSettings
 
 LogitsFn = Callable[[Inputs], torch.Tensor]
 EpochCallback = Callable[[dict], None]
@@ -52,6 +53,15 @@ class PhaseSpec:
     generator: torch.Generator
     eval_batch_size: int = 1024
     keep_best: bool = False  # end with the epoch of lowest validation loss (exssnet.methods.best_epoch)
+    schedule: str = "cosine"  # the learning rate per step: "cosine" decay to 0 over the phase, or "constant"
+    optimizer: str = "adam"  # "adam" (weight decay 0), or "sgd" (plain: no momentum, no weight decay)
+
+    @classmethod
+    def of(cls, config: CoreSettings, name: str, epochs: int, lr: float, generator: torch.Generator,
+           optimizer: str = "adam") -> "PhaseSpec":
+        """A phase of a run with `config`: its batch sizes, best-epoch rule and learning-rate schedule."""
+        return cls(name, epochs, lr, config.batch_size, generator, config.eval_batch_size,
+                   keep_best=config.keep_best_epoch, schedule=config.lr_schedule, optimizer=optimizer)
 
 
 @dataclass
@@ -90,12 +100,18 @@ def batchnorm_layers(module: torch.nn.Module) -> list[torch.nn.Module]:
     return [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
 
-def phase_adam(params: list, flat: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
-    """A fresh Adam (weight decay 0) for one phase: torch's fused kernel when every parameter allows it (floating
-    point, on the CPU or CUDA), which is a third faster per small step than the per-tensor loop
-    (benchmarks/step_ratio.py) and equal to it up to float rounding; else the per-tensor loop."""
-    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in flat)
-    return torch.optim.Adam(params, lr=lr, weight_decay=0.0, fused=fused or None)
+def phase_optimizer(params: Iterable[torch.nn.Parameter | dict], lr: float, kind: str = "adam") -> torch.optim.Optimizer:
+    """A fresh optimizer for one phase: Adam (weight decay 0), or plain SGD when `kind` is "sgd". Torch's fused
+    kernel when every parameter allows it (floating point, on the CPU or CUDA): for Adam a third faster per small
+    step than the per-tensor loop (benchmarks/step_ratio.py) and equal to it up to float rounding."""
+    params = list(params)
+    flat = [q for p in params for q in (p["params"] if isinstance(p, dict) else [p])]
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in flat) or None
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=0.0, fused=fused)
+    if kind != "adam":
+        raise ValueError(f"unknown optimizer {kind!r}")
+    return torch.optim.Adam(params, lr=lr, weight_decay=0.0, fused=fused)
 
 
 def train_phase(
@@ -108,7 +124,8 @@ def train_phase(
     on_epoch: EpochCallback | None = None,
     hooks: StepHooks | None = None,
 ) -> PhaseHistory:
-    """Train `params` for `spec.epochs` with a fresh Adam (weight decay 0) and a per-step cosine schedule.
+    """Train `params` for `spec.epochs` with a fresh Adam (weight decay 0; or SGD, `spec.optimizer`) and a per-step
+    cosine schedule (or a constant rate, `spec.schedule`).
 
     `module` is put in train mode for steps and eval mode for the per-epoch validation.
     When `module` has BatchNorm layers, a last training batch of 1 row (the train split's size leaves
@@ -130,12 +147,13 @@ def train_phase(
     sync = distributed.DataParallel(module, flat)  # no-op in one process
     scaler = amp.grad_scaler(flat[0].device)  # loss scaling under --amp fp16, else a pass-through
     augment_generator = sync.augment_generator(generator)  # `generator` itself in one process
-    optimizer = phase_adam(params, flat, lr)
+    optimizer = phase_optimizer(params, lr, spec.optimizer)
     # BatchNorm cannot train on 1 row: in one process such a last batch is dropped (torchrun: Split.batches drops it)
     norms = batchnorm_layers(module)
     drop_single = bool(norms) and sync.shard is None and len(task.train) % batch_size == 1
     steps = epochs * (len(task.train) // batch_size if drop_single else math.ceil(len(task.train) / batch_size))
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if spec.schedule == "cosine"
+                else torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0))
     best = BestEpoch(module, logits_fn, task.val, spec.eval_batch_size) if spec.keep_best and len(task.val) else None
     bar = tqdm(range(epochs), desc=f"  {task.name} {name}", leave=False, disable=not progress, unit="ep")
     for epoch in bar:

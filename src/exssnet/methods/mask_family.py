@@ -94,8 +94,7 @@ class MaskFamilyMethod(SupermaskNetMethod):
     def phase(self, name: str, params: list, task_id: int, task: TaskData, epochs: int, lr: float,
               stream: TaskStream, progress: bool, on_epoch: EpochCallback | None) -> dict:
         cfg = self.config
-        spec = PhaseSpec(name, epochs, lr, cfg.batch_size, task_generator(cfg.seed, task_id, stream),
-                         cfg.eval_batch_size, keep_best=cfg.keep_best_epoch)
+        spec = PhaseSpec.of(cfg, name, epochs, lr, task_generator(cfg.seed, task_id, stream))
         return train_phase(spec, self.net, self.logits_fn(task.num_classes), params, task, progress, on_epoch).to_dict()
 
 

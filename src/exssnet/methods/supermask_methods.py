@@ -131,8 +131,7 @@ class SupermaskMethod(SupermaskNetMethod):
         self.net.add_task(task.num_classes, initial_scores=start.scores)
         logits_fn = self.net_logits_fn(task.num_classes)
         train_mask = lambda: train_phase(  # noqa: E731
-            PhaseSpec("mask", cfg.mask_epochs, cfg.mask_lr, cfg.batch_size,
-                      task_generator(cfg.seed, task_id, TaskStream.MASK_PHASE), cfg.eval_batch_size, keep_best=cfg.keep_best_epoch),
+            PhaseSpec.of(cfg, "mask", cfg.mask_epochs, cfg.mask_lr, task_generator(cfg.seed, task_id, TaskStream.MASK_PHASE)),
             self.net, logits_fn, self.net.trainable_parameters(), task, progress, on_epoch,
         )
         mask_history = train_mask()
@@ -144,8 +143,8 @@ class SupermaskMethod(SupermaskNetMethod):
         if self.weight_rule is not None:
             self.net.start_weight_phase(self.weight_rule)
             weight_history = train_phase(
-                PhaseSpec("weights", cfg.weight_epochs, cfg.weight_lr, cfg.batch_size,
-                          task_generator(cfg.seed, task_id, TaskStream.WEIGHT_PHASE), cfg.eval_batch_size, keep_best=cfg.keep_best_epoch),
+                PhaseSpec.of(cfg, "weights", cfg.weight_epochs, cfg.weight_lr,
+                             task_generator(cfg.seed, task_id, TaskStream.WEIGHT_PHASE)),
                 self.net, logits_fn, self.net.trainable_parameters(), task, progress, on_epoch,
             )
             info["weight_phase"] = weight_history.to_dict()

@@ -32,12 +32,15 @@ class BaselineSettings(Settings):
     """Settings every dense baseline reads."""
 
     baseline_epochs: int | None = setting(None, "epochs per task (default mask_epochs + weight_epochs)")
-    baseline_lr: float = setting(0.001, "Adam learning rate")
+    baseline_lr: float = setting(0.001, "learning rate (of baseline_optimizer)")
+    baseline_optimizer: str = setting("adam", "'adam' (weight decay 0) or plain 'sgd' (no momentum; WSN's EWC)")
 
     def check(self) -> None:
         if self.baseline_epochs is not None and self.baseline_epochs < 0:
             raise ExssnetError(f"baseline_epochs must be >= 0, got {self.baseline_epochs}")
         finite_positive(self, "baseline_lr")
+        if self.baseline_optimizer not in ("adam", "sgd"):
+            raise ExssnetError(f"baseline_optimizer must be 'adam' or 'sgd', got {self.baseline_optimizer!r}")
 
 
 class DenseMethod(ContinualMethod):
@@ -105,7 +108,7 @@ class DenseMethod(ContinualMethod):
         return {"train_phase": history.to_dict()}
 
     def fit(self, task_id: int, task: TaskData, epochs: int, progress: bool, on_epoch: EpochCallback | None) -> PhaseHistory:
-        """`epochs` over the task through the shared `train_phase` (fresh Adam, per-step cosine schedule)."""
+        """`epochs` over the task through the shared `train_phase` (a fresh optimizer, the run's schedule)."""
         cfg = self.config
         hooks = StepHooks(
             batch_loss=lambda x, y: self.training_step(x, y, task_id),
@@ -113,8 +116,8 @@ class DenseMethod(ContinualMethod):
             after_step=lambda x, y, step: self.after_step(x, y, task_id, step),
             validate=lambda: self.validation_accuracy(task_id, task),
         )
-        spec = PhaseSpec("train", epochs, self.learning_rate(), cfg.batch_size,
-                         task_generator(cfg.seed, task_id, TaskStream.DENSE), cfg.eval_batch_size, keep_best=cfg.keep_best_epoch)
+        spec = PhaseSpec.of(cfg, "train", epochs, self.learning_rate(), task_generator(cfg.seed, task_id, TaskStream.DENSE),
+                            optimizer=self.settings.baseline_optimizer)
         return train_phase(spec, self.net, lambda x: self.task_logits(x, task_id), self.trainable_parameters(task_id), task,
                            progress, on_epoch, hooks)
 
