@@ -194,10 +194,10 @@ def test_language_method_on_a_vision_benchmark_is_refused(capsys):
     assert "text benchmark" in capsys.readouterr().err
 
 
-def test_lamol_without_a_language_model_is_refused(files, capsys):
-    args = ["run", "--benchmark", "text-offline", "--data-dir", str(files["data"]), "--encoder", str(files["bert"]),
+def test_lamol_without_a_language_model_is_refused_before_any_data_is_read(files, tmp_path, capsys):
+    args = ["run", "--benchmark", "text-offline", "--data-dir", str(tmp_path / "absent"), "--encoder", str(files["bert"]),
             "--method", "lamol", "--text-max-train", "4", "--quiet"]
-    assert main(args) == 2 and "--lamol-lm" in capsys.readouterr().err
+    assert main(args) == 2 and "--lamol-lm" in capsys.readouterr().err  # not the missing data folder
 
 
 def test_prompts_longer_than_the_encoder_positions_are_refused(files, capsys):

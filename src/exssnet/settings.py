@@ -50,6 +50,10 @@ class Settings:
     def check(self) -> None:
         """Raise ExssnetError for a bad value (override; the base accepts everything)."""
 
+    def check_run(self) -> None:
+        """Raise ExssnetError for what a run of the method cannot do without (e.g. a model to load), checked when
+        a run is configured, before any data is read; the defaults themselves may lack it (override)."""
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

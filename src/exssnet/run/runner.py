@@ -225,6 +225,7 @@ def run_experiment(
     run in `out` from its last finished task (see exssnet.run.resume). Logs, checkpoints and class-IL
     evaluation are hooks (exssnet.run.hooks); `hooks` adds the caller's own.
     """
+    config.settings_of().check_run()  # what the method cannot run without, before any file or data is touched
     resumable = is_resumable(config.method)  # decided once per run: the dense baselines write no checkpoints
     checkpoints = checkpoints and resumable
     state = prepare_resume(out, config, resume, overwrite, resumable, distributed.world_size())

@@ -120,6 +120,11 @@ class LamolSettings(LanguageSettings):
         at_least_one(self, "replay_batch_size")
         loss_weight(self, "lamol_gamma")
 
+    def check_run(self) -> None:
+        if not self.lamol_lm:
+            raise ExssnetError("lamol needs a causal language model: pass --lamol-lm smollm2-135m (after "
+                               "`make setup-text-large`) or a model folder")
+
 
 class LanguageMethod(DenseMethod):
     """Mixin-style base: put it first in the bases, before the dense method whose loss it reuses."""
