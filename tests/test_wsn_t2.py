@@ -174,7 +174,9 @@ def test_preset_follows_wsns_table2_protocol(preset):
 @pytest.mark.parametrize("stem, write, extra", [
     ("wsn-t2-cifar100-wsn-c0.5", lambda root: write_cifar100(root), []),
     ("wsn-t2-cifar100-exssnet", lambda root: write_cifar100(root), ["--weight-epochs", "1"]),
+    ("wsn-t2-cifar100-naive", lambda root: write_cifar100(root), ["--baseline-epochs", "1"]),
     ("wsn-t2-tinyimagenet-wsn-c0.5", lambda root: write_tiny_imagenet(root, num_classes=10), []),
+    ("wsn-t2-tinyimagenet-packnet", lambda root: write_tiny_imagenet(root, num_classes=10), ["--weight-epochs", "1"]),
 ])
 def test_preset_runs_on_the_standard_format_fixture(stem, write, extra, tmp_path):
     """The preset as written, cut to one task of one epoch, on a tiny folder in the dataset's own format."""
