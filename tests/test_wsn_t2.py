@@ -128,11 +128,11 @@ def test_learning_a_second_task_leaves_the_first_bit_identical(name, method_name
 
 
 T2_PRESETS = sorted(CONFIGS.glob("wsn-t2-*.yaml"))
-# WSN's protocol per benchmark (its Sec. 4 / App. A and scripts/wsn/*.sh): tasks x classes, class order,
-# validation fraction, batch size, epochs per task, Adam lr; model of its Table 2.
+# WSN's protocol per benchmark (its Sec. 4 / App. A and scripts/wsn/*.sh; CIFAR-100 also GPM's main_cifar100.py):
+# tasks x classes, class order, validation fraction, batch size, epochs per task (at most, for WSN), Adam lr; model.
 PROTOCOL = {
     "cifar100": dict(benchmark="split-cifar100", model="alexnet-5", num_tasks=10, classes_per_task=10,
-                     class_order="sequential", val_fraction=0.05, batch_size=64, epochs=50),
+                     class_order="sequential", val_fraction=0.05, batch_size=64, epochs=200),
     "tinyimagenet": dict(benchmark="split-tinyimagenet", model="tinynet-4c3f", num_tasks=40, classes_per_task=5,
                          class_order="seeded", val_fraction=0.1, batch_size=10, epochs=10),
 }
