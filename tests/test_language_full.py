@@ -71,3 +71,16 @@ def test_docs_block_is_rewritten_from_the_rows(grid_module, tmp_path):
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
     assert "| exssnet | 81.00 ± 1.41 |" in text and "| er | 85.00 | 1.00 | +4.00 |" in text
     assert "er by 4.00" in text
+
+
+def test_validation_study_scores_the_last_phase_and_changes_one_setting_per_variant():
+    study = load_benchmark_script("language_val_study")
+    results = {"tasks": [{"mask_phase": {"val_acc": [50.0, 60.0]}, "weight_phase": {"val_acc": [70.0, 80.0]}},
+                         {"train_phase": {"val_acc": [40.0, 45.0]}}]}
+    assert study.end_of_task_validation(results) == [80.0, 45.0]  # the weight phase ends an ExSSNeT task
+    base = study.command("exssnet (as in the table)", "minilm", 0, Path("o"))
+    for variant in study.VARIANTS:
+        argv = study.command(variant, "minilm", 0, Path("o"))
+        assert argv[argv.index("--text-max-train") + 1] == "200" and argv[argv.index("--max-length") + 1] == "128"
+        added = [a for a in argv if a.startswith("--") and a not in base]
+        assert variant.startswith("er") or (len(added) <= 2 and argv != base) or variant == "exssnet (as in the table)"
