@@ -4,8 +4,9 @@ The mask of a layer keeps the `k = ceil(density * numel)` entries with the large
 (`topk_mask`: the indices `torch.topk` returns, so when entries tie at the k-th largest magnitude
 torch.topk's deterministic choice decides, as it always did). `ThresholdTracker` computes the same
 mask every training step without a full top-k: it warm-starts from the previous step's threshold and
-corrects it with exact counts (interpolation, safeguarded by bisection over the float's bit pattern)
-until exactly k entries lie at or above it, which makes the set unique. `torch.topk` still runs on a layer's
+corrects it with exact counts (a bracket, then the entries inside a narrow bracket read out; interpolation
+safeguarded by bisection over the float's bit pattern for a wide one) until exactly k entries lie at or above
+it, which makes the set unique. `torch.topk` still runs on a layer's
 first step (to find the first threshold), when the k-th and (k+1)-th magnitudes are equal or NaN, and on every
 step for scores that are not float32 on the CPU (e.g. CUDA, half precision). So its mask is `topk_mask`'s, bit for bit.
 """
@@ -60,13 +61,15 @@ def _bits_float(bits: int) -> float:
 class ThresholdTracker:
     """Exact top-k of a layer's `|scores|` each step, warm-started from the previous step's threshold.
 
-    A count `sum(|s| >= t)` costs two cheap passes; a full top-k costs ~20-70x more on a CPU. The
-    previous threshold moved by its last move is counted first (thresholds drift steadily while scores
-    train); a Newton step with the previous step's local slope (entries per unit of |score| near the
-    threshold) brackets the new one, and interpolation safeguarded by bisection over the float32 bit
-    pattern finds a value keeping exactly k entries: 4.6 counts per layer and step on LeNet, 5.2 on the
-    reduced ResNet18 (SupSup's Adam, lr 0.01). The start only changes how many counts it takes, never
-    the mask. Float32 tensors on the CPU take this path; other devices and dtypes use `largest_k`.
+    A count `sum(|s| >= t)` is one numpy comparison into 1-byte bools and a count of them; a full top-k
+    costs ~20-70x more on a CPU. The previous threshold moved by its last move is counted first
+    (thresholds drift steadily while scores train); a Newton step with the previous step's local slope
+    (entries per unit of |score| near the threshold) brackets the new one. The entries of a narrow bracket
+    [lo, hi) are where the two counts' booleans differ: the new threshold is picked among them (a wide
+    bracket is first narrowed by interpolation safeguarded by bisection over the float32 bit pattern).
+    About 2 counts per large layer and step in `benchmarks/step_ratio.py`'s LeNet SupSup and WSN steps
+    (about 4.5 when every bracket was searched by interpolation). The start only changes how many counts it
+    takes, never the mask. Float32 tensors on the CPU take this path; other devices and dtypes use `largest_k`.
     """
 
     overshoot = 1.25  # the first Newton step goes this much further, so that it usually brackets
@@ -142,9 +145,9 @@ class ThresholdTracker:
             return torch.ones_like(magnitudes)
         if flat.dtype != torch.float32 or flat.device.type != "cpu":
             return largest_k(flat, k).to(magnitudes.dtype).view_as(magnitudes)
-        if self._buffer is None or self._buffer.shape != flat.shape:
-            self._buffer = torch.empty_like(flat)
-        buffer = self._buffer
+        buffer = self._buffer  # a mask given back (`give_back`) may come from another device or dtype
+        if buffer is None or buffer.shape != flat.shape or buffer.dtype != flat.dtype or buffer.device != flat.device:
+            buffer = self._buffer = torch.empty_like(flat)
         array = flat.detach().numpy()
 
         def count(value: float) -> tuple[int, numpy.ndarray]:
