@@ -196,6 +196,65 @@ def test_fused_mask_phase_gradient_with_two_forwards_before_one_backward():
     assert torch.equal(second_order, up1 * scores.detach().sign())
 
 
+@pytest.mark.parametrize("free_share", [0.0, 0.6, 1.0])
+def test_fused_joint_weight_equals_scatter_then_score_mask(free_share):
+    """WSN's one-op weight: values and gradients equal to `scatter_compact` followed by `score_masked_weight`
+    (each with its own tracker), step after step, for a layer with no, some and only free entries."""
+    from exssnet.layers.topk import ThresholdTracker, joint_masked_weight, kept_count, scatter_compact, score_masked_weight
+
+    generator = torch.Generator().manual_seed(5)
+    base = torch.randn(40, 30, generator=generator)
+    index = (torch.rand(1200, generator=generator) < free_share).nonzero().reshape(-1)
+    compact = base.reshape(-1)[index].clone().requires_grad_(index.numel() > 0)
+    scores = (torch.randn(40, 30, generator=generator) * 0.05).requires_grad_(True)
+    fused_tracker, plain_tracker, k = ThresholdTracker(), ThresholdTracker(), kept_count(1200, 0.1)
+    params = [p for p in (compact, scores) if p.requires_grad]
+    for step in range(6):  # a cold, then warm thresholds; the fused op reuses what its backward gave back
+        upstream = torch.randn(40, 30, generator=generator)
+        fused = joint_masked_weight(compact, base, index, scores, fused_tracker, k)
+        grads = torch.autograd.grad((fused * upstream).sum(), params)
+        weight = scatter_compact(compact, base, index) if index.numel() else base
+        plain = score_masked_weight(weight, scores, plain_tracker, k)
+        expected = torch.autograd.grad((plain * upstream).sum(), params)
+        assert torch.equal(fused, plain), step
+        assert all(torch.equal(a, b) for a, b in zip(grads, expected)), step
+        with torch.no_grad():  # an optimizer step
+            scores.add_(torch.randn(40, 30, generator=generator).sign() * 0.01)
+            compact.add_(0.1)
+    # a weight given back is reused only with its own base: another base (a new phase) gets a fresh copy
+    other = torch.randn(40, 30, generator=generator)
+    fused = joint_masked_weight(compact, other, index, scores, fused_tracker, k)
+    weight = scatter_compact(compact, other, index) if index.numel() else other
+    assert torch.equal(fused, score_masked_weight(weight, scores, plain_tracker, k))
+
+
+def test_fused_joint_weight_two_forwards_one_backward_and_a_stale_retained_graph():
+    """The fused op lends its mask and weight to the graph: a second forward before the backward gets its own,
+    and a retained graph's second backward after a newer forward fails loudly instead of reading reused memory."""
+    from exssnet.layers.topk import ThresholdTracker, joint_masked_weight, kept_count, scatter_compact, score_masked_weight
+
+    generator = torch.Generator().manual_seed(6)
+    base = torch.randn(20, 10, generator=generator)
+    index = (torch.rand(200, generator=generator) < 0.5).nonzero().reshape(-1)
+    compact = torch.randn(index.numel(), generator=generator, requires_grad=True)
+    scores = torch.randn(20, 10, generator=generator, requires_grad=True)
+    up1, up2 = torch.randn(20, 10, generator=generator), torch.randn(20, 10, generator=generator)
+    tracker, k = ThresholdTracker(), kept_count(200, 0.2)
+    first = joint_masked_weight(compact, base, index, scores, tracker, k)
+    second = joint_masked_weight(compact * 2, base, index, -scores, tracker, k)
+    grads = torch.autograd.grad((first * up1 + second * up2).sum(), [compact, scores])
+    plain_tracker = ThresholdTracker()
+    plain1 = score_masked_weight(scatter_compact(compact, base, index), scores, plain_tracker, k)
+    plain2 = score_masked_weight(scatter_compact(compact * 2, base, index), -scores, ThresholdTracker(), k)
+    expected = torch.autograd.grad((plain1 * up1 + plain2 * up2).sum(), [compact, scores])
+    assert all(torch.equal(a, b) for a, b in zip(grads, expected))
+    retained = (joint_masked_weight(compact, base, index, scores, tracker, k) * up1).sum()
+    retained.backward(retain_graph=True)  # gives the mask and the weight back to the tracker
+    joint_masked_weight(compact.detach() + 1, base, index, scores.detach() * 3, tracker, k)  # reuses them
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        retained.backward()
+
+
 def test_weight_phase_layer_without_trainable_entries_uses_its_frozen_weight():
     layer = MaskedLinear(8, 6, density=0.25)
     layer.add_task(0)

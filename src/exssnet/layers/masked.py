@@ -27,6 +27,7 @@ from torch import nn
 
 from exssnet.layers.topk import (
     ThresholdTracker,
+    joint_masked_weight,
     kept_count,
     pack_mask,
     scatter_compact,
@@ -403,10 +404,9 @@ class MaskedLayer(nn.Module):
             weight = self._compact_base
             if weight.device != self.compact_weight.device:
                 weight = self._compact_base = weight.to(self.compact_weight.device)
-            if self.compact_weight.numel():
-                weight = scatter_compact(self.compact_weight, weight, self.compact_index)
             scores = self.scores[str(self.task)]
-            return score_masked_weight(weight, scores, self._threshold, kept_count(scores.numel(), self.density))
+            return joint_masked_weight(self.compact_weight, weight, self.compact_index, scores, self._threshold,
+                                       kept_count(scores.numel(), self.density))
         if view is View.SUPERPOSED:
             assert self._alphas is not None
             packed = [self.masks[str(t)] for t in self._superposed]
