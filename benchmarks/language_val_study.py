@@ -31,6 +31,7 @@ VARIANTS: dict[str, list[str]] = {
     "exssnet density 0.05": ["--method", "exssnet", "--density", "0.05"],
     "exssnet density 0.2": ["--method", "exssnet", "--density", "0.2"],
     "exssnet density 0.4": ["--method", "exssnet", "--density", "0.4"],
+    "exssnet density 0.7": ["--method", "exssnet", "--density", "0.7"],
     "exssnet lr 1e-2": ["--method", "exssnet", "--mask-lr", "0.01", "--weight-lr", "0.01"],
     "exssnet lr 1e-4": ["--method", "exssnet", "--mask-lr", "0.0001", "--weight-lr", "0.0001"],
     "exssnet 1 mask + 3 weight epochs": ["--method", "exssnet", "--mask-epochs", "1", "--weight-epochs", "3"],
