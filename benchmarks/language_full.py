@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from table_format import mean_std
+from table_format import mean_std, replace_block
 
 from exssnet.run.config import methods_reading
 
@@ -182,9 +182,6 @@ def verdict(rows: list[dict], encoder: str) -> str:
     return head + "Continual rows above it: " + "; ".join(above) + "."
 
 
-BEGIN, END = "<!-- language_full:begin -->", "<!-- language_full:end -->"
-
-
 def generated(rows: list[dict]) -> str:
     parts = []
     for encoder in ENCODERS:
@@ -193,14 +190,6 @@ def generated(rows: list[dict]) -> str:
         if any(r["encoder"] == encoder for r in rows):
             parts += [f"Final accuracy per task, {encoder} (mean over seeds):", "", per_task_table(rows, encoder), ""]
     return "\n".join(parts).rstrip() + "\n"
-
-
-def write_docs(path: Path, rows: list[dict]) -> None:
-    text = path.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{path} has no {BEGIN} ... {END} block")
-    head, rest = text.split(BEGIN, 1)
-    path.write_text(head + BEGIN + "\n" + generated(rows) + END + rest.split(END, 1)[1])
 
 
 def main() -> None:
@@ -222,7 +211,7 @@ def main() -> None:
         run_grid(args)
     rows = read_rows(args.out)
     if args.docs:
-        write_docs(args.docs, rows)
+        replace_block(args.docs, "language_full", generated(rows))
     print(generated(rows))
 
 

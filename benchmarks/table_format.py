@@ -1,8 +1,9 @@
-"""Number formatting shared by the benchmark scripts' markdown tables."""
+"""Number formatting and the generated markdown blocks shared by the benchmark scripts' tables."""
 
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 
 def mean_std(values: list[float], bare_single: bool = False) -> str:
@@ -13,3 +14,13 @@ def mean_std(values: list[float], bare_single: bool = False) -> str:
         return f"{values[0]:.2f}"
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.2f} ± {std:.2f}"
+
+
+def replace_block(path: Path, name: str, body: str) -> None:
+    """Rewrite the text between `<!-- name:begin -->` and `<!-- name:end -->` in `path` with `body`."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    text = path.read_text()
+    if begin not in text or end not in text:
+        raise SystemExit(f"{path} has no {begin} ... {end} block")
+    head, rest = text.split(begin, 1)
+    path.write_text(head + begin + "\n" + body.rstrip() + "\n" + end + rest.split(end, 1)[1])

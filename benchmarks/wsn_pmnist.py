@@ -7,7 +7,7 @@ one at a time, seed by seed, with `--threads` torch threads; their folders go un
 Then the table: ours (mean +- sample std over the seeds found) beside WSN's published mean +- std.
 
     PYTHONPATH=src python benchmarks/wsn_pmnist.py [--presets naive supsup ...] [--seeds 0 1 2 3 4] [--threads 1]
-        [--out runs/wsn-pmnist] [--results benchmarks/results/wsn_pmnist.jsonl] [--table-only]
+        [--out runs/wsn-pmnist] [--results benchmarks/results/wsn_pmnist.jsonl] [--table-only] [--docs docs/wsn.md]
         [--num-tasks N --epochs E]   (a shortened check; such rows are kept apart by their `short` field)
 """
 
@@ -19,7 +19,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from table_format import mean_std
+from table_format import mean_std, replace_block
 
 from exssnet import __version__
 from exssnet.run.config import RunConfig, load_yaml
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-tasks", type=int, default=None, help="shortened check: first N tasks only")
     parser.add_argument("--epochs", type=int, default=None, help="shortened check: epochs per task")
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--docs", type=Path, help="also rewrite the wsn_pmnist block of this markdown file with the table")
     args = parser.parse_args(argv)
     known = presets()
     names = args.presets or known
@@ -140,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
                     f.write(json.dumps(row) + "\n")
                 print(f"{name} seed {seed}: avg acc {row['avg_acc']:.2f}, forgetting {row['forgetting']:.2f}, "
                       f"capacity {row['capacity']}, {row['seconds']:.0f}s", flush=True)
-    print(table(read_rows(args.results), names))
+    text = table(read_rows(args.results), names)
+    if args.docs:
+        replace_block(args.docs, "wsn_pmnist", text)
+    print(text)
     return 0
 
 

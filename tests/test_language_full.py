@@ -61,12 +61,12 @@ def test_finished_rows_are_skipped_and_each_run_appends_one_line(grid_module, tm
 
 def test_docs_block_is_rewritten_from_the_rows(grid_module, tmp_path):
     doc = tmp_path / "doc.md"
-    doc.write_text(f"intro\n{grid_module.BEGIN}\nold\n{grid_module.END}\noutro\n")
+    doc.write_text("intro\n<!-- language_full:begin -->\nold\n<!-- language_full:end -->\noutro\n")
     rows = [{"row": "exssnet", "encoder": "minilm", "seed": s, "avg_acc": a, "forgetting": 0.0, "wall_s": 60.0,
              "final_acc": {"t": a}} for s, a in ((0, 80.0), (1, 82.0))]
     rows += [{"row": "er", "encoder": "minilm", "seed": 0, "avg_acc": 85.0, "forgetting": 1.0, "wall_s": 30.0,
               "final_acc": {"t": 85.0}}]
-    grid_module.write_docs(doc, rows)
+    grid_module.replace_block(doc, "language_full", grid_module.generated(rows))
     text = doc.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
     assert "| exssnet | 81.00 ± 1.41 |" in text and "| er | 85.00 | 1.00 | +4.00 |" in text

@@ -45,6 +45,11 @@ def test_grid_appends_one_row_per_run_and_skips_rows_it_has(grid, tmp_path, monk
     row = next(line for line in table.splitlines() if line.startswith("| supsup "))
     assert "96.50 ± 0.71" in row and "SupSup" in row and "96.31 ± 0.09" in row and "+0.19" in row
     assert json.loads(results.read_text().splitlines()[0])["preset"] == "supsup"
+    doc = tmp_path / "wsn.md"
+    doc.write_text("intro\n<!-- wsn_pmnist:begin -->\nold\n<!-- wsn_pmnist:end -->\noutro\n")
+    assert grid.main([*args, "--table-only", "--docs", str(doc)]) == 0
+    text = doc.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and row in text
 
 
 def test_unknown_preset_is_refused(grid, capsys):
