@@ -102,6 +102,19 @@ def test_online_ewc_fisher_accumulates_with_decay():
     assert len(offline.consolidated) == 2
 
 
+def test_ewc_mean_merge_keeps_the_running_mean_fisher_and_the_newest_anchor():
+    """ewc_merge 'mean': one pair; after tasks with Fisher 1, 2, 6 it holds 3 (the mean) and the last anchor."""
+    method = method_for("ewc", ewc_merge="mean")
+    params = method.net.trunk_parameters()
+    for value in (1.0, 2.0, 6.0):
+        last = {n: p.detach() + value for n, p in params.items()}
+        method.consolidate({n: torch.full_like(p, value) for n, p in params.items()}, last)
+    assert len(method.consolidated) == 1
+    fisher, anchor = method.consolidated[0]
+    assert all(torch.allclose(f, torch.full_like(f, 3.0)) for f in fisher.values())
+    assert all(torch.equal(anchor[n], last[n]) for n in anchor)
+
+
 def test_si_importance_grows_and_is_nonnegative():
     method = method_for("si")
     method.learn_task(0, method.benchmark.tasks[0], progress=False, on_epoch=None)
@@ -167,6 +180,7 @@ def test_unknown_method_lists_every_method():
 @pytest.mark.parametrize("key, value, message", [
     ("ewc_lambda", -1.0, "ewc_lambda must be a finite number >= 0"),
     ("ewc_gamma", 1.5, "ewc_gamma must be in [0, 1]"),
+    ("ewc_merge", "sum", "ewc_merge must be 'per-task' or 'mean'"),
     ("si_c", float("nan"), "si_c must be a finite number >= 0"),
     ("si_xi", 0.0, "si_xi must be a finite number > 0"),
     ("lwf_temperature", -2.0, "lwf_temperature must be a finite number > 0"),

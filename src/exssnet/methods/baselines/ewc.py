@@ -3,7 +3,9 @@
 After each task the diagonal empirical Fisher of the trunk parameters is estimated from per-example
 gradients of the task's log-likelihood (true labels, eval-mode BatchNorm, at most FISHER_EXAMPLES
 training examples). The penalty is lambda/2 * sum F * (theta - anchor)^2:
-- ewc keeps one (Fisher, anchor) pair per finished task;
+- ewc keeps one (Fisher, anchor) pair per finished task (`ewc_merge: per-task`), or one pair whose Fisher is the
+  mean over the finished tasks, anchored at the parameters after the newest (`ewc_merge: mean`, the variant in the
+  public code of HAT (Serra et al. 2018): the penalty's curvature does not grow with the number of tasks);
 - online-ewc keeps one pair: F <- gamma * F + F_new, anchor <- the parameters after the newest task.
 """
 
@@ -60,10 +62,14 @@ class EWCSettings(BaselineSettings):
     """Settings of ewc (online-ewc adds the Fisher decay)."""
 
     ewc_lambda: float = setting(100.0, "penalty strength")
+    ewc_merge: str = setting("per-task", "ewc: 'per-task' (Fisher, anchor) pairs, or one pair with the 'mean' Fisher "
+                                         "of the finished tasks anchored at the newest parameters")
 
     def check(self) -> None:
         super().check()
         loss_weight(self, "ewc_lambda")
+        if self.ewc_merge not in ("per-task", "mean"):
+            raise ExssnetError(f"ewc_merge must be 'per-task' or 'mean', got {self.ewc_merge!r}")
 
 
 @dataclass
@@ -74,6 +80,8 @@ class OnlineEWCSettings(EWCSettings):
 
     def check(self) -> None:
         super().check()
+        if self.ewc_merge != "per-task":
+            raise ExssnetError("online-ewc folds the Fisher with ewc_gamma; ewc_merge is ewc's setting")
         if not 0.0 <= self.ewc_gamma <= 1.0:
             raise ExssnetError(f"ewc_gamma must be in [0, 1] (the Fisher decay), got {self.ewc_gamma}")
 
@@ -87,15 +95,22 @@ class EWC(DenseMethod):
     def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
         super().__init__(config, benchmark, settings)
         self.consolidated: list[tuple[ParamDict, ParamDict]] = []  # (Fisher, anchor) pairs
+        self.fisher_tasks = 0  # finished tasks whose Fisher is in `consolidated`
 
     def consolidate(self, fisher: ParamDict, anchor: ParamDict) -> None:
-        """Add a finished task's Fisher and anchor (online: fold it into the single decayed pair)."""
+        """Add a finished task's Fisher and anchor (online: fold it into the single decayed pair; `ewc_merge` mean:
+        into the single pair whose Fisher is the mean over the finished tasks)."""
         anchor = snapshot(anchor)
-        if self.online and self.consolidated:
+        if self.consolidated and (self.online or self.settings.ewc_merge == "mean"):
             old, _ = self.consolidated[0]
-            fisher = {name: self.settings.ewc_gamma * old[name] + fisher[name] for name in fisher}
+            if self.online:
+                fisher = {name: self.settings.ewc_gamma * old[name] + fisher[name] for name in fisher}
+            else:
+                seen = self.fisher_tasks  # tasks the old mean covers
+                fisher = {name: (seen * old[name] + fisher[name]) / (seen + 1) for name in fisher}
             self.consolidated = []
         self.consolidated.append((fisher, anchor))
+        self.fisher_tasks += 1
 
     def penalty(self) -> torch.Tensor:
         params = self.net.trunk_parameters()
