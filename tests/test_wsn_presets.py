@@ -28,7 +28,7 @@ def test_preset_follows_wsns_protocol(preset):
         assert settings.baseline_epochs == 5
         if config.method in ("ewc", "naive"):  # WSN's EWC: plain SGD at 0.03, lambda 1000; FINETUNE = EWC without it
             assert (settings.baseline_optimizer, settings.baseline_lr) == ("sgd", 0.03)
-            assert config.method == "naive" or settings.ewc_lambda == 1000.0
+            assert config.method == "naive" or (settings.ewc_lambda, settings.ewc_merge) == (1000.0, "mean")
         else:
             assert (settings.baseline_optimizer, settings.baseline_lr) == ("adam", 0.001)
     elif preset.stem.endswith("-5x5"):
