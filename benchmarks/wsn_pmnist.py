@@ -22,6 +22,7 @@ from pathlib import Path
 from table_format import mean_std, replace_block
 
 from exssnet import __version__
+from exssnet.errors import ExssnetError
 from exssnet.run.config import RunConfig, load_yaml
 from exssnet.run.runner import run_experiment
 
@@ -136,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
                 done = {(r["preset"], r["seed"], json.dumps(r.get("short"), sort_keys=True)) for r in read_rows(args.results)}
                 if (name, seed, json.dumps(short, sort_keys=True)) in done:
                     continue
-                row = run_one(name, seed, args.threads, args.out, short)
+                try:
+                    row = run_one(name, seed, args.threads, args.out, short)
+                except ExssnetError as error:  # e.g. a diverged run: say so and go on with the grid (nothing recorded)
+                    print(f"{name} seed {seed}: FAILED: {error}", flush=True)
+                    continue
                 with args.results.open("a", encoding="utf-8") as f:
                     f.write(json.dumps(row) + "\n")
                 print(f"{name} seed {seed}: avg acc {row['avg_acc']:.2f}, forgetting {row['forgetting']:.2f}, "

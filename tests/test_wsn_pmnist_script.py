@@ -55,3 +55,19 @@ def test_grid_appends_one_row_per_run_and_skips_rows_it_has(grid, tmp_path, monk
 def test_unknown_preset_is_refused(grid, capsys):
     assert grid.main(["--presets", "nope", "--table-only"]) == 2
     assert "unknown preset" in capsys.readouterr().err
+
+
+def test_a_failed_run_is_reported_and_the_grid_goes_on(grid, tmp_path, monkeypatch, capsys):
+    from exssnet.errors import ExssnetError
+
+    def fake_run(name, seed, threads, out, short):
+        if name == "ewc":
+            raise ExssnetError("loss became inf in task9 train phase")
+        return {"preset": name, "seed": seed, "avg_acc": 96.0, "diagonal_acc": 96.0, "forgetting": 0.0,
+                "capacity": 100.0, "bits_per_param_per_task": 3.2, "seconds": 60.0, "tasks": 10, "short": short}
+
+    monkeypatch.setattr(grid, "run_one", fake_run)
+    results = tmp_path / "rows.jsonl"
+    assert grid.main(["--presets", "ewc", "naive", "--seeds", "0", "--results", str(results), "--out", str(tmp_path)]) == 0
+    assert [json.loads(line)["preset"] for line in results.read_text().splitlines()] == ["naive"]
+    assert "ewc seed 0: FAILED: loss became inf" in capsys.readouterr().out
