@@ -178,6 +178,22 @@ def test_gray_stream_from_idx_folders(tmp_path):
         build_benchmark("gray-stream", BenchmarkSpec(data_dir=str(tmp_path / "mnist")))
 
 
+@pytest.mark.parametrize("name", ["split-cifar100", "split-tinyimagenet"])
+def test_no_augment_gives_the_plain_training_images(cifar_root, tiny_root, name):
+    root = cifar_root if name == "split-cifar100" else tiny_root
+    spec = dict(data_dir=str(root), classes_per_task=2, num_tasks=1, class_order="sequential", val_fraction=0.0)
+    plain = build_benchmark(name, BenchmarkSpec(**spec, augment=False))
+    augmented = build_benchmark(name, BenchmarkSpec(**spec))
+    assert plain.tasks[0].augment is None and plain.info["augment"] == "none"
+    assert augmented.tasks[0].augment is not None
+    assert torch.equal(plain.tasks[0].train.x, augmented.tasks[0].train.x)  # same images, only the augmentation differs
+
+
+def test_imagenet_refuses_no_augment(tmp_path):
+    with pytest.raises(ExssnetError, match="cannot be switched off"):
+        build_benchmark("imagenet", BenchmarkSpec(data_dir=str(tmp_path), augment=False))
+
+
 def test_resnet18_reduced_learns_split_cifar100_fixture_end_to_end(cifar_root, tmp_path):
     args = ["run", "--benchmark", "split-cifar100", "--data-dir", str(cifar_root), "--model", "resnet18-reduced",
             "--classes-per-task", "5", "--num-tasks", "2", "--val-fraction", "0", "--method", "exssnet",

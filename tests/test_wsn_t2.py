@@ -132,9 +132,9 @@ T2_PRESETS = sorted(CONFIGS.glob("wsn-t2-*.yaml"))
 # tasks x classes, class order, validation fraction, batch size, epochs per task (at most, for WSN), Adam lr; model.
 PROTOCOL = {
     "cifar100": dict(benchmark="split-cifar100", model="alexnet-5", num_tasks=10, classes_per_task=10,
-                     class_order="sequential", val_fraction=0.05, batch_size=64, epochs=200),
+                     class_order="sequential", val_fraction=0.05, batch_size=64, epochs=200, augment=False),
     "tinyimagenet": dict(benchmark="split-tinyimagenet", model="tinynet-4c3f", num_tasks=40, classes_per_task=5,
-                         class_order="seeded", val_fraction=0.1, batch_size=10, epochs=10),
+                         class_order="seeded", val_fraction=0.1, batch_size=10, epochs=10, augment=True),
 }
 DENSE = {"naive", "joint", "individual"}
 
@@ -150,7 +150,8 @@ def test_every_method_has_a_preset_on_both_benchmarks():
 def test_preset_follows_wsns_table2_protocol(preset):
     config = RunConfig.from_dict(load_yaml(preset))
     protocol = PROTOCOL[preset.stem.split("-")[2]]
-    for key in ("benchmark", "model", "num_tasks", "classes_per_task", "class_order", "val_fraction", "batch_size"):
+    for key in ("benchmark", "model", "num_tasks", "classes_per_task", "class_order", "val_fraction", "batch_size",
+                "augment"):
         assert getattr(config, key) == protocol[key], key
     assert (config.keep_best_epoch, config.lr_schedule) == (True, "constant")
     epochs = protocol["epochs"]

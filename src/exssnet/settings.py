@@ -131,6 +131,8 @@ class CoreSettings(Settings):
     text_max_test: int | None = setting(None, "test examples per class per task, sampled with a fixed seed (default: all; text-offline 100)")
     text_order: str | None = setting(None, "task order: the paper's Table 6 S1 (glue), S2-S8 (webnlp; S6-S8 three tasks), or comma-separated dataset names")
     encode_batch_size: int = setting(64, "batch size of the frozen encoder when features are computed")
+    augment: bool = setting(True, "augment training images where the benchmark does (split-cifar100: random crop + flip, "
+                                  "split-tinyimagenet: flip); --no-augment trains on the plain images (imagenet refuses it)")
     # ----- benchmarks streamed from image files (imagenet); ignored by the others -----
     image_size: int = setting(224, "imagenet: training crop and evaluation centre-crop size (eval resizes the short side to 8/7 of it first)")
     workers: int = setting(4, "imagenet: DataLoader worker processes that decode images (0: in the main process)", Role.RESUME_FREE)

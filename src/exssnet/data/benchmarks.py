@@ -38,6 +38,7 @@ class BenchmarkSpec:
     text: TextOptions = field(default_factory=TextOptions)  # read by text benchmarks only
     image_size: int = 224  # benchmarks streamed from image files (imagenet): crop size
     workers: int = 4  # benchmarks streamed from image files: DataLoader worker processes
+    augment: bool = True  # vision benchmarks that augment their training images: False gives the plain images
 
 
 BenchmarkBuilder = Callable[[BenchmarkSpec], Benchmark]

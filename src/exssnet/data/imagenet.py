@@ -150,6 +150,9 @@ def _stream(files: list[Path], labels: list[int], train: TrainTransform, eval: E
 def imagenet(spec: BenchmarkSpec) -> Benchmark:
     """ILSVRC-2012 from local folders: --classes-per-task 100 gives 10 tasks (configs/table8-imagenet-exssnet.yaml)."""
     check_image_size(spec.image_size)
+    if not spec.augment:
+        raise ExssnetError("imagenet's training transform (random resized crop + flip) cannot be switched off: "
+                           "drop --no-augment")
     directory = locate_imagenet(spec.data_dir)
     data_dir = Path(spec.data_dir).expanduser()  # type: ignore[arg-type]
     wnids = train_wnids(directory)

@@ -58,9 +58,9 @@ def split_cifar100(spec: BenchmarkSpec) -> Benchmark:
     """CIFAR-100 from its python pickles; --classes-per-task 20 gives 5 tasks, 5 gives 20 tasks."""
     directory = locate_dataset(spec.data_dir, CIFAR100_FOLDER, CIFAR100_FILES, CIFAR100_LAYOUT, "CIFAR-100")
     train, test, names = read_cifar100(directory)
-    augment = RandomCropFlip(padding=4, fill=black_value(CIFAR100_MEAN, CIFAR100_STD))
+    augment = RandomCropFlip(padding=4, fill=black_value(CIFAR100_MEAN, CIFAR100_STD)) if spec.augment else None
     bench = split_benchmark("split-cifar100", train, test, names, spec, augment=augment)
-    bench.info["augment"] = repr(augment)
+    bench.info["augment"] = repr(augment) if augment else "none"
     return normalise_benchmark(bench, CIFAR100_MEAN, CIFAR100_STD)
 
 
@@ -69,9 +69,9 @@ def split_tinyimagenet(spec: BenchmarkSpec) -> Benchmark:
     """TinyImageNet (200 classes, 64x64; val as test); --classes-per-task 40/20/2 gives 5/10/100 tasks."""
     directory = locate_dataset(spec.data_dir, TINY_FOLDER, TINY_FILES, TINY_LAYOUT, "TinyImageNet")
     train, test, names = read_tiny_imagenet(directory)
-    augment = RandomFlip()
+    augment = RandomFlip() if spec.augment else None
     bench = split_benchmark("split-tinyimagenet", train, test, names, spec, augment=augment)
-    bench.info["augment"] = repr(augment)
+    bench.info["augment"] = repr(augment) if augment else "none"
     return normalise_benchmark(bench, TINY_MEAN, TINY_STD)
 
 

@@ -90,7 +90,7 @@ def load_benchmark(config: RunConfig, progress: bool = False) -> Benchmark:
             order=config.text_order, encode_batch_size=config.encode_batch_size, device=config.device,
             inputs=inputs, progress=progress,
         ),
-        image_size=config.image_size, workers=config.workers,
+        image_size=config.image_size, workers=config.workers, augment=config.augment,
     )
     if inputs == "features":
         check_model_fits(config.benchmark, config.model)
