@@ -105,7 +105,7 @@ def table(rows: list[dict], names: list[str]) -> str:
         bits = [r["bits_per_param_per_task"] for r in runs if r.get("bits_per_param_per_task") is not None]
         minutes = f"{statistics.mean(r['seconds'] for r in runs) / 60:.1f}" if runs else "-"
         theirs = f"{published[1]:.2f} ± {published[2]:.2f}" if published else "-"
-        lines.append(f"| {name} | {mean_std(ours)} | {mean_std([r['forgetting'] for r in runs])} | "
+        lines.append(f"| {name} | {mean_std(ours, bare_single=True)} | {mean_std([r['forgetting'] for r in runs], bare_single=True)} | "
                      f"{f'{statistics.mean(cap):.2f}' if cap else '-'} | {f'{statistics.mean(bits):.3f}' if bits else '-'} | "
                      f"{len(runs)} | {minutes} | {published[0] if published else '-'} | {theirs} | {gap} |")
     return "\n".join(lines)
