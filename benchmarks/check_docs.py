@@ -84,7 +84,10 @@ def split_mnist_table() -> dict[str, str]:
     for method in ("supsup", "ssnet", "exssnet"):
         results = run_results({**base, "method": method})
         found[method] = f"{results['avg_acc']:.2f}"
-        if method == "ssnet":  # its drift: the largest logit change of any earlier task
+        if method == "ssnet":  # its forgetting and drift: predictions changed, the largest logit change of any earlier task
+            found["ssnet_forgetting"] = f"{results['forgetting']:.2f}"
+            changed = results["drift"]["avg_changed_predictions"]
+            found["ssnet_changed"] = f"{100 * changed:.2f}%" if changed else "0"
             found["ssnet_drift"] = f"{max(v for v in results['drift']['max_logit_change'] if v is not None):.2f}"
     return found
 
@@ -119,7 +122,8 @@ FIGURES = [
               r"(?P<lenet>[0-9.]+) bit per weight per task for\s+LeNet and (?P<resnet>[0-9.]+) for the reduced ResNet18",
               "python benchmarks/checkpoint_size.py --json", checkpoint_bits, fast=True),
     DocFigure("SplitMNIST results table", "README.md",
-              r"\| SupSup  \| (?P<supsup>[0-9.]+) \|.*\n\| SSNeT   \| (?P<ssnet>[0-9.]+) \| [0-9.]+ \| [0-9]+ \| (?P<ssnet_drift>[0-9.]+) \|\n"
+              r"\| SupSup  \| (?P<supsup>[0-9.]+) \|.*\n\| SSNeT   \| (?P<ssnet>[0-9.]+) \| (?P<ssnet_forgetting>-?[0-9.]+) \| "
+              r"(?P<ssnet_changed>[0-9.]+%|0) \| (?P<ssnet_drift>[0-9.]+) \|\n"
               r"\| ExSSNeT \| (?P<exssnet>[0-9.]+) \|",
               "exssnet run --benchmark split-mnist --method {supsup,ssnet,exssnet} --density 0.1 --seed 0 --threads 1",
               split_mnist_table, fast=False),
