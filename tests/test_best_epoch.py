@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 from conftest import own_keys
 
+from exssnet.cli import main
 from exssnet.data.tasks import Split, TaskData
 from exssnet.methods import build_method
 from exssnet.methods.best_epoch import BestEpoch, validation_loss
@@ -83,3 +85,13 @@ def test_methods_end_each_task_at_their_best_epoch(method):
         assert loss == pytest.approx(min(last["keep_best_epoch"]["val_loss"]), rel=1e-5)
         if method == "exssnet":  # its weight phase overfits at these rates: the restored epoch is not the last
             assert last["keep_best_epoch"]["best_epoch"] < len(last["keep_best_epoch"]["val_loss"])
+
+
+def test_joint_keeps_its_best_epoch_on_the_union_of_tasks(tmp_path):
+    """joint validates on every task's split at once (labels pick each example's head): the best-epoch loss must
+    score it the same way (it raised 'Target out of bounds' on the first task's head before)."""
+    args = ["run", "--method", "joint", "--benchmark", "split-digits", "--num-tasks", "3", "--baseline-epochs", "2",
+            "--keep-best-epoch", "--threads", "1", "--quiet", "--out", str(tmp_path)]
+    assert main(args) == 0
+    record = json.loads((tmp_path / "results.json").read_text())["tasks"][0]["train_phase"]["keep_best_epoch"]
+    assert len(record["val_loss"]) == 2 and record["best_epoch"] in (1, 2)

@@ -19,14 +19,23 @@ import torch.nn.functional as F
 from exssnet import distributed
 from exssnet.data.tasks import Inputs, Split
 
+LossFn = Callable[[Inputs, torch.Tensor], torch.Tensor]
+
 
 @torch.no_grad()
-def validation_loss(logits_fn: Callable[[Inputs], torch.Tensor], split: Split, batch_size: int) -> float:
-    """Mean cross-entropy of `logits_fn` over `split` (caller sets eval mode); summed over data-parallel ranks."""
+def validation_loss(logits_fn: Callable[[Inputs], torch.Tensor], split: Split, batch_size: int,
+                    loss_fn: LossFn | None = None) -> float:
+    """Mean cross-entropy of `logits_fn` over `split` (caller sets eval mode); summed over data-parallel ranks.
+
+    `loss_fn(x, y)`, when given, is a batch's mean loss instead (e.g. joint training's labels that pick each
+    example's own head)."""
     total, count = 0.0, 0
     for x, y in split.batches(batch_size, shard=distributed.shard()):
         if len(y):
-            total += float(F.cross_entropy(logits_fn(x), y, reduction="sum"))
+            if loss_fn is None:
+                total += float(F.cross_entropy(logits_fn(x), y, reduction="sum"))
+            else:
+                total += float(loss_fn(x, y)) * int(y.shape[0])
             count += int(y.shape[0])
     total, count = distributed.all_sum(total, count)
     return total / count if count else math.inf
@@ -42,8 +51,9 @@ class BestEpoch:
     `restore()` loads the kept state back (nothing happens when no epoch was scored)."""
 
     def __init__(self, module: torch.nn.Module, logits_fn: Callable[[Inputs], torch.Tensor], split: Split,
-                 batch_size: int) -> None:
+                 batch_size: int, loss_fn: LossFn | None = None) -> None:
         self.module, self.logits_fn, self.split, self.batch_size = module, logits_fn, split, batch_size
+        self.loss_fn = loss_fn
         self.best_loss = math.inf
         self.best_epoch: int | None = None
         self.state: dict[str, torch.Tensor] | None = None
@@ -51,7 +61,7 @@ class BestEpoch:
 
     def update(self, epoch: int) -> float:
         """Score epoch `epoch` (1-based; module in eval mode); keep a copy of the state when it is the best."""
-        loss = validation_loss(self.logits_fn, self.split, self.batch_size)
+        loss = validation_loss(self.logits_fn, self.split, self.batch_size, self.loss_fn)
         self.losses.append(loss)
         if loss < self.best_loss:  # ties keep the earlier epoch, as a strict `<` does in WSN's code
             self.best_loss, self.best_epoch = loss, epoch

@@ -39,6 +39,7 @@ class StepHooks:
     batch_loss: Callable[[Inputs, torch.Tensor], torch.Tensor | Step] | None = None  # default: cross-entropy of logits_fn
     after_backward: Callable[[], None] | None = None  # e.g. project the gradients (A-GEM)
     after_step: Callable[[Inputs, torch.Tensor, Step], None] | None = None  # sees the batch before augmentation
+    validation_loss: Callable[[Inputs, torch.Tensor], torch.Tensor] | None = None  # a batch's mean loss for keep_best
     validate: Callable[[], float] | None = None  # default: accuracy of logits_fn on the task's validation split
 
 
@@ -154,7 +155,8 @@ def train_phase(
     steps = epochs * (len(task.train) // batch_size if drop_single else math.ceil(len(task.train) / batch_size))
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if spec.schedule == "cosine"
                 else torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0))
-    best = BestEpoch(module, logits_fn, task.val, spec.eval_batch_size) if spec.keep_best and len(task.val) else None
+    best = (BestEpoch(module, logits_fn, task.val, spec.eval_batch_size, hooks.validation_loss)
+            if spec.keep_best and len(task.val) else None)
     bar = tqdm(range(epochs), desc=f"  {task.name} {name}", leave=False, disable=not progress, unit="ep")
     for epoch in bar:
         module.train()

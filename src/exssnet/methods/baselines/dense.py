@@ -72,6 +72,10 @@ class DenseMethod(ContinualMethod):
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
         return F.cross_entropy(self.task_logits(x, task_id), y)
 
+    def validation_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
+        """A validation batch's mean loss for `keep_best_epoch`: cross-entropy on the task's head (no penalty)."""
+        return F.cross_entropy(self.task_logits(x, task_id), y)
+
     def validation_accuracy(self, task_id: int, task: TaskData) -> float:
         return accuracy(lambda v: self.task_logits(v, task_id), task.val, self.config.eval_batch_size)
 
@@ -115,6 +119,7 @@ class DenseMethod(ContinualMethod):
             after_backward=lambda: self.after_backward(task_id),
             after_step=lambda x, y, step: self.after_step(x, y, task_id, step),
             validate=lambda: self.validation_accuracy(task_id, task),
+            validation_loss=lambda x, y: self.validation_loss(x, y, task_id),
         )
         spec = PhaseSpec.of(cfg, "train", epochs, self.learning_rate(), task_generator(cfg.seed, task_id, TaskStream.DENSE),
                             optimizer=self.settings.baseline_optimizer)

@@ -49,6 +49,10 @@ class Joint(DenseMethod):
         stride = self.benchmark.max_classes
         return self.net.mixed_cross_entropy(self.net.features(x), y % stride, y // stride)
 
+    def validation_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
+        """The union's labels pick each example's own head (as in training)."""
+        return self.training_loss(x, y, task_id)
+
     def validation_accuracy(self, task_id: int, task: TaskData) -> float:
         """Mean over tasks of the validation accuracy (tasks without validation examples skipped)."""
         scores = [accuracy(lambda v, t=t: self.net(v, t), split, self.config.eval_batch_size)
