@@ -22,7 +22,7 @@ from exssnet.run.resume import comparable
 from exssnet.run.runner import run_experiment
 
 # long enough per task (about a second) to kill a subprocess between two checkpoints
-SLOW = dict(benchmark="split-digits", method="exssnet", density=0.2, mask_epochs=10, weight_epochs=10,
+SLOW = dict(benchmark="split-digits", method="exssnet", density=0.2, mask_epochs=20, weight_epochs=20,
             batch_size=32, num_tasks=3, seed=3, threads=1)
 SLOW_FLAGS = [f"--{k.replace('_', '-')}={v}" for k, v in SLOW.items()]
 
