@@ -22,7 +22,7 @@ from exssnet.run.resume import comparable
 from exssnet.run.runner import run_experiment
 
 # long enough per task (about a second) to kill a subprocess between two checkpoints
-SLOW = dict(benchmark="split-digits", method="exssnet", density=0.2, mask_epochs=20, weight_epochs=20,
+SLOW = dict(benchmark="split-digits", method="exssnet", density=0.2, mask_epochs=10, weight_epochs=10,
             batch_size=32, num_tasks=3, seed=3, threads=1)
 SLOW_FLAGS = [f"--{k.replace('_', '-')}={v}" for k, v in SLOW.items()]
 
@@ -83,8 +83,11 @@ def test_resume_after_crash_in_process_is_identical(tmp_path, reference):
 
 def _start(out: Path, *flags: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    # SIGINT back to its default in the child: a test run started in the background (`cmd &` in a script) inherits
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler, so Ctrl-C would be lost
     return subprocess.Popen([sys.executable, "-m", "exssnet", "run", *flags, "--quiet", "--out", str(out)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_checkpoint(proc: subprocess.Popen, out: Path, name: str) -> None:
