@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from table_format import mean_std, replace_block
+from table_format import mean_std, read_jsonl, replace_block
 
 from exssnet.run.config import methods_reading
 
@@ -82,10 +82,22 @@ def command(row: str, encoder: str, seed: int, out: Path) -> list[str]:
             "--threads", "1", "--no-checkpoints", "--no-log-csv", "--quiet", "--overwrite", "--out", str(out)]
 
 
-def read_rows(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def run_folder(runs: Path, encoder: str, name: str, seed: int) -> Path:
+    """Where one run writes its results: RUNS/ENCODER/NAME (spaces as _, no brackets)/seedN."""
+    safe = name.replace(" ", "_").replace("(", "").replace(")", "")
+    return runs / encoder / safe / f"seed{seed}"
+
+
+def run_exssnet(argv: list[str], folder: Path) -> tuple[dict | None, float, str]:
+    """Run `exssnet run` (argv from `command`) from the repo root: (its results.json or None when it failed, wall
+    seconds, the last line of its stderr)."""
+    start = time.perf_counter()
+    proc = subprocess.run([str(Path(sys.executable).parent / argv[0]), *argv[1:]], cwd=ROOT, capture_output=True,
+                          text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        return None, wall, (proc.stderr.strip().splitlines() or [""])[-1]
+    return json.loads((ROOT / folder / "results.json").read_text()), wall, ""
 
 
 def row_of(row: str, encoder: str, seed: int, results: dict, wall_s: float, argv: list[str]) -> dict:
@@ -99,22 +111,17 @@ def row_of(row: str, encoder: str, seed: int, results: dict, wall_s: float, argv
 
 
 def run_grid(args: argparse.Namespace) -> None:
-    done = {(r["row"], r["encoder"], r["seed"]) for r in read_rows(args.out)}
+    done = {(r["row"], r["encoder"], r["seed"]) for r in read_jsonl(args.out)}
     for row, encoder, seed in grid():
         if (row, encoder, seed) in done or (args.encoders and encoder not in args.encoders) or (
                 args.rows and row not in args.rows):
             continue
-        folder = args.runs / encoder / row.replace(" ", "_").replace("(", "").replace(")", "") / f"seed{seed}"
+        folder = run_folder(args.runs, encoder, row, seed)
         argv = command(row, encoder, seed, folder)
-        start = time.perf_counter()
-        proc = subprocess.run([str(Path(sys.executable).parent / argv[0]), *argv[1:]], cwd=ROOT, capture_output=True,
-                              text=True)
-        wall = time.perf_counter() - start
-        if proc.returncode != 0:
-            print(f"{row} {encoder} seed {seed}: FAILED ({wall:.0f}s): {proc.stderr.strip().splitlines()[-1:]}",
-                  flush=True)
+        results, wall, error = run_exssnet(argv, folder)
+        if results is None:
+            print(f"{row} {encoder} seed {seed}: FAILED ({wall:.0f}s): {error}", flush=True)
             continue
-        results = json.loads((ROOT / folder / "results.json").read_text())
         line = row_of(row, encoder, seed, results, wall, argv)
         with open(args.out, "a") as handle:
             handle.write(json.dumps(line) + "\n")
@@ -205,13 +212,13 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, help="with --table: rewrite the generated block of this markdown file")
     args = parser.parse_args()
     if args.list:
-        done = {(r["row"], r["encoder"], r["seed"]) for r in read_rows(args.out)}
+        done = {(r["row"], r["encoder"], r["seed"]) for r in read_jsonl(args.out)}
         for key in grid():
             print(("* " if key in done else "  ") + " / ".join(map(str, key)))
         return
     if not args.table:
         run_grid(args)
-    rows = read_rows(args.out)
+    rows = read_jsonl(args.out)
     if args.docs:
         replace_block(args.docs, "language_full", generated(rows))
     print(generated(rows))

@@ -18,12 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from language_full import CONFIG, EPOCHS, MAX_LENGTH, PER_CLASS, ROOT
+from language_full import CONFIG, EPOCHS, MAX_LENGTH, PER_CLASS, run_exssnet, run_folder
+from table_format import read_jsonl
 
 # variant -> flags on top of CONFIG (density 0.1, mask / weight lr 1e-3, 2 + 2 epochs)
 VARIANTS: dict[str, list[str]] = {
@@ -55,27 +53,18 @@ def end_of_task_validation(results: dict) -> list[float]:
     return scores
 
 
-def read_rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-
-
 def run(args: argparse.Namespace) -> None:
-    done = {(r["variant"], r["encoder"], r["seed"]) for r in read_rows(args.out)}
+    done = {(r["variant"], r["encoder"], r["seed"]) for r in read_jsonl(args.out)}
     for seed in args.seeds:
         for variant in VARIANTS:
             if (variant, args.encoder, seed) in done:
                 continue
-            slug = variant.replace(" ", "_").replace("(", "").replace(")", "").replace("+", "p")
-            folder = Path("runs/language_val_study") / args.encoder / slug / f"seed{seed}"
+            folder = run_folder(Path("runs/language_val_study"), args.encoder, variant, seed)
             argv = command(variant, args.encoder, seed, folder)
-            start = time.perf_counter()
-            proc = subprocess.run([str(Path(sys.executable).parent / argv[0]), *argv[1:]], cwd=ROOT, capture_output=True,
-                                  text=True)
-            wall = time.perf_counter() - start
-            if proc.returncode != 0:
-                print(f"{variant} seed {seed}: FAILED: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
+            results, wall, error = run_exssnet(argv, folder)
+            if results is None:
+                print(f"{variant} seed {seed}: FAILED: {error}", flush=True)
                 continue
-            results = json.loads((ROOT / folder / "results.json").read_text())
             val = end_of_task_validation(results)
             row = {"variant": variant, "encoder": args.encoder, "seed": seed, "val_acc": statistics.mean(val),
                    "val_per_task": val, "wall_s": round(wall, 1), "command": " ".join(argv)}
@@ -97,14 +86,14 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/language_val_study.jsonl")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results/language_val_study.jsonl")
     parser.add_argument("--encoder", default="minilm")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--table", action="store_true", help="print the table from OUT and stop")
     args = parser.parse_args()
     if not args.table:
         run(args)
-    print(table(read_rows(args.out)))
+    print(table(read_jsonl(args.out)))
 
 
 if __name__ == "__main__":

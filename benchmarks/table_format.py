@@ -1,9 +1,17 @@
-"""Number formatting and the generated markdown blocks shared by the benchmark scripts' tables."""
+"""What the benchmark scripts' tables share: their JSON-lines rows, number formatting and generated markdown blocks."""
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a JSON-lines results file (one object per line; blank lines skipped); none when it is absent."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def mean_std(values: list[float], bare_single: bool = False) -> str:

@@ -19,7 +19,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from table_format import mean_std, replace_block
+from table_format import mean_std, read_jsonl, replace_block
 
 from exssnet import __version__
 from exssnet.errors import ExssnetError
@@ -66,12 +66,6 @@ def shortened(values: dict, num_tasks: int | None, epochs: int | None) -> dict:
             mask = max(1, round(epochs * out.get("mask_epochs", 0) / total))
             out["mask_epochs"], out["weight_epochs"] = mask, (epochs - mask if out.get("weight_epochs") else 0)
     return out
-
-
-def read_rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def diagonal_mean(acc: list[list[float | None]]) -> float:
@@ -134,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         args.results.parent.mkdir(parents=True, exist_ok=True)
         for seed in args.seeds:
             for name in names:
-                done = {(r["preset"], r["seed"], json.dumps(r.get("short"), sort_keys=True)) for r in read_rows(args.results)}
+                done = {(r["preset"], r["seed"], json.dumps(r.get("short"), sort_keys=True)) for r in read_jsonl(args.results)}
                 if (name, seed, json.dumps(short, sort_keys=True)) in done:
                     continue
                 try:
@@ -146,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                     f.write(json.dumps(row) + "\n")
                 print(f"{name} seed {seed}: avg acc {row['avg_acc']:.2f}, forgetting {row['forgetting']:.2f}, "
                       f"capacity {row['capacity']}, {row['seconds']:.0f}s", flush=True)
-    text = table(read_rows(args.results), names)
+    text = table(read_jsonl(args.results), names)
     if args.docs:
         replace_block(args.docs, "wsn_pmnist", text)
     print(text)
