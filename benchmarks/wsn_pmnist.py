@@ -2,7 +2,9 @@
 
 Each finished run appends one JSON line to benchmarks/results/wsn_pmnist.jsonl (preset, seed, avg_acc, the mean of
 the accuracy matrix's diagonal (WSN's printed number), forgetting, capacity, bits_per_param_per_task, seconds,
-exssnet version); a (preset, seed) already there is skipped, so the grid can be stopped and started again. Runs go
+exssnet version, the preset's `head`); a (preset, seed, head) already there is skipped, so the grid can be stopped
+and started again, and a preset whose head changed runs again (the table shows the rows of each preset's current
+head, and the other head's rows apart). Runs go
 one at a time, seed by seed, with `--threads` torch threads; their folders go under --out (results.json each).
 Then the table: ours (mean +- sample std over the seeds found) beside WSN's published mean +- std.
 
@@ -23,7 +25,7 @@ from table_format import mean_std, read_jsonl, replace_block
 
 from exssnet import __version__
 from exssnet.errors import ExssnetError
-from exssnet.run.config import RunConfig, load_yaml
+from exssnet.run.config import RunConfig, load_yaml, methods_reading
 from exssnet.run.runner import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +75,11 @@ def diagonal_mean(acc: list[list[float | None]]) -> float:
     return sum(acc[t][t] for t in range(len(acc))) / len(acc)  # type: ignore[misc]
 
 
+def preset_head(name: str) -> str:
+    """The preset's classifier kind ("masked" when it names none, as the rows written before `head` existed)."""
+    return str(load_yaml(CONFIGS / f"{PREFIX}{name}.yaml").get("head", "masked"))
+
+
 def run_one(name: str, seed: int, threads: int, out: Path, short: dict | None) -> dict:
     values = load_yaml(CONFIGS / f"{PREFIX}{name}.yaml")
     if short:
@@ -83,15 +90,24 @@ def run_one(name: str, seed: int, threads: int, out: Path, short: dict | None) -
     return {"preset": name, "seed": seed, "avg_acc": results["avg_acc"], "diagonal_acc": diagonal_mean(results["acc_matrix"]),
             "forgetting": results["forgetting"], "capacity": results.get("capacity"),
             "bits_per_param_per_task": results.get("bits_per_param_per_task"), "seconds": results["total_time_s"],
-            "tasks": len(results["acc_matrix"]), "short": short, "exssnet": __version__}
+            "tasks": len(results["acc_matrix"]), "short": short, "exssnet": __version__,
+            "head": values.get("head", "masked")}
 
 
-def table(rows: list[dict], names: list[str]) -> str:
-    """Markdown: per preset, ours (avg acc, forgetting, capacity, seeds, minutes per run) and WSN's row."""
-    lines = ["| preset | ours: avg acc | forgetting | capacity % | bits/param/task | seeds | min/run | WSN row | WSN ACC | gap |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+def table(rows: list[dict], names: list[str], current_head: bool = True) -> str:
+    """Markdown: per preset, ours (avg acc, forgetting, capacity, seeds, minutes per run) and WSN's row; the rows of
+    each preset's current head, or with `current_head=False` those of the other head (presets without any left out)."""
+    lines = ["| preset | head | ours: avg acc | forgetting | capacity % | bits/param/task | seeds | min/run | WSN row | WSN ACC | gap |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in names:
-        runs = [r for r in rows if r["preset"] == name and not r.get("short")]
+        head = preset_head(name)
+        runs = [r for r in rows if r["preset"] == name and not r.get("short")
+                and (r.get("head", "masked") == head) == current_head]
+        if not current_head and not runs:
+            continue
+        head = runs[0].get("head", "masked") if runs else head
+        if load_yaml(CONFIGS / f"{PREFIX}{name}.yaml")["method"] not in methods_reading("head"):
+            head = "dense per task"  # a dense baseline's own per-task heads
         published = PUBLISHED.get(name)
         ours = [r["avg_acc"] for r in runs]
         gap = f"{statistics.mean(ours) - published[1]:+.2f}" if runs and published else "-"
@@ -99,7 +115,7 @@ def table(rows: list[dict], names: list[str]) -> str:
         bits = [r["bits_per_param_per_task"] for r in runs if r.get("bits_per_param_per_task") is not None]
         minutes = f"{statistics.mean(r['seconds'] for r in runs) / 60:.1f}" if runs else "-"
         theirs = f"{published[1]:.2f} ± {published[2]:.2f}" if published else "-"
-        lines.append(f"| {name} | {mean_std(ours, bare_single=True)} | {mean_std([r['forgetting'] for r in runs], bare_single=True)} | "
+        lines.append(f"| {name} | {head} | {mean_std(ours, bare_single=True)} | {mean_std([r['forgetting'] for r in runs], bare_single=True)} | "
                      f"{f'{statistics.mean(cap):.2f}' if cap else '-'} | {f'{statistics.mean(bits):.3f}' if bits else '-'} | "
                      f"{len(runs)} | {minutes} | {published[0] if published else '-'} | {theirs} | {gap} |")
     return "\n".join(lines)
@@ -128,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         args.results.parent.mkdir(parents=True, exist_ok=True)
         for seed in args.seeds:
             for name in names:
-                done = {(r["preset"], r["seed"], json.dumps(r.get("short"), sort_keys=True)) for r in read_jsonl(args.results)}
-                if (name, seed, json.dumps(short, sort_keys=True)) in done:
+                done = {(r["preset"], r["seed"], json.dumps(r.get("short"), sort_keys=True), r.get("head", "masked"))
+                        for r in read_jsonl(args.results)}
+                if (name, seed, json.dumps(short, sort_keys=True), preset_head(name)) in done:
                     continue
                 try:
                     row = run_one(name, seed, args.threads, args.out, short)
@@ -140,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
                     f.write(json.dumps(row) + "\n")
                 print(f"{name} seed {seed}: avg acc {row['avg_acc']:.2f}, forgetting {row['forgetting']:.2f}, "
                       f"capacity {row['capacity']}, {row['seconds']:.0f}s", flush=True)
-    text = table(read_jsonl(args.results), names)
+    rows = read_jsonl(args.results)
+    text = table(rows, names)
+    earlier = table(rows, names, current_head=False)
+    if earlier.count("\n") > 1:
+        text += "\n\nRows of the other head (the presets' classifier before they took WSN's per-task heads):\n\n" + earlier
     if args.docs:
         replace_block(args.docs, "wsn_pmnist", text)
     print(text)

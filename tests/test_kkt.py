@@ -363,7 +363,8 @@ def test_restart_task_replaces_scores_and_statistics_and_state_round_trips():
     net.add_task(2)
     net.train()
     net(torch.randn(16, 1, 8, 8))  # moves task 1's BatchNorm statistics
-    scores, norms = net.mask_phase_state()
+    scores, norms, heads = net.mask_phase_state()
+    assert heads == []  # the masked head has no per-task dense head
     mask_before = [layer.mask_of(0).clone() for layer in net.masked_layers()]
     given = {name: torch.full_like(s, 0.5) for name, s in list(scores.items())[:1]}
     net.restart_task(given)

@@ -9,8 +9,9 @@ shared weights once (`weight.<layer>`), and per finished task t: its masks coded
 entropy (`masks.<t>`: the Golomb codes of the gaps between kept weights of every masked layer,
 concatenated in layer order, ~0.47 bit per weight at density 0.1, see `exssnet.layers.maskcode`), its
 BatchNorm statistics concatenated over the BatchNorm layers (`bn.<t>.running_mean|running_var`,
-`bn.<t>.num_batches_tracked` one per layer) and, only when asked for, its float scores
-(`scores.<layer>.<t>`, needed by KKT). Any other parameter or buffer of the model is stored as is
+`bn.<t>.num_batches_tracked` one per layer), its dense head with `head="per-task"` (`head.<t>.weight`,
+`head.<t>.bias`; config.json's `head`) and, only when asked for, its float scores (`scores.<layer>.<t>`,
+needed by KKT). Any other parameter or buffer of the model is stored as is
 (`state.<key>`); the union of the masks is recomputed, and the task list is `config.json`'s
 `task_classes`; `init` records how the wrap chose the weights (it decides whether BatchNorm affine
 values are part of the model). Loading decodes all this back into a state dict and hands it to
@@ -41,7 +42,7 @@ from exssnet.layers.maskcode import decode_masks, encode_mask
 from exssnet.layers.topk import kept_count, pack_mask
 from exssnet.models import build_model
 from exssnet.models.contract import find_classifier
-from exssnet.supermask import INITS, Phase, SupermaskNet, WrapWarning, to_supermask
+from exssnet.supermask import HEADS, INITS, Phase, SupermaskNet, WrapWarning, to_supermask
 
 if TYPE_CHECKING:
     from exssnet.data.tasks import Benchmark
@@ -87,6 +88,7 @@ def save_pretrained(
         "density": net.density,
         "keep_scores": net.keep_scores,
         "init": net.init,
+        "head": net.head,
         "has_scores": bool(save_scores),
         "task_classes": [task.num_classes for task in net.tasks],
         "metadata": metadata or {},
@@ -122,7 +124,7 @@ def replace_dir(source: Path, target: Path) -> None:
 
 def head_classes(net: SupermaskNet) -> int:
     """Output width of the model (the shared head every task slices)."""
-    return int(find_classifier(net.model)[1].weight.shape[0])
+    return int(find_classifier(net.model)[1].out_features)
 
 
 def state_tensors(net: SupermaskNet, save_scores: bool) -> dict[str, torch.Tensor]:
@@ -147,6 +149,9 @@ def state_tensors(net: SupermaskNet, save_scores: bool) -> dict[str, torch.Tenso
             parts = [_norm_key(name, t, stat) for name, _ in norms]
             tensors[f"bn.{t}.{stat}"] = torch.cat([state[k].reshape(-1) for k in parts])
             consumed |= set(parts)
+        for entry, key in _head_keys(net, t).items():
+            tensors[f"head.{t}.{entry}"] = state[key]
+            consumed.add(key)
     for key, value in state.items():
         if key not in consumed:
             tensors[f"state.{key}"] = value
@@ -160,6 +165,18 @@ def _layer_keys(name: str):
 
 def _norm_key(name: str, task: int, stat: str) -> str:
     return f"model.{name}.norms.{task}.{stat}"
+
+
+def _head_keys(net: SupermaskNet, task: int, bias: bool | None = None) -> dict[str, str]:
+    """Checkpoint entry ("weight", "bias") -> state-dict key of `task`'s per-task head (empty with the masked head).
+    `bias`: whether the head has one (default: as the net's head says)."""
+    keys = {}
+    for name, module in net.model.named_modules():
+        if module in net.head_layers():
+            keys["weight"] = f"model.{name}.task_weight.{task}"
+            if module.has_bias if bias is None else bias:
+                keys["bias"] = f"model.{name}.task_bias.{task}"
+    return keys
 
 
 def _aliases(net: SupermaskNet) -> dict[str, str]:
@@ -222,6 +239,8 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     for key in ("input_shape", "task_classes"):
         if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in config[key]):
             raise ExssnetError(f"{path}: {key} must be a list of positive integers, got {config[key]!r}")
+    if config.setdefault("head", "masked") not in HEADS:  # checkpoints before `head=` have the masked head
+        raise ExssnetError(f"{path}: head must be one of {', '.join(map(repr, HEADS))}, got {config['head']!r}")
     if config.setdefault("init", "signed-constant") not in INITS:  # checkpoints before `init=` are signed-constant
         raise ExssnetError(f"{path}: init must be one of {', '.join(map(repr, INITS))}, got {config['init']!r}")
     if config["has_scores"] and not config["keep_scores"]:
@@ -267,13 +286,14 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu",
         dense = build_model(config["model_name"], tuple(config["input_shape"]), config["num_classes"]) if model is None else model
         with warnings.catch_warnings():  # every tensor is loaded below: the wrap's notes do not apply
             warnings.simplefilter("ignore", WrapWarning)
-            net = to_supermask(dense, config["density"], keep_scores=config["keep_scores"], init=config["init"])
+            net = to_supermask(dense, config["density"], keep_scores=config["keep_scores"], init=config["init"],
+                               head=config["head"])
     except (ExssnetError, ValueError, RuntimeError, TypeError) as exc:
         hint = "" if model is not None else " (a model of your own: pass it, from_pretrained(dir, model=instance))"
         raise ExssnetError(f"checkpoint {directory}: cannot rebuild {what}: {exc}{hint}") from None
     if head_classes(net) != config["num_classes"]:
         raise ExssnetError(f"checkpoint {directory}: {what} does not end in a {config['num_classes']}-way head")
-    expected = expected_tensors(net, num_tasks, config["has_scores"])
+    expected = expected_tensors(net, num_tasks, config["has_scores"], config["task_classes"])
     nested = config.get("nested_masks") is True
     masks = check_tensors(directory, tensors, expected, config["density"], net, num_tasks, nested)
     state = decode_state(net, tensors, masks, config["task_classes"], config["has_scores"])
@@ -282,9 +302,10 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu",
     return net.to(device).eval()
 
 
-def expected_tensors(net: SupermaskNet, num_tasks: int, has_scores: bool) -> dict[str, torch.Tensor]:
+def expected_tensors(net: SupermaskNet, num_tasks: int, has_scores: bool,
+                     task_classes: list[int] | None = None) -> dict[str, torch.Tensor]:
     """Key -> a tensor of the dtype and shape a checkpoint of `num_tasks` tasks must hold for `net`'s
-    architecture (`net` has no task yet; a mask code: any 1-D length)."""
+    architecture (`net` has no task yet; a mask code: any 1-D length; per-task heads as wide as `task_classes`)."""
     expected: dict[str, torch.Tensor] = {}
     consumed = {"_extra_state"}
     for name, layer in net.named_masked_layers():
@@ -300,6 +321,11 @@ def expected_tensors(net: SupermaskNet, num_tasks: int, has_scores: bool) -> dic
             features = sum(norm.num_features for _, norm in norms)
             expected[f"bn.{t}.running_mean"] = expected[f"bn.{t}.running_var"] = torch.empty(features)
             expected[f"bn.{t}.num_batches_tracked"] = torch.empty(len(norms), dtype=torch.long)
+        for head in net.head_layers():
+            classes = task_classes[t] if task_classes is not None else head.out_features
+            expected[f"head.{t}.weight"] = torch.empty(classes, head.in_features)
+            if head.has_bias:
+                expected[f"head.{t}.bias"] = torch.empty(classes)
     for key, value in _canonical(net, net.state_dict()).items():
         if key not in consumed:
             expected[f"state.{key}"] = value
@@ -385,6 +411,8 @@ def decode_state(net: SupermaskNet, tensors: dict[str, torch.Tensor], masks: dic
                 flat = tensors[f"bn.{t}.{stat}"][offsets[stat]: offsets[stat] + size]
                 state[_norm_key(name, t, stat)] = flat.reshape(()) if stat == "num_batches_tracked" else flat
                 offsets[stat] += size
+        for entry, key in _head_keys(net, t).items():
+            state[key] = tensors[f"head.{t}.{entry}"]
     for key, value in tensors.items():
         if key.startswith("state."):
             state[key[len("state."):]] = value
@@ -398,10 +426,10 @@ def checkpoint_bytes(directory: str | Path) -> int:
 
 
 def load_compatible(directory: str | Path, benchmark: "Benchmark", *, model: str, density: float,
-                    keep_scores: bool) -> SupermaskNet:
-    """`from_pretrained`, refusing a checkpoint made for another model, density or benchmark shape."""
+                    keep_scores: bool, head: str = "masked") -> SupermaskNet:
+    """`from_pretrained`, refusing a checkpoint made for another model, density, head or benchmark shape."""
     saved = read_config(directory)
-    wanted = {"model_name": model, "density": density, "keep_scores": keep_scores,
+    wanted = {"model_name": model, "density": density, "keep_scores": keep_scores, "head": head,
               "input_shape": list(benchmark.input_shape), "num_classes": benchmark.max_classes}
     for key, value in wanted.items():
         if saved[key] != value:

@@ -32,7 +32,7 @@ def likely_cause(net: SupermaskNet | None, task: int, num_classes: int, lrs: dic
             head_name, head = find_classifier(net.model)  # the model's classifier, as KKT and checkpoints find it
         except ExssnetError:  # a model that does not name its classifier: only the per-layer check below applies
             head_name, head = None, None
-        if head is not None:
+        if head is not None and callable(getattr(head, "mask_of", None)):  # a masked head (not per-task heads)
             rows = head.mask_of(task)[:num_classes].flatten(1).sum(dim=1)
             empty = [c for c, kept in enumerate(rows.tolist()) if kept == 0]
             if empty:

@@ -15,15 +15,17 @@ def tensor_bytes(tensor: torch.Tensor) -> int:
 
 @dataclass
 class TaskFootprint:
-    """Bytes one task holds: packed mask bits, BatchNorm running statistics, kept float scores."""
+    """Bytes one task holds: packed mask bits, BatchNorm running statistics, kept float scores, its dense
+    head (`head="per-task"`)."""
 
     mask: int
     batchnorm: int
     scores: int
+    head: int = 0
 
     @property
     def total(self) -> int:
-        return self.mask + self.batchnorm + self.scores
+        return self.mask + self.batchnorm + self.scores + self.head
 
 
 def task_footprint(net: SupermaskNet, task: int) -> TaskFootprint:
@@ -35,7 +37,8 @@ def task_footprint(net: SupermaskNet, task: int) -> TaskFootprint:
         kept = layer.task_scores(task)
         scores += 0 if kept is None else tensor_bytes(kept)
     batchnorm = sum(tensor_bytes(b) for norm in net.norm_layers() for b in norm.statistics(task).values())
-    return TaskFootprint(mask, batchnorm, scores)
+    head = sum(tensor_bytes(p) for layer in net.head_layers() for p in layer.parameters_of(task))
+    return TaskFootprint(mask, batchnorm, scores, head)
 
 
 def state_bytes(net: SupermaskNet) -> int:

@@ -289,7 +289,7 @@ def kkt_initial_scores(net: SupermaskNet, task: TaskData, task_id: int, settings
     if choice.source is not None:
         source, choice.init = source_scores(net, choice.source, generator)
         scores = blend_scores(source, fresh, settings.blend)
-        if settings.head == "fresh":
+        if settings.head == "fresh" and choice.classifier in fresh:  # a per-task head is no masked layer: always fresh
             scores[choice.classifier] = fresh[choice.classifier].clone()
     choice.fresh = fresh
     choice.seconds = time.perf_counter() - start

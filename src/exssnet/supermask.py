@@ -47,6 +47,7 @@ from exssnet.layers.masked_more import (
     MaskedConvTranspose3d,
     MaskedEmbedding,
 )
+from exssnet.layers.task_head import TaskHeadLinear
 from exssnet.layers.topk import kept_count
 from exssnet.layers.view import View
 from exssnet.models.contract import find_classifier
@@ -93,6 +94,8 @@ _MASKED_CONVS = (
 # the layer types that get masked
 _MASKABLE = (nn.Linear, nn.Embedding, *(torch_type for torch_type, _ in _MASKED_CONVS))
 INITS = ("signed-constant", "keep")  # `to_supermask(init=...)`
+HEADS = ("masked", "per-task")  # `to_supermask(head=...)`
+_SUPERMASK_LAYERS = (MaskedLayer, MultitaskBatchNorm, TaskHeadLinear)  # what a wrap leaves as it is
 
 
 class WrapWarning(UserWarning):
@@ -106,7 +109,7 @@ def _replacement(module: nn.Module, density: float, init: str = "signed-constant
     module's own weights (`init="keep"`); a bias is copied either way. A BatchNorm's affine values are
     kept (frozen) with "keep"; "signed-constant" uses the paper's non-affine per-task BatchNorm.
     """
-    if isinstance(module, (MaskedLayer, MultitaskBatchNorm)):
+    if isinstance(module, _SUPERMASK_LAYERS):
         return None
     layer = _masked_layer(module, density)
     if layer is not None:
@@ -204,7 +207,7 @@ def _replacement_kind(module: nn.Module) -> bool:
 def _walk(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
     """Every module under every name it has, except the insides of supermask layers."""
     yield prefix, module
-    if isinstance(module, (MaskedLayer, MultitaskBatchNorm)):
+    if isinstance(module, _SUPERMASK_LAYERS):
         return
     for name, child in module._modules.items():
         if child is not None:
@@ -236,7 +239,7 @@ def _inject(model: nn.Module, density: float, memo: dict[int, nn.Module], replac
             if memo[id(child)] is not child:
                 setattr(model, name, memo[id(child)])
             continue
-        if isinstance(child, (MaskedLayer, MultitaskBatchNorm)):
+        if isinstance(child, _SUPERMASK_LAYERS):
             memo[id(child)] = child
             continue  # already a supermask layer: its inner BatchNorms are per-task state
         replacement = _replacement(child, density, init)
@@ -308,11 +311,14 @@ class SupermaskNet(nn.Module):
         """Find the masked layers and BatchNorms once: walking the modules grows with the task count."""
         self._named_masked: list[tuple[str, MaskedLayer]] = []
         self._norms: list[MultitaskBatchNorm] = []
+        self._heads: list[TaskHeadLinear] = []
         for name, module in self.model.named_modules():
             if isinstance(module, MaskedLayer):
                 self._named_masked.append((name, module))
             elif isinstance(module, MultitaskBatchNorm):
                 self._norms.append(module)
+            elif isinstance(module, TaskHeadLinear):
+                self._heads.append(module)
 
     def masked_layers(self) -> list[MaskedLayer]:
         return [layer for _, layer in self._named_masked]
@@ -322,6 +328,15 @@ class SupermaskNet(nn.Module):
 
     def norm_layers(self) -> list[MultitaskBatchNorm]:
         return list(self._norms)
+
+    @property
+    def head(self) -> str:
+        """The classifier: "masked" like every layer (one shared head), or "per-task" dense heads."""
+        return "per-task" if self._heads else "masked"
+
+    def head_layers(self) -> list[TaskHeadLinear]:
+        """The per-task dense classifiers (`to_supermask(head="per-task")`; none with the masked head)."""
+        return list(self._heads)
 
     @property
     def num_tasks(self) -> int:
@@ -353,6 +368,8 @@ class SupermaskNet(nn.Module):
             layer.add_task(task, None if initial_scores is None else initial_scores.get(name))
         for norm in self.norm_layers():
             norm.add_task(task)
+        for head in self.head_layers():
+            head.add_task(task, num_classes)
         self.model.to(self.device)
         self.tasks.append(TaskState(num_classes=num_classes))
         self._set_trainable()
@@ -360,10 +377,12 @@ class SupermaskNet(nn.Module):
         return task
 
     def restart_task(self, initial_scores: dict[str, torch.Tensor] | None = None,
-                     norm_states: list[dict[str, torch.Tensor]] | None = None) -> None:
+                     norm_states: list[dict[str, torch.Tensor]] | None = None,
+                     head_states: list[list[torch.Tensor]] | None = None) -> None:
         """Start the current task's mask phase again from new scores (fresh draws for layers not given).
 
-        Its BatchNorm statistics start again too, or take `norm_states` (from `mask_phase_state`).
+        Its BatchNorm statistics and per-task head start again too, or take `norm_states` and `head_states`
+        (from `mask_phase_state`).
         Only the task in its mask phase changes: committed tasks and the shared weights stay as they are.
         """
         if self.phase is not Phase.MASK:
@@ -373,16 +392,20 @@ class SupermaskNet(nn.Module):
             layer.replace_scores(task, None if initial_scores is None else initial_scores.get(name))
         for i, norm in enumerate(self.norm_layers()):
             norm.reset_task(task, None if norm_states is None else norm_states[i])
+        for i, head in enumerate(self.head_layers()):
+            head.reset_task(task, None if head_states is None else head_states[i])
         self._set_trainable()
         self.set_task(task)
 
-    def mask_phase_state(self) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]]:
-        """Copies of what the current mask phase trained: its scores per layer and its BatchNorm statistics."""
+    def mask_phase_state(self) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]], list[list[torch.Tensor]]]:
+        """Copies of what the current mask phase trained: its scores per layer, its BatchNorm statistics and
+        its per-task heads (`restart_task(*state)` returns to it)."""
         if self.phase is not Phase.MASK:
             raise ExssnetError(f"no task is in its mask phase (phase {self.phase.value!r})")
         task = self.num_tasks - 1
         scores = {name: s.clone() for name, s in self.task_scores(task).items()}
-        return scores, [norm.task_state(task) for norm in self.norm_layers()]
+        return (scores, [norm.task_state(task) for norm in self.norm_layers()],
+                [head.task_state(task) for head in self.head_layers()])
 
     def start_weight_phase(self, exclusive: bool | WeightRule) -> None:
         """Freeze the current task's mask and let its weights train.
@@ -494,7 +517,7 @@ class SupermaskNet(nn.Module):
             name, head = find_classifier(self.model)
         except ExssnetError:
             return  # the head cannot be told: the loss will see the width
-        width = int(head.weight.shape[0])
+        width = int(head.out_features)
         if num_classes > width:
             raise ExssnetError(f"a task of {num_classes} classes needs {num_classes} outputs, but the model's classifier "
                                f"{name!r} has {width}; build the model with a head of at least {num_classes} outputs")
@@ -527,16 +550,23 @@ class SupermaskNet(nn.Module):
             layer.weight.requires_grad_(False)
             for key, scores in layer.scores.items():
                 scores.requires_grad_(phase is Phase.MASK and key == task)
+        for head in self.head_layers():  # a per-task head trains in every phase of its own task
+            head.set_trainable(int(task) if phase is not Phase.DONE else None)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The tensors the current phase trains (pass them to the optimizer): scores in MASK, compact weights in WEIGHTS."""
         if self.phase is Phase.MASK:
             view = self._mask_phase_views.get(self.num_tasks - 1, View.SCORES)
             scores = self.score_parameters(self.num_tasks - 1) if view is not View.COMPACT else []
-            return scores + (self.compact_parameters() if view is not View.SCORES else [])
+            return scores + (self.compact_parameters() if view is not View.SCORES else []) + self.head_parameters()
         if self.phase is Phase.WEIGHTS:
-            return self.compact_parameters()
+            return self.compact_parameters() + self.head_parameters()
         return []
+
+    def head_parameters(self, task: int | None = None) -> list[nn.Parameter]:
+        """The per-task head's weight (and bias) of `task` (default: the current task); none with the masked head."""
+        task = self.num_tasks - 1 if task is None else task
+        return [p for head in self.head_layers() for p in head.parameters_of(task)] if task >= 0 else []
 
     def set_task(self, task: int) -> None:
         """Make `task` the subnetwork (mask and BatchNorm) the forward pass uses."""
@@ -549,6 +579,8 @@ class SupermaskNet(nn.Module):
             layer.select(view, task)
         for norm in self.norm_layers():
             norm.select(view, task)
+        for head in self.head_layers():
+            head.select(view, task)
         self.active_task = task
 
     @contextmanager
@@ -564,6 +596,8 @@ class SupermaskNet(nn.Module):
                     layer.select(View.SCORES, scores=scores[name])
                 for norm in self.norm_layers():
                     norm.select(View.SUPERPOSED, tasks=[], rule="batch")
+                for head in self.head_layers():  # a phantom task has no head: zero logits
+                    head.select(View.SCORES)
                 yield
             finally:
                 if self.active_task < 0:  # no task to select again: clear the temporary view
@@ -582,6 +616,8 @@ class SupermaskNet(nn.Module):
                     layer.select(View.SUPERPOSED, tasks=tasks, alphas=alphas)
                 for norm in self.norm_layers():
                     norm.select(View.SUPERPOSED, tasks=tasks, rule=bn)
+                for head in self.head_layers():
+                    head.select(View.SUPERPOSED, tasks=tasks, alphas=alphas)
                 yield
             finally:
                 if self.active_task < 0:
@@ -596,10 +632,17 @@ class SupermaskNet(nn.Module):
                 layer.select(View.NONE)
             for norm in self.norm_layers():
                 norm.select(View.NONE)
+            for head in self.head_layers():
+                head.select(View.NONE)
 
-    def layer_output(self, layer: MaskedLayer, x: torch.Tensor, task: int) -> torch.Tensor:
+    def alpha_linear_layers(self) -> list[MaskedLayer | TaskHeadLinear]:
+        """The layers whose superposed output is linear in the task coefficients: the masked layers and the
+        per-task heads (task inference differentiates through them, `layer_output`)."""
+        return [*self.masked_layers(), *self.head_layers()]
+
+    def layer_output(self, layer: MaskedLayer | TaskHeadLinear, x: torch.Tensor, task: int) -> torch.Tensor:
         """What masked `layer` computes for its input `x` under finished `task`'s mask, without its frozen bias
-        (linear in the mask; the selection stays)."""
+        (linear in the mask; the selection stays); for a per-task head, `task`'s head with its bias."""
         return layer.task_output(x, self.check_task(task))
 
     # ----- state dict: per-task state is ordinary PyTorch state --------------------------
@@ -622,6 +665,12 @@ class SupermaskNet(nn.Module):
                               error_msgs):  # type: ignore[no-untyped-def]
         if self.phase is Phase.WEIGHTS:
             raise ExssnetError("cannot load a state dict into a net in its weight phase: finish the task first")
+        heads = any(".task_weight." in key for key in state_dict if key.startswith(prefix))
+        masks = any(".masks." in key for key in state_dict if key.startswith(prefix))
+        if masks and heads != bool(self._heads):
+            saved, mine = ("per-task", "masked") if heads else ("masked", "per-task")
+            raise ExssnetError(f"the state dict has the {saved} head, this net the {mine} head: wrap the model "
+                               f"with head={saved!r} to load it")
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
 
@@ -637,7 +686,7 @@ class SupermaskNet(nn.Module):
     # ----- parameters per phase ---------------------------------------------------
     def named_unmasked_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """(name, parameter) of every parameter of the model outside the supermask machinery (masked weights,
-        scores, compact weights): biases, BatchNorm affine values, other norms, PReLU, a custom module's raw
+        scores, compact weights, per-task heads): biases, BatchNorm affine values, other norms, PReLU, a custom module's raw
         parameters. They are frozen (never require grad) and shared by every task."""
         machinery: set[int] = set()
         for layer in self.masked_layers():
@@ -645,6 +694,8 @@ class SupermaskNet(nn.Module):
             machinery.update(id(p) for p in layer.scores.values())
             if layer.compact_weight is not None:
                 machinery.add(id(layer.compact_weight))
+        for head in self.head_layers():
+            machinery.update(id(p) for p in head.parameters())
         return [(name, p) for name, p in self.model.named_parameters() if id(p) not in machinery]
 
     def unmasked_parameters(self) -> list[nn.Parameter]:
@@ -726,7 +777,8 @@ class SupermaskNet(nn.Module):
             return self.logits(inputs, task).argmax(dim=1)
 
 
-def to_supermask(model: nn.Module, density: float, keep_scores: bool = False, init: str | None = None) -> SupermaskNet:
+def to_supermask(model: nn.Module, density: float, keep_scores: bool = False, init: str | None = None,
+                 head: str = "masked") -> SupermaskNet:
     """Wrap any torch model as a supermask model (modules are replaced in place).
 
     `init` chooses the shared weights of the masked layers: "signed-constant" (the paper's draw:
@@ -739,6 +791,13 @@ def to_supermask(model: nn.Module, density: float, keep_scores: bool = False, in
     frozen and shared by every task: `net.named_unmasked_parameters()` lists them and the wrap
     names their modules in the same single `WrapWarning`. The choice is `net.init` (checkpoints
     record it; wrap with the same `init` to `load_state_dict`).
+
+    `head` chooses the classifier (the module `exssnet.models.contract.find_classifier` names):
+    "masked" like every other layer (the ExSSNeT paper's network: each task's head is its mask over
+    the shared classifier), or "per-task": each task gets a dense head of its own (`TaskHeadLinear`),
+    trained with its mask and frozen when the task ends (WSN's network). A per-task head starts from
+    torch's default Linear draw, or with init="keep" from the model's own classifier. `net.head`
+    records it (checkpoints too).
 
     The net starts without tasks; `load_state_dict` of a trained net's state dict creates its tasks
     (masks, scores, BatchNorm statistics, class counts and phases), bit for bit.
@@ -756,7 +815,12 @@ def to_supermask(model: nn.Module, density: float, keep_scores: bool = False, in
         notes.append("the masked layers' weights are redrawn as the paper's signed constants (init='signed-constant'); "
                      "pass init='keep' to keep the model's own (e.g. pretrained) weights, or pass init explicitly "
                      "to silence this")
+    if head not in HEADS:
+        raise ExssnetError(f"head must be one of {', '.join(map(repr, HEADS))}, got {head!r}")
     replaced: dict[int, weakref.ref] = {}
+    if head == "per-task":
+        check_wrappable(model)  # before the classifier is replaced: a tied classifier weight is refused
+        install_task_heads(model, keep=init == "keep", replaced=replaced)
     model = inject_supermask_layers(model, density, replaced, init=init)
     net = SupermaskNet(model, density, keep_scores=keep_scores, replaced=replaced)
     net.init = init
@@ -766,6 +830,23 @@ def to_supermask(model: nn.Module, density: float, keep_scores: bool = False, in
     if notes:
         warnings.warn("to_supermask: " + " | ".join(notes), WrapWarning, stacklevel=2)
     return net
+
+
+def install_task_heads(model: nn.Module, keep: bool, replaced: dict[int, weakref.ref]) -> None:
+    """Replace `model`'s classifier (under every name it has) by a `TaskHeadLinear` of its shape, in place;
+    `keep`: every task's head starts from the classifier's own values. A model that is only a Linear is refused."""
+    if isinstance(model, nn.Linear):
+        raise ExssnetError("head='per-task' needs a model with layers before its classifier; this model is one Linear")
+    name, classifier = find_classifier(model)
+    if isinstance(classifier, TaskHeadLinear):
+        return
+    heads = TaskHeadLinear(classifier.in_features, classifier.out_features, bias=classifier.bias is not None,
+                           start=classifier if keep else None)
+    for path in [path for path, module in model.named_modules(remove_duplicate=False) if module is classifier]:
+        parent, _, leaf = path.rpartition(".")
+        setattr(model.get_submodule(parent), leaf, heads)
+    for param in classifier.parameters(recurse=False):
+        replaced[id(param)] = weakref.ref(param)
 
 
 def _affine_batchnorms(model: nn.Module) -> list[str]:

@@ -91,7 +91,7 @@ def entropy_gradients(
     def record(layer, inputs, output):
         calls.append((layer, inputs[0].detach(), output))
 
-    handles = [layer.register_forward_hook(record) for layer in net.masked_layers()] if mode == "example" else []
+    handles = [layer.register_forward_hook(record) for layer in net.alpha_linear_layers()] if mode == "example" else []
     try:
         with torch.enable_grad(), net.superposed(tasks, alphas, bn):
             h = entropy(net(*(x if isinstance(x, tuple) else (x,)))[:, :width])

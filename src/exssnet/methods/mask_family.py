@@ -8,11 +8,13 @@
   keep the `packnet_keep` fraction of each layer of largest magnitude among the free weights, zero the rest of the
   free weights, retrain the kept ones, freeze them. Task t's mask is every weight owned by tasks <= t.
 
-Heads: in this engine each task's head is its mask over one shared bias-free classifier `Linear` (docs/wsn.md,
-"Heads"). WSN masks it by top-c like every layer (a task picks its head's weights among all, so earlier tasks'
-weights there are offered for reuse as elsewhere). PackNet prunes it like every layer, but a task's head is only
-its own weights (its mask there does not hold the earlier tasks'): PackNet's heads are per task, and earlier
-tasks' head weights used frozen would add their classes' logits to the new task's.
+Heads (docs/wsn.md, "Heads"): with `head: per-task` every task has a dense head of its own outside the masks (WSN's
+network; `TaskHeadLinear`), trained in the task's phases and frozen after. With the default `head: masked` each
+task's head is its mask over one shared bias-free classifier `Linear`: WSN masks it by top-c like every layer (a
+task picks its head's weights among all, so earlier tasks' weights there are offered for reuse as elsewhere).
+PackNet prunes it like every layer, but a task's head is only its own weights (its mask there does not hold the
+earlier tasks'): PackNet's heads are per task, and earlier tasks' head weights used frozen would add their classes'
+logits to the new task's.
 Both keep each finished task's mask in `masks.<t>`, so the MASK / SUPERPOSED views, the state dict round trip and
 the checkpoint codec are those of the other supermask methods. WSN's checkpoints add the scores to continue from
 (`wsn_scores.safetensors` beside the model file); PackNet's config marks its masks as nested (their count is not
@@ -33,7 +35,7 @@ from exssnet.data.tasks import Benchmark, Inputs, TaskData
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import register_method
 from exssnet.methods.loops import EpochCallback, PhaseSpec, train_phase
-from exssnet.methods.supermask_methods import SupermaskNetMethod
+from exssnet.methods.supermask_methods import MaskNetSettings, SupermaskNetMethod
 from exssnet.models import build_model
 from exssnet.models.contract import find_classifier
 from exssnet.seeds import TaskStream, task_generator
@@ -44,19 +46,20 @@ WSN_SCORES_FILE = "wsn_scores.safetensors"
 
 
 @dataclass
-class WSNSettings(Settings):
+class WSNSettings(MaskNetSettings):
     """Settings of wsn (its phase runs `mask_epochs` epochs; the scores train at `mask_lr`)."""
 
     wsn_weight_lr: float = setting(0.0, "wsn: Adam learning rate of the free weights in the joint phase; 0: mask_lr "
                                         "(WSN's code trains scores and weights at one rate)")
 
     def check(self) -> None:
+        super().check()
         if not 0.0 <= self.wsn_weight_lr < math.inf:
             raise ExssnetError(f"wsn_weight_lr must be a finite number >= 0, got {self.wsn_weight_lr}")
 
 
 @dataclass
-class PackNetSettings(Settings):
+class PackNetSettings(MaskNetSettings):
     """Settings of packnet (it trains the free weights for `weight_epochs` at `weight_lr`, then prunes and retrains)."""
 
     packnet_keep: float = setting(0.0, "packnet: fraction of each layer a task keeps after pruning (chosen among the "
@@ -67,6 +70,7 @@ class PackNetSettings(Settings):
                                                "leaving the next task to start from their trained values")
 
     def check(self) -> None:
+        super().check()
         if not 0.0 <= self.packnet_keep <= 1.0:
             raise ExssnetError(f"packnet_keep must be in (0, 1] (or 0: 1 / num_tasks), got {self.packnet_keep}")
         if self.packnet_retrain_epochs < -1:
@@ -83,7 +87,7 @@ class MaskFamilyMethod(SupermaskNetMethod):
         # the engine's signed-constant start, as the other supermask methods (WSN's code keeps torch's default
         # init; docs/wsn.md "What differs")
         self.net: SupermaskNet = to_supermask(dense, config.density, keep_scores=config.keep_scores,
-                                              init="signed-constant").to(self.device)
+                                              init="signed-constant", head=self.settings.head).to(self.device)
 
     def logits_fn(self, num_classes: int):
         def logits(x: Inputs) -> torch.Tensor:
@@ -112,7 +116,7 @@ class WSN(MaskFamilyMethod):
         cfg, net = self.config, self.net
         net.add_task(task.num_classes, initial_scores=self.scores)
         net.start_joint_training()
-        weights = net.compact_parameters()
+        weights = net.compact_parameters() + net.head_parameters()  # a per-task head trains at the weights' rate
         groups: list = [{"params": net.score_parameters(task_id), "lr": cfg.mask_lr}]
         if weights:
             groups.append({"params": weights, "lr": self.settings.wsn_weight_lr or cfg.mask_lr})

@@ -25,11 +25,25 @@ from exssnet.metrics import sparse_overlap
 from exssnet.models import build_model
 from exssnet.seeds import TaskStream, task_generator
 from exssnet.settings import CoreSettings, Settings, at_least_one, setting
+from exssnet.supermask import HEADS as HEAD_KINDS
 from exssnet.supermask import SupermaskNet, WeightRule, to_supermask
 
 
 @dataclass
-class SupermaskSettings(Settings):
+class MaskNetSettings(Settings):
+    """What every method over one `SupermaskNet` reads: the kind of classifier."""
+
+    head: str = setting("masked", "classifier of the supermask methods: 'masked' like every layer (the paper's network: "
+                                  "each task's head is its mask over one shared classifier) or 'per-task' (each task "
+                                  "its own dense head, trained with its mask and frozen after it: WSN's network)")
+
+    def check(self) -> None:
+        if self.head not in HEAD_KINDS:
+            raise ExssnetError(f"head must be {' or '.join(map(repr, HEAD_KINDS))}, got {self.head!r}")
+
+
+@dataclass
+class SupermaskSettings(MaskNetSettings):
     """Settings of supsup, ssnet and exssnet: KKT (KNN-based knowledge transfer, docs/kkt.md)."""
 
     kkt: bool = setting(False, "KKT: start each task's scores from the earlier task whose features best KNN-classify it")
@@ -44,6 +58,7 @@ class SupermaskSettings(Settings):
                                      "start (fresh draw <-> best earlier task) and keeps the better")
 
     def check(self) -> None:
+        super().check()
         at_least_one(self, "kkt_k", "kkt_batches", "kkt_batch_size")
         for name, allowed in (("kkt_head", HEADS), ("kkt_rule", RULES)):
             if getattr(self, name) not in allowed:
@@ -52,6 +67,9 @@ class SupermaskSettings(Settings):
             raise ExssnetError(f"kkt_alpha must be in (0, 1), got {self.kkt_alpha}")
         if not 0.0 < self.kkt_blend <= 1.0:
             raise ExssnetError(f"kkt_blend must be in (0, 1], got {self.kkt_blend}")
+        if self.kkt and self.kkt_head == "copy" and self.head == "per-task":
+            raise ExssnetError("kkt_head 'copy' starts a task from the source's classifier scores, which head 'per-task' "
+                               "does not have (every task's dense head starts fresh); use kkt_head 'fresh'")
 
     def to_kkt(self) -> KKTSettings:
         return KKTSettings(k=self.kkt_k, batches=self.kkt_batches, batch_size=self.kkt_batch_size, head=self.kkt_head,
@@ -73,6 +91,7 @@ class SupermaskNetMethod(ContinualMethod):
     tasks and their sparse overlap."""
 
     net: SupermaskNet
+    settings: MaskNetSettings
     resumable = True
 
     def logits(self, x: Inputs, task_id: int) -> torch.Tensor:
@@ -87,7 +106,7 @@ class SupermaskNetMethod(ContinualMethod):
 
     def load_checkpoint(self, directory: Path) -> None:
         self.net = load_compatible(directory, self.benchmark, model=self.config.model, density=self.config.density,
-                                   keep_scores=self.config.keep_scores).to(self.device)
+                                   keep_scores=self.config.keep_scores, head=self.settings.head).to(self.device)
         self.num_learned = self.net.num_tasks
 
     def summary(self) -> dict:
@@ -105,7 +124,7 @@ class SupermaskMethod(SupermaskNetMethod):
         super().__init__(config, benchmark, settings if settings is not None else SupermaskSettings())
         dense = build_model(config.model, benchmark.input_shape, benchmark.max_classes)
         self.net: SupermaskNet = to_supermask(dense, config.density, keep_scores=config.keep_scores,
-                                              init="signed-constant").to(self.device)  # the paper's weights
+                                              init="signed-constant", head=self.settings.head).to(self.device)  # the paper's weights
 
     def initial_scores(self, task_id: int, task: TaskData) -> TaskStart:
         """Where to start `task`: fresh random scores, or with `kkt` on the scores KKT picks (exssnet.kkt: an
