@@ -86,6 +86,36 @@ def test_ewc_fisher_is_nonnegative_and_informative():
     assert all((f >= 0).all() for f in fisher.values()) and any(f.sum() > 0 for f in fisher.values())
 
 
+def test_ewc_batch_fisher_is_hats_estimator_and_batch_one_is_per_example():
+    """ewc_fisher_batch B: sum over batches of |b| * (grad of the batch's mean loss)^2 / n (HAT's fisher_matrix_diag);
+    B = 1 is the mean squared per-example gradient; ewc_fisher_examples bounds the examples read (0: all)."""
+    from exssnet.methods.baselines.ewc import diagonal_fisher
+
+    method = method_for("ewc")
+    task = method.benchmark.tasks[0]
+    method.learn_task(0, task, progress=False, on_epoch=None)  # task 0's head exists, the weights are trained
+    params = method.net.trunk_parameters()
+    n = 10
+
+    def squared_grad(index):
+        loss = torch.nn.functional.cross_entropy(method.net(task.train.x[index], 0), task.train.y[index])
+        return [g ** 2 for g in torch.autograd.grad(loss, list(params.values()))]
+
+    method.net.eval()
+    per_example = [squared_grad(torch.tensor([i])) for i in range(n)]
+    batches = [(4, squared_grad(torch.arange(s, min(n, s + 4)))) for s in range(0, n, 4)]
+    expected_one = [sum(g[k] for g in per_example) / n for k in range(len(params))]
+    expected_four = [sum(min(size, n - 4 * i) * g[k] for i, (size, g) in enumerate(batches)) / n for k in range(len(params))]
+    one = diagonal_fisher(method.net, 0, task, max_examples=n, batch=1)
+    four = diagonal_fisher(method.net, 0, task, max_examples=n, batch=4)
+    assert all(torch.allclose(one[name], e, atol=1e-7) for name, e in zip(params, expected_one))
+    assert all(torch.allclose(four[name], e, atol=1e-7) for name, e in zip(params, expected_four))
+    assert sum(float(f.sum()) for f in four.values()) < sum(float(f.sum()) for f in one.values())
+    every = diagonal_fisher(method.net, 0, task, max_examples=0, batch=len(task.train))
+    mean_grad = squared_grad(torch.arange(len(task.train)))
+    assert all(torch.allclose(every[name], e, atol=1e-7) for name, e in zip(params, mean_grad))
+
+
 def test_online_ewc_fisher_accumulates_with_decay():
     method = method_for("online-ewc", ewc_gamma=0.5)
     params = method.net.trunk_parameters()
@@ -181,6 +211,8 @@ def test_unknown_method_lists_every_method():
     ("ewc_lambda", -1.0, "ewc_lambda must be a finite number >= 0"),
     ("ewc_gamma", 1.5, "ewc_gamma must be in [0, 1]"),
     ("ewc_merge", "sum", "ewc_merge must be 'per-task' or 'mean'"),
+    ("ewc_fisher_batch", 0, "ewc_fisher_batch must be at least 1"),
+    ("ewc_fisher_examples", -1, "ewc_fisher_examples must be >= 0"),
     ("si_c", float("nan"), "si_c must be a finite number >= 0"),
     ("si_xi", 0.0, "si_xi must be a finite number > 0"),
     ("lwf_temperature", -2.0, "lwf_temperature must be a finite number > 0"),

@@ -1,8 +1,12 @@
 """EWC (Kirkpatrick et al. 2017) and online EWC (Schwarz et al. 2018) on the shared trunk.
 
-After each task the diagonal empirical Fisher of the trunk parameters is estimated from per-example
-gradients of the task's log-likelihood (true labels, eval-mode BatchNorm, at most FISHER_EXAMPLES
-training examples). The penalty is lambda/2 * sum F * (theta - anchor)^2:
+After each task the diagonal empirical Fisher of the trunk parameters is estimated from gradients of the task's
+log-likelihood (true labels, eval-mode BatchNorm) over `ewc_fisher_examples` training examples (default
+FISHER_EXAMPLES; 0: all): per example (`ewc_fisher_batch: 1`, the empirical Fisher), or, as in the public code of
+HAT (Serra et al. 2018), whose EWC later papers rerun on Permuted MNIST (`fisher_matrix_diag`: batches of 20 over the
+whole training split), the squared gradient of each batch's mean loss times the batch's size, averaged over the
+examples. The batch estimate is smaller wherever per-example gradients disagree (about B times smaller where they
+are pure noise), so the same lambda is a weaker penalty. The penalty is lambda/2 * sum F * (theta - anchor)^2:
 - ewc keeps one (Fisher, anchor) pair per finished task (`ewc_merge: per-task`), or one pair whose Fisher is the
   mean over the finished tasks, anchored at the parameters after the newest (`ewc_merge: mean`, the variant in the
   public code of HAT (Serra et al. 2018): the penalty's curvature does not grow with the number of tasks);
@@ -22,25 +26,28 @@ from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
 from exssnet.modes import evaluating
-from exssnet.settings import CoreSettings, Settings, loss_weight, setting
+from exssnet.settings import CoreSettings, Settings, at_least_one, loss_weight, setting
 
 FISHER_EXAMPLES = 1024
 ParamDict = dict[str, torch.Tensor]
 
 
-def diagonal_fisher(net: MultiHeadNet, task_id: int, task: TaskData, max_examples: int = FISHER_EXAMPLES) -> ParamDict:
-    """Mean squared per-example gradient of the log-likelihood w.r.t. each trunk parameter."""
+def diagonal_fisher(net: MultiHeadNet, task_id: int, task: TaskData, max_examples: int = FISHER_EXAMPLES,
+                    batch: int = 1) -> ParamDict:
+    """Diagonal Fisher of the log-likelihood w.r.t. each trunk parameter over the first `max_examples` training
+    examples (0: all): sum over batches of `batch` examples of |batch| * (gradient of the batch's mean loss)^2,
+    divided by the examples (`batch` 1: the mean squared per-example gradient)."""
     params = net.trunk_parameters()
     fisher = {name: torch.zeros_like(p) for name, p in params.items()}
-    n = min(len(task.train), max_examples)
+    n = len(task.train) if max_examples == 0 else min(len(task.train), max_examples)
     with evaluating(net):
-        for i in range(n):
-            index = torch.tensor([i], device=task.train.y.device)
+        for start in range(0, n, batch):
+            index = torch.arange(start, min(n, start + batch), device=task.train.y.device)
             loss = F.cross_entropy(net(take(task.train.x, index), task_id), task.train.y[index])
             grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
             for name, grad in zip(params, grads):
                 if grad is not None:
-                    fisher[name] += grad.detach() ** 2
+                    fisher[name] += grad.detach() ** 2 if batch == 1 else len(index) * grad.detach() ** 2
     return {name: value / max(n, 1) for name, value in fisher.items()}
 
 
@@ -64,10 +71,17 @@ class EWCSettings(BaselineSettings):
     ewc_lambda: float = setting(100.0, "penalty strength")
     ewc_merge: str = setting("per-task", "ewc: 'per-task' (Fisher, anchor) pairs, or one pair with the 'mean' Fisher "
                                          "of the finished tasks anchored at the newest parameters")
+    ewc_fisher_batch: int = setting(1, "examples per gradient of the Fisher estimate: 1 = per-example (the empirical "
+                                       "Fisher); B > 1 = |batch| x (gradient of each batch's mean loss)^2, HAT's code (B 20)")
+    ewc_fisher_examples: int = setting(FISHER_EXAMPLES, "training examples the Fisher is estimated on (the first ones of "
+                                                        "the task's training split); 0: all of them")
 
     def check(self) -> None:
         super().check()
         loss_weight(self, "ewc_lambda")
+        at_least_one(self, "ewc_fisher_batch")
+        if self.ewc_fisher_examples < 0:
+            raise ExssnetError(f"ewc_fisher_examples must be >= 0 (0: every training example), got {self.ewc_fisher_examples}")
         if self.ewc_merge not in ("per-task", "mean"):
             raise ExssnetError(f"ewc_merge must be 'per-task' or 'mean', got {self.ewc_merge!r}")
 
@@ -123,7 +137,9 @@ class EWC(DenseMethod):
         return super().training_loss(x, y, task_id) + self.penalty()
 
     def after_task(self, task_id: int, task: TaskData) -> None:
-        self.consolidate(diagonal_fisher(self.net, task_id, task), self.net.trunk_parameters())
+        settings = self.settings
+        fisher = diagonal_fisher(self.net, task_id, task, settings.ewc_fisher_examples, settings.ewc_fisher_batch)
+        self.consolidate(fisher, self.net.trunk_parameters())
 
 
 @register_method("online-ewc", settings=OnlineEWCSettings)
