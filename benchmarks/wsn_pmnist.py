@@ -2,9 +2,9 @@
 
 Each finished run appends one JSON line to benchmarks/results/wsn_pmnist.jsonl (preset, seed, avg_acc, the mean of
 the accuracy matrix's diagonal (WSN's printed number), forgetting, capacity, bits_per_param_per_task, seconds,
-exssnet version, the preset's `head`); a (preset, seed, head) already there is skipped, so the grid can be stopped
-and started again, and a preset whose head changed runs again (the table shows the rows of each preset's current
-head, and the other head's rows apart). Runs go
+exssnet version, the preset's settings); a (preset, seed) already there with the preset's current settings is
+skipped, so the grid can be stopped and started again, and a preset whose settings changed runs again (the table
+shows the rows of each preset's current settings, and rows of earlier settings apart, with what differed). Runs go
 one at a time, seed by seed, with `--threads` torch threads; their folders go under --out (results.json each).
 Then the table: ours (mean +- sample std over the seeds found) beside WSN's published mean +- std.
 
@@ -25,7 +25,7 @@ from table_format import mean_std, read_jsonl, replace_block
 
 from exssnet import __version__
 from exssnet.errors import ExssnetError
-from exssnet.run.config import RunConfig, load_yaml, methods_reading
+from exssnet.run.config import RunConfig, key_defaults, load_yaml, methods_reading
 from exssnet.run.runner import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,9 +75,27 @@ def diagonal_mean(acc: list[list[float | None]]) -> float:
     return sum(acc[t][t] for t in range(len(acc))) / len(acc)  # type: ignore[misc]
 
 
-def preset_head(name: str) -> str:
-    """The preset's classifier kind ("masked" when it names none, as the rows written before `head` existed)."""
-    return str(load_yaml(CONFIGS / f"{PREFIX}{name}.yaml").get("head", "masked"))
+def preset_settings(name: str) -> dict:
+    """The preset's values without its seed: what a row's `settings` must equal to count as the preset's."""
+    return {k: v for k, v in load_yaml(CONFIGS / f"{PREFIX}{name}.yaml").items() if k != "seed"}
+
+
+def is_current(row: dict) -> bool:
+    """Was `row` run with its preset's current settings?"""
+    return row.get("settings") == preset_settings(row["preset"])
+
+
+def head_of(settings: dict) -> str:
+    """The classifier a preset's settings give: a mask method's `head`, or the dense baselines' per-task heads."""
+    return settings.get("head", "masked") if settings["method"] in methods_reading("head") else "dense per task"
+
+
+def differences(settings: dict, current: dict) -> str:
+    """`key value (now value)` for each setting that differs from the preset's current ones."""
+    defaults = key_defaults()  # a key a preset leaves out has the run's default
+    keys = sorted(set(settings) | set(current))
+    return ", ".join(f"{k} {settings.get(k, defaults.get(k))} (now {current.get(k, defaults.get(k))})" for k in keys
+                     if settings.get(k) != current.get(k))
 
 
 def run_one(name: str, seed: int, threads: int, out: Path, short: dict | None) -> dict:
@@ -91,23 +109,17 @@ def run_one(name: str, seed: int, threads: int, out: Path, short: dict | None) -
             "forgetting": results["forgetting"], "capacity": results.get("capacity"),
             "bits_per_param_per_task": results.get("bits_per_param_per_task"), "seconds": results["total_time_s"],
             "tasks": len(results["acc_matrix"]), "short": short, "exssnet": __version__,
-            "head": values.get("head", "masked")}
+            "settings": preset_settings(name)}
 
 
-def table(rows: list[dict], names: list[str], current_head: bool = True) -> str:
-    """Markdown: per preset, ours (avg acc, forgetting, capacity, seeds, minutes per run) and WSN's row; the rows of
-    each preset's current head, or with `current_head=False` those of the other head (presets without any left out)."""
+def table(rows: list[dict], names: list[str]) -> str:
+    """Markdown: per preset, ours (avg acc, forgetting, capacity, seeds, minutes per run) with its current settings,
+    and WSN's row."""
     lines = ["| preset | head | ours: avg acc | forgetting | capacity % | bits/param/task | seeds | min/run | WSN row | WSN ACC | gap |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in names:
-        head = preset_head(name)
-        runs = [r for r in rows if r["preset"] == name and not r.get("short")
-                and (r.get("head", "masked") == head) == current_head]
-        if not current_head and not runs:
-            continue
-        head = runs[0].get("head", "masked") if runs else head
-        if load_yaml(CONFIGS / f"{PREFIX}{name}.yaml")["method"] not in methods_reading("head"):
-            head = "dense per task"  # a dense baseline's own per-task heads
+        runs = [r for r in rows if r["preset"] == name and not r.get("short") and is_current(r)]
+        head = head_of(preset_settings(name))
         published = PUBLISHED.get(name)
         ours = [r["avg_acc"] for r in runs]
         gap = f"{statistics.mean(ours) - published[1]:+.2f}" if runs and published else "-"
@@ -119,6 +131,24 @@ def table(rows: list[dict], names: list[str], current_head: bool = True) -> str:
                      f"{f'{statistics.mean(cap):.2f}' if cap else '-'} | {f'{statistics.mean(bits):.3f}' if bits else '-'} | "
                      f"{len(runs)} | {minutes} | {published[0] if published else '-'} | {theirs} | {gap} |")
     return "\n".join(lines)
+
+
+def earlier_table(rows: list[dict], names: list[str]) -> str:
+    """Markdown: rows run with settings their preset no longer has, one line per preset and settings."""
+    lines = ["| preset | what differed | ours: avg acc | forgetting | capacity % | seeds | WSN ACC |", "|---|---|---|---|---|---|---|"]
+    for name in names:
+        groups: dict[str, list[dict]] = {}
+        for r in rows:
+            if r["preset"] == name and not r.get("short") and not is_current(r):
+                groups.setdefault(differences(r.get("settings") or {}, preset_settings(name)), []).append(r)
+        published = PUBLISHED.get(name)
+        for what, runs in groups.items():
+            cap = [r["capacity"] for r in runs if r.get("capacity") is not None]
+            lines.append(f"| {name} | {what} | {mean_std([r['avg_acc'] for r in runs], bare_single=True)} | "
+                         f"{mean_std([r['forgetting'] for r in runs], bare_single=True)} | "
+                         f"{f'{statistics.mean(cap):.2f}' if cap else '-'} | {len(runs)} | "
+                         f"{f'{published[1]:.2f}' if published else '-'} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         args.results.parent.mkdir(parents=True, exist_ok=True)
         for seed in args.seeds:
             for name in names:
-                done = {(r["preset"], r["seed"], json.dumps(r.get("short"), sort_keys=True), r.get("head", "masked"))
-                        for r in read_jsonl(args.results)}
-                if (name, seed, json.dumps(short, sort_keys=True), preset_head(name)) in done:
+                done = {(r["preset"], r["seed"], json.dumps(r.get("short"), sort_keys=True))
+                        for r in read_jsonl(args.results) if is_current(r)}
+                if (name, seed, json.dumps(short, sort_keys=True)) in done:
                     continue
                 try:
                     row = run_one(name, seed, args.threads, args.out, short)
@@ -159,9 +189,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"capacity {row['capacity']}, {row['seconds']:.0f}s", flush=True)
     rows = read_jsonl(args.results)
     text = table(rows, names)
-    earlier = table(rows, names, current_head=False)
-    if earlier.count("\n") > 1:
-        text += "\n\nRows of the other head (the presets' classifier before they took WSN's per-task heads):\n\n" + earlier
+    earlier = earlier_table(rows, names)
+    if earlier:
+        text += "\n\nRows run with earlier settings of their preset (not in the table above):\n\n" + earlier
     if args.docs:
         replace_block(args.docs, "wsn_pmnist", text)
     print(text)

@@ -32,14 +32,15 @@ def test_grid_appends_one_row_per_run_and_skips_rows_it_has(grid, tmp_path, monk
         calls.append((name, seed))
         return {"preset": name, "seed": seed, "avg_acc": 96.0 + seed, "diagonal_acc": 96.0, "forgetting": 0.0,
                 "capacity": 150.0, "bits_per_param_per_task": 4.0, "seconds": 60.0, "tasks": 10, "short": short,
-                "head": grid.preset_head(name)}
+                "settings": grid.preset_settings(name)}
 
     monkeypatch.setattr(grid, "run_one", fake_run)
     results = tmp_path / "rows.jsonl"
-    # a row of the other head (written before the preset took per-task heads) is run again and shown apart
+    # a row of earlier settings (before the preset took per-task heads) is run again and shown apart
+    earlier = {k: v for k, v in grid.preset_settings("supsup").items() if k != "head"}
     results.write_text(json.dumps({"preset": "supsup", "seed": 0, "avg_acc": 93.0, "diagonal_acc": 93.0,
                                    "forgetting": 0.0, "capacity": 130.0, "bits_per_param_per_task": 4.2,
-                                   "seconds": 60.0, "tasks": 10, "short": None}) + "\n")
+                                   "seconds": 60.0, "tasks": 10, "short": None, "settings": earlier}) + "\n")
     args = ["--presets", "supsup", "naive", "--seeds", "0", "1", "--results", str(results), "--out", str(tmp_path)]
     assert grid.main(args) == 0
     assert calls == [("supsup", 0), ("naive", 0), ("supsup", 1), ("naive", 1)]
@@ -49,8 +50,8 @@ def test_grid_appends_one_row_per_run_and_skips_rows_it_has(grid, tmp_path, monk
     table = capsys.readouterr().out
     row = next(line for line in table.splitlines() if line.startswith("| supsup | per-task "))
     assert "96.50 ± 0.71" in row and "SupSup" in row and "96.31 ± 0.09" in row and "+0.19" in row
-    earlier = table[table.rindex("Rows of the other head"):]
-    assert "| supsup | masked | 93.00 |" in earlier and "naive" not in earlier
+    shown = table[table.rindex("Rows run with earlier settings"):]
+    assert "| supsup | head masked (now per-task) | 93.00 |" in shown and "naive" not in shown
     assert json.loads(results.read_text().splitlines()[1])["preset"] == "supsup"
     doc = tmp_path / "wsn.md"
     doc.write_text("intro\n<!-- wsn_pmnist:begin -->\nold\n<!-- wsn_pmnist:end -->\noutro\n")
