@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from test_mask_family import QUICK, learn, probe_of
+from test_mask_family import QUICK, earlier_tasks_identical, learn
 from test_resume import Crash
 from torch import nn
 
@@ -97,16 +97,9 @@ def test_earlier_tasks_stay_bit_identical_under_an_optimizer_over_all_parameters
 @pytest.mark.parametrize("model", ["lenet", "lenet-bn"])
 @pytest.mark.parametrize("method_name", ["wsn", "packnet", "exssnet", "supsup"])
 def test_methods_keep_earlier_tasks_bit_identical_with_per_task_heads(method_name, model):
-    reference, identical = [], []
-    for method, benchmark, t in learn(method_name, model, num_tasks=4, head="per-task"):
-        assert method.net.head == "per-task"
-        method.eval_mode()
-        with torch.no_grad():
-            probe = probe_of(benchmark)
-            reference.append(method.logits(probe, t).clone())
-            identical += [torch.equal(method.logits(probe, j), reference[j]) for j in range(t)]
+    method, identical = earlier_tasks_identical(learn(method_name, model, num_tasks=4, head="per-task"))
     assert len(identical) == 6 and all(identical)
-    assert method.net.head_layers()[0].num_tasks == 4
+    assert method.net.head == "per-task" and method.net.head_layers()[0].num_tasks == 4
 
 
 def test_state_dict_checkpoint_and_export_round_trips(tmp_path):
