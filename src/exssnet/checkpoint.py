@@ -39,6 +39,7 @@ from exssnet import __version__
 from exssnet.errors import ExssnetError
 from exssnet.layers.batchnorm import MultitaskBatchNorm
 from exssnet.layers.maskcode import decode_masks, encode_mask
+from exssnet.layers.task_head import TaskHeadLinear
 from exssnet.layers.topk import kept_count, pack_mask
 from exssnet.models import build_model
 from exssnet.models.contract import find_classifier
@@ -167,14 +168,13 @@ def _norm_key(name: str, task: int, stat: str) -> str:
     return f"model.{name}.norms.{task}.{stat}"
 
 
-def _head_keys(net: SupermaskNet, task: int, bias: bool | None = None) -> dict[str, str]:
-    """Checkpoint entry ("weight", "bias") -> state-dict key of `task`'s per-task head (empty with the masked head).
-    `bias`: whether the head has one (default: as the net's head says)."""
+def _head_keys(net: SupermaskNet, task: int) -> dict[str, str]:
+    """Checkpoint entry ("weight", "bias") -> state-dict key of `task`'s per-task head (empty with the masked head)."""
     keys = {}
     for name, module in net.model.named_modules():
-        if module in net.head_layers():
+        if isinstance(module, TaskHeadLinear):
             keys["weight"] = f"model.{name}.task_weight.{task}"
-            if module.has_bias if bias is None else bias:
+            if module.has_bias:
                 keys["bias"] = f"model.{name}.task_bias.{task}"
     return keys
 

@@ -837,7 +837,7 @@ def install_task_heads(model: nn.Module, keep: bool, replaced: dict[int, weakref
     `keep`: every task's head starts from the classifier's own values. A model that is only a Linear is refused."""
     if isinstance(model, nn.Linear):
         raise ExssnetError("head='per-task' needs a model with layers before its classifier; this model is one Linear")
-    name, classifier = find_classifier(model)
+    _, classifier = find_classifier(model)
     if isinstance(classifier, TaskHeadLinear):
         return
     heads = TaskHeadLinear(classifier.in_features, classifier.out_features, bias=classifier.bias is not None,

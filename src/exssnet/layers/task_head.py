@@ -160,10 +160,6 @@ class TaskHeadLinear(nn.Linear):
         missing = self.out_features - value.shape[0]
         return F.pad(value, (0, 0, 0, missing) if value.dim() == 2 else (0, missing)) if missing else value
 
-    def task_width(self, task: int) -> int:
-        """Outputs of `task`'s head (its class count)."""
-        return int(self.task_weight[str(task)].shape[0])
-
     def plain_module(self, task: int) -> nn.Linear:
         """A plain `nn.Linear` holding `task`'s head, as wide as its class count (nothing shared with this layer)."""
         weight = self.task_weight[str(task)]

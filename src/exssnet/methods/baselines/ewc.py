@@ -47,7 +47,7 @@ def diagonal_fisher(net: MultiHeadNet, task_id: int, task: TaskData, max_example
             grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
             for name, grad in zip(params, grads):
                 if grad is not None:
-                    fisher[name] += grad.detach() ** 2 if batch == 1 else len(index) * grad.detach() ** 2
+                    fisher[name] += len(index) * grad.detach() ** 2
     return {name: value / max(n, 1) for name, value in fisher.items()}
 
 
