@@ -70,7 +70,7 @@ def test_replay_buffers_hold_every_task(tiny_runs):
 
 def test_ewc_penalty_zero_at_anchor_positive_away():
     method = method_for("ewc", ewc_lambda=10.0)
-    params = method.net.trunk_parameters()
+    params = method.net.shared_parameters()
     method.consolidate({n: torch.ones_like(p) for n, p in params.items()}, params)
     assert method.penalty().item() == 0.0
     with torch.no_grad():
@@ -94,7 +94,7 @@ def test_ewc_batch_fisher_is_hats_estimator_and_batch_one_is_per_example():
     method = method_for("ewc")
     task = method.benchmark.tasks[0]
     method.learn_task(0, task, progress=False, on_epoch=None)  # task 0's head exists, the weights are trained
-    params = method.net.trunk_parameters()
+    params = method.net.shared_parameters()
     n = 10
 
     def squared_grad(index):
@@ -118,7 +118,7 @@ def test_ewc_batch_fisher_is_hats_estimator_and_batch_one_is_per_example():
 
 def test_online_ewc_fisher_accumulates_with_decay():
     method = method_for("online-ewc", ewc_gamma=0.5)
-    params = method.net.trunk_parameters()
+    params = method.net.shared_parameters()
     method.consolidate({n: torch.ones_like(p) for n, p in params.items()}, params)
     second_anchor = {n: p.detach() + 1.0 for n, p in params.items()}
     method.consolidate({n: 2 * torch.ones_like(p) for n, p in params.items()}, second_anchor)
@@ -135,7 +135,7 @@ def test_online_ewc_fisher_accumulates_with_decay():
 def test_ewc_mean_merge_keeps_the_running_mean_fisher_and_the_newest_anchor():
     """ewc_merge 'mean': one pair; after tasks with Fisher 1, 2, 6 it holds 3 (the mean) and the last anchor."""
     method = method_for("ewc", ewc_merge="mean")
-    params = method.net.trunk_parameters()
+    params = method.net.shared_parameters()
     for value in (1.0, 2.0, 6.0):
         last = {n: p.detach() + value for n, p in params.items()}
         method.consolidate({n: torch.full_like(p, value) for n, p in params.items()}, last)
@@ -222,6 +222,7 @@ def test_unknown_method_lists_every_method():
     ("der_alpha", -0.1, "der_alpha must be a finite number >= 0"),
     ("baseline_epochs", -1, "baseline_epochs must be >= 0"),
     ("baseline_lr", 0.0, "baseline_lr must be a finite number > 0"),
+    ("baseline_head", "masked", "baseline_head must be 'per-task' or 'shared'"),
 ])
 def test_bad_hyperparameters_are_refused(key, value, message):
     with pytest.raises(ExssnetError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -244,6 +245,37 @@ def test_cli_run_with_out_writes_results_and_no_checkpoint_then_refuses_resume(t
     for resume in (["run", "--out", str(tmp_path), "--resume"], [*flags, "--resume"]):
         assert main(resume) == 2
         assert "--resume is not supported for method 'er'" in capsys.readouterr().err
+
+
+def test_shared_head_is_one_module_every_task_trains_and_regularisers_protect():
+    """baseline_head 'shared' (GPM's single-head MLP): one Linear for all tasks; training task 1 moves what task 0
+    reads (its per-task counterpart stays put), and EWC's Fisher and anchor cover the head."""
+    per_task, shared = method_for("naive"), method_for("naive", baseline_head="shared")
+    for method in (per_task, shared):
+        for t in (0, 1):
+            method.learn_task(t, method.benchmark.tasks[t], progress=False, on_epoch=None)
+    assert shared.net.heads[0] is shared.net.heads[1] and shared.net.heads[0].out_features == shared.benchmark.max_classes
+    assert per_task.net.heads[0] is not per_task.net.heads[1]
+    assert len(list(shared.net.parameters())) == len(list(shared.net.trunk.parameters())) + 2
+    before = {name: p.detach().clone() for name, p in shared.net.heads[0].named_parameters()}
+    untouched = {name: p.detach().clone() for name, p in per_task.net.heads[0].named_parameters()}
+    for method in (per_task, shared):
+        method.learn_task(2, method.benchmark.tasks[2], progress=False, on_epoch=None)
+    assert any(not torch.equal(p, before[name]) for name, p in shared.net.heads[0].named_parameters())
+    assert all(torch.equal(p, untouched[name]) for name, p in per_task.net.heads[0].named_parameters())
+    ewc = method_for("ewc", baseline_head="shared")
+    ewc.learn_task(0, ewc.benchmark.tasks[0], progress=False, on_epoch=None)
+    fisher, anchor = ewc.consolidated[0]
+    assert {"shared_head.weight", "shared_head.bias"} <= set(fisher) and fisher.keys() == anchor.keys()
+    assert "shared_head.weight" not in method_for("ewc").net.shared_parameters()
+
+
+def test_shared_head_refuses_a_task_wider_than_it():
+    net = MultiHeadNet(torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2)), shared_width=3)
+    net.add_head(2)
+    net.add_head(3)
+    with pytest.raises(ExssnetError, match="a task has 4 classes, more than the shared head's 3 outputs"):
+        net.add_head(4)
 
 
 def test_mixed_batches_use_each_examples_own_head():

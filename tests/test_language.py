@@ -13,6 +13,7 @@ from conftest import assert_accuracy_matrix, own_flags, own_keys  # noqa: E402
 from text_fixtures import write_offline_sources, write_tiny_bert, write_tiny_causal_lm  # noqa: E402
 
 from exssnet.cli import main  # noqa: E402
+from exssnet.errors import ExssnetError  # noqa: E402
 from exssnet.methods import build_method  # noqa: E402
 from exssnet.methods.language import LANGUAGE_METHODS  # noqa: E402
 from exssnet.run.config import RunConfig  # noqa: E402
@@ -192,6 +193,11 @@ def test_every_language_method_runs_from_the_cli(files, tmp_path, method):
 def test_language_method_on_a_vision_benchmark_is_refused(capsys):
     assert main(["run", "--benchmark", "split-digits", "--method", "ft", "--quiet"]) == 2
     assert "text benchmark" in capsys.readouterr().err
+
+
+def test_language_methods_refuse_a_shared_head():
+    with pytest.raises(ExssnetError, match="baseline_head 'shared' is for the dense baselines"):
+        RunConfig.from_dict({"method": "ft", "benchmark": "text-offline", "baseline_head": "shared"})
 
 
 def test_lamol_without_a_language_model_is_refused_before_any_data_is_read(files, tmp_path, capsys):

@@ -169,3 +169,31 @@ def test_packnet_keeps_one_share_per_task_of_the_benchmark_when_num_tasks_is_uns
     assert config.num_tasks is None
     benchmark = build_benchmark("split-digits", BenchmarkSpec(seed=0))
     assert build_method(config, benchmark).keep() == 1.0 / len(benchmark.tasks)
+
+
+@pytest.mark.parametrize("method_name", ["packnet", "wsn", "exssnet"])
+def test_weight_init_keep_starts_from_the_model_as_built_and_still_never_forgets(method_name):
+    """weight_init 'keep' (WSN's start): the masked layers hold torch's default Linear draw (uniform within
+    +-1/sqrt(fan_in)), not signed constants; earlier tasks stay bit-identical."""
+    benchmark = build_benchmark("split-digits", BenchmarkSpec(seed=0, num_tasks=2))
+    nets = {init: build_method(RunConfig.from_dict({**QUICK, "method": method_name, "model": "lenet", "num_tasks": 2,
+                                                    "weight_init": init}), benchmark).net
+            for init in ("keep", "signed-constant")}
+    assert nets["keep"].init == "keep" and nets["signed-constant"].init == "signed-constant"
+    for kept, signed in zip(nets["keep"].masked_layers(), nets["signed-constant"].masked_layers()):
+        fan_in = kept.weight[0].numel()
+        assert kept.weight.abs().max() <= fan_in ** -0.5 and kept.weight.abs().unique().numel() > kept.weight.numel() // 2
+        assert torch.equal(signed.weight.abs().unique(), torch.tensor([(2 / fan_in) ** 0.5]))
+    _, identical = earlier_tasks_identical(learn(method_name, num_tasks=3, weight_init="keep"))
+    assert len(identical) == 3 and all(identical)
+
+
+def test_weight_init_is_checked_and_a_checkpoint_of_the_other_init_is_refused(tmp_path):
+    from exssnet.checkpoint import load_compatible, save_pretrained
+
+    with pytest.raises(ExssnetError, match="weight_init must be 'signed-constant' or 'keep', got 'zeros'"):
+        RunConfig.from_dict({"method": "wsn", "weight_init": "zeros"})
+    method, benchmark, _ = next(learn("packnet", num_tasks=2))
+    save_pretrained(method.net, tmp_path / "ckpt", "lenet", benchmark.input_shape)
+    with pytest.raises(ExssnetError, match="made with init='signed-constant', this run needs 'keep'"):
+        load_compatible(tmp_path / "ckpt", benchmark, model="lenet", density=0.2, keep_scores=False, init="keep")

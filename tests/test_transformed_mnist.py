@@ -59,3 +59,21 @@ def test_benchmark_tasks_are_ten_way_transforms_of_the_same_digits(name, tiny_mn
         assert torch.equal(first.sort(dim=1).values, second.sort(dim=1).values)
     with pytest.raises(ExssnetError, match="all 10 digits"):
         build_benchmark(name, BenchmarkSpec(num_tasks=2, classes_per_task=5, data_dir=str(tiny_mnist)))
+
+
+@pytest.mark.parametrize("name", ["permuted-mnist", "rotated-mnist"])
+def test_mnist_normalise_standardises_the_transformed_pixels(name, tiny_mnist):
+    """mnist_normalise (GPM's and WSN's inputs): (x - 0.1307) / 0.3081 of the same transformed images, the
+    rotation's black padding included; other benchmarks refuse the setting."""
+    from exssnet.run.config import RunConfig
+
+    spec = dict(seed=0, num_tasks=2, data_dir=str(tiny_mnist), val_fraction=0.1)
+    plain = build_benchmark(name, BenchmarkSpec(**spec))
+    normalised = build_benchmark(name, BenchmarkSpec(**spec, mnist_normalise=True))
+    for a, b in zip(plain.tasks, normalised.tasks):
+        for split in ("train", "val", "test"):
+            x, z = getattr(a, split), getattr(b, split)
+            assert torch.equal(x.y, z.y) and torch.allclose(z.x, (x.x - 0.1307) / 0.3081)
+    assert normalised.info["normalise"] == {"mean": [0.1307], "std": [0.3081]} and "normalise" not in plain.info
+    with pytest.raises(ExssnetError, match="mnist_normalise is for permuted-mnist and rotated-mnist, not 'split-mnist'"):
+        RunConfig.from_dict({"benchmark": "split-mnist", "mnist_normalise": True})

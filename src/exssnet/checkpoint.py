@@ -426,10 +426,11 @@ def checkpoint_bytes(directory: str | Path) -> int:
 
 
 def load_compatible(directory: str | Path, benchmark: "Benchmark", *, model: str, density: float,
-                    keep_scores: bool, head: str = "masked") -> SupermaskNet:
-    """`from_pretrained`, refusing a checkpoint made for another model, density, head or benchmark shape."""
+                    keep_scores: bool, head: str = "masked", init: str = "signed-constant") -> SupermaskNet:
+    """`from_pretrained`, refusing a checkpoint made for another model, density, head, weight init or benchmark
+    shape."""
     saved = read_config(directory)
-    wanted = {"model_name": model, "density": density, "keep_scores": keep_scores, "head": head,
+    wanted = {"model_name": model, "density": density, "keep_scores": keep_scores, "head": head, "init": init,
               "input_shape": list(benchmark.input_shape), "num_classes": benchmark.max_classes}
     for key, value in wanted.items():
         if saved[key] != value:

@@ -68,6 +68,7 @@ def at_least_one(settings: Any, *names: str) -> None:
 
 LR_SCHEDULES = ("cosine", "constant")
 MAX_SEED = 2**32 - 1  # torch seeds are 64-bit; runs derive further seeds from this one
+MNIST_NORMALISED = ("permuted-mnist", "rotated-mnist")  # the benchmarks that read mnist_normalise
 
 
 def finite_positive(settings: Any, *names: str) -> None:
@@ -96,6 +97,8 @@ class CoreSettings(Settings):
     classes_per_task: int = setting(2, "classes per task")
     class_order: str = setting("seeded", "'seeded' permutation or 'sequential'")
     val_fraction: float = setting(0.1, "fraction of each task's training data held out for validation")
+    mnist_normalise: bool = setting(False, "permuted-mnist, rotated-mnist: standardise pixels by MNIST's mean 0.1307 "
+                                           "and std 0.3081 (GPM's and WSN's inputs); default: pixels in [0, 1]")
     data_dir: str | None = setting(None, "folder with the dataset files (standard formats)", Role.INCIDENTAL)
     batch_size: int = setting(128, "training batch size")
     eval_batch_size: int = setting(1024, "evaluation batch size")
@@ -159,6 +162,8 @@ class CoreSettings(Settings):
             raise ExssnetError(f"workers must be >= 0, got {self.workers}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ExssnetError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.mnist_normalise and self.benchmark not in MNIST_NORMALISED:
+            raise ExssnetError(f"mnist_normalise is for {' and '.join(MNIST_NORMALISED)}, not {self.benchmark!r}")
         if not self.encoder.strip():
             raise ExssnetError("encoder must name an encoder, e.g. minilm, glove-6b-50d or bert-base-uncased")
         if not 1 <= self.max_length <= 4096:

@@ -39,6 +39,7 @@ class BenchmarkSpec:
     image_size: int = 224  # benchmarks streamed from image files (imagenet): crop size
     workers: int = 4  # benchmarks streamed from image files: DataLoader worker processes
     augment: bool = True  # vision benchmarks that augment their training images: False gives the plain images
+    mnist_normalise: bool = False  # permuted-mnist / rotated-mnist: standardise pixels by MNIST's mean and std
 
 
 BenchmarkBuilder = Callable[[BenchmarkSpec], Benchmark]

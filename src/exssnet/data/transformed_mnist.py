@@ -26,6 +26,7 @@ from exssnet.data.tasks import Benchmark, Split, TaskData, carve_validation
 from exssnet.errors import ExssnetError
 
 DEFAULT_TASKS = 10
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # torchvision's MNIST statistics, as GPM's and WSN's loaders use them
 DIGITS = [str(d) for d in range(10)]
 
 
@@ -72,8 +73,13 @@ def read_mnist(data_dir: str | None) -> tuple[Split, Split]:
 def transformed_benchmark(
     name: str, spec: BenchmarkSpec, transforms: list[Callable[[torch.Tensor], torch.Tensor]], info: dict
 ) -> Benchmark:
-    """One 10-way task per transformation of MNIST; each task carves its own seeded validation split."""
+    """One 10-way task per transformation of MNIST; each task carves its own seeded validation split. With
+    `spec.mnist_normalise` the transformed pixels are standardised by MNIST's mean and std (GPM's and WSN's inputs:
+    a black pixel, padding included, becomes -0.1307 / 0.3081)."""
     train, test = read_mnist(spec.data_dir)
+    if spec.mnist_normalise:
+        transforms = [lambda x, f=f: (f(x) - MNIST_MEAN) / MNIST_STD for f in transforms]
+        info = {**info, "normalise": {"mean": [MNIST_MEAN], "std": [MNIST_STD]}}
     generator = torch.Generator().manual_seed(spec.seed + 1)
     tasks = []
     for t, transform in enumerate(transforms):

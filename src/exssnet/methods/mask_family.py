@@ -36,11 +36,10 @@ from exssnet.errors import ExssnetError
 from exssnet.methods.base import register_method
 from exssnet.methods.loops import EpochCallback, PhaseSpec, train_phase
 from exssnet.methods.supermask_methods import MaskNetSettings, SupermaskNetMethod
-from exssnet.models import build_model
 from exssnet.models.contract import find_classifier
 from exssnet.seeds import TaskStream, task_generator
 from exssnet.settings import CoreSettings, Settings, setting
-from exssnet.supermask import SupermaskNet, to_supermask
+from exssnet.supermask import SupermaskNet
 
 WSN_SCORES_FILE = "wsn_scores.safetensors"
 
@@ -79,15 +78,13 @@ class PackNetSettings(MaskNetSettings):
 
 
 class MaskFamilyMethod(SupermaskNetMethod):
-    """What wsn and packnet share beyond `SupermaskNetMethod`: the signed-constant net and one training phase helper."""
+    """What wsn and packnet share beyond `SupermaskNetMethod`: one training phase helper."""
 
     def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
         super().__init__(config, benchmark, settings)
-        dense = build_model(config.model, benchmark.input_shape, benchmark.max_classes)
-        # the engine's signed-constant start, as the other supermask methods (WSN's code keeps torch's default
-        # init; docs/wsn.md "What differs")
-        self.net: SupermaskNet = to_supermask(dense, config.density, keep_scores=config.keep_scores,
-                                              init="signed-constant", head=self.settings.head).to(self.device)
+        # the engine's signed-constant start by default, as the other supermask methods (WSN's code keeps torch's
+        # default init: `weight_init: keep`; docs/wsn.md "What differs")
+        self.net = self.new_net()
 
     def logits_fn(self, num_classes: int):
         def logits(x: Inputs) -> torch.Tensor:

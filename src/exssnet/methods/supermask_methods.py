@@ -26,7 +26,7 @@ from exssnet.models import build_model
 from exssnet.seeds import TaskStream, task_generator
 from exssnet.settings import CoreSettings, Settings, at_least_one, setting
 from exssnet.supermask import HEADS as HEAD_KINDS
-from exssnet.supermask import SupermaskNet, WeightRule, to_supermask
+from exssnet.supermask import INITS, SupermaskNet, WeightRule, to_supermask
 
 
 @dataclass
@@ -37,9 +37,15 @@ class MaskNetSettings(Settings):
                                   "each task's head is its mask over one shared classifier) or 'per-task' (each task "
                                   "its own dense head, trained with its mask and frozen after it: WSN's network)")
 
+    weight_init: str = setting("signed-constant", "shared weights of the masked layers: 'signed-constant' (the paper's "
+                                                  "+-sqrt(2/fan_in)) or 'keep' (the model as built: torch's default "
+                                                  "draw for the built-in models, WSN's start)")
+
     def check(self) -> None:
         if self.head not in HEAD_KINDS:
             raise ExssnetError(f"head must be {' or '.join(map(repr, HEAD_KINDS))}, got {self.head!r}")
+        if self.weight_init not in INITS:
+            raise ExssnetError(f"weight_init must be {' or '.join(map(repr, INITS))}, got {self.weight_init!r}")
 
 
 @dataclass
@@ -94,6 +100,13 @@ class SupermaskNetMethod(ContinualMethod):
     settings: MaskNetSettings
     resumable = True
 
+    def new_net(self) -> SupermaskNet:
+        """`config.model` wrapped as the settings say: `weight_init` (the paper's signed constants by default) and
+        `head`."""
+        dense = build_model(self.config.model, self.benchmark.input_shape, self.benchmark.max_classes)
+        return to_supermask(dense, self.config.density, keep_scores=self.config.keep_scores,
+                            init=self.settings.weight_init, head=self.settings.head).to(self.device)
+
     def logits(self, x: Inputs, task_id: int) -> torch.Tensor:
         return self.net.logits(x, self.check_task(task_id))
 
@@ -106,7 +119,8 @@ class SupermaskNetMethod(ContinualMethod):
 
     def load_checkpoint(self, directory: Path) -> None:
         self.net = load_compatible(directory, self.benchmark, model=self.config.model, density=self.config.density,
-                                   keep_scores=self.config.keep_scores, head=self.settings.head).to(self.device)
+                                   keep_scores=self.config.keep_scores, head=self.settings.head,
+                                   init=self.settings.weight_init).to(self.device)
         self.num_learned = self.net.num_tasks
 
     def summary(self) -> dict:
@@ -122,9 +136,7 @@ class SupermaskMethod(SupermaskNetMethod):
 
     def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: SupermaskSettings | None = None) -> None:
         super().__init__(config, benchmark, settings if settings is not None else SupermaskSettings())
-        dense = build_model(config.model, benchmark.input_shape, benchmark.max_classes)
-        self.net: SupermaskNet = to_supermask(dense, config.density, keep_scores=config.keep_scores,
-                                              init="signed-constant", head=self.settings.head).to(self.device)  # the paper's weights
+        self.net = self.new_net()
 
     def initial_scores(self, task_id: int, task: TaskData) -> TaskStart:
         """Where to start `task`: fresh random scores, or with `kkt` on the scores KKT picks (exssnet.kkt: an

@@ -91,6 +91,7 @@ def load_benchmark(config: RunConfig, progress: bool = False) -> Benchmark:
             inputs=inputs, progress=progress,
         ),
         image_size=config.image_size, workers=config.workers, augment=config.augment,
+        mnist_normalise=config.mnist_normalise,
     )
     if inputs == "features":
         check_model_fits(config.benchmark, config.model)

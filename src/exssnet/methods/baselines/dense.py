@@ -34,6 +34,8 @@ class BaselineSettings(Settings):
     baseline_epochs: int | None = setting(None, "epochs per task (default mask_epochs + weight_epochs)")
     baseline_lr: float = setting(0.001, "learning rate (of baseline_optimizer)")
     baseline_optimizer: str = setting("adam", "'adam' (weight decay 0) or plain 'sgd' (no momentum; WSN's EWC)")
+    baseline_head: str = setting("per-task", "'per-task' (one Linear head per task) or 'shared' (one Linear head of "
+                                 "the benchmark's largest class count for every task: GPM's single-head MLP)")
 
     def check(self) -> None:
         if self.baseline_epochs is not None and self.baseline_epochs < 0:
@@ -41,6 +43,8 @@ class BaselineSettings(Settings):
         finite_positive(self, "baseline_lr")
         if self.baseline_optimizer not in ("adam", "sgd"):
             raise ExssnetError(f"baseline_optimizer must be 'adam' or 'sgd', got {self.baseline_optimizer!r}")
+        if self.baseline_head not in ("per-task", "shared"):
+            raise ExssnetError(f"baseline_head must be 'per-task' or 'shared', got {self.baseline_head!r}")
 
 
 class DenseMethod(ContinualMethod):
@@ -61,7 +65,8 @@ class DenseMethod(ContinualMethod):
 
     def new_net(self) -> MultiHeadNet:
         dense = build_model(self.config.model, self.benchmark.input_shape, self.benchmark.max_classes)
-        return MultiHeadNet(dense).to(self.device)
+        shared = self.benchmark.max_classes if self.settings.baseline_head == "shared" else None
+        return MultiHeadNet(dense, shared_width=shared).to(self.device)
 
     # --- hooks -------------------------------------------------------------------------------------
     def task_logits(self, x: Inputs, task_id: int) -> torch.Tensor:

@@ -37,7 +37,7 @@ def diagonal_fisher(net: MultiHeadNet, task_id: int, task: TaskData, max_example
     """Diagonal Fisher of the log-likelihood w.r.t. each trunk parameter over the first `max_examples` training
     examples (0: all): sum over batches of `batch` examples of |batch| * (gradient of the batch's mean loss)^2,
     divided by the examples (`batch` 1: the mean squared per-example gradient)."""
-    params = net.trunk_parameters()
+    params = net.shared_parameters()
     fisher = {name: torch.zeros_like(p) for name, p in params.items()}
     n = len(task.train) if max_examples == 0 else min(len(task.train), max_examples)
     with evaluating(net):
@@ -127,7 +127,7 @@ class EWC(DenseMethod):
         self.fisher_tasks += 1
 
     def penalty(self) -> torch.Tensor:
-        params = self.net.trunk_parameters()
+        params = self.net.shared_parameters()
         total = next(iter(params.values())).new_zeros(())
         for fisher, anchor in self.consolidated:
             total = total + quadratic_penalty(params, fisher, anchor)
@@ -139,7 +139,7 @@ class EWC(DenseMethod):
     def after_task(self, task_id: int, task: TaskData) -> None:
         settings = self.settings
         fisher = diagonal_fisher(self.net, task_id, task, settings.ewc_fisher_examples, settings.ewc_fisher_batch)
-        self.consolidate(fisher, self.net.trunk_parameters())
+        self.consolidate(fisher, self.net.shared_parameters())
 
 
 @register_method("online-ewc", settings=OnlineEWCSettings)

@@ -1,4 +1,6 @@
-"""A dense model split into a shared trunk and one Linear head per task (task-incremental multi-head)."""
+"""A dense model split into a shared trunk and one Linear head per task (task-incremental multi-head), or one
+Linear head every task shares (GPM's single-head MLP on Permuted MNIST: each task's labels 0..C-1 on the same
+outputs)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from exssnet.data.tasks import Inputs
+from exssnet.errors import ExssnetError
 from exssnet.models.contract import find_classifier
 
 
@@ -21,20 +24,39 @@ def split_off_classifier(model: nn.Module) -> tuple[nn.Module, int]:
 
 
 class MultiHeadNet(nn.Module):
-    """`trunk(x)` gives features; head t maps them to task t's classes."""
+    """`trunk(x)` gives features; head t maps them to task t's classes.
 
-    def __init__(self, dense: nn.Module) -> None:
+    With `shared_width`, one head of that many outputs is built at once and every `add_head` appends that same
+    module: `heads[t]` is then one Linear for all tasks, predictions are the argmax over all its outputs, and the
+    head is shared like the trunk (it is in `shared_parameters`, so regularisers protect it).
+    """
+
+    def __init__(self, dense: nn.Module, shared_width: int | None = None) -> None:
         super().__init__()
         self.trunk, self.feature_dim = split_off_classifier(dense)
         self.heads = nn.ModuleList()
+        self.shared_head: nn.Linear | None = None
+        if shared_width is not None:
+            device = next(self.trunk.parameters()).device
+            self.shared_head = nn.Linear(self.feature_dim, shared_width).to(device)
 
     def add_head(self, num_classes: int) -> None:
+        """The next task's head: a new Linear of `num_classes` outputs, or the shared one."""
+        if self.shared_head is not None:
+            if num_classes > self.shared_head.out_features:
+                raise ExssnetError(f"a task has {num_classes} classes, more than the shared head's "
+                                   f"{self.shared_head.out_features} outputs")
+            self.heads.append(self.shared_head)
+            return
         device = next(self.trunk.parameters()).device
         self.heads.append(nn.Linear(self.feature_dim, num_classes).to(device))
 
-    def trunk_parameters(self) -> dict[str, nn.Parameter]:
-        """The parameters every task shares (what regularisers protect)."""
-        return {name: p for name, p in self.trunk.named_parameters()}
+    def shared_parameters(self) -> dict[str, nn.Parameter]:
+        """The parameters every task shares (what regularisers protect): the trunk's, and a shared head's."""
+        shared = {name: p for name, p in self.trunk.named_parameters()}
+        if self.shared_head is not None:
+            shared.update({f"shared_head.{name}": p for name, p in self.shared_head.named_parameters()})
+        return shared
 
     def features(self, x: Inputs) -> torch.Tensor:
         return self.trunk(*(x if isinstance(x, tuple) else (x,)))

@@ -40,7 +40,7 @@ class SI(DenseMethod):
 
     def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
         super().__init__(config, benchmark, settings)
-        params = self.net.trunk_parameters()
+        params = self.net.shared_parameters()
         self.importance: ParamDict = {name: torch.zeros_like(p) for name, p in params.items()}
         self.anchor: ParamDict = snapshot(params)
         self.path: ParamDict = {}
@@ -51,27 +51,27 @@ class SI(DenseMethod):
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
         loss = super().training_loss(x, y, task_id)
         if self.num_learned:
-            loss = loss + self.settings.si_c * quadratic_penalty(self.net.trunk_parameters(), self.importance, self.anchor)
+            loss = loss + self.settings.si_c * quadratic_penalty(self.net.shared_parameters(), self.importance, self.anchor)
         return loss
 
     def before_task(self, task_id: int, task: TaskData) -> None:
         super().before_task(task_id, task)
-        params = self.net.trunk_parameters()
+        params = self.net.shared_parameters()
         self.task_start = snapshot(params)
         self.path = {name: torch.zeros_like(p) for name, p in params.items()}
 
     def after_backward(self, task_id: int) -> None:
-        params = self.net.trunk_parameters()
+        params = self.net.shared_parameters()
         self.before_step = snapshot(params)
         self.grads = {name: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
                       for name, p in params.items()}
 
     def after_step(self, x: Inputs, y: torch.Tensor, task_id: int, step: Step) -> None:
-        for name, p in self.net.trunk_parameters().items():
+        for name, p in self.net.shared_parameters().items():
             self.path[name] -= self.grads[name] * (p.detach() - self.before_step[name])
 
     def after_task(self, task_id: int, task: TaskData) -> None:
-        params = self.net.trunk_parameters()
+        params = self.net.shared_parameters()
         for name, p in params.items():
             change = p.detach() - self.task_start[name]
             self.importance[name] += self.path[name].clamp(min=0) / (change ** 2 + self.settings.si_xi)

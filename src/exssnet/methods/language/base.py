@@ -31,6 +31,9 @@ class LanguageSettings(BaselineSettings):
     def check(self) -> None:
         super().check()
         finite_positive(self, "lm_lr", "lm_new_lr")
+        if self.baseline_head != "per-task":
+            raise ExssnetError("baseline_head 'shared' is for the dense baselines; the language methods keep one "
+                               "head per task")
 
 
 @dataclass

@@ -51,6 +51,7 @@ class EncoderNet(MultiHeadNet):
         nn.Module.__init__(self)
         self.trunk, self.feature_dim = trunk, feature_dim
         self.heads = nn.ModuleList()
+        self.shared_head = None
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
