@@ -16,6 +16,7 @@ from exssnet.cli import main  # noqa: E402
 from exssnet.errors import ExssnetError  # noqa: E402
 from exssnet.methods import build_method  # noqa: E402
 from exssnet.methods.language import LANGUAGE_METHODS  # noqa: E402
+from exssnet.methods.language.encoder_net import masked_mean  # noqa: E402
 from exssnet.run.config import RunConfig  # noqa: E402
 from exssnet.run.runner import load_benchmark, task_to_device  # noqa: E402
 
@@ -50,6 +51,27 @@ def test_token_inputs_are_ids_and_masks(files):
     method, tasks = setup(files, "ft")
     ids, mask = tasks[0].train.x
     assert ids.dtype == torch.long and mask.shape == ids.shape and method.benchmark.info["inputs"] == "tokens"
+
+
+def test_the_encoder_sees_each_batch_without_its_trailing_padding(files):
+    """A split is padded to its longest text; the pooled features of a batch are the same with and without the
+    columns no example of the batch attends to, and the encoder is only run on the attended ones."""
+    method, tasks = setup(files, "ft")
+    trunk = method.net.trunk.eval()
+    ids, mask = tasks[0].train.x
+    lengths = mask.sum(dim=1)
+    short = lengths.argsort()[:2]  # the two shortest texts: their batch is narrower than the split
+    padded = (torch.cat([ids[short], ids.new_zeros(2, 5)], dim=1), torch.cat([mask[short], mask.new_zeros(2, 5)], dim=1))
+    seen = []
+    handle = trunk.model.register_forward_pre_hook(lambda _, args, kwargs: seen.append(kwargs["input_ids"].shape[1]),
+                                                   with_kwargs=True)
+    with torch.no_grad():
+        pooled = trunk(*padded)
+    handle.remove()
+    assert seen == [int(lengths[short].max())] and seen[0] < padded[0].shape[1]
+    with torch.no_grad():
+        untrimmed = masked_mean(trunk.hidden(*padded), padded[1])
+    assert torch.allclose(pooled, untrimmed, atol=1e-5)
 
 
 def test_ft_trains_the_whole_encoder(files):

@@ -29,8 +29,16 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
+def trim_padding(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch without its trailing columns that no example attends to (a split is padded to its longest text,
+    a batch rarely is): the encoder's outputs at real tokens are the same, the work is about half on text-offline."""
+    attended = mask.any(dim=0).nonzero()
+    length = int(attended[-1]) + 1 if len(attended) else 1
+    return (ids[:, :length], mask[:, :length]) if length < ids.shape[1] else (ids, mask)
+
+
 class PooledEncoder(nn.Module):
-    """(input_ids, attention_mask) -> pooled features (B, D)."""
+    """(input_ids, attention_mask) -> pooled features (B, D), the batch's trailing padding trimmed first."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -41,6 +49,7 @@ class PooledEncoder(nn.Module):
         return self.model(input_ids=ids, attention_mask=mask).last_hidden_state
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        ids, mask = trim_padding(ids, mask)
         return masked_mean(self.hidden(ids, mask), mask)
 
 
