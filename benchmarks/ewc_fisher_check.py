@@ -7,7 +7,7 @@ plain SGD on the penalty stops being stable) and its sum:
 - per example over every training example;
 - HAT's code: batches of 20 over every training example (|batch| x squared gradient of the batch's mean loss).
 
-    PYTHONPATH=src python benchmarks/ewc_fisher_check.py [--epochs 1]
+    PYTHONPATH=src python benchmarks/ewc_fisher_check.py [--epochs 1] [--raw-pixels]
 """
 
 from __future__ import annotations
@@ -30,9 +30,12 @@ ESTIMATORS = (("per example, first 1,024", 1, 1024), ("per example, all", 1, 0),
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--raw-pixels", action="store_true", help="pixels in [0, 1], as the preset before it took WSN's inputs")
     args = parser.parse_args()
     torch.set_num_threads(1)
     values = {**load_yaml(PRESET), "num_tasks": 1, "baseline_epochs": args.epochs, "threads": 1}
+    if args.raw_pixels:
+        values["mnist_normalise"] = False
     config = RunConfig.from_dict(values)
     benchmark = load_benchmark(config)
     torch.manual_seed(config.seed)
