@@ -270,6 +270,20 @@ def test_shared_head_is_one_module_every_task_trains_and_regularisers_protect():
     assert "shared_head.weight" not in method_for("ewc").net.shared_parameters()
 
 
+@pytest.mark.parametrize("method", ["joint", "der", "lwf", "si"])
+def test_methods_that_read_heads_themselves_run_with_a_shared_head(method):
+    """Joint's mixed batches, DER's stored logits, LwF's teacher copy and SI's importance all see the one head."""
+    config = RunConfig.from_dict(own_keys(method, dict(method=method, **TINY, baseline_head="shared")))
+    results = run_experiment(config, progress=False)
+    assert_accuracy_matrix(results, 3)
+    assert results["avg_acc"] > 50.0
+    method_object = build_method(config, load_benchmark(config))
+    method_object.learn_task(0, method_object.benchmark.tasks[0], progress=False, on_epoch=None)
+    if method == "lwf":
+        method_object.before_task(1, method_object.benchmark.tasks[1])
+        assert method_object.teacher.heads[0] is method_object.teacher.shared_head
+
+
 def test_shared_head_refuses_a_task_wider_than_it():
     net = MultiHeadNet(torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2)), shared_width=3)
     net.add_head(2)
