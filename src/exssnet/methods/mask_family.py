@@ -80,12 +80,6 @@ class PackNetSettings(MaskNetSettings):
 class MaskFamilyMethod(SupermaskNetMethod):
     """What wsn and packnet share beyond `SupermaskNetMethod`: one training phase helper."""
 
-    def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
-        super().__init__(config, benchmark, settings)
-        # the engine's signed-constant start by default, as the other supermask methods (WSN's code keeps torch's
-        # default init: `weight_init: keep`; docs/wsn.md "What differs")
-        self.net = self.new_net()
-
     def logits_fn(self, num_classes: int):
         def logits(x: Inputs) -> torch.Tensor:
             return self.net(*(x if isinstance(x, tuple) else (x,)))[:, :num_classes]

@@ -93,16 +93,20 @@ class TaskStart:
 
 
 class SupermaskNetMethod(ContinualMethod):
-    """What every method over one `SupermaskNet` shares: task-given logits, eval mode, checkpoints of the finished
-    tasks and their sparse overlap."""
+    """What every method over one `SupermaskNet` shares: the wrapped net, task-given logits, eval mode, checkpoints
+    of the finished tasks and their sparse overlap."""
 
     net: SupermaskNet
     settings: MaskNetSettings
     resumable = True
 
+    def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
+        super().__init__(config, benchmark, settings)
+        self.net = self.new_net()
+
     def new_net(self) -> SupermaskNet:
-        """`config.model` wrapped as the settings say: `weight_init` (the paper's signed constants by default) and
-        `head`."""
+        """`config.model` wrapped as the settings say: `weight_init` (the paper's signed constants by default; WSN's
+        code keeps torch's draw, `keep`) and `head`."""
         dense = build_model(self.config.model, self.benchmark.input_shape, self.benchmark.max_classes)
         return to_supermask(dense, self.config.density, keep_scores=self.config.keep_scores,
                             init=self.settings.weight_init, head=self.settings.head).to(self.device)
@@ -136,7 +140,6 @@ class SupermaskMethod(SupermaskNetMethod):
 
     def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: SupermaskSettings | None = None) -> None:
         super().__init__(config, benchmark, settings if settings is not None else SupermaskSettings())
-        self.net = self.new_net()
 
     def initial_scores(self, task_id: int, task: TaskData) -> TaskStart:
         """Where to start `task`: fresh random scores, or with `kkt` on the scores KKT picks (exssnet.kkt: an
