@@ -6,7 +6,9 @@ SupSup 4 mask epochs; SSNeT / ExSSNeT 2 mask + 2 weight epochs (configs/table1-t
 recipe); every other row 4 `baseline_epochs`. Language methods fine-tune the encoder on raw text; the mask
 methods and the dense er / der / joint / individual train a Kim CNN over the frozen encoder's cached features.
 Each finished run appends ONE JSON line to OUT (default benchmarks/results/language_full.jsonl); a row that
-OUT already holds (row, encoder, seed) is skipped, so the grid continues where it stopped. One thread per run.
+OUT already holds (row, encoder, seed) is skipped, so the grid continues where it stopped. A run writes a
+checkpoint after every task, and a run that was cut short continues from its last finished task (`--resume`):
+an mpnet-base language row (hours on one thread) finishes over several sittings. One thread per run.
 Replaying rows replay 8 examples per step (= the batch); MbPA++ adapts 2 steps per chunk of 64 test texts.
 
     PYTHONPATH=src python benchmarks/language_full.py                # run the grid (most informative rows first)
@@ -25,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from cut_short import finished_tasks, total_seconds
 from table_format import mean_std, read_jsonl, replace_block
 
 from exssnet.run.config import methods_reading
@@ -80,7 +83,8 @@ def command(row: str, encoder: str, seed: int, out: Path) -> list[str]:
     common = COMMON if ROWS[row][1] in methods_reading("replay_batch_size") else []  # a run refuses a setting it does not read
     return ["exssnet", "run", "--config", CONFIG, *ROWS[row], *common, "--encoder", encoder, "--seed", str(seed),
             "--max-length", str(MAX_LENGTH), "--text-max-train", str(PER_CLASS[0]), "--text-max-test", str(PER_CLASS[1]),
-            "--threads", "1", "--no-checkpoints", "--no-log-csv", "--quiet", "--overwrite", "--out", str(out)]
+            "--threads", "1", "--no-log-csv", "--quiet", "--overwrite", "--out", str(out)]
+
 
 
 def run_folder(runs: Path, encoder: str, name: str, seed: int) -> Path:
@@ -101,14 +105,18 @@ def run_exssnet(argv: list[str], folder: Path) -> tuple[dict | None, float, str]
     return json.loads((ROOT / folder / "results.json").read_text()), wall, ""
 
 
-def row_of(row: str, encoder: str, seed: int, results: dict, wall_s: float, argv: list[str]) -> dict:
+def row_of(row: str, encoder: str, seed: int, results: dict, wall_s: float, argv: list[str], resumed_at: int) -> dict:
+    """The JSON line of a finished run. A run resumed at task k counts, in wall_s, this sitting's wall time plus the
+    training time of tasks 0..k-1 (their evaluation time is not recorded)."""
     matrix = results["acc_matrix"]
+    wall_s = total_seconds(results, wall_s, resumed_at)
     return {"row": row, "method": results["method"], "seed": seed, "encoder": encoder,
             "text_max_train": results["config"]["text_max_train"], "text_max_test": results["config"]["text_max_test"],
             "max_length": results["config"]["max_length"], "epochs_per_task": EPOCHS,
             "avg_acc": results["avg_acc"], "forgetting": results["forgetting"],
             "final_acc": dict(zip(results["task_names"], matrix[-1])), "wall_s": round(wall_s, 1),
-            "warnings": results.get("warnings", []), "command": shlex.join(argv)}
+            "warnings": results.get("warnings", []), "command": shlex.join(argv),
+            **({"resumed_at_task": resumed_at} if resumed_at else {})}
 
 
 def run_grid(args: argparse.Namespace) -> None:
@@ -119,11 +127,18 @@ def run_grid(args: argparse.Namespace) -> None:
             continue
         folder = run_folder(args.runs, encoder, row, seed)
         argv = command(row, encoder, seed, folder)
-        results, wall, error = run_exssnet(argv, folder)
+        resumed_at = finished_tasks(ROOT / folder)
+        run_argv = ["exssnet", "run", "--out", str(folder), "--resume", "--quiet"] if resumed_at else argv
+        if resumed_at:
+            print(f"{row} {encoder} seed {seed}: resuming after {resumed_at} finished task(s)", flush=True)
+        results, wall, error = run_exssnet(run_argv, folder)
+        if results is None and resumed_at:  # e.g. the row's settings changed since: start it again
+            print(f"{row} {encoder} seed {seed}: cannot resume ({error}); starting again", flush=True)
+            resumed_at, (results, wall, error) = 0, run_exssnet(argv, folder)
         if results is None:
             print(f"{row} {encoder} seed {seed}: FAILED ({wall:.0f}s): {error}", flush=True)
             continue
-        line = row_of(row, encoder, seed, results, wall, argv)
+        line = row_of(row, encoder, seed, results, wall, argv, resumed_at)
         with open(args.out, "a") as handle:
             handle.write(json.dumps(line) + "\n")
         print(f"{row} {encoder} seed {seed}: avg acc {line['avg_acc']:.2f}, forgetting {line['forgetting']:.2f} "

@@ -5,7 +5,8 @@ the accuracy matrix's diagonal (WSN's printed number), forgetting, capacity, bit
 exssnet version, the preset's settings); a (preset, seed) already there with the preset's current settings is
 skipped, so the grid can be stopped and started again, and a preset whose settings changed runs again (the table
 shows the rows of each preset's current settings, and rows of earlier settings apart, with what differed). Runs go
-one at a time, seed by seed, with `--threads` torch threads; their folders go under --out (results.json each).
+one at a time, seed by seed, with `--threads` torch threads; their folders go under --out (results.json each), with a
+checkpoint after every task: a run cut short goes on from its last finished task when the grid starts again.
 Then the table: ours (mean +- sample std over the seeds found) beside WSN's published mean +- std.
 
     PYTHONPATH=src python benchmarks/wsn_pmnist.py [--presets naive supsup ...] [--seeds 0 1 2 3 4] [--threads 1]
@@ -21,6 +22,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from cut_short import finished_tasks, total_seconds
 from table_format import mean_std, read_jsonl, replace_block
 
 from exssnet import __version__
@@ -104,10 +106,17 @@ def run_one(name: str, seed: int, threads: int, out: Path, short: dict | None) -
         values = shortened(values, short.get("num_tasks"), short.get("epochs"))
     config = RunConfig.from_dict({**values, "seed": seed, "threads": threads, "log_csv": False})
     folder = out / name / (f"seed{seed}" + ("-short" if short else ""))
-    results = run_experiment(config, out=folder, progress=False, checkpoints=False, overwrite=True)
+    resumed_at = finished_tasks(folder)  # a run cut short (the session ended) goes on from its last finished task
+    try:
+        results = run_experiment(config, out=folder, progress=False, resume=bool(resumed_at), overwrite=not resumed_at)
+    except ExssnetError as exc:
+        if not resumed_at:
+            raise
+        print(f"{name} seed {seed}: cannot resume ({exc}); starting again", flush=True)
+        resumed_at, results = 0, run_experiment(config, out=folder, progress=False, overwrite=True)
     return {"preset": name, "seed": seed, "avg_acc": results["avg_acc"], "diagonal_acc": diagonal_mean(results["acc_matrix"]),
             "forgetting": results["forgetting"], "capacity": results.get("capacity"),
-            "bits_per_param_per_task": results.get("bits_per_param_per_task"), "seconds": results["total_time_s"],
+            "bits_per_param_per_task": results.get("bits_per_param_per_task"), "seconds": total_seconds(results, results["total_time_s"], resumed_at),
             "tasks": len(results["acc_matrix"]), "short": short, "exssnet": __version__,
             "settings": preset_settings(name)}
 

@@ -36,6 +36,21 @@ def assert_accuracy_matrix(results: dict, num_tasks: int) -> None:
     assert abs(results["avg_acc"] - sum(matrix[-1]) / num_tasks) < 1e-9
 
 
+def crash_then_resume(config: RunConfig, out: Path, at: int = 1) -> dict:
+    """Run `config` into `out` until a crash at the end of task `at` (before its checkpoint), then resume it."""
+    from exssnet.run.hooks import RunHook
+    from exssnet.run.runner import run_experiment
+
+    class Crash(RunHook):
+        def on_task_end(self, task, method, acc_row, record):
+            if task == at:
+                raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_experiment(config, out=out, progress=False, hooks=[Crash()])
+    return run_experiment(config, out=out, progress=False, resume=True)
+
+
 def one_error_line(args: list[str], capsys) -> str:
     """Run the CLI on `args`: exit code 2 and exactly one `exssnet: error:` line, no traceback; returns stderr."""
     code = main(args)

@@ -6,17 +6,19 @@ import json
 
 import pytest
 import torch
-from conftest import assert_accuracy_matrix, own_keys
+from conftest import assert_accuracy_matrix, crash_then_resume, own_keys
 
 from exssnet.cli import main
 from exssnet.errors import ExssnetError
 from exssnet.methods import build_method, method_names
-from exssnet.methods.base import method_text_inputs
+from exssnet.methods.base import METHODS, method_text_inputs
 from exssnet.methods.baselines.agem import project_gradient
+from exssnet.methods.baselines.dense import DenseMethod
 from exssnet.methods.baselines.lwf import distillation_loss
 from exssnet.methods.baselines.multihead import MultiHeadNet
 from exssnet.methods.baselines.replay_buffer import ReservoirBuffer
 from exssnet.run.config import RunConfig, methods_reading
+from exssnet.run.resume import comparable
 from exssnet.run.runner import load_benchmark, run_experiment
 
 TINY = dict(benchmark="split-digits", num_tasks=3, baseline_epochs=1, mask_epochs=1, weight_epochs=1, batch_size=64, seed=0)
@@ -234,17 +236,43 @@ def test_baseline_epochs_default_matches_supermask_budget():
     assert method_for("naive", mask_epochs=3, weight_epochs=4, baseline_epochs=2).epochs_per_task == 2
 
 
-def test_cli_run_with_out_writes_results_and_no_checkpoint_then_refuses_resume(tmp_path, capsys):
+DENSE_METHODS = [m for m in VISION_METHODS if issubclass(METHODS.get(m).factory, DenseMethod)]
+
+
+@pytest.mark.parametrize("method", DENSE_METHODS)
+def test_a_crashed_dense_run_resumes_to_the_uninterrupted_result(tiny_runs, method, tmp_path):
+    config = RunConfig.from_dict(own_keys(method, dict(method=method, **{**TINY, **SLOWER.get(method, {})})))
+    assert comparable(crash_then_resume(config, tmp_path)) == comparable(tiny_runs[method])
+
+
+def test_cli_run_with_out_writes_a_method_state_checkpoint_and_resumes_from_it(tmp_path, capsys):
     flags = ["run", "--benchmark", "split-digits", "--num-tasks", "2", "--baseline-epochs", "1", "--quiet",
              "--method", "er", "--buffer-size", "40", "--out", str(tmp_path)]
     assert main(flags) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["config"]["buffer_size"] == 40 and len(results["acc_matrix"]) == 2
-    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "run_state.json").exists()
+    folder = tmp_path / "checkpoints" / "task-001"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["format"] == "exssnet-method-state" and config["method"] == "er"
+    assert config["values"]["num_learned"] == 2 and config["values"]["buffer"]["size"] == 40
+    assert {"config.json", "state.safetensors"} <= {p.name for p in folder.iterdir()}
+    assert all(p.suffix in (".json", ".safetensors") for p in folder.iterdir())  # nothing that runs code on load
     capsys.readouterr()
-    for resume in (["run", "--out", str(tmp_path), "--resume"], [*flags, "--resume"]):
-        assert main(resume) == 2
-        assert "--resume is not supported for method 'er'" in capsys.readouterr().err
+    assert main(["run", "--out", str(tmp_path), "--resume"]) == 2
+    assert "is already complete" in capsys.readouterr().err
+    method = method_for("ewc")
+    with pytest.raises(ExssnetError, match="holds the state of method 'er', not 'ewc'"):
+        method.load_checkpoint(folder)
+    assert main(["evaluate", str(folder), "--benchmark", "split-digits"]) == 2
+    assert "the resume state of a 'er' run, not a supermask model" in capsys.readouterr().err
+
+
+def test_a_damaged_method_state_is_refused_with_a_clear_error(tmp_path):
+    method = method_for("er", buffer_size=40)
+    method.save_checkpoint(tmp_path / "ckpt", {})
+    (tmp_path / "ckpt" / "state.safetensors").write_bytes(b"not a tensor file")
+    with pytest.raises(ExssnetError, match="state.safetensors is corrupted or truncated"):
+        method_for("er", buffer_size=40).load_checkpoint(tmp_path / "ckpt")
 
 
 def test_shared_head_is_one_module_every_task_trains_and_regularisers_protect():

@@ -9,7 +9,7 @@ import torch
 
 pytest.importorskip("transformers")
 
-from conftest import assert_accuracy_matrix, own_flags, own_keys  # noqa: E402
+from conftest import assert_accuracy_matrix, crash_then_resume, own_flags, own_keys  # noqa: E402
 from text_fixtures import write_offline_sources, write_tiny_bert, write_tiny_causal_lm  # noqa: E402
 
 from exssnet.cli import main  # noqa: E402
@@ -18,7 +18,8 @@ from exssnet.methods import build_method  # noqa: E402
 from exssnet.methods.language import LANGUAGE_METHODS  # noqa: E402
 from exssnet.methods.language.encoder_net import masked_mean  # noqa: E402
 from exssnet.run.config import RunConfig  # noqa: E402
-from exssnet.run.runner import load_benchmark, task_to_device  # noqa: E402
+from exssnet.run.resume import comparable  # noqa: E402
+from exssnet.run.runner import load_benchmark, run_experiment, task_to_device  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +29,18 @@ def files(tmp_path_factory):
             "lm": write_tiny_causal_lm(root / "lm")}
 
 
-def setup(files, method: str, **overrides):
-    """(method, tasks on the CPU) for a 3-task offline stream with 4 training examples per class."""
+def tiny_config(files, method: str, **overrides) -> RunConfig:
+    """A 3-task offline stream with 4 training examples per class, on the tiny BERT."""
     values = dict(benchmark="text-offline", method=method, data_dir=str(files["data"]), encoder=str(files["bert"]),
                   text_max_train=4, text_max_test=2, num_tasks=3, baseline_epochs=2, batch_size=4, max_length=16,
                   prompt_tokens=4, adapter_size=8, buffer_size=8, replay_batch_size=4, lm_lr=1e-3, seed=0,
-                  lamol_lm=str(files["lm"]))
-    config = RunConfig.from_dict(own_keys(method, {**values, **overrides}))
+                  lamol_lm=str(files["lm"]), threads=1)
+    return RunConfig.from_dict(own_keys(method, {**values, **overrides}))
+
+
+def setup(files, method: str, **overrides):
+    """(method, tasks on the CPU) for `tiny_config`'s stream."""
+    config = tiny_config(files, method, **overrides)
     benchmark = load_benchmark(config)
     return build_method(config, benchmark), [task_to_device(t, torch.device("cpu")) for t in benchmark.tasks]
 
@@ -210,6 +216,14 @@ def test_every_language_method_runs_from_the_cli(files, tmp_path, method):
     assert_accuracy_matrix(results, 3)
     if method in ("multiadaptbert", "prompt-tuning"):
         assert results["forgetting"] == 0.0
+
+
+@pytest.mark.parametrize("method", LANGUAGE_METHODS)
+def test_a_crashed_language_run_resumes_to_the_uninterrupted_result(files, tmp_path, method):
+    """Encoder, heads, adapters, prompts, buffers, the LM and every random stream come back from the checkpoint."""
+    # a buffer smaller than a task (its reservoir draws start in task 0), MbPA++'s replay every third step
+    config = tiny_config(files, method, baseline_epochs=1, buffer_size=4, mbpa_replay_every=3)
+    assert comparable(crash_then_resume(config, tmp_path)) == comparable(run_experiment(config, progress=False))
 
 
 def test_language_method_on_a_vision_benchmark_is_refused(capsys):

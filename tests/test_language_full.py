@@ -59,6 +59,32 @@ def test_finished_rows_are_skipped_and_each_run_appends_one_line(grid_module, tm
     assert len(calls) == 7  # everything is in the file now: nothing runs again
 
 
+def test_a_run_cut_short_is_resumed_and_its_earlier_tasks_time_counted(grid_module, tmp_path, monkeypatch):
+    folder = grid_module.run_folder(Path("runs"), "minilm", "ft", 0)
+    (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / folder / "run_state.json").write_text(json.dumps({"acc_rows": [[80.0]]}))  # task 0 finished
+    calls = []
+
+    def fake_run(argv, cwd, **kwargs):
+        calls.append(argv)
+        config = {"text_max_train": 200, "text_max_test": 100, "max_length": 128}
+        written = Path(cwd) / argv[argv.index("--out") + 1]
+        written.mkdir(parents=True, exist_ok=True)
+        (written / "results.json").write_text(json.dumps({
+            "method": "ft", "acc_matrix": [[80.0, None], [70.0, 90.0]], "task_names": ["a", "b"], "avg_acc": 80.0,
+            "forgetting": 10.0, "config": config, "task_time_s": [1000.0, 5.0]}))
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(grid_module, "ROOT", tmp_path)
+    monkeypatch.setattr(grid_module.subprocess, "run", fake_run)
+    out = tmp_path / "rows.jsonl"
+    grid_module.run_grid(type("Args", (), {"out": out, "runs": Path("runs"), "encoders": ["minilm"], "rows": ["ft"]}))
+    assert calls[0][1:] == ["run", "--out", str(folder), "--resume", "--quiet"]
+    assert all("--resume" not in argv for argv in calls[1:])  # seeds 1 and 2 start afresh
+    row = json.loads(out.read_text().splitlines()[0])
+    assert row["resumed_at_task"] == 1 and row["wall_s"] >= 1000.0 and "--method ft" in row["command"]
+
+
 def test_docs_block_is_rewritten_from_the_rows(grid_module, tmp_path):
     doc = tmp_path / "doc.md"
     doc.write_text("intro\n<!-- language_full:begin -->\nold\n<!-- language_full:end -->\noutro\n")

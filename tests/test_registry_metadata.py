@@ -8,6 +8,8 @@ from exssnet.errors import ExssnetError
 from exssnet.methods import method_supports_resume
 from exssnet.models.contract import find_classifier
 from exssnet.models.registry import MODELS, build_model, register_model
+from exssnet.run.config import RunConfig
+from exssnet.run.resume import prepare_resume
 from exssnet.run.runner import check_model_fits
 
 
@@ -52,6 +54,9 @@ def test_input_kinds_must_match(capsys):
 
 
 def test_resume_support_is_read_from_the_registration(tmp_path, capsys):
-    assert method_supports_resume("exssnet") and not method_supports_resume("ewc")
+    assert method_supports_resume("exssnet") and method_supports_resume("ewc")
+    assert method_supports_resume("exssnet", world_size=2) and not method_supports_resume("ewc", world_size=2)
     assert main(["run", "--method", "ewc", "--resume", "--out", str(tmp_path), "--quiet"]) == 2
-    assert "--resume is not supported for method 'ewc'" in capsys.readouterr().err
+    assert "nothing to resume in" in capsys.readouterr().err
+    with pytest.raises(ExssnetError, match="'ewc' with 2 processes: its state differs between processes"):
+        prepare_resume(tmp_path, RunConfig(method="ewc"), resume=True, overwrite=False, resumable=False, world_size=2)

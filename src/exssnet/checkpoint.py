@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 CONFIG_FILE = "config.json"
 TENSORS_FILE = "model.safetensors"
 FORMAT = "exssnet-supermask"
+METHOD_STATE_FORMAT = "exssnet-method-state"  # a baseline run's resume state (exssnet.methods.method_state)
 FORMAT_VERSION = 2  # 2: Golomb-coded masks (version 1, bit-packed masks before 1.0, is no longer read)
 READABLE_VERSIONS = (2,)
 BN_STATS = ("running_mean", "running_var", "num_batches_tracked")
@@ -224,6 +225,9 @@ def read_config(directory: str | Path) -> dict[str, Any]:
         raise ExssnetError(f"{directory} is not an exssnet checkpoint: {CONFIG_FILE} is missing") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ExssnetError(f"checkpoint config {path} is corrupted: {exc}") from None
+    if isinstance(config, dict) and config.get("format") == METHOD_STATE_FORMAT:
+        raise ExssnetError(f"{directory} is the resume state of a {config.get('method')!r} run, not a supermask model: "
+                           "it only continues that run (exssnet run --out RUN_DIR --resume)")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ExssnetError(f"{path} is not an exssnet checkpoint config (format must be {FORMAT!r})")
     if config.get("format_version") not in READABLE_VERSIONS:

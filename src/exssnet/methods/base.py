@@ -48,6 +48,9 @@ class ContinualMethod(ABC):
         return {}
 
     resumable: bool = False  # True when save_checkpoint/load_checkpoint are implemented (read by register_method)
+    # False: its state differs between data-parallel processes (a replay buffer fills from each one's shard), so
+    # only a one-process run of it writes checkpoints
+    resumable_data_parallel: bool = True
 
     def save_checkpoint(self, directory: Path, metadata: dict) -> None:
         """Write everything needed to continue after the learned tasks into the new folder `directory`."""
@@ -114,9 +117,11 @@ def settings_classes() -> dict[type[Settings], list[str]]:
     return classes
 
 
-def method_supports_resume(name: str) -> bool:
-    """The one place that decides whether a method writes checkpoints (so --resume can continue it)."""
-    return METHODS.get(name).resumable
+def method_supports_resume(name: str, world_size: int = 1) -> bool:
+    """The one place that decides whether a method's run of `world_size` processes writes checkpoints (so
+    --resume can continue it)."""
+    entry = METHODS.get(name)
+    return entry.resumable and (world_size == 1 or bool(getattr(entry.factory, "resumable_data_parallel", True)))
 
 
 def method_text_inputs(name: str) -> str:

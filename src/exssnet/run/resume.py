@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from exssnet.errors import ExssnetError
 from exssnet.methods import method_supports_resume
+from exssnet.methods.method_state import STATE_FORMAT
 from exssnet.run.config import Purpose, RunConfig, config_diff
 from exssnet.run.files import (
     CHECKPOINTS_DIR,
@@ -127,15 +128,19 @@ def method_of_finished_run(out: Path) -> str | None:
     return method if isinstance(method, str) else None
 
 
-def not_resumable(method: str) -> ExssnetError:
-    """The error for --resume with a method that writes no checkpoints (the dense baselines)."""
-    return ExssnetError(f"--resume is not supported for method {method!r}: it writes no checkpoints "
-                        "(its runs are short); run it again without --resume")
+def not_resumable(method: str, world_size: int = 1) -> ExssnetError:
+    """The error for --resume with a method that writes no checkpoints (in a run of `world_size` processes)."""
+    if world_size > 1 and method_supports_resume(method):
+        return ExssnetError(f"--resume is not supported for method {method!r} with {world_size} processes: its state "
+                            "differs between processes, so a data-parallel run writes no checkpoints; run it again "
+                            "without --resume (or in one process)")
+    return ExssnetError(f"--resume is not supported for method {method!r}: it writes no checkpoints; run it again "
+                        "without --resume")
 
 
-def is_resumable(method: str) -> bool:
-    """Whether runs of `method` write checkpoints and can be resumed (asked once per run)."""
-    return method_supports_resume(method)
+def is_resumable(method: str, world_size: int = 1) -> bool:
+    """Whether a run of `method` in `world_size` processes writes checkpoints and can be resumed (asked once per run)."""
+    return method_supports_resume(method, world_size)
 
 
 def prepare_resume(out: Path | None, config: RunConfig, resume: bool, overwrite: bool, resumable: bool,
@@ -150,7 +155,7 @@ def prepare_resume(out: Path | None, config: RunConfig, resume: bool, overwrite:
             raise ExssnetError("--resume needs the --out folder of the run to continue")
         return None
     if resume and not resumable:
-        raise not_resumable(config.method)
+        raise not_resumable(config.method, world_size)
     if not resume:
         if (out / RUN_STATE_FILE).exists() and not (out / RESULTS_FILE).exists() and not overwrite:
             raise ExssnetError(f"{out} holds an unfinished run; continue it with --resume, "
@@ -272,11 +277,11 @@ class CheckpointHook(RunHook):
 
 
 def is_checkpoint_folder(path: Path) -> bool:
-    """True for a folder an exssnet run wrote as a checkpoint (its config.json names the format)."""
+    """True for a folder an exssnet run wrote as a checkpoint (its config.json names one of the two formats)."""
     from exssnet.checkpoint import CONFIG_FILE, FORMAT
 
     try:
-        return json.loads((path / CONFIG_FILE).read_text()).get("format") == FORMAT
+        return json.loads((path / CONFIG_FILE).read_text()).get("format") in (FORMAT, STATE_FORMAT)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
         return False
 

@@ -227,7 +227,7 @@ def run_experiment(
     evaluation are hooks (exssnet.run.hooks); `hooks` adds the caller's own.
     """
     config.settings_of().check_run()  # what the method cannot run without, before any file or data is touched
-    resumable = is_resumable(config.method)  # decided once per run: the dense baselines write no checkpoints
+    resumable = is_resumable(config.method, distributed.world_size())  # decided once per run
     checkpoints = checkpoints and resumable
     state = prepare_resume(out, config, resume, overwrite, resumable, distributed.world_size())
     main = distributed.is_main()  # data parallel (torchrun): only rank 0 writes files, logs and prints

@@ -16,6 +16,7 @@ from exssnet.data.tasks import Benchmark, TaskData
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import DenseMethod
 from exssnet.methods.baselines.replay_buffer import BufferSettings, ReservoirBuffer
+from exssnet.methods.method_state import MethodState
 from exssnet.seeds import BufferStream, buffer_seed
 from exssnet.settings import CoreSettings, Settings, at_least_one, setting
 
@@ -79,6 +80,17 @@ class AGEM(DenseMethod):
     def after_task(self, task_id: int, task: TaskData) -> None:
         for x, y in task.train.batches(OFFER_BATCH):
             self.buffer.add(x, y, torch.full_like(y, task_id, dtype=torch.long))
+
+    def resume_state(self) -> MethodState:
+        state = super().resume_state()
+        self.buffer.put_state(state, "buffer")
+        state.values["agem_projected_steps"] = self.projections
+        return state
+
+    def load_resume_state(self, state: MethodState) -> None:
+        super().load_resume_state(state)
+        self.buffer.load_state(state, "buffer", self.device)
+        self.projections = state.value("agem_projected_steps", int)
 
     def summary(self) -> dict:
         return {"agem_projected_steps": self.projections,

@@ -26,6 +26,7 @@ from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
 from exssnet.methods.loops import Step
+from exssnet.methods.method_state import MethodState
 from exssnet.settings import CoreSettings, Settings, loss_weight, setting
 
 
@@ -67,13 +68,16 @@ class CGate(DenseMethod):
             if isinstance(module, (GatedLayer, PerTaskBatchNorm)):
                 module.task = task_id
 
-    def before_task(self, task_id: int, task: TaskData) -> None:
-        super().before_task(task_id, task)
+    def grow(self, task_id: int) -> None:
+        super().grow(task_id)
         for module in self.net.trunk.modules():
             if isinstance(module, GatedLayer):
                 module.add_task()
             elif isinstance(module, PerTaskBatchNorm):
                 module.add_task(self.device)
+
+    def before_task(self, task_id: int, task: TaskData) -> None:
+        super().before_task(task_id, task)
         self.anchors = {layer: {name: p.detach().clone() for name, p in layer.layer.named_parameters()}
                         for layer in self.gated()}
 
@@ -114,6 +118,20 @@ class CGate(DenseMethod):
         for layer in layers:
             layer.finish_task(layer.firing_probability() > self.settings.cgate_relevance)
         self.channels_used.append([int(layer.relevant[-1].sum()) for layer in layers])
+
+    def resume_state(self) -> MethodState:
+        state = super().resume_state()
+        for i, layer in enumerate(self.gated()):
+            state.put(f"cgate.relevant.{i}", {str(t): relevant for t, relevant in enumerate(layer.relevant)})
+        state.values["cgate_channels_used"] = self.channels_used
+        return state
+
+    def load_resume_state(self, state: MethodState) -> None:
+        super().load_resume_state(state)
+        for i, layer in enumerate(self.gated()):
+            relevant = state.under(f"cgate.relevant.{i}", self.device)
+            layer.relevant = [relevant[str(t)] for t in range(len(relevant))]
+        self.channels_used = state.value("cgate_channels_used", list)
 
     def summary(self) -> dict:
         layers = self.gated()

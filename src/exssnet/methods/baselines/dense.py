@@ -6,12 +6,18 @@ A method module only overrides the hooks it needs:
                                   batch's logits returns them there, as DER does);
 - `after_backward(task_id)`       change gradients before the optimizer step (A-GEM projection);
 - `after_step(x, y, task_id, step)` bookkeeping after a step (SI path integral, replay buffer insertion);
-- `before_task` / `after_task`    set up / consolidate (EWC Fisher, LwF teacher, ...).
+- `before_task` / `after_task`    set up / consolidate (EWC Fisher, LwF teacher, ...);
+- `grow(task_id)`                 the modules and bookkeeping a task adds before training (its head, adapters):
+                                  `before_task` calls it, and a resumed run calls it for every finished task
+                                  before it loads the checkpoint;
+- `resume_state` / `load_resume_state`  what else a resumed run needs (buffers, Fisher, ...): a method that keeps
+                                  state outside `self.net` adds it to `super().resume_state()`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +28,7 @@ from exssnet.errors import ExssnetError
 from exssnet.methods.base import ContinualMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
 from exssnet.methods.loops import EpochCallback, PhaseHistory, PhaseSpec, Step, StepHooks, accuracy, train_phase
+from exssnet.methods.method_state import MethodState, load_method_state, save_method_state
 from exssnet.models import build_model
 from exssnet.seeds import TaskStream, task_generator
 from exssnet.settings import CoreSettings, Settings, finite_positive, setting
@@ -50,8 +57,11 @@ class BaselineSettings(Settings):
 class DenseMethod(ContinualMethod):
     """A dense model of `config.model` with one head per task, trained task after task with Adam.
 
-    It writes no checkpoints (`resumable` keeps ContinualMethod's False), so --resume is refused with a clear error.
+    After every task it writes a method-state checkpoint (exssnet.methods.method_state), so --resume continues it.
     """
+
+    resumable = True
+    resumable_data_parallel = False  # e.g. replay buffers fill from each process's shard
 
     def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
         super().__init__(config, benchmark, settings)
@@ -101,8 +111,13 @@ class DenseMethod(ContinualMethod):
     def after_step(self, x: Inputs, y: torch.Tensor, task_id: int, step: Step) -> None:
         pass
 
+    def grow(self, task_id: int) -> None:
+        """What task `task_id` adds before it trains (default: its head). A resumed run calls it for every
+        finished task, in order, before `load_resume_state`, so the model has the checkpoint's modules again."""
+        self.net.add_head(self.benchmark.tasks[task_id].num_classes)
+
     def before_task(self, task_id: int, task: TaskData) -> None:
-        self.net.add_head(task.num_classes)
+        self.grow(task_id)
 
     def after_task(self, task_id: int, task: TaskData) -> None:
         pass
@@ -133,6 +148,30 @@ class DenseMethod(ContinualMethod):
 
     def logits(self, x: Inputs, task_id: int) -> torch.Tensor:
         return self.task_logits(x, self.check_task(task_id))
+
+    # --- checkpoints (--resume) ----------------------------------------------------------------------
+    def resume_state(self) -> MethodState:
+        """Everything a resumed run needs after the learned tasks (default: the model)."""
+        state = MethodState(values={"num_learned": self.num_learned})
+        state.put("net", self.net.state_dict())
+        return state
+
+    def load_resume_state(self, state: MethodState) -> None:
+        """Take back what `resume_state` kept (the finished tasks' modules exist again: `grow` ran for each)."""
+        state.load_module("net", self.net)
+
+    def save_checkpoint(self, directory: Path, metadata: dict) -> None:
+        save_method_state(directory, self.config.method, self.resume_state(), metadata)
+
+    def load_checkpoint(self, directory: Path) -> None:
+        state = load_method_state(directory, self.config.method)
+        learned = state.value("num_learned", int)
+        if not 0 <= learned <= len(self.benchmark.tasks):
+            raise ExssnetError(f"{directory} holds {learned} learned task(s), the benchmark has {len(self.benchmark.tasks)}")
+        for task_id in range(learned):
+            self.grow(task_id)
+        self.load_resume_state(state)
+        self.num_learned = learned
 
     def eval_mode(self) -> None:
         self.net.eval()

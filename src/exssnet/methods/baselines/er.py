@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 import torch
 
-from exssnet.data.tasks import Benchmark, Inputs, TaskData, concat_inputs
+from exssnet.data.tasks import Benchmark, Inputs, concat_inputs
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import DenseMethod
 from exssnet.methods.baselines.replay_buffer import BufferSettings, ReservoirBuffer
 from exssnet.methods.loops import Step
+from exssnet.methods.method_state import MethodState
 from exssnet.seeds import BufferStream, buffer_seed
 from exssnet.settings import CoreSettings, Settings, at_least_one, setting
 
@@ -38,9 +39,18 @@ class ReplayMethod(DenseMethod):
         self.buffer = ReservoirBuffer(self.settings.buffer_size, seed=buffer_seed(config.seed, BufferStream.ER))
         self.class_counts: list[int] = []
 
-    def before_task(self, task_id: int, task: TaskData) -> None:
-        super().before_task(task_id, task)
-        self.class_counts.append(task.num_classes)
+    def grow(self, task_id: int) -> None:
+        super().grow(task_id)
+        self.class_counts.append(self.benchmark.tasks[task_id].num_classes)
+
+    def resume_state(self) -> MethodState:
+        state = super().resume_state()
+        self.buffer.put_state(state, "buffer")
+        return state
+
+    def load_resume_state(self, state: MethodState) -> None:
+        super().load_resume_state(state)
+        self.buffer.load_state(state, "buffer", self.device)
 
     def task_ids_like(self, y: torch.Tensor, task_id: int) -> torch.Tensor:
         return torch.full_like(y, task_id, dtype=torch.long)

@@ -25,6 +25,7 @@ from exssnet.errors import ExssnetError
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
+from exssnet.methods.method_state import MethodState
 from exssnet.modes import evaluating
 from exssnet.settings import CoreSettings, Settings, at_least_one, loss_weight, setting
 
@@ -125,6 +126,21 @@ class EWC(DenseMethod):
             self.consolidated = []
         self.consolidated.append((fisher, anchor))
         self.fisher_tasks += 1
+
+    def resume_state(self) -> MethodState:
+        state = super().resume_state()
+        for i, (fisher, anchor) in enumerate(self.consolidated):
+            state.put(f"ewc.{i}.fisher", fisher)
+            state.put(f"ewc.{i}.anchor", anchor)
+        state.values["ewc_pairs"] = len(self.consolidated)
+        state.values["ewc_fisher_tasks"] = self.fisher_tasks
+        return state
+
+    def load_resume_state(self, state: MethodState) -> None:
+        super().load_resume_state(state)
+        self.consolidated = [(state.under(f"ewc.{i}.fisher", self.device), state.under(f"ewc.{i}.anchor", self.device))
+                             for i in range(state.value("ewc_pairs", int))]
+        self.fisher_tasks = state.value("ewc_fisher_tasks", int)
 
     def penalty(self) -> torch.Tensor:
         params = self.net.shared_parameters()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from exssnet.data.tasks import Benchmark, Inputs, TaskData
+from exssnet.data.tasks import Benchmark, Inputs
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
+from exssnet.methods.method_state import MethodState
 from exssnet.settings import CoreSettings, Settings
 
 
@@ -20,10 +21,20 @@ class Individual(DenseMethod):
         super().__init__(config, benchmark, settings)
         self.nets: list[MultiHeadNet] = []
 
-    def before_task(self, task_id: int, task: TaskData) -> None:
+    def grow(self, task_id: int) -> None:
         self.net = self.new_net() if self.nets else self.net  # the first task uses the model built in __init__
-        self.net.add_head(task.num_classes)
+        super().grow(task_id)
         self.nets.append(self.net)
+
+    def resume_state(self) -> MethodState:
+        state = MethodState(values={"num_learned": self.num_learned})
+        for t, net in enumerate(self.nets):
+            state.put(f"nets.{t}", net.state_dict())
+        return state
+
+    def load_resume_state(self, state: MethodState) -> None:
+        for t, net in enumerate(self.nets):
+            state.load_module(f"nets.{t}", net)
 
     def task_logits(self, x: Inputs, task_id: int) -> torch.Tensor:
         return self.nets[task_id](x, 0)

@@ -34,8 +34,7 @@ class Joint(DenseMethod):
         if task_id > 0:
             return {"train_phase": None, "note": "joint trained on every task when learning the first"}
         tasks = self.benchmark.tasks
-        for each in tasks:
-            self.net.add_head(each.num_classes)
+        self.grow(0)
         stride = self.benchmark.max_classes
         union = TaskData("all-tasks", [c for each in tasks for c in each.classes],
                          union_split([each.train for each in tasks], stride, self.device),
@@ -44,6 +43,12 @@ class Joint(DenseMethod):
         self.val_splits = [Split(to_device(each.val.x, self.device), each.val.y.to(self.device)) for each in tasks]
         history = self.fit(0, union, self.epochs_per_task, progress, on_epoch)
         return {"train_phase": history.to_dict(), "trained_on_tasks": len(tasks)}
+
+    def grow(self, task_id: int) -> None:
+        """Every task's head, when the first task (on which it trains on all of them) starts."""
+        if task_id == 0:
+            for each in self.benchmark.tasks:
+                self.net.add_head(each.num_classes)
 
     def training_loss(self, x: Inputs, y: torch.Tensor, task_id: int) -> torch.Tensor:
         stride = self.benchmark.max_classes

@@ -14,6 +14,7 @@ import torch
 from exssnet.data.tasks import Inputs, num_examples, pad_tokens
 from exssnet.errors import ExssnetError
 from exssnet.methods.baselines.dense import BaselineSettings
+from exssnet.methods.method_state import MethodState, python_rng_state, set_python_rng_state
 from exssnet.settings import at_least_one, setting
 
 
@@ -111,6 +112,30 @@ class ReservoirBuffer:
         x = stored if self.tuple_inputs else stored[0]
         return ReplayBatch(x, self.y[index], self.task_ids[index],
                            self.logits[index] if self.logits is not None else None)
+
+    def put_state(self, state: MethodState, prefix: str) -> None:
+        """Keep the buffer (stored examples, counters, both random streams) in `state` under `prefix`."""
+        tensors = {f"x{i}": store for i, store in enumerate(self.x)}
+        tensors.update({name: t for name, t in (("y", self.y), ("task_ids", self.task_ids), ("logits", self.logits))
+                        if t is not None})
+        tensors["generator"] = self.generator.get_state()
+        state.put(prefix, tensors)
+        state.values[prefix] = {"seen": self.seen, "size": self.size, "tuple_inputs": self.tuple_inputs,
+                                "rng": python_rng_state(self.rng)}
+
+    def load_state(self, state: MethodState, prefix: str, device: torch.device) -> None:
+        """Take back what `put_state` kept."""
+        values, tensors = state.values.get(prefix), state.under(prefix)
+        if not isinstance(values, dict) or "generator" not in tensors:
+            raise ExssnetError(f"the checkpoint has no state of the replay buffer {prefix!r}")
+        self.seen, self.size, self.tuple_inputs = int(values["seen"]), int(values["size"]), bool(values["tuple_inputs"])
+        set_python_rng_state(self.rng, values["rng"])
+        self.generator.set_state(tensors["generator"])
+        self.x = [tensors[f"x{i}"].to(device) for i in range(sum(name.startswith("x") for name in tensors))]
+        for name in ("y", "task_ids", "logits"):
+            setattr(self, name, tensors[name].to(device) if name in tensors else None)
+        if self.size > self.capacity or (self.size and self.y is None):
+            raise ExssnetError(f"the checkpoint's replay buffer {prefix!r} is damaged")
 
     def task_counts(self) -> dict[int, int]:
         """How many stored examples each task has."""

@@ -17,6 +17,7 @@ from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
 from exssnet.methods.baselines.ewc import ParamDict, quadratic_penalty, snapshot
 from exssnet.methods.loops import Step
+from exssnet.methods.method_state import MethodState
 from exssnet.settings import CoreSettings, Settings, finite_positive, loss_weight, setting
 
 
@@ -69,6 +70,17 @@ class SI(DenseMethod):
     def after_step(self, x: Inputs, y: torch.Tensor, task_id: int, step: Step) -> None:
         for name, p in self.net.shared_parameters().items():
             self.path[name] -= self.grads[name] * (p.detach() - self.before_step[name])
+
+    def resume_state(self) -> MethodState:
+        state = super().resume_state()
+        state.put("si.importance", self.importance)
+        state.put("si.anchor", self.anchor)
+        return state
+
+    def load_resume_state(self, state: MethodState) -> None:
+        super().load_resume_state(state)
+        self.importance = state.under("si.importance", self.device)
+        self.anchor = state.under("si.anchor", self.device)
 
     def after_task(self, task_id: int, task: TaskData) -> None:
         params = self.net.shared_parameters()

@@ -19,6 +19,7 @@ from exssnet.data.text_tokens import load_pretrained, load_tokenizer, tokenize
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import register_method
 from exssnet.methods.language.base import LamolSettings, LanguageMethod
+from exssnet.methods.method_state import MethodState
 from exssnet.seeds import BufferStream, buffer_seed
 from exssnet.settings import CoreSettings, Settings
 
@@ -115,6 +116,22 @@ class Lamol(LanguageMethod):
                 loss.backward()
                 optimizer.step()
         self.lm.eval()
+
+    def resume_state(self) -> MethodState:
+        state = super().resume_state()
+        state.put("lm", self.lm.state_dict())
+        state.tensors["lamol_generator"] = self.generator.get_state()
+        state.values.update(lamol_pseudo_texts=self.pseudo_texts, lamol_pseudo_counts=self.pseudo_counts)
+        return state
+
+    def load_resume_state(self, state: MethodState) -> None:
+        super().load_resume_state(state)
+        state.load_module("lm", self.lm)
+        if "lamol_generator" not in state.tensors:
+            raise ExssnetError("the checkpoint has no state of lamol's random stream")
+        self.generator.set_state(state.tensors["lamol_generator"])
+        self.pseudo_texts = state.value("lamol_pseudo_texts", list)
+        self.pseudo_counts = state.value("lamol_pseudo_counts", list)
 
     def summary(self) -> dict:
         return {"lamol_pseudo_counts": self.pseudo_counts, "lamol_lm": self.settings.lamol_lm}

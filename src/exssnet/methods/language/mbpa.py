@@ -21,6 +21,7 @@ from exssnet.methods.baselines.er import ER
 from exssnet.methods.language.base import LanguageMethod, MbPASettings
 from exssnet.methods.language.encoder_net import frozen_copy
 from exssnet.methods.loops import EpochCallback
+from exssnet.methods.method_state import MethodState
 from exssnet.settings import CoreSettings, Settings
 
 
@@ -106,6 +107,16 @@ class MbPA(LanguageMethod, ER):
         bar = tqdm(chunks, desc=f"  mbpa: test-time adaptation, task {task_id}", unit="chunk", leave=False,
                    disable=not self.show_progress or len(chunks) < 2)
         return torch.cat([self.local_logits(chunk, task_id) for chunk in bar])
+
+    def resume_state(self) -> MethodState:
+        state = super().resume_state()
+        state.values.update(mbpa_steps_taken=self.steps, mbpa_adapted_batches=self.adapted_batches)
+        return state
+
+    def load_resume_state(self, state: MethodState) -> None:
+        super().load_resume_state(state)
+        self.steps = state.value("mbpa_steps_taken", int)
+        self.adapted_batches = state.value("mbpa_adapted_batches", int)
 
     def summary(self) -> dict:
         return {**super().summary(), "mbpa_adapted_batches": self.adapted_batches}

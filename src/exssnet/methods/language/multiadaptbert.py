@@ -6,7 +6,6 @@ tasks' adapters and outputs never change (forgetting 0 by construction).
 
 from __future__ import annotations
 
-from exssnet.data.tasks import TaskData
 from exssnet.methods.base import register_method
 from exssnet.methods.language.adaptbert import AdapterMethod
 from exssnet.methods.language.base import AdapterSettings
@@ -18,7 +17,7 @@ class MultiAdaptBert(AdapterMethod):
 
     per_task_adapters = True
 
-    def before_task(self, task_id: int, task: TaskData) -> None:
-        super().before_task(task_id, task)
+    def grow(self, task_id: int) -> None:
+        super().grow(task_id)
         for site in self.sites:
             site.add_adapter()

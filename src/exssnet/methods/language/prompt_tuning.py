@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from exssnet.data.tasks import Inputs, TaskData
+from exssnet.data.tasks import Inputs
 from exssnet.errors import ExssnetError
 from exssnet.methods.base import register_method
 from exssnet.methods.language.base import LanguageMethod, PromptSettings, freeze
@@ -29,8 +29,8 @@ class PromptTuning(LanguageMethod):
     def encoder_parameters(self) -> list[nn.Parameter]:
         return []
 
-    def before_task(self, task_id: int, task: TaskData) -> None:
-        super().before_task(task_id, task)
+    def grow(self, task_id: int) -> None:
+        super().grow(task_id)
         trunk = self.net.trunk
         config = prompt_config(self.settings.prompt_tokens)
         if task_id == 0:
