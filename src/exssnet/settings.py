@@ -97,6 +97,8 @@ class CoreSettings(Settings):
     classes_per_task: int = setting(2, "classes per task")
     class_order: str = setting("seeded", "'seeded' permutation or 'sequential'")
     val_fraction: float = setting(0.1, "fraction of each task's training data held out for validation")
+    eval_split: str = setting("test", "split the accuracy matrix is measured on: 'test', or 'val' (each task's "
+                              "held-out validation examples) to choose settings without reading the test split")
     mnist_normalise: bool = setting(False, "permuted-mnist, rotated-mnist: standardise pixels by MNIST's mean 0.1307 "
                                            "and std 0.3081 (GPM's and WSN's inputs); default: pixels in [0, 1]")
     data_dir: str | None = setting(None, "folder with the dataset files (standard formats)", Role.INCIDENTAL)
@@ -162,6 +164,10 @@ class CoreSettings(Settings):
             raise ExssnetError(f"workers must be >= 0, got {self.workers}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ExssnetError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.eval_split not in ("test", "val"):
+            raise ExssnetError(f"eval_split must be 'test' or 'val', got {self.eval_split!r}")
+        if self.eval_split == "val" and self.val_fraction == 0.0:
+            raise ExssnetError("eval_split 'val' needs validation examples: set val_fraction above 0")
         if self.mnist_normalise and self.benchmark not in MNIST_NORMALISED:
             raise ExssnetError(f"mnist_normalise is for {' and '.join(MNIST_NORMALISED)}, not {self.benchmark!r}")
         if not self.encoder.strip():

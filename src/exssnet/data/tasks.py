@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Sequence, Union
 
 import torch
@@ -126,6 +126,16 @@ class Benchmark:
     @property
     def max_classes(self) -> int:
         return max(task.num_classes for task in self.tasks)
+
+
+def validation_as_test(benchmark: Benchmark) -> Benchmark:
+    """The benchmark with each task's validation split in place of its test split (`eval_split: val`): everything
+    a run measures on "test" (the accuracy matrix, class-IL, drift) then reads validation examples only."""
+    for t, task in enumerate(benchmark.tasks):
+        if len(task.val) == 0:
+            raise ExssnetError(f"eval_split 'val': task {t} ({task.name}) has no validation examples; raise val_fraction")
+    tasks = [replace(task, test=task.val) for task in benchmark.tasks]
+    return replace(benchmark, tasks=tasks, info={**benchmark.info, "eval_split": "val"})
 
 
 def carve_validation(split: Split, fraction: float, generator: torch.Generator) -> tuple[Split, Split]:

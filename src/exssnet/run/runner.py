@@ -16,7 +16,7 @@ from exssnet import __version__, amp, distributed
 from exssnet.data import BenchmarkSpec, build_benchmark
 from exssnet.data.benchmarks import benchmark_input_kind
 from exssnet.data.fingerprint import combine, data_fingerprint
-from exssnet.data.tasks import Benchmark, TaskData
+from exssnet.data.tasks import Benchmark, TaskData, validation_as_test
 from exssnet.data.text_options import TextOptions
 from exssnet.diagnosis import at_chance, chance_threshold, likely_cause
 from exssnet.errors import ExssnetError
@@ -96,6 +96,8 @@ def load_benchmark(config: RunConfig, progress: bool = False) -> Benchmark:
     if inputs == "features":
         check_model_fits(config.benchmark, config.model)
     benchmark = build_benchmark(config.benchmark, spec)
+    if config.eval_split == "val":
+        benchmark = validation_as_test(benchmark)
     if "data_fingerprint" not in benchmark.info:  # the tasks' test sets, whatever their order
         benchmark.info["data_fingerprint"] = combine(data_fingerprint(task.test) for task in benchmark.tasks)
     if config.data_dir is not None:

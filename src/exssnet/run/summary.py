@@ -9,7 +9,8 @@ def format_summary(results: dict, warnings_shown: bool = False) -> str:
     n = len(acc)
     lines = [
         f"{results['method']} on {results['benchmark']} (model {results['model']}, density {results['density']}, seed {results['seed']})",
-        "accuracy matrix (row: after learning task i; column: task j), percent:",
+        "accuracy matrix (row: after learning task i; column: task j), percent"
+        + (", on the VALIDATION split:" if results.get("config", {}).get("eval_split") == "val" else ":"),
         "        " + " ".join(f"{'T' + str(j):>7}" for j in range(n)),
     ]
     for i, row in enumerate(acc):
