@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import load_benchmark_script
 
 from exssnet.run.config import RunConfig, load_yaml
 
@@ -49,3 +50,12 @@ def test_preset_follows_wsns_protocol(preset):
         assert config.mask_epochs + config.weight_epochs == 5  # equal budget: 3 mask + 2 weight epochs
     if preset.stem.endswith("-kkt"):
         assert config.settings_of().kkt is True
+
+
+def test_validation_study_variants_are_valid_runs_on_the_validation_split():
+    study = load_benchmark_script("wsn_val_study")
+    for variant, (preset, changed) in study.VARIANTS.items():
+        values = {**load_yaml(study.CONFIGS / f"{study.PREFIX}{preset}.yaml"), **changed, "eval_split": "val"}
+        config = RunConfig.from_dict(values)  # every changed key is a setting the preset's method reads
+        assert all(config.to_dict()[k] == v for k, v in changed.items()), variant
+    assert len({(p, tuple(sorted(c.items()))) for p, c in study.VARIANTS.values()}) == len(study.VARIANTS)  # no repeat
