@@ -270,6 +270,11 @@ def test_cli_run_with_out_writes_a_method_state_checkpoint_and_resumes_from_it(t
 def test_a_damaged_method_state_is_refused_with_a_clear_error(tmp_path):
     method = method_for("er", buffer_size=40)
     method.save_checkpoint(tmp_path / "ckpt", {})
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    del config["values"]["buffer"]
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ExssnetError, match="replay buffer 'buffer' is missing or damaged"):
+        method_for("er", buffer_size=40).load_checkpoint(tmp_path / "ckpt")
     (tmp_path / "ckpt" / "state.safetensors").write_bytes(b"not a tensor file")
     with pytest.raises(ExssnetError, match="state.safetensors is corrupted or truncated"):
         method_for("er", buffer_size=40).load_checkpoint(tmp_path / "ckpt")

@@ -126,11 +126,13 @@ class ReservoirBuffer:
     def load_state(self, state: MethodState, prefix: str, device: torch.device) -> None:
         """Take back what `put_state` kept."""
         values, tensors = state.values.get(prefix), state.under(prefix)
-        if not isinstance(values, dict) or "generator" not in tensors:
-            raise ExssnetError(f"the checkpoint has no state of the replay buffer {prefix!r}")
-        self.seen, self.size, self.tuple_inputs = int(values["seen"]), int(values["size"]), bool(values["tuple_inputs"])
-        set_python_rng_state(self.rng, values["rng"])
-        self.generator.set_state(tensors["generator"])
+        try:
+            self.seen, self.size, self.tuple_inputs = int(values["seen"]), int(values["size"]), bool(values["tuple_inputs"])
+            rng, generator = values["rng"], tensors["generator"]
+        except (KeyError, TypeError, ValueError):
+            raise ExssnetError(f"the checkpoint's replay buffer {prefix!r} is missing or damaged") from None
+        set_python_rng_state(self.rng, rng)
+        self.generator.set_state(generator)
         self.x = [tensors[f"x{i}"].to(device) for i in range(sum(name.startswith("x") for name in tensors))]
         for name in ("y", "task_ids", "logits"):
             setattr(self, name, tensors[name].to(device) if name in tensors else None)
