@@ -242,7 +242,8 @@ DENSE_METHODS = [m for m in VISION_METHODS if issubclass(METHODS.get(m).factory,
 @pytest.mark.parametrize("method", DENSE_METHODS)
 def test_a_crashed_dense_run_resumes_to_the_uninterrupted_result(tiny_runs, method, tmp_path):
     config = RunConfig.from_dict(own_keys(method, dict(method=method, **{**TINY, **SLOWER.get(method, {})})))
-    assert comparable(crash_then_resume(config, tmp_path)) == comparable(tiny_runs[method])
+    # crashed in the last of the 3 tasks: the checkpoint holds two finished tasks' state (two heads, nets, Fishers)
+    assert comparable(crash_then_resume(config, tmp_path, at=2)) == comparable(tiny_runs[method])
 
 
 def test_cli_run_with_out_writes_a_method_state_checkpoint_and_resumes_from_it(tmp_path, capsys):
