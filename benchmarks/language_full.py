@@ -86,7 +86,6 @@ def command(row: str, encoder: str, seed: int, out: Path) -> list[str]:
             "--threads", "1", "--no-log-csv", "--quiet", "--overwrite", "--out", str(out)]
 
 
-
 def run_folder(runs: Path, encoder: str, name: str, seed: int) -> Path:
     """Where one run writes its results: RUNS/ENCODER/NAME (spaces as _, no brackets)/seedN."""
     safe = name.replace(" ", "_").replace("(", "").replace(")", "")

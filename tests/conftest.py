@@ -13,6 +13,7 @@ import torch
 
 from exssnet.cli import main
 from exssnet.run.config import RunConfig, keys_read_by
+from exssnet.run.hooks import RunHook
 from exssnet.supermask import SupermaskNet, WeightRule
 
 
@@ -36,18 +37,23 @@ def assert_accuracy_matrix(results: dict, num_tasks: int) -> None:
     assert abs(results["avg_acc"] - sum(matrix[-1]) / num_tasks) < 1e-9
 
 
+class Crash(RunHook):
+    """Raises at the end of task `at`, before that task's checkpoint is written."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_task_end(self, task, method, acc_row, record):
+        if task == self.at:
+            raise RuntimeError("simulated crash")
+
+
 def crash_then_resume(config: RunConfig, out: Path, at: int = 1) -> dict:
     """Run `config` into `out` until a crash at the end of task `at` (before its checkpoint), then resume it."""
-    from exssnet.run.hooks import RunHook
     from exssnet.run.runner import run_experiment
 
-    class Crash(RunHook):
-        def on_task_end(self, task, method, acc_row, record):
-            if task == at:
-                raise RuntimeError("simulated crash")
-
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run_experiment(config, out=out, progress=False, hooks=[Crash()])
+        run_experiment(config, out=out, progress=False, hooks=[Crash(at)])
     return run_experiment(config, out=out, progress=False, resume=True)
 
 

@@ -5,6 +5,7 @@ import re
 
 import pytest
 import torch
+from conftest import crash_then_resume
 
 from exssnet import to_supermask
 from exssnet.cli import main
@@ -341,14 +342,10 @@ def test_kkt_is_refused_by_a_method_that_ignores_it(capsys):
 
 @pytest.mark.parametrize("keep_scores", [True, False])
 def test_resume_with_kkt_is_identical(tmp_path, keep_scores):
-    from test_resume import Crash
-
     config = RunConfig.from_dict(dict(benchmark="split-digits", density=0.2, mask_epochs=1, weight_epochs=1,
                                       num_tasks=3, kkt=True, kkt_batches=3, keep_scores=keep_scores, threads=1))
     reference = run_experiment(config, out=tmp_path / "ref", progress=False)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        run_experiment(config, out=tmp_path / "run", progress=False, hooks=[Crash(at=1)])
-    resumed = run_experiment(config, out=tmp_path / "run", progress=False, resume=True)
+    resumed = crash_then_resume(config, tmp_path / "run")
     assert comparable(resumed) == comparable(reference)
     assert [t["kkt"]["source"] for t in resumed["tasks"]][0] is None
     assert all(len(t["kkt"]["knn_acc"]) == i for i, t in enumerate(resumed["tasks"]))

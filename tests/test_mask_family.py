@@ -3,7 +3,7 @@ pruned share; state dict / checkpoint round trips and --resume."""
 
 import pytest
 import torch
-from test_resume import Crash
+from conftest import crash_then_resume
 
 from exssnet import to_supermask
 from exssnet.data import BenchmarkSpec, build_benchmark
@@ -137,10 +137,7 @@ def test_state_dict_and_checkpoint_round_trip_after_two_tasks(method_name, tmp_p
 def test_resume_after_crash_is_identical(method_name, tmp_path):
     config = RunConfig(**{**QUICK, "method": method_name, "model": "lenet-bn", "num_tasks": 3, "seed": 1,
                           "threads": 1})
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        run_experiment(config, out=tmp_path, progress=False, hooks=[Crash(at=1)])
-    resumed = run_experiment(config, out=tmp_path, progress=False, resume=True)
-    assert comparable(resumed) == comparable(run_experiment(config, progress=False))
+    assert comparable(crash_then_resume(config, tmp_path)) == comparable(run_experiment(config, progress=False))
 
 
 @pytest.mark.parametrize("zero", [False, True])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import Crash
 from test_data import make_idx_dir
 
 from exssnet.cli import main
@@ -37,15 +38,6 @@ def reference(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("reference")
     run_experiment(RunConfig(**SLOW), out=out, progress=False)
     return results_of(out)
-
-
-class Crash(RunHook):
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_task_end(self, task, method, acc_row, record):
-        if task == self.at:
-            raise RuntimeError("simulated crash")
 
 
 def test_identical_reruns_differ_only_in_wall_times(tmp_path):

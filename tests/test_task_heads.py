@@ -10,8 +10,8 @@ import sys
 
 import pytest
 import torch
+from conftest import crash_then_resume
 from test_mask_family import QUICK, earlier_tasks_identical, learn
-from test_resume import Crash
 from torch import nn
 
 from exssnet import ExssnetError, to_supermask
@@ -212,10 +212,7 @@ def test_wrap_refusals():
 def test_resume_after_crash_is_identical_with_per_task_heads(tmp_path):
     config = RunConfig.from_dict({**QUICK, "method": "wsn", "model": "lenet-bn", "num_tasks": 3, "seed": 1, "threads": 1,
                           "head": "per-task"})
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        run_experiment(config, out=tmp_path, progress=False, hooks=[Crash(at=1)])
-    resumed = run_experiment(config, out=tmp_path, progress=False, resume=True)
-    assert comparable(resumed) == comparable(run_experiment(config, progress=False))
+    assert comparable(crash_then_resume(config, tmp_path)) == comparable(run_experiment(config, progress=False))
 
 
 def test_cli_refuses_a_bad_head_and_a_method_that_has_none(tmp_path):

@@ -19,8 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from exssnet.checkpoint import CONFIG_FILE
-from exssnet.checkpoint import METHOD_STATE_FORMAT as STATE_FORMAT
+from exssnet.checkpoint import CONFIG_FILE, METHOD_STATE_FORMAT
 from exssnet.errors import ExssnetError
 
 STATE_VERSION = 1
@@ -77,7 +76,7 @@ def set_python_rng_state(rng: random.Random, state: Any) -> None:
 def save_method_state(directory: Path, method: str, state: MethodState, metadata: dict) -> None:
     """Write `state` into the new folder `directory` atomically (a temp folder, then a rename)."""
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-    config = {"format": STATE_FORMAT, "format_version": STATE_VERSION, "method": method, "values": state.values,
+    config = {"format": METHOD_STATE_FORMAT, "format_version": STATE_VERSION, "method": method, "values": state.values,
               "metadata": metadata}
     seen: set[int] = set()
     tensors = {}
@@ -89,7 +88,7 @@ def save_method_state(directory: Path, method: str, state: MethodState, metadata
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_file(tensors, str(tmp / STATE_TENSORS_FILE), metadata={"format": STATE_FORMAT})
+        save_file(tensors, str(tmp / STATE_TENSORS_FILE), metadata={"format": METHOD_STATE_FORMAT})
         (tmp / CONFIG_FILE).write_text(json.dumps(config))
         os.replace(tmp, directory)
     except OSError as exc:
@@ -104,7 +103,7 @@ def load_method_state(directory: Path, method: str) -> MethodState:
         config = json.loads((directory / CONFIG_FILE).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ExssnetError(f"{directory / CONFIG_FILE} cannot be read ({exc}); start the run again") from None
-    if not isinstance(config, dict) or config.get("format") != STATE_FORMAT or config.get("format_version") != STATE_VERSION:
+    if not isinstance(config, dict) or config.get("format") != METHOD_STATE_FORMAT or config.get("format_version") != STATE_VERSION:
         raise ExssnetError(f"{directory} is not an exssnet method-state checkpoint of version {STATE_VERSION}")
     if config.get("method") != method:
         raise ExssnetError(f"{directory} holds the state of method {config.get('method')!r}, not {method!r}")

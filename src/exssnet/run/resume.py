@@ -24,7 +24,6 @@ from safetensors.torch import load_file, save_file
 
 from exssnet.errors import ExssnetError
 from exssnet.methods import method_supports_resume
-from exssnet.methods.method_state import STATE_FORMAT
 from exssnet.run.config import Purpose, RunConfig, config_diff
 from exssnet.run.files import (
     CHECKPOINTS_DIR,
@@ -278,10 +277,10 @@ class CheckpointHook(RunHook):
 
 def is_checkpoint_folder(path: Path) -> bool:
     """True for a folder an exssnet run wrote as a checkpoint (its config.json names one of the two formats)."""
-    from exssnet.checkpoint import CONFIG_FILE, FORMAT
+    from exssnet.checkpoint import CONFIG_FILE, FORMAT, METHOD_STATE_FORMAT
 
     try:
-        return json.loads((path / CONFIG_FILE).read_text()).get("format") in (FORMAT, STATE_FORMAT)
+        return json.loads((path / CONFIG_FILE).read_text()).get("format") in (FORMAT, METHOD_STATE_FORMAT)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
         return False
 

@@ -229,9 +229,10 @@ def run_experiment(
     evaluation are hooks (exssnet.run.hooks); `hooks` adds the caller's own.
     """
     config.settings_of().check_run()  # what the method cannot run without, before any file or data is touched
-    resumable = is_resumable(config.method, distributed.world_size())  # decided once per run
+    world_size = distributed.world_size()
+    resumable = is_resumable(config.method, world_size)  # decided once per run
     checkpoints = checkpoints and resumable
-    state = prepare_resume(out, config, resume, overwrite, resumable, distributed.world_size())
+    state = prepare_resume(out, config, resume, overwrite, resumable, world_size)
     main = distributed.is_main()  # data parallel (torchrun): only rank 0 writes files, logs and prints
     files, folders = output_places(config, checkpoints) if main else ([], [])
     prepare_out_dir(out, overwrite or state is not None, files, folders)  # a resumed run replaces older results
@@ -300,7 +301,7 @@ def run_experiment(
         hook.add_results(results)
     results["config"] = config.to_dict()  # the core settings and the method's own
     results["environment"] = {"exssnet": __version__, "torch": torch.__version__, "python": platform.python_version(),
-                              "device": str(device), "world_size": distributed.world_size()}
+                              "device": str(device), "world_size": world_size}
     if out is not None and main:
         write_json_atomic(out / RESULTS_FILE, results)
     for hook in all_hooks:

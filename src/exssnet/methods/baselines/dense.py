@@ -10,8 +10,9 @@ A method module only overrides the hooks it needs:
 - `grow(task_id)`                 the modules and bookkeeping a task adds before training (its head, adapters):
                                   `before_task` calls it, and a resumed run calls it for every finished task
                                   before it loads the checkpoint;
+- `resumed_modules`               the modules a checkpoint keeps (default: `self.net`);
 - `resume_state` / `load_resume_state`  what else a resumed run needs (buffers, Fisher, ...): a method that keeps
-                                  state outside `self.net` adds it to `super().resume_state()`.
+                                  tensors or values outside its modules adds them to `super().resume_state()`.
 """
 
 from __future__ import annotations
@@ -150,15 +151,21 @@ class DenseMethod(ContinualMethod):
         return self.task_logits(x, self.check_task(task_id))
 
     # --- checkpoints (--resume) ----------------------------------------------------------------------
+    def resumed_modules(self) -> dict[str, torch.nn.Module]:
+        """The modules a checkpoint keeps, by name (default: the model)."""
+        return {"net": self.net}
+
     def resume_state(self) -> MethodState:
-        """Everything a resumed run needs after the learned tasks (default: the model)."""
+        """Everything a resumed run needs after the learned tasks: `resumed_modules`, and what a method adds."""
         state = MethodState(values={"num_learned": self.num_learned})
-        state.put("net", self.net.state_dict())
+        for name, module in self.resumed_modules().items():
+            state.put(name, module.state_dict())
         return state
 
     def load_resume_state(self, state: MethodState) -> None:
         """Take back what `resume_state` kept (the finished tasks' modules exist again: `grow` ran for each)."""
-        state.load_module("net", self.net)
+        for name, module in self.resumed_modules().items():
+            state.load_module(name, module)
 
     def save_checkpoint(self, directory: Path, metadata: dict) -> None:
         save_method_state(directory, self.config.method, self.resume_state(), metadata)

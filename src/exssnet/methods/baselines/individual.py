@@ -8,7 +8,6 @@ from exssnet.data.tasks import Benchmark, Inputs
 from exssnet.methods.base import register_method
 from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
 from exssnet.methods.baselines.multihead import MultiHeadNet
-from exssnet.methods.method_state import MethodState
 from exssnet.settings import CoreSettings, Settings
 
 
@@ -26,15 +25,8 @@ class Individual(DenseMethod):
         super().grow(task_id)
         self.nets.append(self.net)
 
-    def resume_state(self) -> MethodState:
-        state = MethodState(values={"num_learned": self.num_learned})
-        for t, net in enumerate(self.nets):
-            state.put(f"nets.{t}", net.state_dict())
-        return state
-
-    def load_resume_state(self, state: MethodState) -> None:
-        for t, net in enumerate(self.nets):
-            state.load_module(f"nets.{t}", net)
+    def resumed_modules(self) -> dict[str, torch.nn.Module]:
+        return {f"nets.{t}": net for t, net in enumerate(self.nets)}  # the last is `self.net`: kept once
 
     def task_logits(self, x: Inputs, task_id: int) -> torch.Tensor:
         return self.nets[task_id](x, 0)

@@ -117,16 +117,17 @@ class Lamol(LanguageMethod):
                 optimizer.step()
         self.lm.eval()
 
+    def resumed_modules(self) -> dict[str, torch.nn.Module]:
+        return {**super().resumed_modules(), "lm": self.lm}
+
     def resume_state(self) -> MethodState:
         state = super().resume_state()
-        state.put("lm", self.lm.state_dict())
         state.tensors["lamol_generator"] = self.generator.get_state()
         state.values.update(lamol_pseudo_texts=self.pseudo_texts, lamol_pseudo_counts=self.pseudo_counts)
         return state
 
     def load_resume_state(self, state: MethodState) -> None:
         super().load_resume_state(state)
-        state.load_module("lm", self.lm)
         if "lamol_generator" not in state.tensors:
             raise ExssnetError("the checkpoint has no state of lamol's random stream")
         self.generator.set_state(state.tensors["lamol_generator"])
