@@ -89,11 +89,13 @@ def test_wsn_scores_carry_over_between_tasks():
     assert all(torch.equal(method.net.task_scores(1)[k], carried[k]) for k in carried)
 
 
-def test_packnet_task_owns_exactly_its_pruned_share():
+@pytest.mark.parametrize("share", ["layer", "free"])
+def test_packnet_task_owns_exactly_its_pruned_share(share):
     keep = 0.25
     head = "5"  # lenet's classifier
     unions = None
-    for method, _, t in learn("packnet", num_tasks=4, packnet_keep=keep):
+    owned_first = {}
+    for method, _, t in learn("packnet", num_tasks=4, packnet_keep=keep, packnet_share=share):
         net = method.net
         layers = dict(net.named_masked_layers())
         assert list(layers)[-1] == head
@@ -101,13 +103,20 @@ def test_packnet_task_owns_exactly_its_pruned_share():
             earlier = unions[name] if unions else torch.zeros_like(layer.union)
             mask = layer.mask_of(t)
             own = mask & ~earlier
-            assert int(own.sum()) == min(kept_count(mask.numel(), keep), int((~earlier).sum()))
+            free = int((~earlier).sum())
+            of = free if share == "free" else mask.numel()
+            assert int(own.sum()) == min(kept_count(of, keep), free)
+            owned_first.setdefault(name, []).append(int(own.sum()))
             if name == head:
                 assert not (mask & earlier).any()  # a task's head is only its own weights
             else:
                 assert torch.equal(mask, earlier | own)  # task t uses every weight owned by tasks <= t
         unions = {name: layer.union.clone() for name, layer in layers.items()}
-    assert all(u.all() for u in unions.values())  # 4 tasks x 1/4: every weight is owned
+    if share == "layer":
+        assert all(u.all() for u in unions.values())  # 4 tasks x 1/4: every weight is owned
+    else:  # a quarter of what is still free: each task owns less than the one before, and 0.75^4 stays free
+        assert all(a > b for counts in owned_first.values() for a, b in zip(counts, counts[1:]))
+        assert all(abs(float((~u).float().mean()) - 0.75 ** 4) < 0.01 for u in unions.values())
 
 
 @pytest.mark.parametrize("method_name", ["wsn", "packnet"])
@@ -194,3 +203,11 @@ def test_weight_init_is_checked_and_a_checkpoint_of_the_other_init_is_refused(tm
     save_pretrained(method.net, tmp_path / "ckpt", "lenet", benchmark.input_shape)
     with pytest.raises(ExssnetError, match="made with init='signed-constant', this run needs 'keep'"):
         load_compatible(tmp_path / "ckpt", benchmark, model="lenet", density=0.2, keep_scores=False, init="keep")
+
+
+@pytest.mark.parametrize("bad, message", [({"packnet_share": "layers"}, "packnet_share must be one of layer, free"),
+                                          ({"packnet_keep": 1.5}, "packnet_keep must be in"),
+                                          ({"packnet_retrain_epochs": -2}, "packnet_retrain_epochs must be >= 0")])
+def test_packnet_settings_refuse_bad_values(bad, message):
+    with pytest.raises(ExssnetError, match=message):
+        RunConfig.from_dict({**QUICK, "method": "packnet", **bad})

@@ -456,12 +456,14 @@ class SupermaskNet(nn.Module):
         self._set_trainable()
         self.set_task(task)
 
-    def prune_and_retrain(self, keep: float, separate: Collection[str] = (), zero_pruned: bool = False) -> dict[str, int]:
-        """PackNet: keep the `keep` fraction of each layer (`kept_count`, at most the free weights) of largest
-        magnitude among the free weights, commit the mask "owned by tasks <= t" (the earlier union plus the
-        kept; only the kept for the `separate` layers, see `start_free_training`) and move to the weight phase,
-        which trains only the kept weights. The other free weights are outside the task's mask; they keep their
-        values for the next task, or are set to 0 with `zero_pruned` (as PackNet's code does).
+    def prune_and_retrain(self, keep: float, separate: Collection[str] = (), zero_pruned: bool = False,
+                          of_free: bool = False) -> dict[str, int]:
+        """PackNet: keep the `keep` fraction of each layer (`kept_count`, at most the free weights; with `of_free`,
+        that fraction of the layer's free weights) of largest magnitude among the free weights, commit the mask
+        "owned by tasks <= t" (the earlier union plus the kept; only the kept for the `separate` layers, see
+        `start_free_training`) and move to the weight phase, which trains only the kept weights. The other free
+        weights are outside the task's mask; they keep their values for the next task, or are set to 0 with
+        `zero_pruned` (as PackNet's code does).
 
         Returns the number of weights the task owns per layer name.
         """
@@ -473,7 +475,8 @@ class SupermaskNet(nn.Module):
             layer.end_compact()
             free = ~layer.union
             magnitude = layer.weight.detach().abs().masked_fill(~free, -1.0).reshape(-1)
-            count = min(kept_count(layer.weight.numel(), keep), int(free.sum()))
+            free_count = int(free.sum())
+            count = min(kept_count(free_count if of_free else layer.weight.numel(), keep), free_count)
             own = torch.zeros(magnitude.numel(), dtype=torch.bool, device=magnitude.device)
             own[magnitude.topk(count).indices] = True
             own = own.view_as(free)

@@ -57,12 +57,19 @@ class WSNSettings(MaskNetSettings):
             raise ExssnetError(f"wsn_weight_lr must be a finite number >= 0, got {self.wsn_weight_lr}")
 
 
+PACKNET_SHARES = ("layer", "free")
+
+
 @dataclass
 class PackNetSettings(MaskNetSettings):
     """Settings of packnet (it trains the free weights for `weight_epochs` at `weight_lr`, then prunes and retrains)."""
 
-    packnet_keep: float = setting(0.0, "packnet: fraction of each layer a task keeps after pruning (chosen among the "
-                                       "free weights by magnitude); 0: 1 / the number of tasks")
+    packnet_keep: float = setting(0.0, "packnet: fraction a task keeps after pruning (of each layer, or of its free "
+                                       "weights with packnet_share free), chosen among the free weights by "
+                                       "magnitude; 0: 1 / the number of tasks")
+    packnet_share: str = setting("layer", "packnet: what packnet_keep is a fraction of: 'layer' (every task owns "
+                                          "the same share of each layer) or 'free' (of the weights still free, as "
+                                          "PackNet's paper prunes: earlier tasks own more)")
     packnet_retrain_epochs: int = setting(-1, "packnet: epochs retraining the kept weights after pruning; "
                                               "-1: half of weight_epochs (rounded down, at least 1)")
     packnet_zero_pruned: bool = setting(False, "packnet: set the pruned weights to 0 (PackNet's code) instead of "
@@ -72,6 +79,8 @@ class PackNetSettings(MaskNetSettings):
         super().check()
         if not 0.0 <= self.packnet_keep <= 1.0:
             raise ExssnetError(f"packnet_keep must be in (0, 1] (or 0: 1 / num_tasks), got {self.packnet_keep}")
+        if self.packnet_share not in PACKNET_SHARES:
+            raise ExssnetError(f"packnet_share must be one of {', '.join(PACKNET_SHARES)}, got {self.packnet_share!r}")
         if self.packnet_retrain_epochs < -1:
             raise ExssnetError(f"packnet_retrain_epochs must be >= 0 (or -1: half of weight_epochs), "
                                f"got {self.packnet_retrain_epochs}")
@@ -175,8 +184,8 @@ class PackNet(MaskFamilyMethod):
         net.start_free_training(separate=head)
         info = {"weight_phase": self.phase("weights", net.trainable_parameters(), task_id, task, cfg.weight_epochs,
                                            cfg.weight_lr, TaskStream.WEIGHT_PHASE, progress, on_epoch)}
-        info["owned"] = net.prune_and_retrain(self.keep(), separate=head,
-                                                zero_pruned=self.settings.packnet_zero_pruned)
+        info["owned"] = net.prune_and_retrain(self.keep(), separate=head, zero_pruned=self.settings.packnet_zero_pruned,
+                                                of_free=self.settings.packnet_share == "free")
         info["retrain_phase"] = self.phase("retrain", net.trainable_parameters(), task_id, task, self.retrain_epochs(),
                                            cfg.weight_lr, TaskStream.MASK_PHASE, progress, on_epoch)
         net.finish_task()
