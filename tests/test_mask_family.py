@@ -57,6 +57,11 @@ def test_earlier_tasks_stay_bit_identical_over_five_tasks(method_name, model):
         assert method.net.norm_layers() and all(norm.num_tasks == 5 for norm in method.net.norm_layers())
 
 
+def test_packnet_without_reuse_keeps_earlier_tasks_bit_identical():
+    _, identical = earlier_tasks_identical(learn("packnet", "lenet-bn", num_tasks=3, packnet_reuse=False))
+    assert len(identical) == 3 and all(identical)
+
+
 def test_wsn_trains_only_free_entries_and_reuses_earlier_weights():
     before = None
     reuse, chance = [], []
@@ -89,13 +94,13 @@ def test_wsn_scores_carry_over_between_tasks():
     assert all(torch.equal(method.net.task_scores(1)[k], carried[k]) for k in carried)
 
 
-@pytest.mark.parametrize("share", ["layer", "free"])
-def test_packnet_task_owns_exactly_its_pruned_share(share):
+@pytest.mark.parametrize("share, reuse", [("layer", True), ("free", True), ("layer", False)])
+def test_packnet_task_owns_exactly_its_pruned_share(share, reuse):
     keep = 0.25
     head = "5"  # lenet's classifier
     unions = None
     owned_first = {}
-    for method, _, t in learn("packnet", num_tasks=4, packnet_keep=keep, packnet_share=share):
+    for method, _, t in learn("packnet", num_tasks=4, packnet_keep=keep, packnet_share=share, packnet_reuse=reuse):
         net = method.net
         layers = dict(net.named_masked_layers())
         assert list(layers)[-1] == head
@@ -107,8 +112,8 @@ def test_packnet_task_owns_exactly_its_pruned_share(share):
             of = free if share == "free" else mask.numel()
             assert int(own.sum()) == min(kept_count(of, keep), free)
             owned_first.setdefault(name, []).append(int(own.sum()))
-            if name == head:
-                assert not (mask & earlier).any()  # a task's head is only its own weights
+            if name == head or not reuse:
+                assert not (mask & earlier).any()  # a task's head (every layer without reuse) is only its own weights
             else:
                 assert torch.equal(mask, earlier | own)  # task t uses every weight owned by tasks <= t
         unions = {name: layer.union.clone() for name, layer in layers.items()}

@@ -72,6 +72,8 @@ class PackNetSettings(MaskNetSettings):
                                           "PackNet's paper prunes: earlier tasks own more)")
     packnet_retrain_epochs: int = setting(-1, "packnet: epochs retraining the kept weights after pruning; "
                                               "-1: half of weight_epochs (rounded down, at least 1)")
+    packnet_reuse: bool = setting(True, "packnet: a task also uses the weights earlier tasks own, frozen (PackNet); "
+                                        "false: only its own weights (each task a disjoint subnetwork)")
     packnet_zero_pruned: bool = setting(False, "packnet: set the pruned weights to 0 (PackNet's code) instead of "
                                                "leaving the next task to start from their trained values")
 
@@ -179,12 +181,14 @@ class PackNet(MaskFamilyMethod):
 
     def learn_task(self, task_id: int, task: TaskData, progress: bool, on_epoch: EpochCallback | None) -> dict:
         cfg, net = self.config, self.net
-        head = {find_classifier(net.model)[0]}  # a task's head is its own weights only (PackNet is multi-head)
+        # layers where a task uses only its own weights: its head (PackNet is multi-head), or every layer without reuse
+        own_only = {name for name, _ in net.named_masked_layers()} if not self.settings.packnet_reuse else \
+            {find_classifier(net.model)[0]}
         net.add_task(task.num_classes)
-        net.start_free_training(separate=head)
+        net.start_free_training(separate=own_only)
         info = {"weight_phase": self.phase("weights", net.trainable_parameters(), task_id, task, cfg.weight_epochs,
                                            cfg.weight_lr, TaskStream.WEIGHT_PHASE, progress, on_epoch)}
-        info["owned"] = net.prune_and_retrain(self.keep(), separate=head, zero_pruned=self.settings.packnet_zero_pruned,
+        info["owned"] = net.prune_and_retrain(self.keep(), separate=own_only, zero_pruned=self.settings.packnet_zero_pruned,
                                                 of_free=self.settings.packnet_share == "free")
         info["retrain_phase"] = self.phase("retrain", net.trainable_parameters(), task_id, task, self.retrain_epochs(),
                                            cfg.weight_lr, TaskStream.MASK_PHASE, progress, on_epoch)
