@@ -95,3 +95,13 @@ def test_from_dict_refuses_an_unknown_key_in_one_line_with_a_hint():
     message = str(info.value)
     assert "\n" not in message and "mask_epoch: did you mean 'mask_epochs'?" in message
     assert "classil_rule" not in message and len(message) < 200
+
+
+def test_a_foreign_setting_names_only_the_methods_that_accept_its_value():
+    with pytest.raises(ExssnetError) as shared:
+        RunConfig.from_dict({"method": "supsup", "baseline_head": "shared"})
+    readers = shared.value.args[0].split("(read by ")[1].split(")")[0].split(", ")
+    assert "er" in readers and "joint" in readers
+    assert not set(readers) & set(LANGUAGE_METHODS)  # they read baseline_head but refuse 'shared'
+    with pytest.raises(ExssnetError, match="none of which accepts this value"):
+        RunConfig.from_dict({"method": "supsup", "baseline_head": "nonsense"})

@@ -50,6 +50,20 @@ def methods_reading(key: str) -> list[str]:
                   for m in methods)
 
 
+def methods_accepting(key: str, value: Any) -> list[str]:
+    """The methods whose settings declare `key` and accept `value` for it (their `check` passes with it)."""
+    found = []
+    for cls, methods in settings_classes().items():
+        if key not in {f.name for f in dataclasses.fields(cls)}:
+            continue
+        try:
+            cls(**{key: value})
+        except (ExssnetError, TypeError, ValueError):
+            continue
+        found += methods
+    return sorted(found)
+
+
 def core_keys() -> set[str]:
     return {f.name for f in dataclasses.fields(CoreSettings)}
 
@@ -124,8 +138,16 @@ def unread_settings(values: Mapping[str, Any], read: set[str]) -> tuple[list[str
     ...)` description for an error line."""
     defaults = key_defaults()
     unread = [k for k in values if k not in read and k in defaults and values[k] != defaults[k]]
-    details = "; ".join(f"--{k.replace('_', '-')} {values[k]!r} (read by {', '.join(methods_reading(k))})" for k in unread)
+    details = "; ".join(f"--{k.replace('_', '-')} {values[k]!r} ({reader_list(k, values[k])})" for k in unread)
     return unread, details
+
+
+def reader_list(key: str, value: Any) -> str:
+    """`read by m1, m2` (the methods that accept `value`), or which methods read `key` when none accepts it."""
+    accepting = methods_accepting(key, value)
+    if accepting:
+        return f"read by {', '.join(accepting)}"
+    return f"read by {', '.join(methods_reading(key))}, none of which accepts this value"
 
 
 def refuse_foreign(values: Mapping[str, Any], method: str) -> None:
