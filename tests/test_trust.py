@@ -200,6 +200,14 @@ def test_task_at_chance_is_flagged_with_its_likely_cause(tmp_path, capsys):
     assert f"warning: task {flagged[0]}" in printed and "likely cause" in printed
 
 
+def test_packnet_task_left_without_free_weights_is_told_to_lower_its_share(tmp_path):
+    out = tmp_path / "out"
+    assert main(["run", *FAST, "--method", "packnet", "--packnet-keep", "1.0", "--no-checkpoints", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    causes = [record["at_chance"]["likely_cause"] for record in results["tasks"] if "at_chance" in record]
+    assert causes and all("lower --packnet-keep" in cause and "density" not in cause for cause in causes)
+
+
 def test_chance_threshold():
     from exssnet.diagnosis import at_chance
 

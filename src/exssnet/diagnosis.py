@@ -32,16 +32,19 @@ def likely_cause(net: SupermaskNet | None, task: int, num_classes: int, lrs: dic
             head_name, head = find_classifier(net.model)  # the model's classifier, as KKT and checkpoints find it
         except ExssnetError:  # a model that does not name its classifier: only the per-layer check below applies
             head_name, head = None, None
+        # PackNet's (nested) masks are what earlier tasks left free, not the density's share
+        where, fix = ("after the earlier tasks' shares", "lower --packnet-keep") if net.nested_masks else \
+            (f"at density {net.density:g}", "raise --density")
         if head is not None and callable(getattr(head, "mask_of", None)):  # a masked head (not per-task heads)
             rows = head.mask_of(task)[:num_classes].flatten(1).sum(dim=1)
             empty = [c for c, kept in enumerate(rows.tolist()) if kept == 0]
             if empty:
-                return (f"at density {net.density:g} the classifier {head_name!r} keeps {int(rows.sum())} weight(s) for the "
-                        f"task's {num_classes} classes and none for class(es) {empty}: raise --density")
+                return (f"{where} the classifier {head_name!r} keeps {int(rows.sum())} weight(s) for the "
+                        f"task's {num_classes} classes and none for class(es) {empty}: {fix}")
         for name, layer in net.named_masked_layers():
             kept, outputs = int(layer.mask_of(task).sum()), layer.weight.shape[0]
             if kept < outputs:
-                return (f"at density {net.density:g} layer {name!r} keeps {kept} of {layer.weight.numel()} weights, "
-                        f"fewer than its {outputs} outputs: raise --density")
+                return (f"{where} layer {name!r} keeps {kept} of {layer.weight.numel()} weights, "
+                        f"fewer than its {outputs} outputs: {fix}")
     settings = ", ".join(f"{k} {v:g}" for k, v in lrs.items())
     return f"the optimisation did not learn it: check the learning rates ({settings}) and the epochs"
