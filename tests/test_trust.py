@@ -208,6 +208,22 @@ def test_packnet_task_left_without_free_weights_is_told_to_lower_its_share(tmp_p
     assert causes and all("lower --packnet-keep" in cause and "density" not in cause for cause in causes)
 
 
+@pytest.mark.parametrize("method, flag, warned", [("supsup", "--weight-epochs", True), ("wsn", "--weight-epochs", True),
+                                                  ("packnet", "--mask-epochs", True), ("supsup", "--mask-epochs", False),
+                                                  ("exssnet", "--weight-epochs", False)])
+def test_a_phase_the_method_does_not_train_is_a_warning(tmp_path, capsys, method, flag, warned):
+    out = tmp_path / "out"
+    args = ["run", "--benchmark", "split-digits", "--num-tasks", "1", "--density", "0.2", "--mask-epochs", "1",
+            "--weight-epochs", "1", "--method", method, flag, "3", "--no-checkpoints", "--out", str(out)]
+    assert main(args) == 0
+    line = f"method {method!r} does not read {flag} 3"
+    assert any(line in w for w in json.loads((out / "results.json").read_text())["warnings"]) is warned
+    assert (line in capsys.readouterr().out) is warned
+    if warned:  # 0 (no such phase) is what the method does anyway: no warning
+        assert main([*args[:-2], "--out", str(tmp_path / "zero"), flag, "0", "--quiet"]) == 0
+        assert json.loads((tmp_path / "zero" / "results.json").read_text())["warnings"] == []
+
+
 def test_chance_threshold():
     from exssnet.diagnosis import at_chance
 

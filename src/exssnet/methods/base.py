@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ class ContinualMethod(ABC):
     name: str = ""
     text_inputs: str = "features"  # what a text benchmark gives it: frozen-encoder "features" or raw "tokens"
     settings_class: type[Settings] = Settings  # set by register_method
+    # the phase epochs (`mask_epochs`, `weight_epochs`) it trains with; None: both, or as its settings decide
+    epoch_keys: tuple[str, ...] | None = None
 
     def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
         """`config`: the core settings of the run; `settings`: this method's own (default: its class's defaults)."""
@@ -46,6 +49,17 @@ class ContinualMethod(ABC):
     def summary(self) -> dict:
         """Method-level facts for results.json (e.g. sparse overlap)."""
         return {}
+
+    def unread_epochs(self) -> list[str]:
+        """A line for each phase-epochs setting given a value (other than its default or 0) that this method
+        does not train with (e.g. `weight_epochs` for SupSup, which has no weight phase)."""
+        if self.epoch_keys is None:
+            return []
+        defaults = {f.name: f.default for f in dataclasses.fields(CoreSettings)}
+        unread = [(key, getattr(self.config, key)) for key in ("mask_epochs", "weight_epochs") if key not in self.epoch_keys]
+        return [f"method {self.name!r} does not read --{key.replace('_', '-')} {value} (it trains for "
+                f"{' and '.join(self.epoch_keys)}); the run goes on without it" for key, value in unread
+                if value not in (0, defaults[key])]
 
     resumable: bool = False  # True when save_checkpoint/load_checkpoint are implemented (read by register_method)
     # False: its state differs between data-parallel processes (a replay buffer fills from each one's shard), so

@@ -222,6 +222,7 @@ class SupSup(SupermaskMethod):
     """SupSup: a mask per task over fixed random weights; the weights never change."""
 
     weight_rule = None
+    epoch_keys = ("mask_epochs",)
 
 
 @register_method("ssnet", settings=SupermaskSettings)

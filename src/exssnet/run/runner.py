@@ -241,6 +241,9 @@ def run_experiment(
     started = time.perf_counter()
     benchmark = load_benchmark(config, progress)
     method = build_method(config, benchmark, config.settings_of())
+    unread = method.unread_epochs()
+    for line in unread if progress else ():
+        log(f"warning: {line}")
     distributed.check_batch_size(config.batch_size, getattr(method, "net", None))  # torchrun: rows for every process
     device = torch.device(config.device)
     tasks = [task_to_device(task, device, config.channels_last) for task in check_nonempty(benchmark.tasks)]
@@ -292,7 +295,7 @@ def run_experiment(
         "task_time_s": [record["wall_time_s"] for record in task_records],
         "total_time_s": time.perf_counter() - started,
         "tasks": task_records,
-        "warnings": [f"task {t} ({r['name']}) ended at chance accuracy ({acc[t][t]:.2f}%, chance "
+        "warnings": unread + [f"task {t} ({r['name']}) ended at chance accuracy ({acc[t][t]:.2f}%, chance "
                      f"{r['at_chance']['chance']:.2f}%); likely cause: {r['at_chance']['likely_cause']}"
                      for t, r in enumerate(task_records) if "at_chance" in r],
         "benchmark_info": benchmark.info,
