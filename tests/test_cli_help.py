@@ -74,7 +74,8 @@ def test_each_method_flag_names_exactly_the_methods_that_read_it(capsys):
     buffer = methods_in_help(flag_block(text, "--buffer-size"))
     assert not buffer & {"naive", "ewc", "lwf", "si", "exssnet", "supsup"}
     # core keys a method does not read
-    assert methods_in_help(flag_block(text, "--density")) == {"supsup", "ssnet", "exssnet"}
+    assert methods_in_help(flag_block(text, "--density")) == {"supsup", "ssnet", "exssnet", "wsn"}  # not packnet
+    assert methods_in_help(flag_block(text, "--weight-lr")) == {"ssnet", "exssnet", "packnet"}
     assert "ft" not in readers("model") and reads("er", "model") and not reads("ft", "density")
 
 

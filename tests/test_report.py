@@ -104,6 +104,17 @@ def test_runs_that_differ_in_more_than_the_seed_are_kept_apart(tmp_path):
     assert "92.00 ± 2.83" in page and "kkt_k=20" in page
 
 
+def test_wsn_runs_at_different_capacities_and_packnet_weight_rates_are_kept_apart(tmp_path):
+    _fake_results(tmp_path / "a", "wsn", 0.1, 0, 96.0)
+    _fake_results(tmp_path / "b", "wsn", 0.3, 0, 97.0)
+    _fake_results(tmp_path / "c", "packnet", 0.1, 0, 95.0, weight_lr=0.001)
+    _fake_results(tmp_path / "d", "packnet", 0.1, 0, 94.0, weight_lr=0.01)
+    _fake_results(tmp_path / "e", "packnet", 0.3, 1, 93.0, weight_lr=0.01)  # density: packnet does not read it
+    groups = group_runs(load_runs([tmp_path]))
+    assert sorted((g.label, g.seeds) for g in groups) == [("packnet weight_lr=0.001", [0]), ("packnet weight_lr=0.01", [0, 1]),
+                                                         ("wsn d=0.1", [0]), ("wsn d=0.3", [0])]
+
+
 @pytest.mark.parametrize(
     "content, message",
     [(None, "does not exist"), ("", "no results.json found"), ("{not json", "is not valid JSON"),

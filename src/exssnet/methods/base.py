@@ -23,8 +23,8 @@ class ContinualMethod(ABC):
     name: str = ""
     text_inputs: str = "features"  # what a text benchmark gives it: frozen-encoder "features" or raw "tokens"
     settings_class: type[Settings] = Settings  # set by register_method
-    # the phase epochs (`mask_epochs`, `weight_epochs`) it trains with; None: both, or as its settings decide
-    epoch_keys: tuple[str, ...] | None = None
+    # core settings it never reads (e.g. SupSup has no weight phase): a value other than the default is a warning
+    ignored_core_keys: tuple[str, ...] = ()
 
     def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
         """`config`: the core settings of the run; `settings`: this method's own (default: its class's defaults)."""
@@ -50,16 +50,13 @@ class ContinualMethod(ABC):
         """Method-level facts for results.json (e.g. sparse overlap)."""
         return {}
 
-    def unread_epochs(self) -> list[str]:
-        """A line for each phase-epochs setting given a value (other than its default or 0) that this method
-        does not train with (e.g. `weight_epochs` for SupSup, which has no weight phase)."""
-        if self.epoch_keys is None:
-            return []
+    def unread_core_settings(self) -> list[str]:
+        """A line for each core setting in `ignored_core_keys` given a value other than its default (an epoch
+        count of 0, no such phase, is what the method does anyway)."""
         defaults = {f.name: f.default for f in dataclasses.fields(CoreSettings)}
-        unread = [(key, getattr(self.config, key)) for key in ("mask_epochs", "weight_epochs") if key not in self.epoch_keys]
-        return [f"method {self.name!r} does not read --{key.replace('_', '-')} {value} (it trains for "
-                f"{' and '.join(self.epoch_keys)}); the run goes on without it" for key, value in unread
-                if value not in (0, defaults[key])]
+        unread = [(key, getattr(self.config, key)) for key in self.ignored_core_keys]
+        return [f"method {self.name!r} does not read --{key.replace('_', '-')} {value}; the run goes on without it"
+                for key, value in unread if value != defaults[key] and not (key.endswith("_epochs") and value == 0)]
 
     resumable: bool = False  # True when save_checkpoint/load_checkpoint are implemented (read by register_method)
     # False: its state differs between data-parallel processes (a replay buffer fills from each one's shard), so
@@ -141,6 +138,11 @@ def method_supports_resume(name: str, world_size: int = 1) -> bool:
 def method_text_inputs(name: str) -> str:
     """'tokens' for methods that train the encoder on raw text, else 'features' (frozen-encoder features)."""
     return str(getattr(METHODS.get(name).factory, "text_inputs", "features"))
+
+
+def method_ignored_core_keys(name: str) -> tuple[str, ...]:
+    """The core settings method `name` never reads (`ContinualMethod.ignored_core_keys`)."""
+    return tuple(getattr(METHODS.get(name).factory, "ignored_core_keys", ()))
 
 
 def build_method(config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> ContinualMethod:

@@ -109,7 +109,8 @@ class WSN(MaskFamilyMethod):
     """Winning SubNetworks: scores kept across tasks, weights trained jointly on the free entries."""
 
     settings: WSNSettings
-    epoch_keys = ("mask_epochs",)  # its one phase trains scores and weights together
+    # its one phase (mask_epochs) trains scores and weights together, the weights at wsn_weight_lr or mask_lr
+    ignored_core_keys = ("weight_epochs", "weight_lr")
 
     def __init__(self, config: CoreSettings, benchmark: Benchmark, settings: Settings | None = None) -> None:
         super().__init__(config, benchmark, settings)
@@ -172,7 +173,7 @@ class PackNet(MaskFamilyMethod):
     """PackNet: train the free weights, prune each layer to its share by magnitude, retrain the kept, freeze."""
 
     settings: PackNetSettings
-    epoch_keys = ("weight_epochs",)  # and packnet_retrain_epochs (default: from weight_epochs)
+    ignored_core_keys = ("mask_epochs", "mask_lr", "density")  # no scores: it prunes by magnitude to packnet_keep
 
     def keep(self) -> float:
         return self.settings.packnet_keep or 1.0 / len(self.benchmark.tasks)  # the benchmark's tasks: num_tasks may be unset

@@ -222,7 +222,7 @@ class SupSup(SupermaskMethod):
     """SupSup: a mask per task over fixed random weights; the weights never change."""
 
     weight_rule = None
-    epoch_keys = ("mask_epochs",)
+    ignored_core_keys = ("weight_epochs", "weight_lr")  # no weight phase
 
 
 @register_method("ssnet", settings=SupermaskSettings)

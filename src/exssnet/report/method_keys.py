@@ -1,8 +1,10 @@
 """Which methods read which config key, derived from the method registry (used by `exssnet run --help` and reports).
 
 A key of a registered settings class is read by exactly the methods registered with a class that declares it.
-A core key is read by every method, except those below: the mask keys only by supermask methods (methods whose
-settings class derives from SupermaskSettings) and `model` not by methods that fine-tune a text encoder.
+A core key is read by every method, except those below: the mask keys only by supermask methods (methods over
+one SupermaskNet, whose settings class derives from MaskNetSettings: supsup, ssnet, exssnet, wsn, packnet), `model`
+not by methods that fine-tune a text encoder, and neither these nor the phase epochs by a method that names them in
+its `ignored_core_keys` (SupSup has no weight phase).
 A field may also name its readers itself in its metadata (`metadata["methods"]`), which then wins.
 """
 
@@ -12,16 +14,17 @@ import dataclasses
 from functools import lru_cache
 
 from exssnet.methods import method_names, method_settings_class, settings_classes
-from exssnet.methods.base import method_text_inputs
-from exssnet.methods.supermask_methods import SupermaskSettings
+from exssnet.methods.base import method_ignored_core_keys, method_text_inputs
+from exssnet.methods.supermask_methods import MaskNetSettings
 from exssnet.settings import CoreSettings
 
 SUPERMASK_CORE_KEYS = frozenset({"density", "keep_scores", "mask_lr", "weight_lr"})  # what dense methods never read
+PHASE_KEYS = frozenset({"mask_epochs", "weight_epochs"})  # read by every dense method too (baseline_epochs' default)
 MODEL_KEYS = frozenset({"model"})  # token methods build their net over `encoder` instead
 
 
 def supermask_methods() -> list[str]:
-    return [m for m in method_names() if issubclass(method_settings_class(m), SupermaskSettings)]
+    return [m for m in method_names() if issubclass(method_settings_class(m), MaskNetSettings)]
 
 
 def token_methods() -> list[str]:
@@ -49,8 +52,9 @@ def readers(key: str) -> list[str] | None:
         declared = _declared(core)
         if declared is not None:
             return declared
-        if key in SUPERMASK_CORE_KEYS:
-            return sorted(supermask_methods())
+        if key in SUPERMASK_CORE_KEYS or key in PHASE_KEYS:
+            among = supermask_methods() if key in SUPERMASK_CORE_KEYS else method_names()
+            return sorted(m for m in among if key not in method_ignored_core_keys(m))
         if key in MODEL_KEYS:
             tokens = set(token_methods())
             return sorted(m for m in method_names() if m not in tokens)

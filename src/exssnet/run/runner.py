@@ -241,7 +241,7 @@ def run_experiment(
     started = time.perf_counter()
     benchmark = load_benchmark(config, progress)
     method = build_method(config, benchmark, config.settings_of())
-    unread = method.unread_epochs()
+    unread = method.unread_core_settings()
     for line in unread if progress else ():
         log(f"warning: {line}")
     distributed.check_batch_size(config.batch_size, getattr(method, "net", None))  # torchrun: rows for every process
