@@ -3,8 +3,8 @@
 A key of a registered settings class is read by exactly the methods registered with a class that declares it.
 A core key is read by every method, except those below: the mask keys only by supermask methods (methods over
 one SupermaskNet, whose settings class derives from MaskNetSettings: supsup, ssnet, exssnet, wsn, packnet), `model`
-not by methods that fine-tune a text encoder, and neither these nor the phase epochs by a method that names them in
-its `ignored_core_keys` (SupSup has no weight phase).
+not by methods that fine-tune a text encoder, and no core key by a method that names it in its `ignored_core_keys`
+(SupSup has no weight phase).
 A field may also name its readers itself in its metadata (`metadata["methods"]`), which then wins.
 """
 
@@ -19,7 +19,6 @@ from exssnet.methods.supermask_methods import MaskNetSettings
 from exssnet.settings import CoreSettings
 
 SUPERMASK_CORE_KEYS = frozenset({"density", "keep_scores", "mask_lr", "weight_lr"})  # what dense methods never read
-PHASE_KEYS = frozenset({"mask_epochs", "weight_epochs"})  # read by every dense method too (baseline_epochs' default)
 MODEL_KEYS = frozenset({"model"})  # token methods build their net over `encoder` instead
 
 
@@ -52,13 +51,15 @@ def readers(key: str) -> list[str] | None:
         declared = _declared(core)
         if declared is not None:
             return declared
-        if key in SUPERMASK_CORE_KEYS or key in PHASE_KEYS:
-            among = supermask_methods() if key in SUPERMASK_CORE_KEYS else method_names()
-            return sorted(m for m in among if key not in method_ignored_core_keys(m))
-        if key in MODEL_KEYS:
+        if key in SUPERMASK_CORE_KEYS:
+            among = supermask_methods()
+        elif key in MODEL_KEYS:
             tokens = set(token_methods())
-            return sorted(m for m in method_names() if m not in tokens)
-        return None
+            among = [m for m in method_names() if m not in tokens]
+        else:
+            among = method_names()
+        who = sorted(m for m in among if key not in method_ignored_core_keys(m))
+        return None if len(who) == len(method_names()) else who
     found: set[str] = set()
     for cls, methods in settings_classes().items():
         for f in dataclasses.fields(cls):
