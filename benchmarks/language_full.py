@@ -8,7 +8,8 @@ methods and the dense er / der / joint / individual train a Kim CNN over the fro
 Each finished run appends ONE JSON line to OUT (default benchmarks/results/language_full.jsonl); a row that
 OUT already holds (row, encoder, seed) is skipped, so the grid continues where it stopped. A run writes a
 checkpoint after every task, and a run that was cut short continues from its last finished task (`--resume`):
-an mpnet-base language row (hours on one thread) finishes over several sittings. One thread per run.
+an mpnet-base language row (hours on one thread) finishes over several sittings. One thread per run; workers
+started side by side share the grid, each taking the next row no other worker holds (`benchmarks/grid_claims.py`).
 Replaying rows replay 8 examples per step (= the batch); MbPA++ adapts 2 steps per chunk of 64 test texts.
 
     PYTHONPATH=src python benchmarks/language_full.py                # run the grid (most informative rows first)
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 from cut_short import finished_tasks, total_seconds
+from grid_claims import claim, release
 from table_format import mean_std, read_jsonl, replace_block
 
 from exssnet.run.config import methods_reading
@@ -119,29 +121,42 @@ def row_of(row: str, encoder: str, seed: int, results: dict, wall_s: float, argv
 
 
 def run_grid(args: argparse.Namespace) -> None:
-    done = {(r["row"], r["encoder"], r["seed"]) for r in read_jsonl(args.out)}
+    """Run every row the grid's OUT lacks, in `grid()` order; workers started side by side share the rows (claims)."""
+    claims = ROOT / args.runs / ".claims"
     for row, encoder, seed in grid():
-        if (row, encoder, seed) in done or (args.encoders and encoder not in args.encoders) or (
-                args.rows and row not in args.rows):
+        if (args.encoders and encoder not in args.encoders) or (args.rows and row not in args.rows):
             continue
-        folder = run_folder(args.runs, encoder, row, seed)
-        argv = command(row, encoder, seed, folder)
-        resumed_at = finished_tasks(ROOT / folder)
-        run_argv = ["exssnet", "run", "--out", str(folder), "--resume", "--quiet"] if resumed_at else argv
-        if resumed_at:
-            print(f"{row} {encoder} seed {seed}: resuming after {resumed_at} finished task(s)", flush=True)
-        results, wall, error = run_exssnet(run_argv, folder)
-        if results is None and resumed_at:  # e.g. the row's settings changed since: start it again
-            print(f"{row} {encoder} seed {seed}: cannot resume ({error}); starting again", flush=True)
-            resumed_at, (results, wall, error) = 0, run_exssnet(argv, folder)
-        if results is None:
-            print(f"{row} {encoder} seed {seed}: FAILED ({wall:.0f}s): {error}", flush=True)
-            continue
-        line = row_of(row, encoder, seed, results, wall, argv, resumed_at)
-        with open(args.out, "a") as handle:
-            handle.write(json.dumps(line) + "\n")
-        print(f"{row} {encoder} seed {seed}: avg acc {line['avg_acc']:.2f}, forgetting {line['forgetting']:.2f} "
-              f"({wall:.0f}s)", flush=True)
+        key = f"{encoder}/{row}/seed{seed}"
+        if not claim(claims, key):
+            continue  # another worker runs it
+        try:
+            # read after the claim: a row another worker finished meanwhile is in the file
+            if (row, encoder, seed) not in {(r["row"], r["encoder"], r["seed"]) for r in read_jsonl(args.out)}:
+                run_row(args, row, encoder, seed)
+        finally:
+            release(claims, key)
+
+
+def run_row(args: argparse.Namespace, row: str, encoder: str, seed: int) -> None:
+    """Run (or resume) one grid row and append its line to OUT."""
+    folder = run_folder(args.runs, encoder, row, seed)
+    argv = command(row, encoder, seed, folder)
+    resumed_at = finished_tasks(ROOT / folder)
+    run_argv = ["exssnet", "run", "--out", str(folder), "--resume", "--quiet"] if resumed_at else argv
+    if resumed_at:
+        print(f"{row} {encoder} seed {seed}: resuming after {resumed_at} finished task(s)", flush=True)
+    results, wall, error = run_exssnet(run_argv, folder)
+    if results is None and resumed_at:  # e.g. the row's settings changed since: start it again
+        print(f"{row} {encoder} seed {seed}: cannot resume ({error}); starting again", flush=True)
+        resumed_at, (results, wall, error) = 0, run_exssnet(argv, folder)
+    if results is None:
+        print(f"{row} {encoder} seed {seed}: FAILED ({wall:.0f}s): {error}", flush=True)
+        return
+    line = row_of(row, encoder, seed, results, wall, argv, resumed_at)
+    with open(args.out, "a") as handle:
+        handle.write(json.dumps(line) + "\n")
+    print(f"{row} {encoder} seed {seed}: avg acc {line['avg_acc']:.2f}, forgetting {line['forgetting']:.2f} "
+          f"({wall:.0f}s)", flush=True)
 
 
 def table(rows: list[dict], encoder: str) -> str:

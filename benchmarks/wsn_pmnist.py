@@ -5,7 +5,8 @@ the accuracy matrix's diagonal (WSN's printed number), forgetting, capacity, bit
 exssnet version, the preset's settings); a (preset, seed) already there with the preset's current settings is
 skipped, so the grid can be stopped and started again, and a preset whose settings changed runs again (the table
 shows the rows of each preset's current settings, and rows of earlier settings apart, with what differed). Runs go
-one at a time, seed by seed, with `--threads` torch threads; their folders go under --out (results.json each), with a
+one at a time, seed by seed, with `--threads` torch threads (workers started side by side share the grid: each takes
+the next run no other worker holds, `benchmarks/grid_claims.py`); their folders go under --out (results.json each), with a
 checkpoint after every task: a run cut short goes on from its last finished task when the grid starts again.
 Then the table: ours (mean +- sample std over the seeds found) beside WSN's published mean +- std.
 
@@ -23,6 +24,7 @@ import sys
 from pathlib import Path
 
 from cut_short import finished_tasks, total_seconds
+from grid_claims import claim, release
 from table_format import mean_std, read_jsonl, replace_block
 
 from exssnet import __version__
@@ -121,6 +123,23 @@ def run_one(name: str, seed: int, threads: int, out: Path, short: dict | None) -
             "settings": preset_settings(name)}
 
 
+def run_row(args: argparse.Namespace, name: str, seed: int, short: dict | None) -> None:
+    """Run one preset and seed unless RESULTS has it (current settings), and append its line."""
+    done = {(r["preset"], r["seed"], json.dumps(r.get("short"), sort_keys=True))
+            for r in read_jsonl(args.results) if is_current(r)}
+    if (name, seed, json.dumps(short, sort_keys=True)) in done:
+        return
+    try:
+        row = run_one(name, seed, args.threads, args.out, short)
+    except ExssnetError as error:  # e.g. a diverged run: say so and go on with the grid (nothing recorded)
+        print(f"{name} seed {seed}: FAILED: {error}", flush=True)
+        return
+    with args.results.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+    print(f"{name} seed {seed}: avg acc {row['avg_acc']:.2f}, forgetting {row['forgetting']:.2f}, "
+          f"capacity {row['capacity']}, {row['seconds']:.0f}s", flush=True)
+
+
 def table(rows: list[dict], names: list[str]) -> str:
     """Markdown: per preset, ours (avg acc, forgetting, capacity, seeds, minutes per run) with its current settings,
     and WSN's row."""
@@ -181,21 +200,16 @@ def main(argv: list[str] | None = None) -> int:
     short = {k: v for k, v in (("num_tasks", args.num_tasks), ("epochs", args.epochs)) if v is not None} or None
     if not args.table_only:
         args.results.parent.mkdir(parents=True, exist_ok=True)
+        claims = args.out / ".claims"  # workers started side by side share the grid (benchmarks/grid_claims.py)
         for seed in args.seeds:
             for name in names:
-                done = {(r["preset"], r["seed"], json.dumps(r.get("short"), sort_keys=True))
-                        for r in read_jsonl(args.results) if is_current(r)}
-                if (name, seed, json.dumps(short, sort_keys=True)) in done:
-                    continue
+                key = f"{name}/seed{seed}" + ("-short" if short else "")
+                if not claim(claims, key):
+                    continue  # another worker runs it
                 try:
-                    row = run_one(name, seed, args.threads, args.out, short)
-                except ExssnetError as error:  # e.g. a diverged run: say so and go on with the grid (nothing recorded)
-                    print(f"{name} seed {seed}: FAILED: {error}", flush=True)
-                    continue
-                with args.results.open("a", encoding="utf-8") as f:
-                    f.write(json.dumps(row) + "\n")
-                print(f"{name} seed {seed}: avg acc {row['avg_acc']:.2f}, forgetting {row['forgetting']:.2f}, "
-                      f"capacity {row['capacity']}, {row['seconds']:.0f}s", flush=True)
+                    run_row(args, name, seed, short)
+                finally:
+                    release(claims, key)
     rows = read_jsonl(args.results)
     text = table(rows, names)
     earlier = earlier_table(rows, names)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,27 @@ from conftest import load_benchmark_script
 @pytest.fixture(scope="module")
 def grid_module():
     return load_benchmark_script("language_full")
+
+
+def fake_exssnet(grid_module, root: Path, monkeypatch) -> list[list[str]]:
+    """Stand in for `exssnet run` under `root`: each call writes a results.json (the method named by --method, "ft"
+    for a resumed run) and is recorded in the returned list."""
+    calls: list[list[str]] = []
+
+    def fake_run(argv, cwd, **kwargs):
+        calls.append(argv)
+        config = {"text_max_train": 200, "text_max_test": 100, "max_length": 128}
+        written = Path(cwd) / argv[argv.index("--out") + 1]
+        written.mkdir(parents=True, exist_ok=True)
+        method = argv[argv.index("--method") + 1] if "--method" in argv else "ft"
+        (written / "results.json").write_text(json.dumps({
+            "method": method, "acc_matrix": [[80.0, None], [70.0, 90.0]], "task_names": ["a", "b"], "avg_acc": 80.0,
+            "forgetting": 10.0, "config": config, "task_time_s": [1000.0, 5.0]}))
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(grid_module, "ROOT", root)
+    monkeypatch.setattr(grid_module.subprocess, "run", fake_run)
+    return calls
 
 
 def test_grid_has_every_row_three_minilm_seeds_and_one_mpnet_seed(grid_module):
@@ -32,21 +54,7 @@ def test_finished_rows_are_skipped_and_each_run_appends_one_line(grid_module, tm
     out = tmp_path / "rows.jsonl"
     done = [("supsup", "minilm", 0), ("ssnet", "minilm", 0)]
     out.write_text("".join(json.dumps({"row": r, "encoder": e, "seed": s, "avg_acc": 50.0}) + "\n" for r, e, s in done))
-    calls = []
-
-    def fake_run(argv, cwd, **kwargs):
-        folder = Path(cwd) / argv[argv.index("--out") + 1]
-        folder.mkdir(parents=True)
-        method = argv[argv.index("--method") + 1]
-        config = {"text_max_train": 200, "text_max_test": 100, "max_length": 128}
-        (folder / "results.json").write_text(json.dumps({
-            "method": method, "acc_matrix": [[80.0, None], [70.0, 90.0]], "task_names": ["a", "b"], "avg_acc": 80.0,
-            "forgetting": 10.0, "config": config}))
-        calls.append(argv)
-        return subprocess.CompletedProcess(argv, 0, "", "")
-
-    monkeypatch.setattr(grid_module, "ROOT", tmp_path)
-    monkeypatch.setattr(grid_module.subprocess, "run", fake_run)
+    calls = fake_exssnet(grid_module, tmp_path, monkeypatch)
     args = type("Args", (), {"out": out, "runs": Path("runs"), "encoders": ["minilm"], "rows": ["supsup", "ssnet", "exssnet"]})
     grid_module.run_grid(args)
     lines = [json.loads(line) for line in out.read_text().splitlines()]
@@ -63,20 +71,7 @@ def test_a_run_cut_short_is_resumed_and_its_earlier_tasks_time_counted(grid_modu
     folder = grid_module.run_folder(Path("runs"), "minilm", "ft", 0)
     (tmp_path / folder).mkdir(parents=True)
     (tmp_path / folder / "run_state.json").write_text(json.dumps({"acc_rows": [[80.0]]}))  # task 0 finished
-    calls = []
-
-    def fake_run(argv, cwd, **kwargs):
-        calls.append(argv)
-        config = {"text_max_train": 200, "text_max_test": 100, "max_length": 128}
-        written = Path(cwd) / argv[argv.index("--out") + 1]
-        written.mkdir(parents=True, exist_ok=True)
-        (written / "results.json").write_text(json.dumps({
-            "method": "ft", "acc_matrix": [[80.0, None], [70.0, 90.0]], "task_names": ["a", "b"], "avg_acc": 80.0,
-            "forgetting": 10.0, "config": config, "task_time_s": [1000.0, 5.0]}))
-        return subprocess.CompletedProcess(argv, 0, "", "")
-
-    monkeypatch.setattr(grid_module, "ROOT", tmp_path)
-    monkeypatch.setattr(grid_module.subprocess, "run", fake_run)
+    calls = fake_exssnet(grid_module, tmp_path, monkeypatch)
     out = tmp_path / "rows.jsonl"
     grid_module.run_grid(type("Args", (), {"out": out, "runs": Path("runs"), "encoders": ["minilm"], "rows": ["ft"]}))
     assert calls[0][1:] == ["run", "--out", str(folder), "--resume", "--quiet"]
@@ -110,3 +105,20 @@ def test_validation_study_scores_the_last_phase_and_changes_one_setting_per_vari
         assert argv[argv.index("--text-max-train") + 1] == "200" and argv[argv.index("--max-length") + 1] == "128"
         added = [a for a in argv if a.startswith("--") and a not in base]
         assert variant.startswith("er") or (len(added) <= 2 and argv != base) or variant == "exssnet (as in the table)"
+
+
+def test_a_row_another_worker_holds_is_left_to_it(grid_module, tmp_path, monkeypatch):
+    claims = load_benchmark_script("grid_claims")
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        held = claims.claim_path(tmp_path / "runs" / ".claims", "minilm/ft/seed1")
+        held.parent.mkdir(parents=True)
+        held.write_text(claims.process_tag(worker.pid))
+        calls = fake_exssnet(grid_module, tmp_path, monkeypatch)
+        out = tmp_path / "rows.jsonl"
+        grid_module.run_grid(type("Args", (), {"out": out, "runs": Path("runs"), "encoders": ["minilm"], "rows": ["ft"]}))
+    finally:
+        worker.kill()
+        worker.wait()
+    assert [argv[argv.index("--seed") + 1] for argv in calls] == ["0", "2"]
+    assert [json.loads(line)["seed"] for line in out.read_text().splitlines()] == [0, 2] and held.exists()
