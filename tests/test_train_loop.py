@@ -1,4 +1,4 @@
-"""The shared training loop: batches BatchNorm cannot train on."""
+"""The shared training loop: batches BatchNorm cannot train on, schedules, optimisers and their parameter groups."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from exssnet.cli import main
 from exssnet.data.tasks import Split, TaskData
-from exssnet.methods.loops import PhaseSpec, StepHooks, train_phase
+from exssnet.methods.loops import PhaseSpec, StepHooks, merged_groups, phase_optimizer, train_phase
 
 
 def _task(rows: int) -> TaskData:
@@ -68,3 +68,30 @@ def test_an_unknown_schedule_or_optimizer_is_one_clear_error(capsys):
     assert "lr_schedule must be one of cosine, constant" in capsys.readouterr().err
     assert main(["run", "--method", "ewc", "--baseline-optimizer", "rmsprop", "--quiet"]) == 2
     assert "baseline_optimizer must be 'adam' or 'sgd'" in capsys.readouterr().err
+
+
+def test_parameter_groups_with_equal_settings_are_joined_and_train_the_same():
+    def nets():
+        torch.manual_seed(0)
+        return [torch.nn.Linear(4, 3) for _ in range(3)]
+
+    def groups(layers, lr_of_last):
+        return [{"params": layers[0].parameters()}, {"params": list(layers[1].parameters()), "lr": 0.01},
+                {"params": layers[2].weight, "lr": lr_of_last}]
+
+    joined = merged_groups(groups(nets(), 0.02), 0.01)
+    assert [len(g["params"]) for g in joined] == [4, 1] and [g["lr"] for g in joined] == [0.01, 0.02]
+    assert merged_groups([torch.nn.Parameter(torch.zeros(1))], 0.1)[0].shape == (1,)  # bare parameters: as given
+    results = []
+    for join in (True, False):
+        layers = nets()
+        params = groups(layers, 0.01)
+        optimizer = phase_optimizer(params, 0.01) if join else torch.optim.Adam(params, lr=0.01, fused=True)
+        assert len(optimizer.param_groups) == (1 if join else 3)
+        x = torch.randn(8, 4, generator=torch.Generator().manual_seed(1))
+        for _ in range(3):
+            optimizer.zero_grad()
+            sum(layer(x).square().sum() for layer in layers).backward()
+            optimizer.step()
+        results.append([p.detach().clone() for layer in layers for p in layer.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*results))
