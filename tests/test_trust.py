@@ -198,6 +198,10 @@ def test_task_at_chance_is_flagged_with_its_likely_cause(tmp_path, capsys):
     cause = results["tasks"][flagged[0]]["at_chance"]["likely_cause"]
     assert re.search(r"the classifier '\w+' keeps \d+ weight", cause) and "raise --density" in cause
     assert f"warning: task {flagged[0]}" in printed and "likely cause" in printed
+    record = results["tasks"][flagged[0]]["at_chance"]
+    accuracy = results["acc_matrix"][flagged[0]][flagged[0]]
+    assert f"{accuracy:.2f}% on {record['test_examples']} test examples is not clearly above chance " \
+           f"({record['chance']:.2f}%)" in results["warnings"][0] and record["test_examples"] > 0
 
 
 def test_packnet_task_left_without_free_weights_is_told_to_lower_its_share(tmp_path):

@@ -136,7 +136,15 @@ def chance_flag(method: ContinualMethod, config: RunConfig, task: TaskData, t: i
     own_lrs = {key: value for key, value in method.settings.to_dict().items() if key.endswith("_lr")}
     lrs = {"mask_lr": config.mask_lr, "weight_lr": config.weight_lr} if supermask else own_lrs
     cause = likely_cause(net if supermask else None, t, task.num_classes, lrs)
-    return {"chance": chance_threshold(task.num_classes, len(task.test))[0], "likely_cause": cause}
+    return {"chance": chance_threshold(task.num_classes, len(task.test))[0], "test_examples": len(task.test),
+            "likely_cause": cause}
+
+
+def chance_message(t: int, name: str, acc: float, flag: dict) -> str:
+    """The warning of a task flagged at chance: its accuracy, on how many test examples, against chance."""
+    examples = f" on {flag['test_examples']} test examples" if "test_examples" in flag else ""  # a run resumed from 1.x
+    return (f"task {t} ({name}) ended at chance: {acc:.2f}%{examples} is not clearly above chance "
+            f"({flag['chance']:.2f}%); likely cause: {flag['likely_cause']}")
 
 
 def check_nonempty(tasks: list[TaskData]) -> list[TaskData]:
@@ -270,7 +278,7 @@ def run_experiment(
         if flag is not None:
             task_records[-1]["at_chance"] = flag
             if progress:
-                log(f"warning: task {t} ended at chance accuracy ({acc[t][t]:.2f}%): {flag['likely_cause']}")
+                log(f"warning: {chance_message(t, tasks[t].name, acc[t][t], flag)}")  # type: ignore[arg-type]
         for hook in all_hooks:
             hook.on_task_end(t, method, acc[t][: t + 1], task_records[-1])  # type: ignore[arg-type]
         seen = sum(acc[t][: t + 1]) / (t + 1)  # type: ignore[arg-type]
@@ -295,9 +303,8 @@ def run_experiment(
         "task_time_s": [record["wall_time_s"] for record in task_records],
         "total_time_s": time.perf_counter() - started,
         "tasks": task_records,
-        "warnings": unread + [f"task {t} ({r['name']}) ended at chance accuracy ({acc[t][t]:.2f}%, chance "
-                     f"{r['at_chance']['chance']:.2f}%); likely cause: {r['at_chance']['likely_cause']}"
-                     for t, r in enumerate(task_records) if "at_chance" in r],
+        "warnings": unread + [chance_message(t, r["name"], acc[t][t], r["at_chance"])  # type: ignore[arg-type]
+                              for t, r in enumerate(task_records) if "at_chance" in r],
         "benchmark_info": benchmark.info,
     }
     for hook in all_hooks:
