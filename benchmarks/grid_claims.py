@@ -11,6 +11,8 @@ unrelated process after a restart does not keep a row held.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -72,3 +74,14 @@ def release(directory: Path, key: str) -> None:
             path.unlink()
     except OSError:
         pass
+
+
+@contextmanager
+def holding(directory: Path, key: str) -> Iterator[bool]:
+    """`claim` the row `key` for the body of a with-statement (True when held) and `release` it after."""
+    held = claim(directory, key)
+    try:
+        yield held
+    finally:
+        if held:
+            release(directory, key)

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from cut_short import finished_tasks, total_seconds
-from grid_claims import claim, release
+from grid_claims import holding
 from table_format import mean_std, read_jsonl, replace_block
 
 from exssnet.run.config import methods_reading
@@ -126,15 +126,10 @@ def run_grid(args: argparse.Namespace) -> None:
     for row, encoder, seed in grid():
         if (args.encoders and encoder not in args.encoders) or (args.rows and row not in args.rows):
             continue
-        key = f"{encoder}/{row}/seed{seed}"
-        if not claim(claims, key):
-            continue  # another worker runs it
-        try:
-            # read after the claim: a row another worker finished meanwhile is in the file
-            if (row, encoder, seed) not in {(r["row"], r["encoder"], r["seed"]) for r in read_jsonl(args.out)}:
+        with holding(claims, f"{encoder}/{row}/seed{seed}") as held:  # not held: another worker runs it
+            # read once held: a row another worker finished meanwhile is in the file
+            if held and (row, encoder, seed) not in {(r["row"], r["encoder"], r["seed"]) for r in read_jsonl(args.out)}:
                 run_row(args, row, encoder, seed)
-        finally:
-            release(claims, key)
 
 
 def run_row(args: argparse.Namespace, row: str, encoder: str, seed: int) -> None:

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from cut_short import finished_tasks, total_seconds
-from grid_claims import claim, release
+from grid_claims import holding
 from table_format import mean_std, read_jsonl, replace_block
 
 from exssnet import __version__
@@ -203,13 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         claims = args.out / ".claims"  # workers started side by side share the grid (benchmarks/grid_claims.py)
         for seed in args.seeds:
             for name in names:
-                key = f"{name}/seed{seed}" + ("-short" if short else "")
-                if not claim(claims, key):
-                    continue  # another worker runs it
-                try:
-                    run_row(args, name, seed, short)
-                finally:
-                    release(claims, key)
+                with holding(claims, f"{name}/seed{seed}" + ("-short" if short else "")) as held:
+                    if held:  # else another worker runs it
+                        run_row(args, name, seed, short)
     rows = read_jsonl(args.results)
     text = table(rows, names)
     earlier = earlier_table(rows, names)

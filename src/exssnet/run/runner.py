@@ -142,7 +142,7 @@ def chance_flag(method: ContinualMethod, config: RunConfig, task: TaskData, t: i
 
 def chance_message(t: int, name: str, acc: float, flag: dict) -> str:
     """The warning of a task flagged at chance: its accuracy, on how many test examples, against chance."""
-    examples = f" on {flag['test_examples']} test examples" if "test_examples" in flag else ""  # a run resumed from 1.x
+    examples = f" on {flag['test_examples']} test examples" if "test_examples" in flag else ""  # flagged before it was kept
     return (f"task {t} ({name}) ended at chance: {acc:.2f}%{examples} is not clearly above chance "
             f"({flag['chance']:.2f}%); likely cause: {flag['likely_cause']}")
 
