@@ -53,3 +53,42 @@ def test_drift_records_survive_a_resume(digits_config, tmp_path):
     resumed = run_experiment(config, out=tmp_path / "run", progress=False, resume=True)
     assert resumed["drift"] == reference["drift"]
     assert None not in resumed["drift"]["changed_predictions"]
+
+
+def test_drift_reuses_the_runs_own_evaluation(digits_config, monkeypatch):
+    """One process: drift takes its outputs from the evaluation that fills the accuracy matrix, no second pass."""
+    import exssnet.run.drift as drift_module
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("the drift hook evaluated the test set again")
+
+    config = replace(digits_config, method="ssnet", mask_epochs=1, weight_epochs=1)
+    reference = run_experiment(config, progress=False)["drift"]  # hook fed by the run's evaluation
+    monkeypatch.setattr(drift_module, "task_outputs", no_second_pass)
+    assert run_experiment(config, progress=False)["drift"] == reference
+    monkeypatch.undo()
+    monkeypatch.setattr(drift_module.DriftHook, "on_test_outputs", lambda self, task, seen, logits: None)
+    own_pass = run_experiment(config, progress=False)["drift"]  # what a sharded (data parallel) run measures
+    assert own_pass["changed_predictions"] == reference["changed_predictions"]
+    assert own_pass["max_logit_change"] == pytest.approx(reference["max_logit_change"], rel=1e-5, abs=1e-6)
+    assert max(reference["max_logit_change"][:-1]) > 0.0
+
+
+class OutputsSeen(RunHook):
+    def __init__(self):
+        self.calls = []
+
+    def on_test_outputs(self, task, seen, logits):
+        self.calls.append((task, seen, tuple(logits.shape), logits.dtype, logits.device.type))
+
+    def on_task_end(self, task, method, acc_row, record):
+        assert [seen for t, seen, *_ in self.calls if t == task] == list(range(task + 1))
+
+
+def test_hooks_get_every_seen_tasks_test_logits(digits_config):
+    hook = OutputsSeen()
+    results = run_experiment(replace(digits_config, method="supsup", mask_epochs=1), progress=False, hooks=[hook])
+    n = len(results["task_names"])
+    assert len(hook.calls) == n * (n + 1) // 2
+    assert {(dtype, device) for *_, dtype, device in hook.calls} == {(torch.float32, "cpu")}
+    assert all(shape[1] == 2 for *_, shape, _, _ in hook.calls)  # digits: 2 classes per task

@@ -10,7 +10,9 @@ logits on a fixed probe batch (the first `probe_size` test examples). After the 
 SupSup and ExSSNeT leave every finished task's subnetwork bit-identical, so both are exactly 0;
 SSNeT retrains weights inside earlier masks and shows its drift. The records are the hook's state
 (`state_dict`), saved with every checkpoint, so a resumed run measures the same drift as an
-uninterrupted one.
+uninterrupted one. The outputs come from the run's own test evaluation (`on_test_outputs`), so drift
+costs no extra pass; only where that evaluation is sharded (data parallel) does the hook score the
+test sets itself.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class DriftHook(RunHook):
         self.predictions: dict[int, torch.Tensor] = {}
         self.probe_logits: dict[int, torch.Tensor] = {}
         self.drift: dict | None = None
+        self.evaluated: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # this task end's (predictions, probe logits)
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {f"pred.{j}": p.contiguous() for j, p in self.predictions.items()}
@@ -71,14 +74,22 @@ class DriftHook(RunHook):
         return Split(take(task.test.x, index), task.test.y[:n])
 
     def _outputs(self, method: "ContinualMethod", j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(test predictions, probe logits) of task j now: from the run's evaluation when it handed them over."""
+        if j in self.evaluated:
+            return self.evaluated[j]
         method.eval_mode()
         predictions = task_outputs(method, j, self.tasks[j].test, self.batch_size).argmax(dim=1)
         return predictions, task_outputs(method, j, self._probe(self.tasks[j]), self.batch_size)
+
+    def on_test_outputs(self, task: int, seen: int, logits: torch.Tensor) -> None:
+        if seen == task or task == len(self.tasks) - 1:  # what on_task_end uses
+            self.evaluated[seen] = logits.argmax(dim=1), logits[: self.probe_size].clone()
 
     def on_task_end(self, task: int, method: "ContinualMethod", acc_row: list[float], record: dict) -> None:
         self.predictions[task], self.probe_logits[task] = self._outputs(method, task)
         if task == len(self.tasks) - 1:
             self.drift = self.measure(method)
+        self.evaluated.clear()
 
     def measure(self, method: "ContinualMethod") -> dict:
         """The `drift` entry of results.json, measured now (after the last task)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import torch
+
     from exssnet.methods.base import ContinualMethod
 
 
@@ -31,6 +33,11 @@ class RunHook:
 
     def on_epoch(self, task: int, info: dict) -> None:
         """After each epoch of a phase: info has phase, epoch, loss and val_acc."""
+
+    def on_test_outputs(self, task: int, seen: int, logits: "torch.Tensor") -> None:
+        """After task `task` is learned: the test logits (N, C, float32, CPU) of seen task `seen` under its own id,
+        from the evaluation that gives the accuracy matrix (one process only: under data parallel each rank scores
+        a shard of every batch, and this is not called)."""
 
     def on_task_end(self, task: int, method: "ContinualMethod", acc_row: list[float], record: dict) -> None:
         """After a task is learned and every seen task evaluated."""

@@ -27,7 +27,7 @@ from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
 from exssnet.models.registry import model_input_kind, model_names
 from exssnet.run.class_il import ClassILHook
 from exssnet.run.config import RunConfig
-from exssnet.run.drift import DriftHook
+from exssnet.run.drift import DriftHook, task_outputs
 from exssnet.run.files import CHECKPOINTS_DIR, RESULTS_FILE, RUN_STATE_FILE, write_json_atomic
 from exssnet.run.hooks import RunHook
 from exssnet.run.log_hooks import CSV_FILE, TENSORBOARD_DIR, logging_hooks
@@ -119,12 +119,22 @@ def use_channels_last(method: ContinualMethod) -> None:
     net.to(memory_format=torch.channels_last)
 
 
-def evaluate_seen(method: ContinualMethod, tasks: list[TaskData], upto: int, batch_size: int) -> list[float]:
-    """Test accuracy (percent) on tasks 0..upto with each task's own id."""
+def evaluate_seen(method: ContinualMethod, tasks: list[TaskData], upto: int, batch_size: int,
+                  on_outputs: Callable[[int, torch.Tensor], None] | None = None) -> list[float]:
+    """Test accuracy (percent) on tasks 0..upto with each task's own id.
+
+    With `on_outputs` (one process), each task's test logits go to `on_outputs(j, logits)` from the same pass,
+    so hooks that need outputs (drift) do not evaluate again. Under data parallel each rank scores a shard.
+    """
     method.eval_mode()
-    return [
-        accuracy(lambda x, j=j: method.logits(x, j), tasks[j].test, batch_size) for j in range(upto + 1)
-    ]
+    if on_outputs is None or distributed.active():
+        return [accuracy(lambda x, j=j: method.logits(x, j), tasks[j].test, batch_size) for j in range(upto + 1)]
+    accs = []
+    for j in range(upto + 1):
+        logits = task_outputs(method, j, tasks[j].test, batch_size)
+        accs.append(100.0 * int((logits.argmax(dim=1) == tasks[j].test.y.cpu()).sum()) / len(tasks[j].test))
+        on_outputs(j, logits)
+    return accs
 
 
 def chance_flag(method: ContinualMethod, config: RunConfig, task: TaskData, t: int, acc: float) -> dict | None:
@@ -272,7 +282,8 @@ def run_experiment(
         with amp.autocast(config.amp, device):  # --amp bf16|fp16; float32 when unset
             info = method.learn_task(t, tasks[t], progress, lambda epoch, t=t: [h.on_epoch(t, epoch) for h in all_hooks])
             wall = time.perf_counter() - task_start
-            acc[t][: t + 1] = evaluate_seen(method, tasks, t, config.eval_batch_size)
+            acc[t][: t + 1] = evaluate_seen(method, tasks, t, config.eval_batch_size,
+                                            lambda j, logits, t=t: [h.on_test_outputs(t, j, logits) for h in all_hooks])
         task_records.append({"name": tasks[t].name, "classes": tasks[t].classes, "wall_time_s": wall, **info})
         flag = chance_flag(method, config, tasks[t], t, acc[t][t])  # type: ignore[arg-type]
         if flag is not None:
