@@ -262,3 +262,39 @@ def test_quiet_run_draws_no_hugging_face_progress_bar(files, tmp_path):
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "%|" not in done.stderr and "it/s]" not in done.stderr, done.stderr
+
+
+def test_a_large_eval_batch_is_encoded_in_chunks_of_similar_length(files, monkeypatch):
+    """Scoring a test split: texts of similar length share an encoder call, each call trimmed to its longest text;
+    every text's features are those of encoding the whole batch at once, in input order."""
+    import exssnet.methods.language.encoder_net as encoder_net
+
+    monkeypatch.setattr(encoder_net, "EVAL_CHUNK", 5)
+    method, tasks = setup(files, "ft", text_max_test=12)
+    trunk = method.net.trunk.eval()
+    ids, mask = (t.clone() for t in tasks[1].test.x)
+    lengths = 3 + (torch.arange(len(ids)) * 5) % (ids.shape[1] - 2)  # texts of 3..8 tokens, in no order
+    mask[torch.arange(ids.shape[1]) >= lengths[:, None]] = 0
+    ids[mask == 0] = 0
+    assert len(ids) > 10 and lengths.min() < lengths.max() == ids.shape[1]
+    seen = []
+    handle = trunk.model.register_forward_pre_hook(lambda _, args, kwargs: seen.append(kwargs["input_ids"].shape),
+                                                   with_kwargs=True)
+    with torch.no_grad():
+        pooled = trunk(ids, mask)
+        at_once = trunk.pooled(ids, mask)
+    handle.remove()
+    chunk_shapes = seen[:-1]
+    assert [rows for rows, _ in chunk_shapes] == [5] * (len(ids) // 5) + ([len(ids) % 5] if len(ids) % 5 else [])
+    widths = [width for _, width in chunk_shapes]
+    assert widths == sorted(widths, reverse=True) and widths[0] == int(lengths.max())
+    assert sum(rows * width for rows, width in chunk_shapes) < len(ids) * int(lengths.max())  # fewer padded tokens
+    assert torch.allclose(pooled, at_once, atol=1e-5)
+    assert not torch.equal(pooled, at_once[lengths.argsort(descending=True, stable=True)])  # rows back in input order
+    trunk.train()
+    seen.clear()
+    handle = trunk.model.register_forward_pre_hook(lambda _, args, kwargs: seen.append(kwargs["input_ids"].shape),
+                                                   with_kwargs=True)
+    trunk(ids, mask)
+    handle.remove()
+    assert len(seen) == 1  # a training batch is encoded as it comes
