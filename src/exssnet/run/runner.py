@@ -27,7 +27,7 @@ from exssnet.metrics import average_accuracy, average_accuracy_curve, forgetting
 from exssnet.models.registry import model_input_kind, model_names
 from exssnet.run.class_il import ClassILHook
 from exssnet.run.config import RunConfig
-from exssnet.run.drift import DriftHook, task_outputs
+from exssnet.run.drift import DriftHook
 from exssnet.run.files import CHECKPOINTS_DIR, RESULTS_FILE, RUN_STATE_FILE, write_json_atomic
 from exssnet.run.hooks import RunHook
 from exssnet.run.log_hooks import CSV_FILE, TENSORBOARD_DIR, logging_hooks
@@ -127,13 +127,20 @@ def evaluate_seen(method: ContinualMethod, tasks: list[TaskData], upto: int, bat
     so hooks that need outputs (drift) do not evaluate again. Under data parallel each rank scores a shard.
     """
     method.eval_mode()
-    if on_outputs is None or distributed.active():
-        return [accuracy(lambda x, j=j: method.logits(x, j), tasks[j].test, batch_size) for j in range(upto + 1)]
+    keep = on_outputs is not None and not distributed.active()
     accs = []
     for j in range(upto + 1):
-        logits = task_outputs(method, j, tasks[j].test, batch_size)
-        accs.append(100.0 * int((logits.argmax(dim=1) == tasks[j].test.y.cpu()).sum()) / len(tasks[j].test))
-        on_outputs(j, logits)
+        batches: list[torch.Tensor] = []
+
+        def logits_fn(x, j=j, batches=batches):  # noqa: ANN001, ANN202 - accuracy's LogitsFn
+            logits = method.logits(x, j)
+            if keep:
+                batches.append(logits.float().cpu())
+            return logits
+
+        accs.append(accuracy(logits_fn, tasks[j].test, batch_size))
+        if keep:
+            on_outputs(j, torch.cat(batches))  # type: ignore[misc]
     return accs
 
 
