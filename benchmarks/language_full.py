@@ -8,8 +8,10 @@ methods and the dense er / der / joint / individual train a Kim CNN over the fro
 Each finished run appends ONE JSON line to OUT (default benchmarks/results/language_full.jsonl); a row that
 OUT already holds (row, encoder, seed) is skipped, so the grid continues where it stopped. A run writes a
 checkpoint after every task, and a run that was cut short continues from its last finished task (`--resume`):
-an mpnet-base language row (hours on one thread) finishes over several sittings. One thread per run; workers
-started side by side share the grid, each taking the next row no other worker holds (`benchmarks/grid_claims.py`).
+an mpnet-base language row (hours on one thread) finishes over several sittings, on one machine (the run
+folders are not committed). One thread per run unless `--threads`; workers started side by side share the grid,
+each taking the next row no other worker holds (`benchmarks/grid_claims.py`). LAMOL's row (hours on one thread)
+fits one sitting only alone with every core: `--rows lamol --threads 2`.
 Replaying rows replay 8 examples per step (= the batch); MbPA++ adapts 2 steps per chunk of 64 test texts.
 
     PYTHONPATH=src python benchmarks/language_full.py                # run the grid (most informative rows first)
@@ -59,7 +61,10 @@ LANGUAGE_ROWS = {name: ["--method", name, "--baseline-epochs", str(EPOCHS)]
                  for name in ("ft", "idbr", "replay", "adaptbert-ft", "adaptbert-replay", "multiadaptbert",
                               "regularization", "prompt-tuning", "mbpa")}
 LANGUAGE_ROWS["mbpa"] += ["--mbpa-steps", "2", "--mbpa-test-batch", "64"]
-LANGUAGE_ROWS["lamol"] = ["--method", "lamol", "--baseline-epochs", str(EPOCHS), "--lamol-lm", LAMOL_LM]
+# the LM trains and writes in bf16 mixed precision, as LAMOL's reference code trains in fp16 (2.1x per text with
+# length-grouped batches on an AMX CPU: benchmarks/lamol_lm_cost.py); the classifier stays float32 like every row
+LANGUAGE_ROWS["lamol"] = ["--method", "lamol", "--baseline-epochs", str(EPOCHS), "--lamol-lm", LAMOL_LM,
+                          "--lamol-lm-amp", "bf16"]
 # every replaying row replays as many examples per step as it learns (batch 8); the default 64 is 9x the compute
 COMMON = ["--replay-batch-size", "8"]
 FAST_ROWS = {**MASK_ROWS, **FEATURE_ROWS}  # Kim CNN over cached features: minutes per run
@@ -81,11 +86,11 @@ def grid() -> list[tuple[str, str, int]]:
     return order
 
 
-def command(row: str, encoder: str, seed: int, out: Path) -> list[str]:
+def command(row: str, encoder: str, seed: int, out: Path, threads: int = 1) -> list[str]:
     common = COMMON if ROWS[row][1] in methods_reading("replay_batch_size") else []  # a run refuses a setting it does not read
     return ["exssnet", "run", "--config", CONFIG, *ROWS[row], *common, "--encoder", encoder, "--seed", str(seed),
             "--max-length", str(MAX_LENGTH), "--text-max-train", str(PER_CLASS[0]), "--text-max-test", str(PER_CLASS[1]),
-            "--threads", "1", "--no-log-csv", "--quiet", "--overwrite", "--out", str(out)]
+            "--threads", str(threads), "--no-log-csv", "--quiet", "--overwrite", "--out", str(out)]
 
 
 def run_folder(runs: Path, encoder: str, name: str, seed: int) -> Path:
@@ -135,7 +140,7 @@ def run_grid(args: argparse.Namespace) -> None:
 def run_row(args: argparse.Namespace, row: str, encoder: str, seed: int) -> None:
     """Run (or resume) one grid row and append its line to OUT."""
     folder = run_folder(args.runs, encoder, row, seed)
-    argv = command(row, encoder, seed, folder)
+    argv = command(row, encoder, seed, folder, getattr(args, "threads", 1))
     resumed_at = finished_tasks(ROOT / folder)
     run_argv = ["exssnet", "run", "--out", str(folder), "--resume", "--quiet"] if resumed_at else argv
     if resumed_at:
@@ -232,6 +237,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/language_full"), help="run folders (relative: repo root)")
     parser.add_argument("--encoders", nargs="*", help="only these encoders (default: both)")
     parser.add_argument("--rows", nargs="*", help="only these rows (default: all)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1)")
     parser.add_argument("--table", action="store_true", help="print the tables from OUT and stop")
     parser.add_argument("--list", action="store_true", help="print the grid's order (* = done) and stop")
     parser.add_argument("--docs", type=Path, help="with --table: rewrite the generated block of this markdown file")

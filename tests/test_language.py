@@ -12,6 +12,7 @@ pytest.importorskip("transformers")
 from conftest import assert_accuracy_matrix, crash_then_resume, own_flags, own_keys  # noqa: E402
 from text_fixtures import write_offline_sources, write_tiny_bert, write_tiny_causal_lm  # noqa: E402
 
+from exssnet.amp import AMP_DTYPES  # noqa: E402
 from exssnet.cli import main  # noqa: E402
 from exssnet.errors import ExssnetError  # noqa: E402
 from exssnet.methods import build_method  # noqa: E402
@@ -183,6 +184,25 @@ def test_lamol_replays_pseudo_samples_from_the_language_model(files):
     assert method.pseudo_counts == [{"0": expected}]
     _, labels, task_ids = method.pseudo
     assert task_ids.tolist() == [0] * expected and set(labels.tolist()) <= set(range(tasks[0].num_classes))
+
+
+@pytest.mark.parametrize("lm_amp", ["bf16", "fp16", None])
+def test_lamol_runs_its_language_model_in_the_mixed_precision_asked_for(files, lm_amp):
+    """lamol_lm_amp covers the LM's training and generation; the classifier stays float32 (it follows --amp)."""
+    method, tasks = setup(files, "lamol", lamol_gamma=0.5, lamol_lm_amp=lm_amp)
+    seen: dict[str, set] = {"lm": set(), "classifier": set()}
+    record = lambda name: lambda *_: seen[name].add(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"))  # noqa: E731
+    method.lm.register_forward_hook(record("lm"))
+    method.net.register_forward_hook(record("classifier"))
+    method.learn_task(0, tasks[0], False, None)
+    method.learn_task(1, tasks[1], False, None)  # generates pseudo texts, then trains the LM again
+    assert seen["lm"] == ({AMP_DTYPES[lm_amp]} if lm_amp else {False}) and seen["classifier"] == {False}
+    assert next(method.lm.parameters()).dtype == torch.float32  # weights and Adam state stay float32
+
+
+def test_lamol_refuses_an_unknown_lm_precision():
+    with pytest.raises(ExssnetError, match="lamol_lm_amp must be one of bf16, fp16"):
+        RunConfig.from_dict({"method": "lamol", "benchmark": "text-offline", "lamol_lm_amp": "int8"})
 
 
 def test_idbr_adds_task_id_and_generic_space_losses(files):

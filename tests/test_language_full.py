@@ -48,6 +48,9 @@ def test_grid_has_every_row_three_minilm_seeds_and_one_mpnet_seed(grid_module):
     assert order[0] == ("supsup", "minilm", 0)
     lamol = grid_module.command("lamol", "minilm", 0, Path("o"))
     assert lamol[lamol.index("--lamol-lm") + 1] == "smollm2-135m" and lamol[lamol.index("--threads") + 1] == "1"
+    assert lamol[lamol.index("--lamol-lm-amp") + 1] == "bf16" and "--lamol-lm-amp" not in grid_module.command("ft", "minilm", 0, Path("o"))
+    two = grid_module.command("lamol", "minilm", 0, Path("o"), threads=2)
+    assert two[two.index("--threads") + 1] == "2"
 
 
 def test_finished_rows_are_skipped_and_each_run_appends_one_line(grid_module, tmp_path, monkeypatch):

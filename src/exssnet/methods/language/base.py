@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from exssnet.amp import AMP_DTYPES
 from exssnet.data.tasks import Benchmark
 from exssnet.errors import ExssnetError
 from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
@@ -117,11 +118,17 @@ class LamolSettings(LanguageSettings):
     replay_batch_size: int = setting(64, "buffer examples replayed per step")
     lamol_lm: str | None = setting(None, "Hugging Face causal language model name or folder (pseudo-sample generator)")
     lamol_gamma: float = setting(0.2, "pseudo samples per earlier task, as a fraction of the new task's training size")
+    lamol_lm_amp: str | None = setting(None, "mixed precision of the language model's training and generation: 'bf16' or "
+                                             "'fp16' (LAMOL's reference code trains in fp16); unset: float32. The "
+                                             "classifier follows --amp")
 
     def check(self) -> None:
         super().check()
         at_least_one(self, "replay_batch_size")
         loss_weight(self, "lamol_gamma")
+        if self.lamol_lm_amp is not None and self.lamol_lm_amp not in AMP_DTYPES:
+            raise ExssnetError(f"lamol_lm_amp must be one of {', '.join(AMP_DTYPES)} (or unset for float32), "
+                               f"got {self.lamol_lm_amp!r}")
 
     def check_run(self) -> None:
         if not self.lamol_lm:

@@ -5,7 +5,10 @@ prompt naming the task's class ("<class name> :"), together with its own pseudo 
 (so it keeps being able to write them). Before task t > 0 it writes, for every earlier task,
 round(`lamol_gamma` * |training set of t|) pseudo texts, labels cycling over that task's classes; the
 classifier (encoder + per-task heads) then trains on each current batch plus `replay_batch_size` pseudo
-examples, each on its own task's head. Differences from LAMOL: the classifier is the BERT-like encoder
+examples, each on its own task's head. The LM trains on batches of texts of similar length (every text once
+per epoch, batches in random order: `length_grouped_batches`), so a batch that mixes short texts with long
+pseudo texts is not padded to its longest one; `lamol_lm_amp` runs the LM (training and generation) in bf16
+or fp16 mixed precision, as LAMOL's reference code trains in fp16. Differences from LAMOL: the classifier is the BERT-like encoder
 (not the LM itself) and generation is class-conditional (the label is in the prompt, not generated).
 Real numbers need a pretrained LM (e.g. a GPT-2 folder); the tests use a tiny random one.
 """
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import torch
 
+from exssnet import amp
+from exssnet.data.length_batches import length_grouped_batches
 from exssnet.data.tasks import Benchmark, Inputs, TaskData, concat_inputs, take
 from exssnet.data.text_tokens import load_pretrained, load_tokenizer, tokenize
 from exssnet.errors import ExssnetError
@@ -60,8 +65,9 @@ class Lamol(LanguageMethod):
         for start in range(0, len(prompts), 32):
             batch = self.lm_tokenizer(prompts[start : start + 32], return_tensors="pt", padding=True,
                                       add_special_tokens=False).to(self.device)
-            out = self.lm.generate(**batch, do_sample=True, top_k=20, max_new_tokens=self.config.max_length,
-                                   pad_token_id=self.lm_tokenizer.pad_token_id)
+            with amp.autocast(self.settings.lamol_lm_amp, self.device):
+                out = self.lm.generate(**batch, do_sample=True, top_k=20, max_new_tokens=self.config.max_length,
+                                       pad_token_id=self.lm_tokenizer.pad_token_id)
             texts += self.lm_tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
         return [t.strip() for t in texts]
 
@@ -102,19 +108,23 @@ class Lamol(LanguageMethod):
 
     def train_lm(self, texts: list[str]) -> None:
         eos = self.lm_tokenizer.eos_token or ""
+        texts = [text + eos for text in texts]
+        limit = 2 * self.config.max_length
+        lengths = [min(len(ids), limit) for ids in self.lm_tokenizer(texts, truncation=True, max_length=limit)["input_ids"]]
         optimizer = torch.optim.Adam(self.lm.parameters(), lr=self.settings.lm_lr)
         self.lm.train()
-        size = self.config.batch_size
-        for _ in range(self.epochs_per_task):
-            order = torch.randperm(len(texts), generator=self.generator).tolist()
-            for start in range(0, len(order), size):
-                batch = self.lm_tokenizer([texts[i] + eos for i in order[start : start + size]], return_tensors="pt",
-                                          padding=True, truncation=True, max_length=2 * self.config.max_length).to(self.device)
-                labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-                loss = self.lm(**batch, labels=labels).loss
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+        with amp.autocast(self.settings.lamol_lm_amp, self.device):
+            scaler = amp.grad_scaler(self.device)  # on only under fp16
+            for _ in range(self.epochs_per_task):
+                for picked in length_grouped_batches(lengths, self.config.batch_size, self.generator):
+                    batch = self.lm_tokenizer([texts[i] for i in picked], return_tensors="pt", padding=True,
+                                              truncation=True, max_length=limit).to(self.device)
+                    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+                    loss = self.lm(**batch, labels=labels).loss
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
         self.lm.eval()
 
     def resumed_modules(self) -> dict[str, torch.nn.Module]:
