@@ -140,9 +140,11 @@ def run_grid(args: argparse.Namespace) -> None:
 def run_row(args: argparse.Namespace, row: str, encoder: str, seed: int) -> None:
     """Run (or resume) one grid row and append its line to OUT."""
     folder = run_folder(args.runs, encoder, row, seed)
-    argv = command(row, encoder, seed, folder, getattr(args, "threads", 1))
+    threads = getattr(args, "threads", 1)
+    argv = command(row, encoder, seed, folder, threads)
     resumed_at = finished_tasks(ROOT / folder)
-    run_argv = ["exssnet", "run", "--out", str(folder), "--resume", "--quiet"] if resumed_at else argv
+    # threads may change on resume (a row started beside another worker continues alone on every core)
+    run_argv = ["exssnet", "run", "--out", str(folder), "--resume", "--threads", str(threads), "--quiet"] if resumed_at else argv
     if resumed_at:
         print(f"{row} {encoder} seed {seed}: resuming after {resumed_at} finished task(s)", flush=True)
     results, wall, error = run_exssnet(run_argv, folder)

@@ -76,8 +76,9 @@ def test_a_run_cut_short_is_resumed_and_its_earlier_tasks_time_counted(grid_modu
     (tmp_path / folder / "run_state.json").write_text(json.dumps({"acc_rows": [[80.0]]}))  # task 0 finished
     calls = fake_exssnet(grid_module, tmp_path, monkeypatch)
     out = tmp_path / "rows.jsonl"
-    grid_module.run_grid(type("Args", (), {"out": out, "runs": Path("runs"), "encoders": ["minilm"], "rows": ["ft"]}))
-    assert calls[0][1:] == ["run", "--out", str(folder), "--resume", "--quiet"]
+    grid_module.run_grid(type("Args", (), {"out": out, "runs": Path("runs"), "encoders": ["minilm"], "rows": ["ft"],
+                                           "threads": 2}))
+    assert calls[0][1:] == ["run", "--out", str(folder), "--resume", "--threads", "2", "--quiet"]  # threads may change
     assert all("--resume" not in argv for argv in calls[1:])  # seeds 1 and 2 start afresh
     row = json.loads(out.read_text().splitlines()[0])
     assert row["resumed_at_task"] == 1 and row["wall_s"] >= 1000.0 and "--method ft" in row["command"]
