@@ -22,24 +22,18 @@ import torch
 
 from exssnet import amp
 from exssnet.data.length_batches import length_grouped_batches, padded_tokens
+from exssnet.data.text_tokens import load_tokenizer
 from exssnet.methods.language.lamol import Lamol, load_causal_lm
 from exssnet.run.config import RunConfig
 from exssnet.run.runner import load_benchmark
 
 
 def lm_texts(encoder: str) -> list[str]:
-    """Every training text of the stream as the LM learns it: class prompt, the text the encoder sees, EOS."""
+    """Every training text of the stream as the LM learns it (`Lamol.task_texts`), without the EOS."""
     config = RunConfig.from_dict({"benchmark": "text-offline", "method": "ft", "encoder": encoder, "max_length": 128,
                                   "text_max_train": 200, "text_max_test": 1})
-    benchmark = load_benchmark(config)
-    from exssnet.data.text_tokens import load_tokenizer  # noqa: PLC0415 - after the benchmark check
-
     tokenizer = load_tokenizer(encoder)
-    texts = []
-    for task in benchmark.tasks:
-        real = tokenizer.batch_decode(task.train.x[0], skip_special_tokens=True)
-        texts += [f"{Lamol.prompt(task.classes[int(k)])} {t}" for t, k in zip(real, task.train.y.tolist())]
-    return texts
+    return [text for task in load_benchmark(config).tasks for text in Lamol.task_texts(tokenizer, task)]
 
 
 def main() -> None:

@@ -99,18 +99,21 @@ class Lamol(LanguageMethod):
             x, y, task_ids = concat_inputs([x, take(px, pick)]), torch.cat([y, py[pick]]), torch.cat([task_ids, pt[pick]])
         return self.net.mixed_cross_entropy(self.net.features(x), y, task_ids)
 
+    @classmethod
+    def task_texts(cls, encoder_tokenizer, task: TaskData) -> list[str]:  # noqa: ANN001 - a Hugging Face tokenizer
+        """The LM's training texts of a task: each example's class prompt, then the text as the encoder sees it."""
+        real = encoder_tokenizer.batch_decode(task.train.x[0], skip_special_tokens=True)
+        return [f"{cls.prompt(task.classes[int(k)])} {t}" for t, k in zip(real, task.train.y.tolist())]
+
     def after_task(self, task_id: int, task: TaskData) -> None:
         """Teach the LM to write this task's texts (and keep writing the earlier tasks' pseudo texts)."""
-        ids = task.train.x[0]
-        real = self.encoder_tokenizer.batch_decode(ids, skip_special_tokens=True)
-        texts = [f"{self.prompt(task.classes[int(k)])} {t}" for t, k in zip(real, task.train.y.tolist())]
-        self.train_lm(texts + self.pseudo_texts)
+        self.train_lm(self.task_texts(self.encoder_tokenizer, task) + self.pseudo_texts)
 
     def train_lm(self, texts: list[str]) -> None:
         eos = self.lm_tokenizer.eos_token or ""
         texts = [text + eos for text in texts]
         limit = 2 * self.config.max_length
-        lengths = [min(len(ids), limit) for ids in self.lm_tokenizer(texts, truncation=True, max_length=limit)["input_ids"]]
+        lengths = [len(ids) for ids in self.lm_tokenizer(texts, truncation=True, max_length=limit)["input_ids"]]
         optimizer = torch.optim.Adam(self.lm.parameters(), lr=self.settings.lm_lr)
         self.lm.train()
         with amp.autocast(self.settings.lamol_lm_amp, self.device):
