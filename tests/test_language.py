@@ -184,6 +184,10 @@ def test_lamol_replays_pseudo_samples_from_the_language_model(files):
     assert method.pseudo_counts == [{"0": expected}]
     _, labels, task_ids = method.pseudo
     assert task_ids.tolist() == [0] * expected and set(labels.tolist()) <= set(range(tasks[0].num_classes))
+    lm_before = snapshot(method.lm)
+    method.learn_task(2, tasks[2], False, None)
+    assert len(tasks) == 3 and method.pseudo_counts[-1] == {"0": round(0.5 * len(tasks[2].train)), "1": round(0.5 * len(tasks[2].train))}
+    assert not changed(lm_before, method.lm)  # after the last task nothing is generated again: the LM is not trained
 
 
 @pytest.mark.parametrize("lm_amp", ["bf16", "fp16", None])

@@ -106,8 +106,10 @@ class Lamol(LanguageMethod):
         return [f"{cls.prompt(task.classes[int(k)])} {t}" for t, k in zip(real, task.train.y.tolist())]
 
     def after_task(self, task_id: int, task: TaskData) -> None:
-        """Teach the LM to write this task's texts (and keep writing the earlier tasks' pseudo texts)."""
-        self.train_lm(self.task_texts(self.encoder_tokenizer, task) + self.pseudo_texts)
+        """Teach the LM to write this task's texts (and keep writing the earlier tasks' pseudo texts). After the
+        stream's last task nothing is generated again, so the LM is not trained then."""
+        if task_id + 1 < len(self.benchmark.tasks):
+            self.train_lm(self.task_texts(self.encoder_tokenizer, task) + self.pseudo_texts)
 
     def train_lm(self, texts: list[str]) -> None:
         eos = self.lm_tokenizer.eos_token or ""
