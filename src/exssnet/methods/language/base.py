@@ -119,8 +119,8 @@ class LamolSettings(LanguageSettings):
     lamol_lm: str | None = setting(None, "Hugging Face causal language model name or folder (pseudo-sample generator)")
     lamol_gamma: float = setting(0.2, "pseudo samples per earlier task, as a fraction of the new task's training size")
     lamol_lm_amp: str | None = setting(None, "mixed precision of the language model's training and generation: 'bf16' or "
-                                             "'fp16' (LAMOL's reference code trains in fp16); unset: float32. The "
-                                             "classifier follows --amp")
+                                             "'fp16' (LAMOL's reference code trains in fp16); unset: as the run "
+                                             "(--amp; float32 by default). The classifier follows --amp")
 
     def check(self) -> None:
         super().check()

@@ -8,8 +8,9 @@ classifier (encoder + per-task heads) then trains on each current batch plus `re
 examples, each on its own task's head. The LM trains on batches of texts of similar length (every text once
 per epoch, batches in random order: `length_grouped_batches`), so a batch that mixes short texts with long
 pseudo texts is not padded to its longest one; `lamol_lm_amp` runs the LM (training and generation) in bf16
-or fp16 mixed precision, as LAMOL's reference code trains in fp16. Differences from LAMOL: the classifier is the BERT-like encoder
-(not the LM itself) and generation is class-conditional (the label is in the prompt, not generated).
+or fp16 mixed precision, as LAMOL's reference code trains in fp16. Differences from LAMOL: the classifier is
+the BERT-like encoder (not the LM itself) and generation is class-conditional (the label is in the prompt,
+not generated).
 Real numbers need a pretrained LM (e.g. a GPT-2 folder); the tests use a tiny random one.
 """
 
