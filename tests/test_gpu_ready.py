@@ -6,6 +6,7 @@ import warnings
 import pytest
 import torch
 from conftest import assert_accuracy_matrix
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from exssnet.amp import autocast, grad_scaler
 from exssnet.cli import main
@@ -31,6 +32,19 @@ def test_grad_scaler_only_under_fp16_autocast():
         assert grad_scaler(cpu).is_enabled()
     with pytest.raises(ExssnetError, match="amp must be"):
         RunConfig(amp="fp8")
+
+
+def test_optimizer_steps_of_a_mixed_precision_run_leave_autocast():
+    """--amp covers the forward passes; every optimizer step runs outside autocast (float32 update math)."""
+    during_step: list[bool] = []
+    handle = register_optimizer_step_pre_hook(
+        lambda *_: during_step.append(torch.is_autocast_enabled("cpu")))
+    try:
+        run_experiment(RunConfig(**{**SHORT, "num_tasks": 2, "mask_epochs": 1, "weight_epochs": 1}, amp="bf16"),
+                       out=None, progress=False, checkpoints=False)
+    finally:
+        handle.remove()
+    assert during_step and not any(during_step)
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])

@@ -191,16 +191,21 @@ def test_lamol_replays_pseudo_samples_from_the_language_model(files):
 
 
 @pytest.mark.parametrize("lm_amp", ["bf16", "fp16", None])
-def test_lamol_runs_its_language_model_in_the_mixed_precision_asked_for(files, lm_amp):
-    """lamol_lm_amp covers the LM's training and generation; the classifier stays float32 (it follows --amp)."""
+def test_lamol_runs_its_language_model_in_the_mixed_precision_asked_for(files, lm_amp, monkeypatch):
+    """lamol_lm_amp covers the LM's forward passes (training and generation) and nothing else: the optimizer steps
+    outside autocast (SmolLM2's Adam steps taken under CPU bf16 autocast left an LM that wrote only empty texts),
+    and the classifier stays float32 (it follows --amp)."""
     method, tasks = setup(files, "lamol", lamol_gamma=0.5, lamol_lm_amp=lm_amp)
-    seen: dict[str, set] = {"lm": set(), "classifier": set()}
+    seen: dict[str, set] = {"lm": set(), "classifier": set(), "step": set()}
     record = lambda name: lambda *_: seen[name].add(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"))  # noqa: E731
     method.lm.register_forward_hook(record("lm"))
     method.net.register_forward_hook(record("classifier"))
+    adam_step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: (record("step")(), adam_step(self, *a, **k))[1])
     method.learn_task(0, tasks[0], False, None)
     method.learn_task(1, tasks[1], False, None)  # generates pseudo texts, then trains the LM again
     assert seen["lm"] == ({AMP_DTYPES[lm_amp]} if lm_amp else {False}) and seen["classifier"] == {False}
+    assert seen["step"] == {False}  # every optimizer step (the LM's and the classifier's) outside autocast
     assert next(method.lm.parameters()).dtype == torch.float32  # weights and Adam state stay float32
 
 

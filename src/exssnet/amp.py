@@ -38,6 +38,14 @@ def autocast(amp: str | None, device: str | torch.device) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def outside_autocast(device: str | torch.device) -> Iterator[None]:
+    """Leave any autocast on `device` for the block: optimizer steps keep float32 math (torch's advice is to wrap
+    only forward passes; SmolLM2's Adam steps taken under CPU bf16 autocast left an LM that wrote empty texts)."""
+    with torch.autocast(device_type=torch.device(device).type, enabled=False):
+        yield
+
+
 def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
     """A loss scaler, enabled only under float16 autocast on `device`; disabled it passes everything through."""
     on = torch.is_autocast_enabled(device.type) and torch.get_autocast_dtype(device.type) == torch.float16

@@ -199,7 +199,8 @@ def train_phase(
             if hooks.after_backward is not None:
                 hooks.after_backward()
             sync.average_gradients(y.shape[0])  # of the scaled gradients: every rank then skips or steps alike
-            scaler.step(optimizer)
+            with amp.outside_autocast(flat[0].device):
+                scaler.step(optimizer)
             scaler.update()
             amp.step_schedule(schedule, scaler)
             if hooks.after_step is not None:

@@ -121,16 +121,18 @@ class Lamol(LanguageMethod):
         self.lm.train()
         with amp.autocast(self.settings.lamol_lm_amp, self.device):
             scaler = amp.grad_scaler(self.device)  # on only under fp16
-            for _ in range(self.epochs_per_task):
-                for picked in length_grouped_batches(lengths, self.config.batch_size, self.generator):
-                    batch = self.lm_tokenizer([texts[i] for i in picked], return_tensors="pt", padding=True,
-                                              truncation=True, max_length=limit).to(self.device)
-                    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        for _ in range(self.epochs_per_task):
+            for picked in length_grouped_batches(lengths, self.config.batch_size, self.generator):
+                batch = self.lm_tokenizer([texts[i] for i in picked], return_tensors="pt", padding=True,
+                                          truncation=True, max_length=limit).to(self.device)
+                labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+                with amp.autocast(self.settings.lamol_lm_amp, self.device):  # the forward only (torch's advice)
                     loss = self.lm(**batch, labels=labels).loss
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                with amp.outside_autocast(self.device):  # also outside the run's own --amp autocast
                     scaler.step(optimizer)
-                    scaler.update()
+                scaler.update()
         self.lm.eval()
 
     def resumed_modules(self) -> dict[str, torch.nn.Module]:
