@@ -61,7 +61,7 @@ LANGUAGE_ROWS = {name: ["--method", name, "--baseline-epochs", str(EPOCHS)]
                  for name in ("ft", "idbr", "replay", "adaptbert-ft", "adaptbert-replay", "multiadaptbert",
                               "regularization", "prompt-tuning", "mbpa")}
 LANGUAGE_ROWS["mbpa"] += ["--mbpa-steps", "2", "--mbpa-test-batch", "64"]
-# the LM trains and writes in bf16 mixed precision, as LAMOL's reference code trains in fp16 (2.1x per text with
+# the LM trains and writes in bf16 mixed precision, as LAMOL's reference code trains in fp16 (1.93x per text with
 # length-grouped batches on an AMX CPU: benchmarks/lamol_lm_cost.py); the classifier stays float32 like every row
 LANGUAGE_ROWS["lamol"] = ["--method", "lamol", "--baseline-epochs", str(EPOCHS), "--lamol-lm", LAMOL_LM,
                           "--lamol-lm-amp", "bf16"]
