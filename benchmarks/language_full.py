@@ -122,6 +122,7 @@ def row_of(row: str, encoder: str, seed: int, results: dict, wall_s: float, argv
             "avg_acc": results["avg_acc"], "forgetting": results["forgetting"],
             "final_acc": dict(zip(results["task_names"], matrix[-1])), "wall_s": round(wall_s, 1),
             "warnings": results.get("warnings", []), "command": shlex.join(argv),
+            "cpu": results.get("environment", {}).get("cpu"),
             **({"resumed_at_task": resumed_at} if resumed_at else {})}
 
 

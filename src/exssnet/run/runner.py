@@ -31,6 +31,7 @@ from exssnet.run.drift import DriftHook
 from exssnet.run.files import CHECKPOINTS_DIR, RESULTS_FILE, RUN_STATE_FILE, write_json_atomic
 from exssnet.run.hooks import RunHook
 from exssnet.run.log_hooks import CSV_FILE, TENSORBOARD_DIR, logging_hooks
+from exssnet.run.machine import cpu_environment
 from exssnet.run.resume import CheckpointHook, RunState, is_resumable, prepare_resume, restore
 from exssnet.run.storage import storage_summary
 from exssnet.seeds import task_seed
@@ -329,7 +330,7 @@ def run_experiment(
         hook.add_results(results)
     results["config"] = config.to_dict()  # the core settings and the method's own
     results["environment"] = {"exssnet": __version__, "torch": torch.__version__, "python": platform.python_version(),
-                              "device": str(device), "world_size": world_size}
+                              "device": str(device), "world_size": world_size, **cpu_environment()}
     if out is not None and main:
         write_json_atomic(out / RESULTS_FILE, results)
     for hook in all_hooks:
