@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from exssnet.amp import AMP_DTYPES
+from exssnet.amp import amp_dtype
 from exssnet.data.tasks import Benchmark
 from exssnet.errors import ExssnetError
 from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
@@ -126,9 +126,7 @@ class LamolSettings(LanguageSettings):
         super().check()
         at_least_one(self, "replay_batch_size")
         loss_weight(self, "lamol_gamma")
-        if self.lamol_lm_amp is not None and self.lamol_lm_amp not in AMP_DTYPES:
-            raise ExssnetError(f"lamol_lm_amp must be one of {', '.join(AMP_DTYPES)} (or unset for float32), "
-                               f"got {self.lamol_lm_amp!r}")
+        amp_dtype(self.lamol_lm_amp, "lamol_lm_amp")  # an unknown precision is refused
 
     def check_run(self) -> None:
         if not self.lamol_lm:
