@@ -14,18 +14,14 @@ from typing import Iterator
 
 import torch
 
-from exssnet.errors import ExssnetError
+from exssnet.errors import check_amp
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def amp_dtype(amp: str | None, name: str = "amp") -> torch.dtype | None:
     """The autocast dtype of a precision setting (`name` is the setting, for the error), None for float32."""
-    if amp is None:
-        return None
-    if amp not in AMP_DTYPES:
-        raise ExssnetError(f"{name} must be one of {', '.join(AMP_DTYPES)} (or unset for float32), got {amp!r}")
-    return AMP_DTYPES[amp]
+    return None if check_amp(amp, name) is None else AMP_DTYPES[amp]
 
 
 @contextlib.contextmanager

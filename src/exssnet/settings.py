@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from exssnet.errors import ExssnetError, check_density
+from exssnet.errors import ExssnetError, check_amp, check_density
 
 
 class Role(str, Enum):
@@ -158,8 +158,7 @@ class CoreSettings(Settings):
             raise ExssnetError(f"seed must be in 0..{MAX_SEED}, got {self.seed}")
         if self.threads is not None and not 1 <= self.threads <= 1024:
             raise ExssnetError(f"threads must be in 1..1024 (or unset for torch's default), got {self.threads}")
-        if self.amp not in (None, "bf16", "fp16"):
-            raise ExssnetError(f"amp must be 'bf16' or 'fp16' (or unset for float32), got {self.amp!r}")
+        check_amp(self.amp)
         if self.workers < 0:
             raise ExssnetError(f"workers must be >= 0, got {self.workers}")
         if not 0.0 <= self.val_fraction < 1.0:
