@@ -19,9 +19,9 @@ from exssnet.errors import check_amp
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def amp_dtype(amp: str | None, name: str = "amp") -> torch.dtype | None:
-    """The autocast dtype of a precision setting (`name` is the setting, for the error), None for float32."""
-    return None if check_amp(amp, name) is None else AMP_DTYPES[amp]
+def amp_dtype(amp: str | None) -> torch.dtype | None:
+    """The autocast dtype of a precision setting, None for float32."""
+    return None if check_amp(amp) is None else AMP_DTYPES[amp]
 
 
 @contextlib.contextmanager

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from exssnet.amp import amp_dtype
 from exssnet.data.tasks import Benchmark
-from exssnet.errors import ExssnetError
+from exssnet.errors import ExssnetError, check_amp
 from exssnet.methods.baselines.dense import BaselineSettings, DenseMethod
 from exssnet.methods.baselines.er import ReplaySettings
 from exssnet.methods.language.encoder_net import EncoderNet, PooledEncoder, load_encoder
@@ -126,7 +125,7 @@ class LamolSettings(LanguageSettings):
         super().check()
         at_least_one(self, "replay_batch_size")
         loss_weight(self, "lamol_gamma")
-        amp_dtype(self.lamol_lm_amp, "lamol_lm_amp")  # an unknown precision is refused
+        check_amp(self.lamol_lm_amp, "lamol_lm_amp")
 
     def check_run(self) -> None:
         if not self.lamol_lm:
