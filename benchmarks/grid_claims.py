@@ -66,6 +66,14 @@ def claim(directory: Path, key: str) -> bool:
     return False
 
 
+def is_held(directory: Path, key: str) -> bool:
+    """Whether a live worker holds the row `key` now (read only: a stale claim is left for `claim` to replace)."""
+    try:
+        return holder_alive(claim_path(directory, key).read_text())
+    except OSError:
+        return False
+
+
 def release(directory: Path, key: str) -> None:
     """Give the row `key` back (only a claim this process holds is removed)."""
     path = claim_path(directory, key)

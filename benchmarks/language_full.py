@@ -16,7 +16,7 @@ Replaying rows replay 8 examples per step (= the batch); MbPA++ adapts 2 steps p
 
     PYTHONPATH=src python benchmarks/language_full.py                # run the grid (most informative rows first)
     PYTHONPATH=src python benchmarks/language_full.py --table [--docs docs/language.md]  # tables (and rewrite the doc's block)
-    PYTHONPATH=src python benchmarks/language_full.py --list         # the grid's order and what is done
+    PYTHONPATH=src python benchmarks/language_full.py --list         # the grid's order, what is done, running, resumable
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from cut_short import finished_tasks, total_seconds
-from grid_claims import holding
+from grid_claims import holding, is_held
 from table_format import mean_std, read_jsonl, replace_block
 
 from exssnet.run.config import methods_reading
@@ -126,12 +126,36 @@ def row_of(row: str, encoder: str, seed: int, results: dict, wall_s: float, argv
             **({"resumed_at_task": resumed_at} if resumed_at else {})}
 
 
+def selected(args: argparse.Namespace) -> list[tuple[str, str, int]]:
+    """The grid's (row, encoder, seed) in order, kept to `--encoders` and `--rows` where given."""
+    return [(row, encoder, seed) for row, encoder, seed in grid()
+            if not (args.encoders and encoder not in args.encoders) and not (args.rows and row not in args.rows)]
+
+
+def listing(args: argparse.Namespace) -> str:
+    """The selected grid in order: done (*), running (a live worker holds it) or resumable (tasks finished and
+    checkpointed by a run cut short), and a count of what is done."""
+    done = {(r["row"], r["encoder"], r["seed"]) for r in read_jsonl(args.out)}
+    order = selected(args)
+    lines = []
+    for row, encoder, seed in order:
+        state = []
+        if (row, encoder, seed) not in done:
+            if is_held(ROOT / args.runs / ".claims", f"{encoder}/{row}/seed{seed}"):
+                state.append("running")
+            tasks = finished_tasks(ROOT / run_folder(args.runs, encoder, row, seed))
+            if tasks:
+                state.append(f"{tasks} task(s) checkpointed")
+        suffix = f"  ({', '.join(state)})" if state else ""
+        lines.append(("* " if (row, encoder, seed) in done else "  ") + " / ".join(map(str, (row, encoder, seed))) + suffix)
+    lines.append(f"{sum(key in done for key in order)} of {len(order)} done")
+    return "\n".join(lines)
+
+
 def run_grid(args: argparse.Namespace) -> None:
     """Run every row the grid's OUT lacks, in `grid()` order; workers started side by side share the rows (claims)."""
     claims = ROOT / args.runs / ".claims"
-    for row, encoder, seed in grid():
-        if (args.encoders and encoder not in args.encoders) or (args.rows and row not in args.rows):
-            continue
+    for row, encoder, seed in selected(args):
         with holding(claims, f"{encoder}/{row}/seed{seed}") as held:  # not held: another worker runs it
             # read once held: a row another worker finished meanwhile is in the file
             if held and (row, encoder, seed) not in {(r["row"], r["encoder"], r["seed"]) for r in read_jsonl(args.out)}:
@@ -242,13 +266,12 @@ def main() -> None:
     parser.add_argument("--rows", nargs="*", help="only these rows (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1)")
     parser.add_argument("--table", action="store_true", help="print the tables from OUT and stop")
-    parser.add_argument("--list", action="store_true", help="print the grid's order (* = done) and stop")
+    parser.add_argument("--list", action="store_true", help="print the grid's order (* = done; running and resumable rows say so) and stop; "
+                        "kept to --encoders / --rows")
     parser.add_argument("--docs", type=Path, help="with --table: rewrite the generated block of this markdown file")
     args = parser.parse_args()
     if args.list:
-        done = {(r["row"], r["encoder"], r["seed"]) for r in read_jsonl(args.out)}
-        for key in grid():
-            print(("* " if key in done else "  ") + " / ".join(map(str, key)))
+        print(listing(args))
         return
     if not args.table:
         run_grid(args)

@@ -126,3 +126,29 @@ def test_a_row_another_worker_holds_is_left_to_it(grid_module, tmp_path, monkeyp
         worker.wait()
     assert [argv[argv.index("--seed") + 1] for argv in calls] == ["0", "2"]
     assert [json.loads(line)["seed"] for line in out.read_text().splitlines()] == [0, 2] and held.exists()
+
+
+def test_list_keeps_to_the_filters_and_says_which_rows_run_or_can_resume(grid_module, tmp_path, monkeypatch):
+    claims = load_benchmark_script("grid_claims")
+    monkeypatch.setattr(grid_module, "ROOT", tmp_path)
+    out = tmp_path / "rows.jsonl"
+    out.write_text(json.dumps({"row": "ft", "encoder": "minilm", "seed": 0, "avg_acc": 80.0}) + "\n")
+    folder = tmp_path / grid_module.run_folder(Path("runs"), "minilm", "ft", 2)
+    folder.mkdir(parents=True)
+    (folder / "run_state.json").write_text(json.dumps({"acc_rows": [[80.0], [70.0, 90.0]]}))  # cut short after 2 tasks
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    directory = tmp_path / "runs" / ".claims"
+    directory.mkdir(parents=True)
+    claims.claim_path(directory, "minilm/ft/seed2").write_text(gone.stdout.strip())  # a dead worker's claim
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        claims.claim_path(directory, "minilm/ft/seed1").write_text(claims.process_tag(worker.pid))
+        args = type("Args", (), {"out": out, "runs": Path("runs"), "encoders": ["minilm"], "rows": ["ft"]})
+        lines = grid_module.listing(args).splitlines()
+    finally:
+        worker.kill()
+        worker.wait()
+    assert lines == ["* ft / minilm / 0", "  ft / minilm / 1  (running)",
+                     "  ft / minilm / 2  (2 task(s) checkpointed)", "1 of 3 done"]
+    args.encoders, args.rows = None, None
+    assert grid_module.listing(args).splitlines()[-1] == f"1 of {len(grid_module.grid())} done"
