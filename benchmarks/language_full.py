@@ -126,6 +126,19 @@ def row_of(row: str, encoder: str, seed: int, results: dict, wall_s: float, argv
             **({"resumed_at_task": resumed_at} if resumed_at else {})}
 
 
+def done_rows(out: Path) -> set[tuple[str, str, int]]:
+    """(row, encoder, seed) of every run OUT holds."""
+    return {(r["row"], r["encoder"], r["seed"]) for r in read_jsonl(out)}
+
+
+def claims_dir(args: argparse.Namespace) -> Path:
+    return ROOT / args.runs / ".claims"
+
+
+def claim_key(row: str, encoder: str, seed: int) -> str:
+    return f"{encoder}/{row}/seed{seed}"
+
+
 def selected(args: argparse.Namespace) -> list[tuple[str, str, int]]:
     """The grid's (row, encoder, seed) in order, kept to `--encoders` and `--rows` where given."""
     return [(row, encoder, seed) for row, encoder, seed in grid()
@@ -135,30 +148,29 @@ def selected(args: argparse.Namespace) -> list[tuple[str, str, int]]:
 def listing(args: argparse.Namespace) -> str:
     """The selected grid in order: done (*), running (a live worker holds it) or resumable (tasks finished and
     checkpointed by a run cut short), and a count of what is done."""
-    done = {(r["row"], r["encoder"], r["seed"]) for r in read_jsonl(args.out)}
+    done = done_rows(args.out)
     order = selected(args)
     lines = []
     for row, encoder, seed in order:
-        state = []
-        if (row, encoder, seed) not in done:
-            if is_held(ROOT / args.runs / ".claims", f"{encoder}/{row}/seed{seed}"):
-                state.append("running")
-            tasks = finished_tasks(ROOT / run_folder(args.runs, encoder, row, seed))
-            if tasks:
-                state.append(f"{tasks} task(s) checkpointed")
-        suffix = f"  ({', '.join(state)})" if state else ""
-        lines.append(("* " if (row, encoder, seed) in done else "  ") + " / ".join(map(str, (row, encoder, seed))) + suffix)
+        name = " / ".join(map(str, (row, encoder, seed)))
+        if (row, encoder, seed) in done:
+            lines.append(f"* {name}")
+            continue
+        state = ["running"] if is_held(claims_dir(args), claim_key(row, encoder, seed)) else []
+        tasks = finished_tasks(ROOT / run_folder(args.runs, encoder, row, seed))
+        if tasks:
+            state.append(f"{tasks} task(s) checkpointed")
+        lines.append(f"  {name}" + (f"  ({', '.join(state)})" if state else ""))
     lines.append(f"{sum(key in done for key in order)} of {len(order)} done")
     return "\n".join(lines)
 
 
 def run_grid(args: argparse.Namespace) -> None:
     """Run every row the grid's OUT lacks, in `grid()` order; workers started side by side share the rows (claims)."""
-    claims = ROOT / args.runs / ".claims"
     for row, encoder, seed in selected(args):
-        with holding(claims, f"{encoder}/{row}/seed{seed}") as held:  # not held: another worker runs it
+        with holding(claims_dir(args), claim_key(row, encoder, seed)) as held:  # not held: another worker runs it
             # read once held: a row another worker finished meanwhile is in the file
-            if held and (row, encoder, seed) not in {(r["row"], r["encoder"], r["seed"]) for r in read_jsonl(args.out)}:
+            if held and (row, encoder, seed) not in done_rows(args.out):
                 run_row(args, row, encoder, seed)
 
 
